@@ -1,1 +1,332 @@
-//! placeholder
+//! The embedded event store, the zero-set-up default: one SQLite file in WAL mode with a
+//! gap-free global log. One writer thread group-commits concurrent appends (one transaction,
+//! one fsync, then every caller is answered); reads run on their own connections on tokio's
+//! blocking pool. Live subscriptions follow the writer's head through a watch channel.
+//!
+//! Not here: anything about leads (the port moves raw envelopes), and multi-process writers
+//! (a lock file makes a second process's open fail instead).
+
+mod schema;
+mod writer;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use futures::stream::{self, BoxStream, StreamExt};
+use rusqlite::{params, Connection, OpenFlags};
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+
+use leadflow_store::{
+    AppendResult, EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent, StoreError,
+    StreamName,
+};
+
+pub use schema::{apply_writer_pragmas, APPLICATION_ID, FORMAT_VERSION, SCHEMA};
+use writer::{AppendRequest, Writer};
+
+/// The largest append accepted, in bytes of data and metadata (EventStoreDB's default is 1 MiB;
+/// imports batch many leads, so allow more).
+pub const MAX_APPEND_BYTES: usize = 16 * 1024 * 1024;
+/// Events a subscription reads per round trip while catching up.
+const SUBSCRIPTION_BATCH: usize = 1024;
+
+/// A handle on one store file; cheap to clone, closes when the last clone is dropped.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    sender: Option<Sender<AppendRequest>>,
+    writer: Option<JoinHandle<()>>,
+    head: watch::Receiver<Position>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer once it has answered what is queued; joining it
+        // releases the file lock before a reopen.
+        self.sender.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the store at `path`. Fails with [`StoreError::Open`] for a
+    /// foreign or corrupt file, a file of a newer format, or a store another process has open.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let shown = path.display().to_string();
+        let open_err = |reason: String| StoreError::Open {
+            path: shown.clone(),
+            reason,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| open_err(format!("cannot create its directory: {e}")))?;
+        }
+        let lock = lock_file(&path).map_err(open_err)?;
+        let conn = Connection::open(&path).map_err(|e| open_err(schema::describe(&e)))?;
+        schema::check_or_create(&conn, &shown)?;
+        apply_writer_pragmas(&conn).map_err(|e| open_err(schema::describe(&e)))?;
+        let head: i64 = conn
+            .query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| open_err(schema::describe(&e)))?;
+        let (head_tx, head_rx) = watch::channel(Position(head as u64));
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let writer = Writer::new(conn, head as u64, head_tx);
+        let handle = std::thread::Builder::new()
+            .name("leadflow-store-writer".to_owned())
+            .spawn(move || {
+                let _lock = lock;
+                writer.run(receiver);
+            })
+            .map_err(|e| open_err(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                sender: Some(sender),
+                writer: Some(handle),
+                head: head_rx,
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on a pooled read connection on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.with_reader(f))
+            .await
+            .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
+    }
+}
+
+impl Inner {
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let pooled = self
+            .readers
+            .lock()
+            .map_err(|_| StoreError::Internal("reader pool poisoned".to_owned()))?
+            .pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => {
+                let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let conn = Connection::open_with_flags(&self.path, flags).map_err(internal)?;
+                schema::apply_reader_pragmas(&conn).map_err(internal)?;
+                conn
+            }
+        };
+        let result = f(&conn).map_err(internal);
+        if let Ok(mut pool) = self.readers.lock() {
+            pool.push(conn);
+        }
+        result
+    }
+}
+
+fn internal(e: rusqlite::Error) -> StoreError {
+    StoreError::Internal(schema::describe(&e))
+}
+
+/// Takes an exclusive lock on `<path>.lock` for the writer's lifetime.
+fn lock_file(path: &Path) -> Result<File, String> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot create the lock file: {e}"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err("the store is already open in another process".to_owned())
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock the store: {e}")),
+    }
+}
+
+const EVENT_COLUMNS: &str =
+    "s.name, e.revision, e.position, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at";
+
+fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordedEvent> {
+    let id: Vec<u8> = r.get(3)?;
+    Ok(RecordedEvent {
+        stream: r.get(0)?,
+        revision: r.get::<_, i64>(1)? as u64,
+        position: Position(r.get::<_, i64>(2)? as u64),
+        id: Uuid::from_slice(&id).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Blob, Box::new(e))
+        })?,
+        event_type: r.get(4)?,
+        data: r.get(5)?,
+        metadata: r.get(6)?,
+        recorded_at_micros: r.get(7)?,
+    })
+}
+
+fn limit(max: usize) -> i64 {
+    i64::try_from(max).unwrap_or(i64::MAX)
+}
+
+fn read_all_sync(
+    conn: &Connection,
+    after: Position,
+    max: usize,
+) -> rusqlite::Result<Vec<RecordedEvent>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events e JOIN streams s ON s.id = e.stream_id
+         WHERE e.position > ?1 ORDER BY e.position LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![after.0 as i64, limit(max)], row_to_event)?;
+    rows.collect()
+}
+
+#[async_trait]
+impl EventStore for EmbeddedStore {
+    async fn append(
+        &self,
+        stream: &StreamName,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        if events.is_empty() {
+            return Err(StoreError::EmptyAppend);
+        }
+        let size: usize = events
+            .iter()
+            .map(|e| e.data.len() + e.metadata.len() + e.event_type.len())
+            .sum();
+        if size > MAX_APPEND_BYTES {
+            return Err(StoreError::AppendTooLarge {
+                size,
+                max: MAX_APPEND_BYTES,
+            });
+        }
+        let (reply, answer) = oneshot::channel();
+        let request = AppendRequest {
+            stream: stream.clone(),
+            expected,
+            events,
+            reply,
+        };
+        let sender = self
+            .inner
+            .sender
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("store is closing".to_owned()))?;
+        sender
+            .send(request)
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".to_owned()))?;
+        answer.await.map_err(|_| {
+            StoreError::Unavailable("the writer stopped before answering".to_owned())
+        })?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamName,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let name = stream.as_str().to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events e JOIN streams s ON s.id = e.stream_id
+                 WHERE s.name = ?1 AND e.revision >= ?2 ORDER BY e.revision LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(
+                params![name, i64::try_from(from).unwrap_or(i64::MAX), limit(max)],
+                row_to_event,
+            )?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn read_all(
+        &self,
+        after: Position,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read(move |conn| read_all_sync(conn, after, max)).await
+    }
+
+    async fn head(&self) -> Result<Position, StoreError> {
+        Ok(*self.inner.head.borrow())
+    }
+
+    fn subscribe_all(
+        &self,
+        after: Position,
+    ) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
+        struct State {
+            store: EmbeddedStore,
+            head: watch::Receiver<Position>,
+            after: Position,
+            buffer: std::collections::VecDeque<RecordedEvent>,
+            failed: bool,
+        }
+        let state = State {
+            store: self.clone(),
+            head: self.inner.head.clone(),
+            after,
+            buffer: Default::default(),
+            failed: false,
+        };
+        stream::unfold(state, |mut st| async move {
+            loop {
+                if st.failed {
+                    return None;
+                }
+                if let Some(event) = st.buffer.pop_front() {
+                    st.after = event.position;
+                    return Some((Ok(event), st));
+                }
+                // Wait until the writer's head passes what we have seen (the live part).
+                while *st.head.borrow_and_update() <= st.after {
+                    if st.head.changed().await.is_err() {
+                        return None;
+                    }
+                }
+                let after = st.after;
+                match st
+                    .store
+                    .read(move |conn| read_all_sync(conn, after, SUBSCRIPTION_BATCH))
+                    .await
+                {
+                    Ok(batch) => st.buffer.extend(batch),
+                    Err(e) => {
+                        st.failed = true;
+                        return Some((Err(e), st));
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+}

@@ -1,0 +1,339 @@
+//! The single writer thread and its group commit. Appends queue on a channel; the thread takes
+//! every queued append (up to a bound), runs them in one transaction, each under its own
+//! savepoint so one refused append does not undo the others, commits with one fsync, and only
+//! then answers each caller. Positions are assigned here, in commit order, so the global log is
+//! gap-free and readers (on their own connections, under WAL) never see a hole.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+
+use leadflow_store::{AppendResult, ExpectedRevision, NewEvent, Position, StoreError, StreamName};
+
+use crate::schema::describe;
+
+/// At most this many appends share a transaction.
+const MAX_GROUP_APPENDS: usize = 1024;
+/// ... and at most this many events, to bound one commit's latency.
+const MAX_GROUP_EVENTS: usize = 8192;
+/// The writer remembers this many streams' ids and revisions before starting over.
+const STREAM_CACHE_CAPACITY: usize = 250_000;
+
+pub struct AppendRequest {
+    pub stream: StreamName,
+    pub expected: ExpectedRevision,
+    pub events: Vec<NewEvent>,
+    pub reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+}
+
+/// A stream as the writer knows it: its row id (None before its first event) and last revision.
+#[derive(Clone, Copy, Debug)]
+struct StreamState {
+    id: Option<i64>,
+    last: Option<u64>,
+}
+
+pub struct Writer {
+    conn: Connection,
+    head: u64,
+    streams: HashMap<String, StreamState>,
+    head_tx: watch::Sender<Position>,
+}
+
+impl Writer {
+    pub fn new(conn: Connection, head: u64, head_tx: watch::Sender<Position>) -> Self {
+        Self {
+            conn,
+            head,
+            streams: HashMap::new(),
+            head_tx,
+        }
+    }
+
+    /// Runs until every sender is gone, then returns (closing the connection).
+    pub fn run(mut self, rx: Receiver<AppendRequest>) {
+        while let Ok(first) = rx.recv() {
+            let mut events = first.events.len();
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP_APPENDS && events < MAX_GROUP_EVENTS {
+                match rx.try_recv() {
+                    Ok(next) => {
+                        events += next.events.len();
+                        group.push(next);
+                    }
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            let results = self.commit_group(&group);
+            for (request, result) in group.into_iter().zip(results) {
+                // The caller may have gone away (timeout, cancelled task); the append stands.
+                let _ = request.reply.send(result);
+            }
+        }
+    }
+
+    fn commit_group(&mut self, group: &[AppendRequest]) -> Vec<Result<AppendResult, StoreError>> {
+        match self.try_commit_group(group) {
+            Ok(results) => results,
+            Err(e) => {
+                // Nothing of the group is durable; forget what the cache learnt from it.
+                self.streams.clear();
+                tracing::error!(error = %describe(&e), appends = group.len(), "group commit failed");
+                let reason = format!("commit failed: {}", describe(&e));
+                group
+                    .iter()
+                    .map(|_| Err(StoreError::Unavailable(reason.clone())))
+                    .collect()
+            }
+        }
+    }
+
+    fn try_commit_group(
+        &mut self,
+        group: &[AppendRequest],
+    ) -> rusqlite::Result<Vec<Result<AppendResult, StoreError>>> {
+        let recorded_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0);
+        let mut tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut head = self.head;
+        let mut staged: HashMap<String, StreamState> = HashMap::new();
+        let mut results = Vec::with_capacity(group.len());
+        for request in group {
+            let sp = tx.savepoint()?;
+            let known = staged
+                .get(request.stream.as_str())
+                .or_else(|| self.streams.get(request.stream.as_str()))
+                .copied();
+            match append_one(&sp, request, known, head, recorded_at) {
+                Ok((result, state)) => {
+                    sp.commit()?;
+                    head = head.max(result.last_position.0);
+                    staged.insert(request.stream.as_str().to_owned(), state);
+                    results.push(Ok(result));
+                }
+                Err(AppendError::Refused(e)) => {
+                    drop(sp);
+                    results.push(Err(e));
+                }
+                Err(AppendError::Sqlite(e)) => {
+                    drop(sp);
+                    tracing::warn!(stream = %request.stream, error = %describe(&e), "append failed");
+                    results.push(Err(StoreError::Internal(describe(&e))));
+                }
+            }
+        }
+        tx.commit()?;
+        if self.streams.len() + staged.len() > STREAM_CACHE_CAPACITY {
+            self.streams.clear();
+        }
+        self.streams.extend(staged);
+        if head != self.head {
+            self.head = head;
+            self.head_tx.send_replace(Position(head));
+        }
+        Ok(results)
+    }
+}
+
+enum AppendError {
+    Refused(StoreError),
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for AppendError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sqlite(e)
+    }
+}
+
+fn append_one(
+    conn: &Connection,
+    request: &AppendRequest,
+    known: Option<StreamState>,
+    head: u64,
+    recorded_at: i64,
+) -> Result<(AppendResult, StreamState), AppendError> {
+    let stream = request.stream.as_str();
+    let refused = |e| Err(AppendError::Refused(e));
+
+    // Idempotency: if the first id is recorded, the whole batch must be the same events.
+    if let Some(existing) = find_event(conn, request.events[0].id)? {
+        return match same_events(conn, stream, &existing, &request.events)? {
+            Some(result) => {
+                let state = match known {
+                    Some(state) => state,
+                    None => load_stream(conn, stream)?,
+                };
+                Ok((result, state))
+            }
+            None if existing.stream != stream => refused(StoreError::EventIdInOtherStream {
+                id: request.events[0].id,
+                stream: stream.to_owned(),
+                other_stream: existing.stream,
+            }),
+            None => refused(StoreError::PartlyDuplicateBatch {
+                stream: stream.to_owned(),
+                known: request.events[0].id,
+            }),
+        };
+    }
+
+    let state = match known {
+        Some(state) => state,
+        None => load_stream(conn, stream)?,
+    };
+    let ok = match request.expected {
+        ExpectedRevision::Any => true,
+        ExpectedRevision::NoStream => state.last.is_none(),
+        ExpectedRevision::StreamExists => state.last.is_some(),
+        ExpectedRevision::Exact(r) => state.last == Some(r),
+    };
+    if !ok {
+        return refused(StoreError::WrongExpectedRevision {
+            stream: stream.to_owned(),
+            expected: request.expected,
+            actual: state.last,
+        });
+    }
+    let stream_id = match state.id {
+        Some(id) => id,
+        None => {
+            conn.prepare_cached("INSERT INTO streams(name) VALUES (?1)")?
+                .execute([stream])?;
+            conn.last_insert_rowid()
+        }
+    };
+    let first_revision = state.last.map_or(0, |r| r + 1);
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO events(position, stream_id, revision, event_id, event_type, data, metadata, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for (i, event) in request.events.iter().enumerate() {
+        let inserted = insert.execute(params![
+            (head + 1 + i as u64) as i64,
+            stream_id,
+            (first_revision + i as u64) as i64,
+            event.id.as_bytes().as_slice(),
+            event.event_type,
+            event.data,
+            event.metadata,
+            recorded_at,
+        ]);
+        if let Err(e) = inserted {
+            if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {
+                // A later id of the batch is already recorded (or repeated within the batch).
+                return match find_event(conn, event.id)? {
+                    Some(other) if other.stream != stream => {
+                        refused(StoreError::EventIdInOtherStream {
+                            id: event.id,
+                            stream: stream.to_owned(),
+                            other_stream: other.stream,
+                        })
+                    }
+                    _ => refused(StoreError::PartlyDuplicateBatch {
+                        stream: stream.to_owned(),
+                        known: event.id,
+                    }),
+                };
+            }
+            return Err(e.into());
+        }
+    }
+    let n = request.events.len() as u64;
+    let result = AppendResult {
+        first_revision,
+        last_revision: first_revision + n - 1,
+        first_position: Position(head + 1),
+        last_position: Position(head + n),
+    };
+    Ok((
+        result,
+        StreamState {
+            id: Some(stream_id),
+            last: Some(first_revision + n - 1),
+        },
+    ))
+}
+
+struct Existing {
+    stream: String,
+    stream_id: i64,
+    revision: u64,
+}
+
+fn find_event(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<Existing>> {
+    conn.prepare_cached(
+        "SELECT s.name, e.stream_id, e.revision FROM events e JOIN streams s ON s.id = e.stream_id WHERE e.event_id = ?1",
+    )?
+    .query_row([id.as_bytes().as_slice()], |r| {
+        Ok(Existing { stream: r.get(0)?, stream_id: r.get(1)?, revision: r.get::<_, i64>(2)? as u64 })
+    })
+    .optional()
+}
+
+/// The original result if `events` are exactly the recorded events from `existing` on.
+fn same_events(
+    conn: &Connection,
+    stream: &str,
+    existing: &Existing,
+    events: &[NewEvent],
+) -> rusqlite::Result<Option<AppendResult>> {
+    if existing.stream != stream {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT event_id, position FROM events WHERE stream_id = ?1 AND revision >= ?2 ORDER BY revision LIMIT ?3",
+    )?;
+    let rows = stmt
+        .query_map(
+            params![
+                existing.stream_id,
+                existing.revision as i64,
+                events.len() as i64
+            ],
+            |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? as u64)),
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let same = rows.len() == events.len()
+        && rows
+            .iter()
+            .zip(events)
+            .all(|((id, _), e)| id.as_slice() == e.id.as_bytes());
+    Ok(same.then(|| AppendResult {
+        first_revision: existing.revision,
+        last_revision: existing.revision + events.len() as u64 - 1,
+        first_position: Position(rows[0].1),
+        last_position: Position(rows[rows.len() - 1].1),
+    }))
+}
+
+fn load_stream(conn: &Connection, stream: &str) -> rusqlite::Result<StreamState> {
+    let id: Option<i64> = conn
+        .prepare_cached("SELECT id FROM streams WHERE name = ?1")?
+        .query_row([stream], |r| r.get(0))
+        .optional()?;
+    match id {
+        None => Ok(StreamState {
+            id: None,
+            last: None,
+        }),
+        Some(id) => Ok(StreamState {
+            id: Some(id),
+            last: last_revision(conn, id)?,
+        }),
+    }
+}
+
+fn last_revision(conn: &Connection, stream_id: i64) -> rusqlite::Result<Option<u64>> {
+    conn.prepare_cached("SELECT max(revision) FROM events WHERE stream_id = ?1")?
+        .query_row([stream_id], |r| r.get::<_, Option<i64>>(0))
+        .map(|r| r.map(|v| v as u64))
+}
