@@ -127,6 +127,9 @@ pub struct ReopenLead {
     pub comment: Option<Comment>,
 }
 
+// Commands are built once per request and moved, never stored in bulk: boxing the
+// registration would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LeadCommand {
     Register(RegisterLead),

@@ -41,7 +41,9 @@ macro_rules! for_each_lead_event {
 
 macro_rules! define_lead_event {
     ($($name:ident = $version:literal,)*) => {
-        /// Every event of a lead stream.
+        /// Every event of a lead stream. (Registration carries the whole card; events are
+        /// short-lived values, so its size is not worth a box.)
+        #[allow(clippy::large_enum_variant)]
         #[derive(Clone, Debug, PartialEq, Eq)]
         pub enum LeadEvent {
             $($name($name),)*

@@ -1,0 +1,215 @@
+//! The lead events' codec: `LeadEvent` <-> (event type, JSON payload), and the envelope
+//! metadata. Versions stay readable forever: a stored payload older than the current version
+//! runs through the upcasters registered for its type, in order, before it is decoded.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use leadflow_domain::events::*;
+use leadflow_domain::{Actor, LeadEvent, Role, UserId};
+
+/// An upcaster lifts a payload of `event_type` from `from_version` to `from_version + 1`.
+pub struct Upcaster {
+    pub event_type: &'static str,
+    pub from_version: u32,
+    pub upcast: fn(serde_json::Value) -> serde_json::Value,
+}
+
+/// Every upcaster of the lead events. Every event is at version 1 so far; a `v2` of an event
+/// adds its `1 -> 2` upcaster here.
+pub const UPCASTERS: &[Upcaster] = &[];
+
+/// Why a stored event could not be read.
+///
+/// ### Handling
+/// The stream holds something this build cannot decode: a bug or a newer writer. Report it
+/// with the stream and revision; never skip it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    #[error("unknown event type {event_type}")]
+    UnknownType { event_type: String },
+    #[error("{event_type} version {version} is newer than this build reads ({current})")]
+    NewerVersion {
+        event_type: String,
+        version: u32,
+        current: u32,
+    },
+    #[error("{event_type} has no upcaster from version {version}")]
+    MissingUpcaster { event_type: String, version: u32 },
+    #[error("cannot decode {event_type} v{version}: {reason}")]
+    Payload {
+        event_type: String,
+        version: u32,
+        reason: String,
+    },
+    #[error("cannot decode event metadata: {reason}")]
+    Metadata { reason: String },
+}
+
+macro_rules! codec {
+    ($($name:ident = $version:literal,)*) => {
+        /// The current version of `event_type`, if it is a lead event.
+        pub fn current_version(event_type: &str) -> Option<u32> {
+            match event_type {
+                $(stringify!($name) => Some($version),)*
+                _ => None,
+            }
+        }
+
+        /// The payload of `event` as JSON.
+        pub fn encode(event: &LeadEvent) -> Vec<u8> {
+            let encoded = match event {
+                $(LeadEvent::$name(e) => serde_json::to_vec(e),)*
+            };
+            encoded.expect("lead events always serialize")
+        }
+
+        fn decode_current(event_type: &str, data: &[u8]) -> Result<LeadEvent, serde_json::Error> {
+            match event_type {
+                $(stringify!($name) => serde_json::from_slice::<$name>(data).map(LeadEvent::from),)*
+                _ => unreachable!("checked by current_version"),
+            }
+        }
+    };
+}
+
+leadflow_domain::for_each_lead_event!(codec);
+
+/// Decodes a stored payload written at `version`, upcasting it first if it is older.
+pub fn decode(event_type: &str, version: u32, data: &[u8]) -> Result<LeadEvent, CodecError> {
+    decode_with(UPCASTERS, event_type, version, data)
+}
+
+/// [`decode`] with an explicit upcaster table (tests use their own).
+pub fn decode_with(
+    upcasters: &[Upcaster],
+    event_type: &str,
+    version: u32,
+    data: &[u8],
+) -> Result<LeadEvent, CodecError> {
+    let current = current_version(event_type).ok_or_else(|| CodecError::UnknownType {
+        event_type: event_type.to_owned(),
+    })?;
+    let payload_err = |reason: String| CodecError::Payload {
+        event_type: event_type.to_owned(),
+        version,
+        reason,
+    };
+    if version > current {
+        return Err(CodecError::NewerVersion {
+            event_type: event_type.to_owned(),
+            version,
+            current,
+        });
+    }
+    if version == current {
+        return decode_current(event_type, data).map_err(|e| payload_err(e.to_string()));
+    }
+    let mut value: serde_json::Value =
+        serde_json::from_slice(data).map_err(|e| payload_err(e.to_string()))?;
+    for v in version..current {
+        let up = upcasters
+            .iter()
+            .find(|u| u.event_type == event_type && u.from_version == v)
+            .ok_or_else(|| CodecError::MissingUpcaster {
+                event_type: event_type.to_owned(),
+                version: v,
+            })?;
+        value = (up.upcast)(value);
+    }
+    let bytes = serde_json::to_vec(&value).map_err(|e| payload_err(e.to_string()))?;
+    decode_current(event_type, &bytes).map_err(|e| payload_err(e.to_string()))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActorMetadata {
+    pub user_id: UserId,
+    pub role: Role,
+}
+
+impl From<Actor> for ActorMetadata {
+    fn from(a: Actor) -> Self {
+        Self {
+            user_id: a.user,
+            role: a.role,
+        }
+    }
+}
+
+/// The envelope every event carries (SPEC section 4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventMetadata {
+    pub actor: ActorMetadata,
+    /// Business time (an import keeps the original time).
+    pub occurred_at: DateTime<Utc>,
+    pub correlation_id: Uuid,
+    pub causation_id: Uuid,
+    pub command_id: Uuid,
+    /// The payload's schema version.
+    pub version: u32,
+}
+
+impl EventMetadata {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("metadata always serializes")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        serde_json::from_slice(bytes).map_err(|e| CodecError::Metadata {
+            reason: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_and_newer_events_are_named() {
+        assert_eq!(
+            decode("LeadTeleported", 1, b"{}"),
+            Err(CodecError::UnknownType {
+                event_type: "LeadTeleported".to_owned()
+            })
+        );
+        assert!(matches!(
+            decode("DealWon", 2, b"{}"),
+            Err(CodecError::NewerVersion { .. })
+        ));
+        assert!(matches!(
+            decode("DealWon", 1, b"{\"nope\":1}"),
+            Err(CodecError::Payload { .. })
+        ));
+    }
+
+    #[test]
+    fn older_payloads_are_upcast_before_decoding() {
+        // Pretend DealWon v1 is current and stored payloads at v0 named the field `deal`.
+        let rename: fn(serde_json::Value) -> serde_json::Value = |mut v| {
+            let deal = v["deal"].take();
+            serde_json::json!({ "dealId": deal })
+        };
+        let table = [Upcaster {
+            event_type: "DealWon",
+            from_version: 0,
+            upcast: rename,
+        }];
+        let id = Uuid::from_u128(7);
+        let old = serde_json::to_vec(&serde_json::json!({ "deal": id })).unwrap();
+        let event = decode_with(&table, "DealWon", 0, &old).unwrap();
+        assert_eq!(
+            event,
+            LeadEvent::DealWon(DealWon {
+                deal_id: leadflow_domain::DealId::from_uuid(id)
+            })
+        );
+        assert!(matches!(
+            decode_with(&[], "DealWon", 0, &old),
+            Err(CodecError::MissingUpcaster { .. })
+        ));
+    }
+}
