@@ -353,6 +353,19 @@ impl Decision<'_> {
                 effective.push(change.clone());
             }
         }
+        // A source "not counted in statistics" makes the lead NonAdvertising (SPEC 3.5), on
+        // update as on registration, unless the command sets the flag itself.
+        let uncounted_source = c.changes.iter().any(|ch| match ch {
+            DetailChange::Source(Some(s)) => self
+                .ctx
+                .catalog
+                .source(s)
+                .is_some_and(|s| !s.counted_in_statistics),
+            _ => false,
+        });
+        if uncounted_source && self.lead.details.advertising && !seen.contains(&"advertising") {
+            effective.push(DetailChange::Advertising(false));
+        }
         if !effective.is_empty() {
             self.emit(LeadDetailsUpdated { changes: effective });
         }

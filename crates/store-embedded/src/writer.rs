@@ -164,32 +164,23 @@ fn append_one(
     let stream = request.stream.as_str();
     let refused = |e| Err(AppendError::Refused(e));
 
-    // Idempotency: if the first id is recorded, the whole batch must be the same events.
-    if let Some(existing) = find_event(conn, request.events[0].id)? {
-        return match same_events(conn, stream, &existing, &request.events)? {
-            Some(result) => {
-                let state = match known {
-                    Some(state) => state,
-                    None => load_stream(conn, stream)?,
-                };
-                Ok((result, state))
-            }
-            None if existing.stream != stream => refused(StoreError::EventIdInOtherStream {
-                id: request.events[0].id,
-                stream: stream.to_owned(),
-                other_stream: existing.stream,
-            }),
-            None => refused(StoreError::PartlyDuplicateBatch {
-                stream: stream.to_owned(),
-                known: request.events[0].id,
-            }),
-        };
-    }
-
     let state = match known {
         Some(state) => state,
         None => load_stream(conn, stream)?,
     };
+    // Idempotency: if the first id is recorded in this stream, the whole batch must be the
+    // same events, and the answer is the original result.
+    if let Some(stream_id) = state.id {
+        if let Some(revision) = find_event(conn, stream_id, request.events[0].id)? {
+            return match same_events(conn, stream_id, revision, &request.events)? {
+                Some(result) => Ok((result, state)),
+                None => refused(StoreError::PartlyDuplicateBatch {
+                    stream: stream.to_owned(),
+                    known: request.events[0].id,
+                }),
+            };
+        }
+    }
     let ok = match request.expected {
         ExpectedRevision::Any => true,
         ExpectedRevision::NoStream => state.last.is_none(),
@@ -230,19 +221,10 @@ fn append_one(
         if let Err(e) = inserted {
             if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {
                 // A later id of the batch is already recorded (or repeated within the batch).
-                return match find_event(conn, event.id)? {
-                    Some(other) if other.stream != stream => {
-                        refused(StoreError::EventIdInOtherStream {
-                            id: event.id,
-                            stream: stream.to_owned(),
-                            other_stream: other.stream,
-                        })
-                    }
-                    _ => refused(StoreError::PartlyDuplicateBatch {
-                        stream: stream.to_owned(),
-                        known: event.id,
-                    }),
-                };
+                return refused(StoreError::PartlyDuplicateBatch {
+                    stream: stream.to_owned(),
+                    known: event.id,
+                });
             }
             return Err(e.into());
         }
@@ -263,42 +245,28 @@ fn append_one(
     ))
 }
 
-struct Existing {
-    stream: String,
-    stream_id: i64,
-    revision: u64,
+fn find_event(conn: &Connection, stream_id: i64, id: Uuid) -> rusqlite::Result<Option<u64>> {
+    conn.prepare_cached("SELECT revision FROM events WHERE stream_id = ?1 AND event_id = ?2")?
+        .query_row(params![stream_id, id.as_bytes().as_slice()], |r| {
+            r.get::<_, i64>(0)
+        })
+        .optional()
+        .map(|r| r.map(|v| v as u64))
 }
 
-fn find_event(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<Existing>> {
-    conn.prepare_cached(
-        "SELECT s.name, e.stream_id, e.revision FROM events e JOIN streams s ON s.id = e.stream_id WHERE e.event_id = ?1",
-    )?
-    .query_row([id.as_bytes().as_slice()], |r| {
-        Ok(Existing { stream: r.get(0)?, stream_id: r.get(1)?, revision: r.get::<_, i64>(2)? as u64 })
-    })
-    .optional()
-}
-
-/// The original result if `events` are exactly the recorded events from `existing` on.
+/// The original result if `events` are exactly the recorded events from `revision` on.
 fn same_events(
     conn: &Connection,
-    stream: &str,
-    existing: &Existing,
+    stream_id: i64,
+    revision: u64,
     events: &[NewEvent],
 ) -> rusqlite::Result<Option<AppendResult>> {
-    if existing.stream != stream {
-        return Ok(None);
-    }
     let mut stmt = conn.prepare_cached(
         "SELECT event_id, position FROM events WHERE stream_id = ?1 AND revision >= ?2 ORDER BY revision LIMIT ?3",
     )?;
     let rows = stmt
         .query_map(
-            params![
-                existing.stream_id,
-                existing.revision as i64,
-                events.len() as i64
-            ],
+            params![stream_id, revision as i64, events.len() as i64],
             |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? as u64)),
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -308,8 +276,8 @@ fn same_events(
             .zip(events)
             .all(|((id, _), e)| id.as_slice() == e.id.as_bytes());
     Ok(same.then(|| AppendResult {
-        first_revision: existing.revision,
-        last_revision: existing.revision + events.len() as u64 - 1,
+        first_revision: revision,
+        last_revision: revision + events.len() as u64 - 1,
         first_position: Position(rows[0].1),
         last_position: Position(rows[rows.len() - 1].1),
     }))

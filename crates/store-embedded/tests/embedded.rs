@@ -145,25 +145,6 @@ async fn a_corrupted_file_gives_errors_not_panics() {
 }
 
 #[tokio::test]
-async fn an_event_id_recorded_in_another_stream_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path().join("events.db")).unwrap();
-    let batch = events(1);
-    store
-        .append(&stream("a"), ExpectedRevision::Any, batch.clone())
-        .await
-        .unwrap();
-    let err = store
-        .append(&stream("b"), ExpectedRevision::Any, batch)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::EventIdInOtherStream { .. }),
-        "{err:?}"
-    );
-}
-
-#[tokio::test]
 async fn an_oversized_append_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path().join("events.db")).unwrap();

@@ -6,7 +6,7 @@
 //! - An append goes to one stream with an [`ExpectedRevision`]; it is atomic.
 //! - Event ids are part of an append: appending the very same ids to the same stream again is
 //!   an idempotent no-op that returns the original revisions and positions; a batch where only
-//!   some ids are known is refused.
+//!   some ids are known is refused. As in EventStoreDB, ids are checked per stream.
 //! - Positions in the global log strictly increase in commit order, so a reader that tails the
 //!   log from its last position never misses an event.
 
