@@ -1,0 +1,44 @@
+# leadflow: two commands do everything on a fresh machine: `make run` and `make test`.
+# Speed targets live in `make bench`, never in timed tests.
+
+CARGO ?= cargo
+BENCH ?=
+
+# Crates that must never appear under the pure domain (IO, async runtimes, servers, stores).
+IMPURE := tokio|rusqlite|libsqlite3-sys|axum|hyper|mio|eventstore|tonic|reqwest|async-std
+
+.PHONY: help run test lint purity unit bench schemas clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+run: ## build and serve the GraphQL API with demo data (arrives with issue 4)
+	@echo "make run: the GraphQL API and the demo data arrive with the read side (issue 4)."
+	@echo "Today the write side is complete: try 'make test' and 'make bench'."
+	@exit 1
+
+test: lint unit ## everything CI runs: fmt check, clippy -D warnings, domain purity, every test
+
+lint: purity ## fmt check, clippy with -D warnings, and the domain purity check
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+purity: ## prove leadflow-domain pulls in no IO, async runtime or store
+	@deps=$$($(CARGO) tree -p leadflow-domain -e normal --prefix none | sed 's/ .*//' | sort -u); \
+	bad=$$(echo "$$deps" | grep -Ex '$(IMPURE)' || true); \
+	if [ -n "$$bad" ]; then echo "leadflow-domain must stay pure, but depends on: $$bad"; exit 1; fi; \
+	echo "leadflow-domain is pure: $$(echo "$$deps" | wc -l) crates, none of $(IMPURE)"
+
+unit: ## every test of the workspace
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
+
+bench: ## the figures of SPEC section 9 beside their raw limits (BENCH=name runs one)
+	$(CARGO) run --release -p leadflow-bench -- $(if $(BENCH),--bench $(BENCH)) --dir target/bench
+
+schemas: ## regenerate schemas/ from the Rust types
+	$(CARGO) test -p leadflow-domain --test schemas >/dev/null 2>&1 || true
+	$(CARGO) test -p leadflow-domain --test schemas
+
+clean: ## remove build output and benchmark data
+	$(CARGO) clean
