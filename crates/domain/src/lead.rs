@@ -1,7 +1,10 @@
 //! The lead aggregate's state and `evolve`: folding an event into the state. `evolve` never
 //! fails and never checks rules (the decision did); it must accept every event ever written.
+//! The state serializes as a disposable snapshot (read models keep it; they rebuild it from
+//! the log when its shape changes), never as a source of truth.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::details::{HandoffDetails, LeadDetails};
 use crate::events::*;
@@ -10,7 +13,8 @@ use crate::stage::{Maturity, Stage};
 use crate::values::{Comment, Short};
 
 /// An open system task of the lead.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct OpenTask {
     pub id: TaskId,
     pub kind: SystemTaskKind,
@@ -18,26 +22,30 @@ pub struct OpenTask {
     pub due_at: DateTime<Utc>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct OpenDeal {
     pub id: DealId,
     pub kind: SaleKind,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Disqualification {
     pub reason: ReasonCode,
     pub comment: Option<Comment>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Nurturing {
     pub next_check_at: DateTime<Utc>,
     pub strategy: Option<Comment>,
 }
 
 /// A registered lead. The aggregate state is `Option<Lead>`: `None` until `LeadRegistered`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Lead {
     pub id: LeadId,
     pub funnel: FunnelId,

@@ -1,0 +1,66 @@
+//! The `history` read model: one row per lead event with its actor, business time and a
+//! readable summary, for the feed on the lead card.
+
+use std::sync::Arc;
+
+use rusqlite::{params, Transaction};
+
+use leadflow_domain::Catalog;
+
+use crate::summary::summarize;
+use crate::{micros, Body, Envelope, Projection, ProjectionError};
+
+pub struct HistoryProjection {
+    catalog: Arc<Catalog>,
+}
+
+impl HistoryProjection {
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        Self { catalog }
+    }
+}
+
+impl Projection for HistoryProjection {
+    fn name(&self) -> &'static str {
+        "history"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn schema(&self) -> &'static str {
+        include_str!("../../../projections/history.v1.sql")
+    }
+
+    fn apply(&mut self, tx: &Transaction<'_>, events: &[Envelope]) -> Result<(), ProjectionError> {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO history(position, lead_id, revision, event_type, actor_user, actor_role, occurred_at, summary, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for env in events {
+            let Body::Lead {
+                lead_id,
+                event,
+                meta,
+            } = &env.body
+            else {
+                continue;
+            };
+            let data =
+                String::from_utf8(leadflow_engine::codec::encode(event)).expect("JSON is UTF-8");
+            insert.execute(params![
+                env.position.0 as i64,
+                lead_id.to_string(),
+                env.revision as i64,
+                event.event_type(),
+                meta.actor.user_id.to_string(),
+                format!("{:?}", meta.actor.role),
+                micros(meta.occurred_at),
+                summarize(&self.catalog, event),
+                data,
+            ])?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,171 @@
+//! The `leads` read model: per lead, the card (the domain's state as JSON, folded with the
+//! domain's own `evolve`, so the card can never disagree with the aggregate), the registry
+//! row with every filterable column, and the kanban counters per funnel column, all written
+//! in the batch's transaction so counts and cards never drift apart.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use leadflow_domain::events::LeadEvent;
+use leadflow_domain::{evolve, Lead, LeadId};
+
+use crate::{micros, Body, Envelope, Projection, ProjectionError};
+
+#[derive(Default)]
+pub struct LeadsProjection;
+
+/// A lead as the batch has it: the state before the batch (for the board counters) and after.
+struct Touched {
+    before: Option<Lead>,
+    after: Option<Lead>,
+    created_at: i64,
+    updated_at: i64,
+    position: u64,
+}
+
+impl Projection for LeadsProjection {
+    fn name(&self) -> &'static str {
+        "leads"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn schema(&self) -> &'static str {
+        include_str!("../../../projections/leads.v1.sql")
+    }
+
+    fn apply(&mut self, tx: &Transaction<'_>, events: &[Envelope]) -> Result<(), ProjectionError> {
+        // Fold the whole batch in memory first: a lead touched by many events is read and
+        // written once.
+        let mut touched: HashMap<LeadId, Touched> = HashMap::new();
+        let mut order = Vec::new();
+        for env in events {
+            let Body::Lead {
+                lead_id,
+                event,
+                meta,
+            } = &env.body
+            else {
+                continue;
+            };
+            if !touched.contains_key(lead_id) {
+                touched.insert(*lead_id, load(tx, *lead_id)?);
+                order.push(*lead_id);
+            }
+            let t = touched.get_mut(lead_id).expect("inserted above");
+            if t.after.is_none() && !matches!(event, LeadEvent::LeadRegistered(_)) {
+                return Err(ProjectionError::Apply {
+                    position: env.position,
+                    reason: format!(
+                        "{} for lead {lead_id}, which is not registered",
+                        event.event_type()
+                    ),
+                });
+            }
+            t.after = evolve(t.after.take(), event);
+            let at = micros(meta.occurred_at);
+            if matches!(event, LeadEvent::LeadRegistered(_)) {
+                t.created_at = at;
+            }
+            t.updated_at = t.updated_at.max(at);
+            t.position = env.position.0;
+        }
+        for id in order {
+            let t = &touched[&id];
+            let Some(lead) = &t.after else { continue };
+            save(tx, id, lead, t)?;
+            if let Some(before) = &t.before {
+                count(tx, before, -1)?;
+            }
+            count(tx, lead, 1)?;
+        }
+        // An emptied column leaves no row, so the table is the same however the log was batched
+        // (the board query shows absent columns as zero).
+        tx.prepare_cached("DELETE FROM board WHERE leads = 0")?
+            .execute([])?;
+        Ok(())
+    }
+}
+
+fn load(tx: &Transaction<'_>, id: LeadId) -> Result<Touched, ProjectionError> {
+    let row: Option<(String, i64, i64)> = tx
+        .prepare_cached(
+            "SELECT c.state, l.created_at, l.updated_at FROM lead_cards c JOIN leads l ON l.lead_id = c.lead_id
+             WHERE c.lead_id = ?1",
+        )?
+        .query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    match row {
+        None => Ok(Touched {
+            before: None,
+            after: None,
+            created_at: 0,
+            updated_at: 0,
+            position: 0,
+        }),
+        Some((json, created_at, updated_at)) => {
+            let lead: Lead = serde_json::from_str(&json).map_err(|e| ProjectionError::Apply {
+                position: leadflow_store::Position::START,
+                reason: format!("stored card of lead {id} does not decode: {e}"),
+            })?;
+            Ok(Touched {
+                before: Some(lead.clone()),
+                after: Some(lead),
+                created_at,
+                updated_at,
+                position: 0,
+            })
+        }
+    }
+}
+
+fn save(tx: &Transaction<'_>, id: LeadId, lead: &Lead, t: &Touched) -> Result<(), ProjectionError> {
+    let json = serde_json::to_string(lead).expect("a lead always serializes");
+    tx.prepare_cached("INSERT OR REPLACE INTO lead_cards(lead_id, state) VALUES (?1, ?2)")?
+        .execute(params![id.to_string(), json])?;
+    let d = &lead.details;
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO leads(lead_id, funnel, stage, maturity, title, budget_minor, responsible, created_by,
+             source, channel, region, quality, advertising, contact_name, phone, email, account_name,
+             disqualification_reason, created_at, updated_at, last_position)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+    )?
+    .execute(params![
+        id.to_string(),
+        lead.funnel.as_str(),
+        lead.stage.to_string(),
+        lead.maturity.to_string(),
+        d.title.as_str(),
+        d.budget.as_ref().map(|m| m.minor()),
+        lead.responsible.map(|u| u.to_string()),
+        lead.created_by.to_string(),
+        d.source.as_ref().map(|s| s.as_str()),
+        d.channel.as_ref().map(|c| c.as_str()),
+        d.region.as_ref().map(|r| r.as_str()),
+        format!("{:?}", d.quality),
+        d.advertising,
+        d.contact_name.as_ref().map(|n| n.as_str()),
+        d.phones.first().map(|p| p.as_str()),
+        d.emails.first().map(|e| e.as_str()),
+        d.account_name.as_ref().map(|n| n.as_str()),
+        lead.disqualification.as_ref().map(|q| q.reason.as_str()),
+        t.created_at,
+        t.updated_at,
+        t.position as i64,
+    ])?;
+    Ok(())
+}
+
+/// Adds (`sign` = 1) or removes (-1) a lead from its funnel column's count and budget sum.
+fn count(tx: &Transaction<'_>, lead: &Lead, sign: i64) -> Result<(), ProjectionError> {
+    let budget = lead.details.budget.as_ref().map_or(0, |m| m.minor());
+    tx.prepare_cached(
+        "INSERT INTO board(funnel, stage, leads, budget_minor) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(funnel, stage) DO UPDATE SET leads = leads + excluded.leads, budget_minor = budget_minor + excluded.budget_minor",
+    )?
+    .execute(params![lead.funnel.as_str(), lead.stage.to_string(), sign, sign * budget])?;
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! The read side. A [`Projection`] turns events of the global log into rows of its own SQLite
+//! database; the [`runner`] feeds it from its checkpoint (catch-up, then live) and commits its
+//! rows and its checkpoint in one transaction, so a projection killed mid-batch resumes with
+//! nothing lost or doubled. [`query`] reads the models for the API.
+//!
+//! Not here: HTTP, GraphQL, and anything that decides (projections only record what happened).
+
+pub mod history;
+pub mod leads;
+pub mod query;
+pub mod runner;
+mod summary;
+
+use chrono::{DateTime, Utc};
+use rusqlite::Transaction;
+
+use leadflow_domain::{LeadEvent, LeadId};
+use leadflow_engine::codec::EventMetadata;
+use leadflow_store::Position;
+
+pub use runner::{ProjectionState, ProjectionStatus, ReadSide};
+
+/// A decoded event of the log, as projections see it.
+#[derive(Clone, Debug)]
+pub struct Envelope {
+    pub position: Position,
+    pub stream: String,
+    pub revision: u64,
+    pub body: Body,
+}
+
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum Body {
+    /// An event of a `lead-{id}` stream. (Boxing it would cost an allocation per event for
+    /// the rare `Other`.)
+    Lead {
+        lead_id: LeadId,
+        event: LeadEvent,
+        meta: EventMetadata,
+    },
+    /// An event of a stream no read model here follows yet.
+    Other,
+}
+
+/// Why a projection could not apply an event. It stops that projection, which then reports
+/// the event and the error; it is never skipped.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("cannot decode event at position {position}: {reason}")]
+    Decode { position: Position, reason: String },
+    #[error("cannot apply event at position {position}: {reason}")]
+    Apply { position: Position, reason: String },
+    #[error("read model database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("event store: {0}")]
+    Store(#[from] leadflow_store::StoreError),
+}
+
+/// One read model: its SQL (tables and indexes) and how events change its rows.
+pub trait Projection: Send + 'static {
+    /// Stable name; also the database file name.
+    fn name(&self) -> &'static str;
+    /// Bumping it rebuilds the read model from the log at the next start.
+    fn version(&self) -> u32;
+    /// `projections/<name>.v<version>.sql`.
+    fn schema(&self) -> &'static str;
+    /// Applies a batch of consecutive events inside `tx`. On error the runner rolls the whole
+    /// transaction back, checkpoint included.
+    fn apply(&mut self, tx: &Transaction<'_>, events: &[Envelope]) -> Result<(), ProjectionError>;
+}
+
+/// Every projection of the product, fresh.
+pub fn all_projections(
+    catalog: std::sync::Arc<leadflow_domain::Catalog>,
+) -> Vec<Box<dyn Projection>> {
+    vec![
+        Box::new(leads::LeadsProjection),
+        Box::new(history::HistoryProjection::new(catalog)),
+    ]
+}
+
+/// Microseconds since the epoch: how read models store times so they sort and range-filter.
+pub fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub fn from_micros(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}

@@ -1,0 +1,531 @@
+//! Reads of the read models, for the API. Each read that combines a count with rows runs in one
+//! read transaction, so the numbers and the cards come from the same snapshot. Pages use keyset
+//! cursors over the sort columns (plus the lead id as a tiebreak), so a page deep in a large
+//! table costs the same as the first.
+
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
+
+use leadflow_domain::{Catalog, FunnelId, Lead, LeadId, Stage};
+
+/// One column of the kanban, in funnel order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BoardColumn {
+    pub stage: Stage,
+    pub key: String,
+    pub name: String,
+    pub colour: String,
+    pub leads: i64,
+    pub budget_minor: i64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Board {
+    pub funnel: FunnelId,
+    pub columns: Vec<BoardColumn>,
+    /// Over the columns shown.
+    pub total_leads: i64,
+    pub total_budget_minor: i64,
+}
+
+/// The kanban header of `funnel`: every stage of the funnel in order (closed ones unless
+/// `hide_closed`), with counts and budget sums, from the counters the projection keeps.
+pub fn board(
+    conn: &Connection,
+    catalog: &Catalog,
+    funnel: &FunnelId,
+    hide_closed: bool,
+) -> rusqlite::Result<Option<Board>> {
+    let Some(f) = catalog.funnel(funnel) else {
+        return Ok(None);
+    };
+    let mut stmt =
+        conn.prepare_cached("SELECT stage, leads, budget_minor FROM board WHERE funnel = ?1")?;
+    let counts: Vec<(String, i64, i64)> = stmt
+        .query_map([funnel.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let columns: Vec<BoardColumn> = f
+        .stages
+        .iter()
+        .filter(|s| !(hide_closed && s.stage.is_closed()))
+        .map(|s| {
+            let (leads, budget) = counts
+                .iter()
+                .find(|c| c.0 == s.stage.to_string())
+                .map_or((0, 0), |c| (c.1, c.2));
+            BoardColumn {
+                stage: s.stage,
+                key: s.key.to_string(),
+                name: s.name.clone(),
+                colour: s.colour.clone(),
+                leads,
+                budget_minor: budget,
+            }
+        })
+        .collect();
+    Ok(Some(Board {
+        funnel: funnel.clone(),
+        total_leads: columns.iter().map(|c| c.leads).sum(),
+        total_budget_minor: columns.iter().map(|c| c.budget_minor).sum(),
+        columns,
+    }))
+}
+
+/// A row of the registry table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeadRow {
+    pub lead_id: String,
+    pub funnel: String,
+    pub stage: String,
+    pub maturity: String,
+    pub title: String,
+    pub budget_minor: Option<i64>,
+    pub responsible: Option<String>,
+    pub created_by: String,
+    pub source: Option<String>,
+    pub channel: Option<String>,
+    pub region: Option<String>,
+    pub quality: String,
+    pub advertising: bool,
+    pub contact_name: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub account_name: Option<String>,
+    pub disqualification_reason: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const ROW_COLUMNS: &str = "lead_id, funnel, stage, maturity, title, budget_minor, responsible, created_by, source, channel,
+    region, quality, advertising, contact_name, phone, email, account_name, disqualification_reason, created_at, updated_at";
+
+fn lead_row(r: &Row<'_>) -> rusqlite::Result<LeadRow> {
+    Ok(LeadRow {
+        lead_id: r.get(0)?,
+        funnel: r.get(1)?,
+        stage: r.get(2)?,
+        maturity: r.get(3)?,
+        title: r.get(4)?,
+        budget_minor: r.get(5)?,
+        responsible: r.get(6)?,
+        created_by: r.get(7)?,
+        source: r.get(8)?,
+        channel: r.get(9)?,
+        region: r.get(10)?,
+        quality: r.get(11)?,
+        advertising: r.get(12)?,
+        contact_name: r.get(13)?,
+        phone: r.get(14)?,
+        email: r.get(15)?,
+        account_name: r.get(16)?,
+        disqualification_reason: r.get(17)?,
+        created_at: r.get(18)?,
+        updated_at: r.get(19)?,
+    })
+}
+
+/// A filter on every column of the table; empty lists and `None` mean "any".
+#[derive(Clone, Debug, Default)]
+pub struct LeadFilter {
+    pub funnel: Option<String>,
+    pub stages: Vec<String>,
+    pub responsible: Vec<String>,
+    pub sources: Vec<String>,
+    pub channels: Vec<String>,
+    pub maturities: Vec<String>,
+    pub regions: Vec<String>,
+    pub qualities: Vec<String>,
+    pub advertising: Option<bool>,
+    pub budget_min: Option<i64>,
+    pub budget_max: Option<i64>,
+    pub created_from: Option<i64>,
+    pub created_to: Option<i64>,
+    pub updated_from: Option<i64>,
+    pub updated_to: Option<i64>,
+    /// Matches title, contact name, phone or e-mail (case-insensitive substring).
+    pub text: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortField {
+    Title,
+    Stage,
+    Maturity,
+    Responsible,
+    Source,
+    Channel,
+    Region,
+    Budget,
+    ContactName,
+    CreatedAt,
+    UpdatedAt,
+}
+
+impl SortField {
+    /// A non-null expression to sort and compare by (NULLs sort first ascending).
+    fn expr(self) -> &'static str {
+        match self {
+            Self::Title => "title",
+            Self::Stage => "stage",
+            Self::Maturity => "maturity",
+            Self::Responsible => "coalesce(responsible, '')",
+            Self::Source => "coalesce(source, '')",
+            Self::Channel => "coalesce(channel, '')",
+            Self::Region => "coalesce(region, '')",
+            Self::Budget => "coalesce(budget_minor, -1)",
+            Self::ContactName => "coalesce(contact_name, '')",
+            Self::CreatedAt => "created_at",
+            Self::UpdatedAt => "updated_at",
+        }
+    }
+
+    fn value(self, row: &LeadRow) -> Value {
+        let text = |s: &Option<String>| Value::Text(s.clone().unwrap_or_default());
+        match self {
+            Self::Title => Value::Text(row.title.clone()),
+            Self::Stage => Value::Text(row.stage.clone()),
+            Self::Maturity => Value::Text(row.maturity.clone()),
+            Self::Responsible => text(&row.responsible),
+            Self::Source => text(&row.source),
+            Self::Channel => text(&row.channel),
+            Self::Region => text(&row.region),
+            Self::Budget => Value::Integer(row.budget_minor.unwrap_or(-1)),
+            Self::ContactName => text(&row.contact_name),
+            Self::CreatedAt => Value::Integer(row.created_at),
+            Self::UpdatedAt => Value::Integer(row.updated_at),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sort {
+    pub field: SortField,
+    pub descending: bool,
+}
+
+/// Where a page ends: the sort values of its last row and its lead id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cursor(pub Vec<Value>);
+
+impl Cursor {
+    /// An opaque string for the API (hex of a JSON array).
+    pub fn encode(&self) -> String {
+        let json: Vec<serde_json::Value> = self
+            .0
+            .iter()
+            .map(|v| match v {
+                Value::Integer(i) => serde_json::Value::from(*i),
+                Value::Text(s) => serde_json::Value::from(s.clone()),
+                _ => serde_json::Value::Null,
+            })
+            .collect();
+        serde_json::to_vec(&json)
+            .expect("serializes")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    pub fn decode(raw: &str) -> Option<Self> {
+        if !raw.len().is_multiple_of(2) || raw.len() > 8192 {
+            return None;
+        }
+        let bytes: Option<Vec<u8>> = (0..raw.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(raw.get(i..i + 2)?, 16).ok())
+            .collect();
+        let json: Vec<serde_json::Value> = serde_json::from_slice(&bytes?).ok()?;
+        json.into_iter()
+            .map(|v| match v {
+                serde_json::Value::Number(n) => n.as_i64().map(Value::Integer),
+                serde_json::Value::String(s) => Some(Value::Text(s)),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(Cursor)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    pub rows: Vec<(T, Cursor)>,
+    pub total_count: i64,
+    pub has_next: bool,
+}
+
+fn where_clause(f: &LeadFilter, args: &mut Vec<Value>) -> String {
+    let mut conds = vec!["1 = 1".to_owned()];
+    let mut eq = |col: &str, v: &Option<String>, args: &mut Vec<Value>| {
+        if let Some(v) = v {
+            args.push(Value::Text(v.clone()));
+            conds.push(format!("{col} = ?{}", args.len()));
+        }
+    };
+    eq("funnel", &f.funnel, args);
+    let any = |col: &str, vs: &[String], args: &mut Vec<Value>, conds: &mut Vec<String>| {
+        if !vs.is_empty() {
+            let marks: Vec<String> = vs
+                .iter()
+                .map(|v| {
+                    args.push(Value::Text(v.clone()));
+                    format!("?{}", args.len())
+                })
+                .collect();
+            conds.push(format!("{col} IN ({})", marks.join(", ")));
+        }
+    };
+    any("stage", &f.stages, args, &mut conds);
+    any("responsible", &f.responsible, args, &mut conds);
+    any("source", &f.sources, args, &mut conds);
+    any("channel", &f.channels, args, &mut conds);
+    any("maturity", &f.maturities, args, &mut conds);
+    any("region", &f.regions, args, &mut conds);
+    any("quality", &f.qualities, args, &mut conds);
+    let cmp =
+        |expr: &str, op: &str, v: Option<i64>, args: &mut Vec<Value>, conds: &mut Vec<String>| {
+            if let Some(v) = v {
+                args.push(Value::Integer(v));
+                conds.push(format!("{expr} {op} ?{}", args.len()));
+            }
+        };
+    cmp(
+        "advertising",
+        "=",
+        f.advertising.map(i64::from),
+        args,
+        &mut conds,
+    );
+    cmp("budget_minor", ">=", f.budget_min, args, &mut conds);
+    cmp("budget_minor", "<=", f.budget_max, args, &mut conds);
+    cmp("created_at", ">=", f.created_from, args, &mut conds);
+    cmp("created_at", "<", f.created_to, args, &mut conds);
+    cmp("updated_at", ">=", f.updated_from, args, &mut conds);
+    cmp("updated_at", "<", f.updated_to, args, &mut conds);
+    if let Some(text) = f.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        args.push(Value::Text(format!("%{escaped}%")));
+        let n = args.len();
+        conds.push(format!(
+            "(title LIKE ?{n} ESCAPE '\\' OR contact_name LIKE ?{n} ESCAPE '\\' OR phone LIKE ?{n} ESCAPE '\\' OR email LIKE ?{n} ESCAPE '\\')"
+        ));
+    }
+    conds.join(" AND ")
+}
+
+/// A page of the registry table: `first` rows after `after`, sorted by `sort` (then lead id),
+/// with the total count of rows matching `filter`, all from one snapshot.
+pub fn leads_page(
+    conn: &mut Connection,
+    filter: &LeadFilter,
+    sort: &[Sort],
+    first: usize,
+    after: Option<&Cursor>,
+) -> rusqlite::Result<Page<LeadRow>> {
+    let tx = conn.transaction()?;
+    let mut args = Vec::new();
+    let filter_sql = where_clause(filter, &mut args);
+    let total_count: i64 = tx
+        .prepare_cached(&format!("SELECT count(*) FROM leads WHERE {filter_sql}"))?
+        .query_row(params_from_iter(&args), |r| r.get(0))?;
+
+    let mut keys: Vec<(String, bool)> = sort
+        .iter()
+        .map(|s| (s.field.expr().to_owned(), s.descending))
+        .collect();
+    keys.push(("lead_id".to_owned(), false));
+    let mut page_sql = filter_sql;
+    if let Some(cursor) = after.filter(|c| c.0.len() == keys.len()) {
+        // (k1 > v1) OR (k1 = v1 AND k2 > v2) OR ... with each key's own direction.
+        let mut ors = Vec::new();
+        for i in 0..keys.len() {
+            let mut ands = Vec::new();
+            for (j, (expr, desc)) in keys.iter().enumerate().take(i + 1) {
+                args.push(cursor.0[j].clone());
+                let op = if j < i {
+                    "="
+                } else if *desc {
+                    "<"
+                } else {
+                    ">"
+                };
+                ands.push(format!("{expr} {op} ?{}", args.len()));
+            }
+            ors.push(format!("({})", ands.join(" AND ")));
+        }
+        page_sql = format!("{page_sql} AND ({})", ors.join(" OR "));
+    }
+    let order: Vec<String> = keys
+        .iter()
+        .map(|(e, d)| format!("{e} {}", if *d { "DESC" } else { "ASC" }))
+        .collect();
+    let sql = format!(
+        "SELECT {ROW_COLUMNS} FROM leads WHERE {page_sql} ORDER BY {} LIMIT {}",
+        order.join(", "),
+        first + 1
+    );
+    let mut rows: Vec<LeadRow> = tx
+        .prepare_cached(&sql)?
+        .query_map(params_from_iter(&args), lead_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    let has_next = rows.len() > first;
+    rows.truncate(first);
+    let rows = rows
+        .into_iter()
+        .map(|row| {
+            let mut values: Vec<Value> = sort.iter().map(|s| s.field.value(&row)).collect();
+            values.push(Value::Text(row.lead_id.clone()));
+            (row, Cursor(values))
+        })
+        .collect();
+    Ok(Page {
+        rows,
+        total_count,
+        has_next,
+    })
+}
+
+/// The lead card: the folded state and its registry times (registration, last change).
+pub fn card(conn: &Connection, id: LeadId) -> rusqlite::Result<Option<(Lead, i64, i64)>> {
+    let row: Option<(String, i64, i64)> = conn
+        .prepare_cached(
+            "SELECT c.state, l.created_at, l.updated_at FROM lead_cards c JOIN leads l ON l.lead_id = c.lead_id WHERE c.lead_id = ?1",
+        )?
+        .query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    row.map(|(json, created, updated)| {
+        serde_json::from_str(&json)
+            .map(|lead| (lead, created, updated))
+            .map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    0,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })
+    })
+    .transpose()
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistoryRow {
+    pub position: i64,
+    pub revision: i64,
+    pub event_type: String,
+    pub actor_user: String,
+    pub actor_role: String,
+    pub occurred_at: i64,
+    pub summary: String,
+    pub data: String,
+}
+
+/// A lead's feed, newest first: `first` entries older than position `before`.
+pub fn history(
+    conn: &mut Connection,
+    id: LeadId,
+    first: usize,
+    before: Option<i64>,
+) -> rusqlite::Result<Page<HistoryRow>> {
+    let tx = conn.transaction()?;
+    let lead = id.to_string();
+    let total_count: i64 = tx
+        .prepare_cached("SELECT count(*) FROM history WHERE lead_id = ?1")?
+        .query_row([&lead], |r| r.get(0))?;
+    let mut rows: Vec<HistoryRow> = tx
+        .prepare_cached(
+            "SELECT position, revision, event_type, actor_user, actor_role, occurred_at, summary, data FROM history
+             WHERE lead_id = ?1 AND position < ?2 ORDER BY position DESC LIMIT ?3",
+        )?
+        .query_map(rusqlite::params![lead, before.unwrap_or(i64::MAX), (first + 1) as i64], |r| {
+            Ok(HistoryRow {
+                position: r.get(0)?,
+                revision: r.get(1)?,
+                event_type: r.get(2)?,
+                actor_user: r.get(3)?,
+                actor_role: r.get(4)?,
+                occurred_at: r.get(5)?,
+                summary: r.get(6)?,
+                data: r.get(7)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let has_next = rows.len() > first;
+    rows.truncate(first);
+    let rows = rows
+        .into_iter()
+        .map(|r| (Cursor(vec![Value::Integer(r.position)]), r))
+        .map(|(c, r)| (r, c))
+        .collect();
+    Ok(Page {
+        rows,
+        total_count,
+        has_next,
+    })
+}
+
+/// The standard reports (seed 001's three, plus disqualification reasons).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportDimension {
+    Manager,
+    Stage,
+    Source,
+    DisqualificationReason,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ReportFilter {
+    pub funnel: Option<String>,
+    pub registered_from: Option<i64>,
+    pub registered_to: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportRow {
+    /// The responsible, stage, source or reason; `None` for leads without one.
+    pub key: Option<String>,
+    pub leads: i64,
+    pub budget_minor: i64,
+}
+
+pub fn report(
+    conn: &Connection,
+    dimension: ReportDimension,
+    filter: &ReportFilter,
+) -> rusqlite::Result<Vec<ReportRow>> {
+    let column = match dimension {
+        ReportDimension::Manager => "responsible",
+        ReportDimension::Stage => "stage",
+        ReportDimension::Source => "source",
+        ReportDimension::DisqualificationReason => "disqualification_reason",
+    };
+    let mut args = Vec::new();
+    let base = LeadFilter {
+        funnel: filter.funnel.clone(),
+        created_from: filter.registered_from,
+        created_to: filter.registered_to,
+        stages: if dimension == ReportDimension::DisqualificationReason {
+            vec![Stage::Disqualified.to_string()]
+        } else {
+            vec![]
+        },
+        ..LeadFilter::default()
+    };
+    let filter_sql = where_clause(&base, &mut args);
+    let sql = format!(
+        "SELECT {column}, count(*), coalesce(sum(budget_minor), 0) FROM leads WHERE {filter_sql}
+         GROUP BY {column} ORDER BY count(*) DESC, {column}"
+    );
+    let rows = conn
+        .prepare_cached(&sql)?
+        .query_map(params_from_iter(&args), |r| {
+            Ok(ReportRow {
+                key: r.get(0)?,
+                leads: r.get(1)?,
+                budget_minor: r.get(2)?,
+            })
+        })?
+        .collect();
+    rows
+}

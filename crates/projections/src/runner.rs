@@ -1,0 +1,475 @@
+//! The projection runner. Each projection runs on its own thread with its own database file
+//! and its own subscription to the global log, so a slow or failed one holds no other back.
+//! A batch's rows and the projection's checkpoint commit in one SQLite transaction; an event
+//! the projection cannot apply rolls the batch back and stops that projection with a status
+//! naming the event and the error. A new version of a projection's SQL drops its tables and
+//! rebuilds it from the start of the log.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt, StreamExt};
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+
+use leadflow_domain::LeadId;
+use leadflow_engine::codec::{self, EventMetadata};
+use leadflow_store::{EventStore, Position, RecordedEvent};
+
+use crate::{Body, Envelope, Projection, ProjectionError};
+
+/// Events applied per transaction, at most.
+const BATCH: usize = 2000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProjectionState {
+    Starting,
+    CatchingUp,
+    Live,
+    Failed,
+    Stopped,
+}
+
+#[derive(Clone, Debug)]
+pub struct ProjectionStatus {
+    pub name: &'static str,
+    pub version: u32,
+    pub checkpoint: Position,
+    pub head: Position,
+    pub state: ProjectionState,
+    /// Events applied per second over the last second or so.
+    pub events_per_sec: f64,
+    /// For a failed projection: the event it could not apply and why.
+    pub error: Option<String>,
+}
+
+impl ProjectionStatus {
+    pub fn lag(&self) -> u64 {
+        self.head.0.saturating_sub(self.checkpoint.0)
+    }
+}
+
+struct Running {
+    status: Arc<Mutex<ProjectionStatus>>,
+    checkpoint: watch::Receiver<Position>,
+    path: PathBuf,
+}
+
+/// The running read side: every projection's thread, status and read connections.
+pub struct ReadSide {
+    store: Arc<dyn EventStore>,
+    handles: Vec<Running>,
+    shutdown: watch::Sender<bool>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    readers: Mutex<HashMap<&'static str, Vec<Connection>>>,
+}
+
+/// Why a read could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("projection {name} has failed: {error}")]
+    Failed { name: &'static str, error: String },
+    #[error("the read models did not reach position {position} within {waited_ms} ms")]
+    Timeout { position: Position, waited_ms: u64 },
+    #[error("unknown read model {0}")]
+    Unknown(String),
+    #[error("read model database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("read task failed: {0}")]
+    Task(String),
+}
+
+impl ReadSide {
+    /// Opens (or creates, or rebuilds) each projection's database under `dir` and starts its
+    /// thread. Must be called from within a tokio runtime.
+    pub fn start(
+        dir: &Path,
+        store: Arc<dyn EventStore>,
+        projections: Vec<Box<dyn Projection>>,
+    ) -> Result<Self, ProjectionError> {
+        std::fs::create_dir_all(dir).map_err(|e| ProjectionError::Apply {
+            position: Position::START,
+            reason: format!("cannot create {}: {e}", dir.display()),
+        })?;
+        let runtime = Handle::current();
+        let (shutdown, _) = watch::channel(false);
+        let mut handles = Vec::new();
+        let mut threads = Vec::new();
+        for projection in projections {
+            let path = dir.join(format!("{}.db", projection.name()));
+            let mut conn = open_writer(&path)?;
+            let checkpoint = prepare(&mut conn, projection.as_ref())?;
+            let status = Arc::new(Mutex::new(ProjectionStatus {
+                name: projection.name(),
+                version: projection.version(),
+                checkpoint,
+                head: Position::START,
+                state: ProjectionState::Starting,
+                events_per_sec: 0.0,
+                error: None,
+            }));
+            let (cp_tx, cp_rx) = watch::channel(checkpoint);
+            let worker = Worker {
+                projection,
+                conn,
+                store: store.clone(),
+                runtime: runtime.clone(),
+                status: status.clone(),
+                checkpoint: cp_tx,
+                shutdown: shutdown.subscribe(),
+            };
+            let name = format!("projection-{}", worker.projection.name());
+            let thread = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || worker.run(checkpoint))
+                .map_err(|e| ProjectionError::Apply {
+                    position: checkpoint,
+                    reason: format!("cannot start thread: {e}"),
+                })?;
+            threads.push(thread);
+            handles.push(Running {
+                status,
+                checkpoint: cp_rx,
+                path,
+            });
+        }
+        Ok(Self {
+            store,
+            handles,
+            shutdown,
+            threads: Mutex::new(threads),
+            readers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Every projection's status, with the log's current head.
+    pub async fn status(&self) -> Vec<ProjectionStatus> {
+        let head = self.store.head().await.unwrap_or_default();
+        self.handles
+            .iter()
+            .map(|h| {
+                let mut s = h.status.lock().expect("status lock").clone();
+                s.head = head;
+                if s.state == ProjectionState::Live && s.checkpoint < head {
+                    s.state = ProjectionState::CatchingUp;
+                }
+                s
+            })
+            .collect()
+    }
+
+    /// Waits until every projection has applied the log up to `position` (read-your-writes).
+    pub async fn wait_for(&self, position: Position, timeout: Duration) -> Result<(), ReadError> {
+        let started = Instant::now();
+        for h in &self.handles {
+            let mut rx = h.checkpoint.clone();
+            let remaining = timeout.saturating_sub(started.elapsed());
+            let reached = tokio::time::timeout(remaining, async {
+                loop {
+                    if *rx.borrow_and_update() >= position {
+                        return Ok(());
+                    }
+                    let status = h.status.lock().expect("status lock").clone();
+                    if status.state == ProjectionState::Failed {
+                        return Err(ReadError::Failed {
+                            name: status.name,
+                            error: status.error.unwrap_or_default(),
+                        });
+                    }
+                    if rx.changed().await.is_err() {
+                        let status = h.status.lock().expect("status lock").clone();
+                        return Err(ReadError::Failed {
+                            name: status.name,
+                            error: status.error.unwrap_or_else(|| "stopped".to_owned()),
+                        });
+                    }
+                }
+            })
+            .await;
+            match reached {
+                Ok(result) => result?,
+                Err(_) => {
+                    return Err(ReadError::Timeout {
+                        position,
+                        waited_ms: timeout.as_millis() as u64,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on a read connection of projection `name`, on the blocking pool. Everything `f`
+    /// reads comes from one snapshot of the database if it runs in one transaction.
+    pub async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        name: &'static str,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, ReadError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let path = this
+                .handles
+                .iter()
+                .find(|h| h.status.lock().expect("status lock").name == name)
+                .map(|h| h.path.clone());
+            let path = path.ok_or_else(|| ReadError::Unknown(name.to_owned()))?;
+            let pooled = this
+                .readers
+                .lock()
+                .expect("reader pool")
+                .get_mut(name)
+                .and_then(Vec::pop);
+            let mut conn = match pooled {
+                Some(c) => c,
+                None => open_reader(&path)?,
+            };
+            let result = f(&mut conn);
+            this.readers
+                .lock()
+                .expect("reader pool")
+                .entry(name)
+                .or_default()
+                .push(conn);
+            Ok(result?)
+        })
+        .await
+        .map_err(|e| ReadError::Task(e.to_string()))?
+    }
+
+    /// Stops every projection after its current batch and waits for the threads.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+        let threads = std::mem::take(&mut *self.threads.lock().expect("threads lock"));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ReadSide {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn open_writer(path: &Path) -> Result<Connection, ProjectionError> {
+    let conn = Connection::open(path)?;
+    let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    // Read models are rebuildable from the log and their checkpoint commits with their rows,
+    // so NORMAL (durable across a process kill, not an OS crash) is enough.
+    conn.execute_batch(
+        "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-131072; PRAGMA temp_store=MEMORY;",
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.execute_batch("PRAGMA query_only=1; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;")?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+/// Creates the projection's tables, or drops and recreates them when its version changed.
+/// Returns the checkpoint to resume from.
+fn prepare(conn: &mut Connection, p: &dyn Projection) -> Result<Position, ProjectionError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS projection_state (
+             name TEXT PRIMARY KEY, version INTEGER NOT NULL, position INTEGER NOT NULL,
+             state TEXT NOT NULL, error TEXT)",
+    )?;
+    let found: Option<(u32, i64)> = conn
+        .query_row(
+            "SELECT version, position FROM projection_state WHERE name = ?1",
+            [p.name()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((version, position)) = found {
+        if version == p.version() {
+            return Ok(Position(position as u64));
+        }
+        tracing::info!(
+            projection = p.name(),
+            from = version,
+            to = p.version(),
+            "new projection version, rebuilding"
+        );
+    }
+    let tx = conn.transaction()?;
+    let tables: Vec<String> = tx
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'projection_state' AND name NOT LIKE 'sqlite_%'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for table in tables {
+        tx.execute_batch(&format!("DROP TABLE \"{table}\""))?;
+    }
+    tx.execute_batch(p.schema())?;
+    tx.execute(
+        "INSERT OR REPLACE INTO projection_state(name, version, position, state, error) VALUES (?1, ?2, 0, 'catching_up', NULL)",
+        params![p.name(), p.version()],
+    )?;
+    tx.commit()?;
+    Ok(Position::START)
+}
+
+struct Worker {
+    projection: Box<dyn Projection>,
+    conn: Connection,
+    store: Arc<dyn EventStore>,
+    runtime: Handle,
+    status: Arc<Mutex<ProjectionStatus>>,
+    checkpoint: watch::Sender<Position>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Worker {
+    fn run(mut self, mut position: Position) {
+        // Stores may spawn blocking reads while the subscription is polled from this thread.
+        let runtime = self.runtime.clone();
+        let _context = runtime.enter();
+        let name = self.projection.name();
+        let mut window = (Instant::now(), 0u64);
+        'subscribe: loop {
+            let mut sub = self.store.subscribe_all(position);
+            loop {
+                let mut shutdown = self.shutdown.clone();
+                let first = self.runtime.block_on(async {
+                    tokio::select! {
+                        item = sub.next() => Some(item),
+                        _ = shutdown.wait_for(|stop| *stop) => None,
+                    }
+                });
+                let first = match first {
+                    None => break 'subscribe,
+                    Some(Some(Ok(event))) => event,
+                    Some(None) => {
+                        tracing::warn!(projection = name, "subscription ended, resubscribing");
+                        std::thread::sleep(Duration::from_millis(200));
+                        continue 'subscribe;
+                    }
+                    Some(Some(Err(e))) => {
+                        tracing::warn!(projection = name, error = %e, "subscription failed, resubscribing");
+                        std::thread::sleep(Duration::from_millis(500));
+                        continue 'subscribe;
+                    }
+                };
+                let mut batch = vec![first];
+                let mut broken = false;
+                while batch.len() < BATCH {
+                    match sub.next().now_or_never() {
+                        Some(Some(Ok(event))) => batch.push(event),
+                        Some(Some(Err(_))) | Some(None) => {
+                            broken = true;
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                let last = batch.last().map(|e| e.position).unwrap_or(position);
+                let applied = batch.len() as u64;
+                match self.apply(batch) {
+                    Ok(()) => {
+                        window.1 += applied;
+                        position = last;
+                        let _ = self.checkpoint.send(position);
+                        self.publish(position, &mut window);
+                    }
+                    Err(e) => {
+                        self.fail(position, &e);
+                        return;
+                    }
+                }
+                if broken {
+                    continue 'subscribe;
+                }
+            }
+        }
+        self.status.lock().expect("status lock").state = ProjectionState::Stopped;
+    }
+
+    fn apply(&mut self, batch: Vec<RecordedEvent>) -> Result<(), ProjectionError> {
+        let envelopes = batch
+            .into_iter()
+            .map(decode)
+            .collect::<Result<Vec<_>, _>>()?;
+        let last = envelopes.last().map(|e| e.position).unwrap_or_default();
+        let tx = self.conn.transaction()?;
+        self.projection.apply(&tx, &envelopes)?;
+        tx.execute(
+            "UPDATE projection_state SET position = ?2, state = 'ok', error = NULL WHERE name = ?1",
+            params![self.projection.name(), last.0 as i64],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn publish(&self, position: Position, window: &mut (Instant, u64)) {
+        let head = self.runtime.block_on(self.store.head()).unwrap_or(position);
+        let mut s = self.status.lock().expect("status lock");
+        s.checkpoint = position;
+        s.head = head;
+        s.state = if position >= head {
+            ProjectionState::Live
+        } else {
+            ProjectionState::CatchingUp
+        };
+        let elapsed = window.0.elapsed();
+        if elapsed >= Duration::from_secs(1) {
+            s.events_per_sec = window.1 as f64 / elapsed.as_secs_f64();
+            *window = (Instant::now(), 0);
+        }
+    }
+
+    fn fail(&mut self, position: Position, error: &ProjectionError) {
+        let name = self.projection.name();
+        let message = error.to_string();
+        tracing::error!(projection = name, checkpoint = %position, error = %message, "projection stopped");
+        let _ = self.conn.execute(
+            "UPDATE projection_state SET state = 'failed', error = ?2 WHERE name = ?1",
+            params![name, message],
+        );
+        let mut s = self.status.lock().expect("status lock");
+        s.state = ProjectionState::Failed;
+        s.error = Some(message);
+        s.checkpoint = position;
+    }
+}
+
+/// Decodes a stored event for the projections; a lead event that does not decode is poison.
+pub fn decode(event: RecordedEvent) -> Result<Envelope, ProjectionError> {
+    let position = event.position;
+    let bad = |reason: String| ProjectionError::Decode { position, reason };
+    let body = match event.stream.strip_prefix("lead-") {
+        Some(id) => {
+            let lead_id = LeadId::parse(id).map_err(|e| bad(e.to_string()))?;
+            let meta = EventMetadata::decode(&event.metadata)
+                .map_err(|e| bad(format!("{} ({})", e, event.event_type)))?;
+            let lead_event =
+                codec::decode(&event.event_type, meta.version, &event.data).map_err(|e| {
+                    bad(format!(
+                        "{e} in stream {} revision {}",
+                        event.stream, event.revision
+                    ))
+                })?;
+            Body::Lead {
+                lead_id,
+                event: lead_event,
+                meta,
+            }
+        }
+        None => Body::Other,
+    };
+    Ok(Envelope {
+        position,
+        stream: event.stream,
+        revision: event.revision,
+        body,
+    })
+}
