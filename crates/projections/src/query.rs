@@ -4,6 +4,9 @@
 //! table costs the same as the first.
 
 use rusqlite::types::Value;
+
+/// A cursor component (an integer or a text).
+pub use rusqlite::types::Value as CursorValue;
 use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
 
 use leadflow_domain::{Catalog, FunnelId, Lead, LeadId, Stage};

@@ -241,6 +241,14 @@ impl ReadSide {
         .map_err(|e| ReadError::Task(e.to_string()))?
     }
 
+    /// The checkpoint of projection `name` as it moves (for live queries).
+    pub fn watch(&self, name: &str) -> Option<watch::Receiver<Position>> {
+        self.handles
+            .iter()
+            .find(|h| h.status.lock().expect("status lock").name == name)
+            .map(|h| h.checkpoint.clone())
+    }
+
     /// Stops every projection after its current batch and waits for the threads.
     pub fn shutdown(&self) {
         let _ = self.shutdown.send(true);

@@ -1,0 +1,75 @@
+//! The GraphQL API (async-graphql, no web framework): every write-side command as a mutation,
+//! the read models as queries, live board and card updates as subscriptions. The caller (the
+//! server) puts the authenticated [`Actor`] into each request's data; without one, every
+//! field answers `UNAUTHENTICATED`.
+
+pub mod error;
+pub mod inputs;
+pub mod mutation;
+pub mod query;
+pub mod subscription;
+pub mod types;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::{Context, Schema};
+
+use leadflow_domain::{Actor, Catalog};
+use leadflow_engine::Engine;
+use leadflow_projections::ReadSide;
+
+pub use error::ApiError;
+use types::LogPosition;
+
+/// Query depth and complexity limits: deep enough for the card with its tasks and users, far
+/// too shallow for abuse.
+pub const MAX_DEPTH: usize = 10;
+pub const MAX_COMPLEXITY: usize = 2000;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub reads: Arc<ReadSide>,
+    pub catalog: Arc<Catalog>,
+    /// How long a query waits for `consistency`.
+    pub consistency_timeout: Duration,
+}
+
+pub type ApiSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
+
+/// The schema with its data and limits.
+pub fn schema(state: AppState) -> ApiSchema {
+    Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
+        .data(state.catalog.clone())
+        .data(state)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .finish()
+}
+
+/// The SDL, as checked in under `schemas/graphql/schema.graphql`.
+pub fn sdl() -> String {
+    Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
+        .finish()
+        .sdl()
+}
+
+/// The request's authenticated actor.
+pub fn actor(ctx: &Context<'_>) -> Result<Actor, ApiError> {
+    ctx.data_opt::<Actor>()
+        .copied()
+        .ok_or(ApiError::Unauthenticated)
+}
+
+/// Waits until the read models have applied the log up to `position`.
+pub async fn consistent(state: &AppState, position: Option<LogPosition>) -> Result<(), ApiError> {
+    match position {
+        None => Ok(()),
+        Some(LogPosition(p)) => state
+            .reads
+            .wait_for(p, state.consistency_timeout)
+            .await
+            .map_err(ApiError::from),
+    }
+}

@@ -1,0 +1,433 @@
+//! The queries: board, registry table, lead card, history feed, reports, catalog, status.
+//! Every query takes an optional `consistency` position and first waits (bounded) until the
+//! read models have applied the log up to it: read-your-writes after a mutation.
+
+use std::sync::Arc;
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, Result, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+
+use leadflow_domain::{Catalog, FunnelId};
+use leadflow_projections::query::{self as q, Cursor, Page, ReportDimension, ReportFilter};
+
+use crate::error::ApiError;
+use crate::inputs::{lead_id, sorts, LeadFilterInput, LeadOrderBy, StageFilter};
+use crate::types::{
+    user, Column, HistoryEntry, LeadCard, LeadSummary, LogPosition, Money, ProjectionStatusGql,
+    ReportRow, Stage, User,
+};
+use crate::{actor, consistent, AppState};
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Totals {
+    pub total_count: i64,
+}
+
+pub type LeadConnection = Connection<String, LeadSummary, Totals>;
+pub type HistoryConnection = Connection<String, HistoryEntry, Totals>;
+
+const MAX_PAGE: i32 = 500;
+
+pub fn page_size(first: Option<i32>) -> Result<usize, ApiError> {
+    match first.unwrap_or(50) {
+        n @ 1..=MAX_PAGE => Ok(n as usize),
+        n => Err(ApiError::BadUserInput(format!(
+            "first must be between 1 and {MAX_PAGE}, not {n}"
+        ))),
+    }
+}
+
+pub fn cursor(after: Option<String>) -> Result<Option<Cursor>, ApiError> {
+    after
+        .map(|a| {
+            Cursor::decode(&a)
+                .ok_or_else(|| ApiError::BadUserInput(format!("invalid cursor {a:?}")))
+        })
+        .transpose()
+}
+
+fn lead_connection(page: Page<q::LeadRow>, has_previous: bool) -> LeadConnection {
+    let mut c = Connection::with_additional_fields(
+        has_previous,
+        page.has_next,
+        Totals {
+            total_count: page.total_count,
+        },
+    );
+    c.edges.extend(
+        page.rows
+            .into_iter()
+            .map(|(row, cur)| Edge::new(cur.encode(), LeadSummary(row))),
+    );
+    c
+}
+
+pub fn funnel_of_pub(catalog: &Catalog, raw: Option<String>) -> Result<FunnelId, ApiError> {
+    funnel_of(catalog, raw)
+}
+
+fn funnel_of(catalog: &Catalog, raw: Option<String>) -> Result<FunnelId, ApiError> {
+    let id = match raw {
+        Some(raw) => FunnelId::parse(&raw)?,
+        None => catalog.default_funnel.clone(),
+    };
+    catalog
+        .funnel(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("unknown funnel {id}")))?;
+    Ok(id)
+}
+
+/// The kanban of a funnel: its columns in order with counts and budget sums, and the header.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Board {
+    pub funnel: String,
+    pub columns: Vec<BoardColumnGql>,
+    pub total_count: i64,
+    pub total_budget: Money,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex, name = "BoardColumn")]
+pub struct BoardColumnGql {
+    #[graphql(flatten)]
+    pub column: Column,
+    #[graphql(skip)]
+    pub funnel: String,
+}
+
+#[ComplexObject]
+impl BoardColumnGql {
+    /// The column's cards, most recently changed first.
+    async fn cards(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<LeadConnection> {
+        actor(ctx)?;
+        let state = ctx.data_unchecked::<AppState>();
+        let filter = LeadFilterInput {
+            stage: Some(StageFilter {
+                eq: Some(self.column.stage),
+                in_: None,
+            }),
+            ..Default::default()
+        }
+        .to_filter(Some(self.funnel.clone()), &state.catalog.base_currency)?;
+        let (n, after) = (page_size(first)?, cursor(after)?);
+        let has_previous = after.is_some();
+        let sort = sorts(&[])?;
+        let page = state
+            .reads
+            .read("leads", move |c| {
+                q::leads_page(c, &filter, &sort, n, after.as_ref())
+            })
+            .await
+            .map_err(ApiError::from)?;
+        Ok(lead_connection(page, has_previous))
+    }
+}
+
+pub async fn load_board(
+    state: &AppState,
+    funnel: FunnelId,
+    hide_closed: bool,
+) -> Result<Board, ApiError> {
+    let catalog = state.catalog.clone();
+    let currency = catalog.base_currency.to_string();
+    let board = state
+        .reads
+        .read("leads", move |c| {
+            q::board(c, &catalog, &funnel, hide_closed)
+        })
+        .await?
+        .ok_or_else(|| ApiError::NotFound("unknown funnel".to_owned()))?;
+    let funnel = board.funnel.to_string();
+    Ok(Board {
+        columns: board
+            .columns
+            .iter()
+            .map(|c| BoardColumnGql {
+                column: Column::new(c, &currency),
+                funnel: funnel.clone(),
+            })
+            .collect(),
+        funnel,
+        total_count: board.total_leads,
+        total_budget: Money::from_minor(board.total_budget_minor, &currency),
+    })
+}
+
+pub async fn load_card(
+    state: &AppState,
+    id: leadflow_domain::LeadId,
+) -> Result<Option<LeadCard>, ApiError> {
+    let found = state.reads.read("leads", move |c| q::card(c, id)).await?;
+    Ok(found.map(|(lead, created, updated)| LeadCard {
+        lead,
+        created_at: Some(leadflow_projections::from_micros(created)),
+        updated_at: Some(leadflow_projections::from_micros(updated)),
+    }))
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum ReportKind {
+    ByManager,
+    ByStage,
+    BySource,
+    DisqualificationReasons,
+}
+
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct ReportFilterInput {
+    pub funnel: Option<String>,
+    /// Leads registered at or after this time.
+    pub registered_from: Option<DateTime<Utc>>,
+    /// Leads registered before this time.
+    pub registered_to: Option<DateTime<Utc>>,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct FunnelStageGql {
+    pub key: String,
+    pub name: String,
+    pub colour: String,
+    pub stage: Stage,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Funnel {
+    pub id: String,
+    pub name: String,
+    pub stages: Vec<FunnelStageGql>,
+}
+
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// The user the bearer token names.
+    async fn me(&self, ctx: &Context<'_>) -> Result<User> {
+        let a = actor(ctx)?;
+        Ok(user(&ctx.data_unchecked::<AppState>().catalog, a.user))
+    }
+
+    async fn funnels(&self, ctx: &Context<'_>) -> Result<Vec<Funnel>> {
+        actor(ctx)?;
+        let catalog = &ctx.data_unchecked::<AppState>().catalog;
+        Ok(catalog
+            .funnels
+            .iter()
+            .map(|f| Funnel {
+                id: f.id.to_string(),
+                name: f.name.clone(),
+                stages: f
+                    .stages
+                    .iter()
+                    .map(|s| FunnelStageGql {
+                        key: s.key.to_string(),
+                        name: s.name.clone(),
+                        colour: s.colour.clone(),
+                        stage: s.stage.into(),
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    async fn users(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
+        actor(ctx)?;
+        let catalog = &ctx.data_unchecked::<AppState>().catalog;
+        Ok(catalog.users.iter().map(|u| user(catalog, u.id)).collect())
+    }
+
+    /// The kanban header of a funnel (the registry's default funnel when none is named).
+    async fn board(
+        &self,
+        ctx: &Context<'_>,
+        funnel: Option<String>,
+        #[graphql(default)] hide_closed: bool,
+        consistency: Option<LogPosition>,
+    ) -> Result<Board> {
+        actor(ctx)?;
+        let state = ctx.data_unchecked::<AppState>();
+        consistent(state, consistency).await?;
+        let funnel = funnel_of(&state.catalog, funnel)?;
+        Ok(load_board(state, funnel, hide_closed).await?)
+    }
+
+    /// The registry table: filter on any column, sort by any columns, cursor pages.
+    #[allow(clippy::too_many_arguments)]
+    async fn leads(
+        &self,
+        ctx: &Context<'_>,
+        funnel: Option<String>,
+        filter: Option<LeadFilterInput>,
+        #[graphql(default)] order_by: Vec<LeadOrderBy>,
+        first: Option<i32>,
+        after: Option<String>,
+        consistency: Option<LogPosition>,
+    ) -> Result<LeadConnection> {
+        actor(ctx)?;
+        let state = ctx.data_unchecked::<AppState>();
+        consistent(state, consistency).await?;
+        let funnel = funnel_of(&state.catalog, funnel)?;
+        let filter = filter
+            .unwrap_or_default()
+            .to_filter(Some(funnel.to_string()), &state.catalog.base_currency)?;
+        let sort = sorts(&order_by)?;
+        let (n, after) = (page_size(first)?, cursor(after)?);
+        let has_previous = after.is_some();
+        let page = state
+            .reads
+            .read("leads", move |c| {
+                q::leads_page(c, &filter, &sort, n, after.as_ref())
+            })
+            .await
+            .map_err(ApiError::from)?;
+        Ok(lead_connection(page, has_previous))
+    }
+
+    /// The lead card.
+    async fn lead(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        consistency: Option<LogPosition>,
+    ) -> Result<Option<LeadCard>> {
+        actor(ctx)?;
+        let state = ctx.data_unchecked::<AppState>();
+        consistent(state, consistency).await?;
+        Ok(load_card(state, lead_id(&id)?).await?)
+    }
+
+    /// Every event of a lead, newest first, with actor, business time and a readable summary.
+    async fn lead_history(
+        &self,
+        ctx: &Context<'_>,
+        lead: ID,
+        first: Option<i32>,
+        after: Option<String>,
+        consistency: Option<LogPosition>,
+    ) -> Result<HistoryConnection> {
+        actor(ctx)?;
+        let state = ctx.data_unchecked::<AppState>();
+        consistent(state, consistency).await?;
+        let id = lead_id(&lead)?;
+        let n = page_size(first)?;
+        let before = match cursor(after)? {
+            None => None,
+            Some(Cursor(values)) => match values.as_slice() {
+                [leadflow_projections::query::CursorValue::Integer(p)] => Some(*p),
+                _ => return Err(ApiError::BadUserInput("invalid cursor".into()).into()),
+            },
+        };
+        let page = state
+            .reads
+            .read("history", move |c| q::history(c, id, n, before))
+            .await
+            .map_err(ApiError::from)?;
+        let mut c = Connection::with_additional_fields(
+            before.is_some(),
+            page.has_next,
+            Totals {
+                total_count: page.total_count,
+            },
+        );
+        let catalog = state.catalog.clone();
+        c.edges.extend(
+            page.rows
+                .into_iter()
+                .map(|(row, cur)| Edge::new(cur.encode(), HistoryEntry::new(&catalog, row))),
+        );
+        Ok(c)
+    }
+
+    /// Leads by manager, by stage, by source, or disqualification reasons; filterable by funnel
+    /// and registration period.
+    async fn report(
+        &self,
+        ctx: &Context<'_>,
+        kind: ReportKind,
+        filter: Option<ReportFilterInput>,
+        consistency: Option<LogPosition>,
+    ) -> Result<Vec<ReportRow>> {
+        actor(ctx)?;
+        let state = ctx.data_unchecked::<AppState>();
+        consistent(state, consistency).await?;
+        let filter = filter.unwrap_or_default();
+        let funnel = filter
+            .funnel
+            .map(|f| funnel_of(&state.catalog, Some(f)))
+            .transpose()?;
+        let dimension = match kind {
+            ReportKind::ByManager => ReportDimension::Manager,
+            ReportKind::ByStage => ReportDimension::Stage,
+            ReportKind::BySource => ReportDimension::Source,
+            ReportKind::DisqualificationReasons => ReportDimension::DisqualificationReason,
+        };
+        let rf = ReportFilter {
+            funnel: funnel.as_ref().map(|f| f.to_string()),
+            registered_from: filter.registered_from.map(leadflow_projections::micros),
+            registered_to: filter.registered_to.map(leadflow_projections::micros),
+        };
+        let rows = state
+            .reads
+            .read("leads", move |c| q::report(c, dimension, &rf))
+            .await
+            .map_err(ApiError::from)?;
+        let catalog: &Arc<Catalog> = &state.catalog;
+        let currency = catalog.base_currency.to_string();
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let label = match (&r.key, kind) {
+                    (None, _) => "none".to_owned(),
+                    (Some(k), ReportKind::ByManager) => leadflow_domain::UserId::parse(k)
+                        .map(|u| user(catalog, u).name)
+                        .unwrap_or_else(|_| k.clone()),
+                    (Some(k), ReportKind::ByStage) => funnel
+                        .as_ref()
+                        .and_then(|f| catalog.funnel(f))
+                        .and_then(|f| {
+                            f.stages
+                                .iter()
+                                .find(|s| s.stage.to_string() == *k)
+                                .map(|s| s.name.clone())
+                        })
+                        .unwrap_or_else(|| k.clone()),
+                    (Some(k), ReportKind::BySource) => leadflow_domain::SourceCode::parse(k)
+                        .ok()
+                        .and_then(|s| catalog.source(&s).map(|s| s.name.clone()))
+                        .unwrap_or_else(|| k.clone()),
+                    (Some(k), ReportKind::DisqualificationReasons) => {
+                        leadflow_domain::ReasonCode::parse(k)
+                            .ok()
+                            .and_then(|s| catalog.reason(&s).map(|s| s.name.clone()))
+                            .unwrap_or_else(|| k.clone())
+                    }
+                };
+                ReportRow {
+                    key: r.key,
+                    label,
+                    count: r.leads,
+                    budget: Money::from_minor(r.budget_minor, &currency),
+                }
+            })
+            .collect())
+    }
+
+    /// Every projection: checkpoint, head of the log, lag, events/s, state.
+    async fn projections(&self, ctx: &Context<'_>) -> Result<Vec<ProjectionStatusGql>> {
+        actor(ctx)?;
+        let state = ctx.data_unchecked::<AppState>();
+        Ok(state
+            .reads
+            .status()
+            .await
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+}

@@ -1,0 +1,174 @@
+//! The HTTP edge (axum): `POST /graphql` with bearer-token auth, `GET /graphql/ws` for
+//! subscriptions (graphql-ws), GraphiQL at `/`, `/health`. It knows HTTP and nothing of the
+//! domain beyond the actor it authenticates.
+
+pub mod auth;
+
+use std::future::Future;
+
+use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql::{Data, ServerError};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::body::Bytes;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
+
+use leadflow_graphql::{ApiSchema, AppState};
+use leadflow_projections::ProjectionState;
+
+pub use auth::Auth;
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+#[derive(Clone)]
+pub struct ServerState {
+    pub schema: ApiSchema,
+    pub app: AppState,
+    pub auth: Auth,
+    /// Pre-filled in GraphiQL's headers (the demo token of `make run`).
+    pub graphiql_token: Option<String>,
+}
+
+/// The router, without a socket (tests can call it directly).
+pub fn app(state: ServerState) -> Router {
+    Router::new()
+        .route("/", get(graphiql))
+        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql/ws", get(subscriptions))
+        .route("/health", get(health))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn error_response(status: StatusCode, code: &str, message: String) -> Response {
+    let body =
+        serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (status, Json(body)).into_response()
+}
+
+async fn graphql(State(s): State<ServerState>, headers: HeaderMap, body: Bytes) -> Response {
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                format!("the request body is not a GraphQL request: {e}"),
+            )
+        }
+    };
+    let mut request = request;
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        match value
+            .to_str()
+            .map_err(|_| auth::AuthError::Malformed)
+            .and_then(|v| s.auth.from_header(v))
+        {
+            Ok(actor) => request = request.data(actor),
+            Err(e) => {
+                return error_response(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", e.to_string())
+            }
+        }
+    }
+    let mut response = s.schema.execute(request).await;
+    // Errors raised by our resolvers carry a code; the rest come from parsing and validating
+    // the query (syntax, unknown enum values, depth and complexity limits): bad input.
+    for error in &mut response.errors {
+        ensure_code(error);
+    }
+    Json(response).into_response()
+}
+
+fn ensure_code(error: &mut ServerError) {
+    let has_code = error
+        .extensions
+        .as_ref()
+        .is_some_and(|e| e.get("code").is_some());
+    if !has_code {
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", "BAD_USER_INPUT");
+    }
+}
+
+async fn subscriptions(
+    State(s): State<ServerState>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            let auth = s.auth.clone();
+            GraphQLWebSocket::new(socket, s.schema.clone(), protocol)
+                .on_connection_init(move |payload| async move {
+                    // graphql-ws clients send the token in the connection_init payload.
+                    let header = payload
+                        .get("Authorization")
+                        .or_else(|| payload.get("authorization"))
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned);
+                    let mut data = Data::default();
+                    if let Some(h) = header {
+                        let actor = auth
+                            .from_header(&h)
+                            .map_err(|e| async_graphql::Error::new(e.to_string()))?;
+                        data.insert(actor);
+                    }
+                    Ok(data)
+                })
+                .serve()
+        })
+}
+
+async fn graphiql(State(s): State<ServerState>) -> Html<String> {
+    let mut source = GraphiQLSource::build()
+        .endpoint("/graphql")
+        .subscription_endpoint("/graphql/ws")
+        .title("leadflow");
+    let bearer = s.graphiql_token.as_ref().map(|t| format!("Bearer {t}"));
+    if let Some(b) = &bearer {
+        source = source.header("Authorization", b);
+    }
+    Html(source.finish())
+}
+
+async fn health(State(s): State<ServerState>) -> Response {
+    let status = s.app.reads.status().await;
+    let failed: Vec<&str> = status
+        .iter()
+        .filter(|p| p.state == ProjectionState::Failed)
+        .map(|p| p.name)
+        .collect();
+    let body = serde_json::json!({
+        "status": if failed.is_empty() { "ok" } else { "degraded" },
+        "projections": status.iter().map(|p| serde_json::json!({
+            "name": p.name, "checkpoint": p.checkpoint.0, "head": p.head.0, "lag": p.lag(),
+            "state": format!("{:?}", p.state), "error": p.error,
+        })).collect::<Vec<_>>(),
+    });
+    let code = if failed.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
