@@ -3,6 +3,8 @@
 
 CARGO ?= cargo
 BENCH ?=
+DATA ?= data
+LISTEN ?= 127.0.0.1:8080
 
 # Crates that must never appear under the pure domain (IO, async runtimes, servers, stores).
 IMPURE := tokio|rusqlite|libsqlite3-sys|axum|hyper|mio|eventstore|tonic|reqwest|async-std
@@ -12,10 +14,9 @@ IMPURE := tokio|rusqlite|libsqlite3-sys|axum|hyper|mio|eventstore|tonic|reqwest|
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-run: ## build and serve the GraphQL API with demo data (arrives with issue 4)
-	@echo "make run: the GraphQL API and the demo data arrive with the read side (issue 4)."
-	@echo "Today the write side is complete: try 'make test' and 'make bench'."
-	@exit 1
+run: ## build and serve GraphQL + GraphiQL on 127.0.0.1:8080 with demo data (created on first start)
+	$(CARGO) build --release -p leadflow-cli
+	./target/release/leadflow serve --data-dir $(DATA) --listen $(LISTEN) --demo
 
 test: lint unit ## everything CI runs: fmt check, clippy -D warnings, domain purity, every test
 

@@ -62,17 +62,41 @@ impl Phone {
         }
         let number = phonenumber::parse(Some(phonenumber::country::Id::RU), trimmed)
             .map_err(|_| err("not a phone number"))?;
-        if !phonenumber::is_valid(&number) {
-            return Err(err("no such number in the numbering plan"));
+        if phonenumber::is_valid(&number) {
+            return Ok(Self(
+                number.format().mode(phonenumber::Mode::E164).to_string(),
+            ));
         }
-        Ok(Self(
-            number.format().mode(phonenumber::Mode::E164).to_string(),
-        ))
+        russian_8xx(trimmed)
+            .map(Self)
+            .ok_or_else(|| err("no such number in the numbering plan"))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// phonenumber 0.3.10 strips the leading 8 of a Russian area code as if it were the national
+/// trunk prefix, even after +7, so every number in the 8xx areas (St Petersburg 812, Kazan 843,
+/// Krasnodar 861, Samara 846, ...) comes out nine digits long and invalid. Such a number is
+/// +7 and ten digits starting with 8; accept exactly that shape, written as +7 8xx... or
+/// 8 8xx..., and leave every other number to the crate.
+fn russian_8xx(raw: &str) -> Option<String> {
+    if raw
+        .chars()
+        .any(|c| !(c.is_ascii_digit() || " +-()".contains(c)))
+    {
+        return None;
+    }
+    let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+    let national = match (raw.trim_start().starts_with('+'), digits.len()) {
+        (true, 11) if digits.starts_with('7') => &digits[1..],
+        (false, 11) if digits.starts_with('8') => &digits[1..],
+        (false, 10) => &digits[..],
+        _ => return None,
+    };
+    national.starts_with('8').then(|| format!("+7{national}"))
 }
 
 impl<'de> Deserialize<'de> for Phone {
@@ -309,6 +333,33 @@ mod tests {
         assert_eq!(
             Phone::parse("+1 650 253 0000").unwrap().as_str(),
             "+16502530000"
+        );
+    }
+
+    /// phonenumber 0.3.10 drops the 8 of Russian 8xx area codes (see `russian_8xx`).
+    #[test]
+    fn russian_numbers_in_8xx_areas_parse() {
+        assert_eq!(
+            Phone::parse("+7 812 504-61-13").unwrap().as_str(),
+            "+78125046113"
+        );
+        assert_eq!(
+            Phone::parse("8 (812) 504-61-13").unwrap().as_str(),
+            "+78125046113"
+        );
+        assert_eq!(
+            Phone::parse("+7 843 123 45 67").unwrap().as_str(),
+            "+78431234567"
+        );
+        assert_eq!(
+            Phone::parse("8 800 555-35-35").unwrap().as_str(),
+            "+78005553535"
+        );
+        assert!(Phone::parse("+7 812 504").is_err());
+        assert!(Phone::parse("+7 8125 0461 1399").is_err());
+        assert!(
+            Phone::parse("+1 812 504 6113").is_err(),
+            "only +7 gets the workaround"
         );
     }
 

@@ -252,6 +252,12 @@ impl Engine {
         for attempt in 0..=self.max_retries {
             let entry = self.entry(lead_id, refresh).await?;
             if let Some(record) = entry.commands.get(&command_id) {
+                // The first result: the lead as that command left it, even if it moved on since.
+                let lead = if entry.revision == Some(record.last_revision) {
+                    entry.state.clone()
+                } else {
+                    self.state_at(lead_id, record.last_revision).await?
+                };
                 return Ok(Outcome {
                     kind: OutcomeKind::Replayed,
                     lead_id,
@@ -259,7 +265,7 @@ impl Engine {
                     events: Vec::new(),
                     revision: Some(record.last_revision),
                     position: Some(record.position),
-                    lead: entry.state.clone(),
+                    lead,
                 });
             }
             let now = meta.occurred_at.unwrap_or_else(|| self.clock.now());
@@ -341,6 +347,19 @@ impl Engine {
             lead_id,
             attempts: self.max_retries + 1,
         })
+    }
+
+    /// The lead as it was at `revision` (for answering a replayed command).
+    async fn state_at(&self, lead_id: LeadId, revision: u64) -> Result<Option<Lead>, EngineError> {
+        let events = self
+            .store
+            .read_stream(&lead_stream(lead_id), 0, revision as usize + 1)
+            .await?;
+        let mut entry = CachedLead::default();
+        for recorded in &events {
+            fold_recorded(&mut entry, recorded)?;
+        }
+        Ok(entry.state)
     }
 
     /// The cached lead, caught up with its stream when `refresh` (after a conflict) or when not

@@ -212,6 +212,32 @@ async fn a_retried_command_returns_the_first_result_and_appends_nothing() {
         (first.revision, first.position)
     );
     assert_eq!(again.command_id, first.command_id);
+    assert_eq!(f.store.head().await.unwrap(), head, "a retry appends nothing");
+
+    // After the lead moved on, the retry still answers with the lead as the command left it.
+    let assign = AssignResponsible {
+        to: UserId::named("maria.manager"),
+        remind: false,
+    };
+    f.engine
+        .execute(
+            id,
+            LeadCommand::AssignResponsible(assign),
+            CommandMeta::by(olga()),
+        )
+        .await
+        .unwrap();
+    let late = f
+        .engine
+        .execute(id, qualify.clone(), meta.clone())
+        .await
+        .unwrap();
+    assert_eq!(late.kind, OutcomeKind::Replayed);
+    assert_eq!(
+        late.lead, first.lead,
+        "the first result, not the lead as it is now"
+    );
+    let head = f.store.head().await.unwrap();
 
     // A cold engine (a restart) finds the command in the stream's metadata.
     let cold = engine_on(f.store.clone(), 8);

@@ -88,3 +88,38 @@ pub fn micros(t: DateTime<Utc>) -> i64 {
 pub fn from_micros(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
 }
+
+/// Every row of every read-model table of the database at `path` (checkpoints excluded),
+/// rendered and sorted: two databases built from the same log must dump the same. Used by the
+/// rebuild-equals-incremental and kill-and-resume checks.
+pub fn dump_tables(path: &std::path::Path) -> rusqlite::Result<Vec<String>> {
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'projection_state' ORDER BY name")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::new();
+    for t in tables {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\""))?;
+        let n = stmt.column_count();
+        let mut rows: Vec<String> = stmt
+            .query_map([], |r| {
+                let cells = (0..n)
+                    .map(|i| {
+                        Ok(match r.get_ref(i)? {
+                            rusqlite::types::ValueRef::Text(t) => {
+                                String::from_utf8_lossy(t).into_owned()
+                            }
+                            other => format!("{other:?}"),
+                        })
+                    })
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(format!("{t}: {}", cells.join(" | ")))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        rows.sort();
+        out.extend(rows);
+    }
+    Ok(out)
+}

@@ -1,0 +1,417 @@
+//! `leadflow`: one binary for the API server, the demo data set, tokens and projection status.
+//! Configuration comes from flags or `LEADFLOW_*` environment variables, read once here.
+
+#![allow(clippy::print_stdout)] // a command-line tool prints its answers
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use leadflow_domain::{Catalog, Role, UserId};
+use leadflow_engine::{Engine, EngineConfig, SystemClock, V7Ids};
+use leadflow_graphql::AppState;
+use leadflow_projections::{all_projections, ReadSide};
+use leadflow_server::{Auth, ServerState};
+use leadflow_store::EventStore;
+use leadflow_store_embedded::EmbeddedStore;
+
+#[derive(Parser)]
+#[command(
+    name = "leadflow",
+    version,
+    about = "Event-sourced lead process engine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the GraphQL API (and GraphiQL) with the projections on the embedded store.
+    Serve(ServeArgs),
+    /// Create a realistic, deterministic demo data set by running real commands.
+    Demo(DemoArgs),
+    /// Bearer tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// The read models.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+}
+
+#[derive(Args, Clone)]
+struct DataArgs {
+    /// Where the event store, the read models and the token secret live.
+    #[arg(long, env = "LEADFLOW_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[arg(long, env = "LEADFLOW_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Create the demo data set when the store is empty.
+    #[arg(long, env = "LEADFLOW_DEMO")]
+    demo: bool,
+    #[arg(long, default_value_t = 2000)]
+    demo_leads: u64,
+    #[arg(long, default_value_t = 42)]
+    demo_seed: u64,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[arg(long, default_value_t = 2000)]
+    leads: u64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a bearer token for a user of the catalog.
+    Issue {
+        #[command(flatten)]
+        data: DataArgs,
+        /// A catalog user's name (e.g. olga.supervisor) or id.
+        #[arg(long)]
+        user: String,
+        /// Defaults to the user's role in the catalog.
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
+        #[arg(long, default_value_t = 24 * 30)]
+        ttl_hours: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Each read model's checkpoint, the head of the log, the lag and the state.
+    Status {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Run the projections without the API: catch up with the log, then exit (or follow it).
+    Run {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Where the read models live (default: <data-dir>/read).
+        #[arg(long)]
+        read_dir: Option<PathBuf>,
+        /// Keep applying new events instead of exiting once caught up.
+        #[arg(long)]
+        follow: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Manager,
+    Supervisor,
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Manager => Role::Manager,
+            RoleArg::Supervisor => Role::Supervisor,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LEADFLOW_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Demo(args) => demo(args).await,
+            Command::Token {
+                command:
+                    TokenCommand::Issue {
+                        data,
+                        user,
+                        role,
+                        ttl_hours,
+                    },
+            } => {
+                let catalog = Catalog::default_catalog();
+                let (id, role) = resolve_user(&catalog, &user, role.map(Into::into))?;
+                println!(
+                    "{}",
+                    auth(&data.data_dir)?.issue(id, role, Duration::from_secs(ttl_hours * 3600))
+                );
+                Ok(())
+            }
+            Command::Projections {
+                command: ProjectionsCommand::Status { data },
+            } => status(&data.data_dir),
+            Command::Projections {
+                command:
+                    ProjectionsCommand::Run {
+                        data,
+                        read_dir,
+                        follow,
+                    },
+            } => run_projections(&data.data_dir, read_dir, follow).await,
+        }
+    })
+}
+
+fn resolve_user(
+    catalog: &Catalog,
+    raw: &str,
+    role: Option<Role>,
+) -> anyhow::Result<(UserId, Role)> {
+    let found = catalog
+        .users
+        .iter()
+        .find(|u| u.name == raw || u.id.to_string() == raw);
+    match (found, role) {
+        (Some(u), role) => Ok((u.id, role.unwrap_or(u.role))),
+        (None, Some(role)) => Ok((UserId::parse(raw).context("not a catalog user's name, nor a user id")?, role)),
+        (None, None) => bail!("unknown user {raw:?}: give a catalog user's name (e.g. olga.supervisor) or an id with --role"),
+    }
+}
+
+/// The token secret: `LEADFLOW_JWT_SECRET`, else `<data>/jwt.secret`, created on first use.
+fn auth(data_dir: &Path) -> anyhow::Result<Auth> {
+    if let Ok(secret) = std::env::var("LEADFLOW_JWT_SECRET") {
+        if secret.len() < 32 {
+            bail!("LEADFLOW_JWT_SECRET must be at least 32 bytes");
+        }
+        return Ok(Auth::from_secret(secret.as_bytes()));
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let path = data_dir.join("jwt.secret");
+    if !path.exists() {
+        let secret = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        std::fs::write(&path, secret)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let secret = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Auth::from_secret(&secret))
+}
+
+/// The write side over `<data>/events.db`.
+struct Opened {
+    store: Arc<dyn EventStore>,
+    catalog: Arc<Catalog>,
+    engine: Arc<Engine>,
+}
+
+fn open(data_dir: &Path) -> anyhow::Result<Opened> {
+    let store: Arc<dyn EventStore> = Arc::new(EmbeddedStore::open(data_dir.join("events.db"))?);
+    let catalog = Arc::new(Catalog::default_catalog());
+    let engine = Arc::new(Engine::new(
+        store.clone(),
+        catalog.clone(),
+        Arc::new(SystemClock),
+        Arc::new(V7Ids),
+        EngineConfig::default(),
+    ));
+    Ok(Opened { store, catalog, engine })
+}
+
+async fn run_demo(engine: &Engine, leads: u64, seed: u64) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let config = leadflow_demo::DemoConfig {
+        leads,
+        seed,
+        ..Default::default()
+    };
+    let step = (leads / 10).max(1);
+    let report = leadflow_demo::generate(engine, &config, |done| {
+        if done % step == 0 {
+            eprintln!("demo: {done}/{leads} leads");
+        }
+    })
+    .await?;
+    println!(
+        "demo data: {} leads, {} commands ({} already there), {} events in {:.1} s",
+        report.leads,
+        report.accepted + report.replayed,
+        report.replayed,
+        report.events,
+        started.elapsed().as_secs_f64()
+    );
+    for (stage, n) in &report.by_stage {
+        println!("  {stage:<14} {n}");
+    }
+    Ok(())
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let Opened { engine, .. } = open(&args.data.data_dir)?;
+    run_demo(&engine, args.leads, args.seed).await
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let data_dir = args.data.data_dir;
+    let Opened { store, catalog, engine } = open(&data_dir)?;
+    if args.demo && store.head().await?.0 == 0 {
+        println!(
+            "empty store: creating the demo data set ({} leads, seed {})",
+            args.demo_leads, args.demo_seed
+        );
+        run_demo(&engine, args.demo_leads, args.demo_seed).await?;
+    }
+    let reads = Arc::new(ReadSide::start(
+        &data_dir.join("read"),
+        store.clone(),
+        all_projections(catalog.clone()),
+    )?);
+    let auth = auth(&data_dir)?;
+    let app = AppState {
+        engine,
+        reads: reads.clone(),
+        catalog: catalog.clone(),
+        consistency_timeout: Duration::from_secs(5),
+    };
+    let token = auth.issue(
+        UserId::named("olga.supervisor"),
+        Role::Supervisor,
+        Duration::from_secs(30 * 24 * 3600),
+    );
+    let state = ServerState {
+        schema: leadflow_graphql::schema(app.clone()),
+        app,
+        auth,
+        graphiql_token: Some(token.clone()),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    println!();
+    println!("leadflow is serving");
+    println!("  GraphiQL:   http://{address}/   (opens with the demo token filled in)");
+    println!("  GraphQL:    http://{address}/graphql   (WebSocket: ws://{address}/graphql/ws)");
+    println!("  health:     http://{address}/health");
+    println!("  demo token (olga.supervisor, Supervisor):");
+    println!("  Bearer {token}");
+    println!();
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    leadflow_server::run(listener, leadflow_server::app(state), shutdown).await?;
+    reads.shutdown();
+    Ok(())
+}
+
+async fn run_projections(
+    data_dir: &Path,
+    read_dir: Option<PathBuf>,
+    follow: bool,
+) -> anyhow::Result<()> {
+    let Opened { store, catalog, .. } = open(data_dir)?;
+    let read_dir = read_dir.unwrap_or_else(|| data_dir.join("read"));
+    let reads = ReadSide::start(&read_dir, store.clone(), all_projections(catalog))?;
+    let started = Instant::now();
+    loop {
+        let status = reads.status().await;
+        if let Some(failed) = status
+            .iter()
+            .find(|s| s.state == leadflow_projections::ProjectionState::Failed)
+        {
+            bail!(
+                "projection {} failed: {}",
+                failed.name,
+                failed.error.clone().unwrap_or_default()
+            );
+        }
+        let head = store.head().await?;
+        if !follow && status.iter().all(|s| s.checkpoint >= head) {
+            let events: u64 = head.0;
+            println!(
+                "caught up with {events} events in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    reads.shutdown();
+    Ok(())
+}
+
+fn status(data_dir: &Path) -> anyhow::Result<()> {
+    // Read-only: a running server keeps writing; this only looks.
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let events = data_dir.join("events.db");
+    let head: i64 = rusqlite::Connection::open_with_flags(&events, flags)
+        .and_then(|c| {
+            c.query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| {
+                r.get(0)
+            })
+        })
+        .with_context(|| format!("cannot read the event store {}", events.display()))?;
+    println!(
+        "{:<10} {:>8} {:>12} {:>12} {:>10}  state",
+        "projection", "version", "checkpoint", "head", "lag"
+    );
+    for name in ["leads", "history"] {
+        let path = data_dir.join("read").join(format!("{name}.db"));
+        let row = rusqlite::Connection::open_with_flags(&path, flags).and_then(|c| {
+            c.query_row(
+                "SELECT version, position, state, error FROM projection_state WHERE name = ?1",
+                [name],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                    ))
+                },
+            )
+        });
+        match row {
+            Ok((version, position, state, error)) => {
+                let state = match (state.as_str(), position >= head) {
+                    ("failed", _) => format!("failed: {}", error.unwrap_or_default()),
+                    (_, true) => "live".to_owned(),
+                    _ => "catching up".to_owned(),
+                };
+                println!(
+                    "{name:<10} {version:>8} {position:>12} {head:>12} {:>10}  {state}",
+                    head - position
+                );
+            }
+            Err(_) => println!(
+                "{name:<10} {:>8} {:>12} {head:>12} {head:>10}  not built yet",
+                "-", "-"
+            ),
+        }
+    }
+    Ok(())
+}
