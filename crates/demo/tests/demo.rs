@@ -303,26 +303,3 @@ async fn the_concurrency_changes_the_interleaving_but_no_stream() {
         by_stream(&log(many.store.as_ref()).await)
     );
 }
-
-/// How long the default demo (2000 leads) takes in this build; run it with
-/// `cargo test -p leadflow-demo --test demo -- --ignored --nocapture`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a timing run, not a check"]
-async fn the_default_demo_takes() {
-    let f = fixture();
-    let started = std::time::Instant::now();
-    let report = run(&f.engine, &DemoConfig::default()).await;
-    let first = started.elapsed();
-    let started = std::time::Instant::now();
-    let again = run(&f.engine, &DemoConfig::default()).await;
-    eprintln!(
-        "demo: {} leads, {} commands, {} events in {:.2?}; second run: {} replays in {:.2?}; by stage {:?}",
-        report.leads,
-        report.accepted,
-        report.events,
-        first,
-        again.replayed,
-        started.elapsed(),
-        report.by_stage
-    );
-}
