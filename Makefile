@@ -34,8 +34,9 @@ unit: ## every test of the workspace
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
 
-bench: ## the figures of SPEC section 9 beside their raw limits (BENCH=name runs one)
-	$(CARGO) run --release -p leadflow-bench -- $(if $(BENCH),--bench $(BENCH)) --dir target/bench
+bench: ## the figures of SPEC section 9 beside their raw limits (BENCH=name runs one, LEADS=n sizes the read side)
+	$(CARGO) build --release -p leadflow-bench -p leadflow-cli
+	./target/release/leadflow-bench $(if $(BENCH),--bench $(BENCH)) $(if $(LEADS),--leads $(LEADS)) --dir target/bench
 
 schemas: ## regenerate schemas/ from the Rust types
 	$(CARGO) test -p leadflow-domain --test schemas >/dev/null 2>&1 || true

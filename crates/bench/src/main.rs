@@ -1,8 +1,12 @@
 //! `make bench`: the write-side figures of SPEC section 9, each printed beside the raw limit
 //! measured in the same run on the same disk, and written to `target/bench/summary.json`.
 //!
-//! Usage: `leadflow-bench [--bench NAME[,NAME...]] [--dir DIR]`.
+//! Usage: `leadflow-bench [--bench NAME[,NAME...]] [--dir DIR] [--leads N]` (the read-side
+//! figures run over a cached data set of N leads, default 1,000,000).
 
+mod dataset;
+mod http;
+mod read;
 mod workload;
 
 use std::collections::BTreeMap;
@@ -29,7 +33,7 @@ const BULK_IN_FLIGHT: u64 = 128;
 const RAW_BATCH: usize = 100;
 
 /// One measured figure.
-struct Figure {
+pub(crate) struct Figure {
     name: &'static str,
     value: f64,
     unit: &'static str,
@@ -61,12 +65,22 @@ impl Figure {
     }
 }
 
-const ALL: [&str; 3] = ["commands_per_sec", "command_latency", "bulk_append"];
+const ALL: [&str; 8] = [
+    "commands_per_sec",
+    "command_latency",
+    "bulk_append",
+    "catch_up",
+    "kanban_header",
+    "table_page",
+    "mutation_latency",
+    "serve_rss",
+];
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut selected: Vec<String> = Vec::new();
     let mut dir = PathBuf::from("target/bench");
+    let mut leads: u64 = 1_000_000;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--bench" => selected.extend(
@@ -81,6 +95,12 @@ fn main() -> anyhow::Result<()> {
                     args.next()
                         .ok_or_else(|| anyhow::anyhow!("--dir needs a value"))?,
                 )
+            }
+            "--leads" => {
+                leads = args
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--leads needs a value"))?
+                    .parse()?
             }
             "-h" | "--help" => {
                 eprintln!(
@@ -115,6 +135,13 @@ fn main() -> anyhow::Result<()> {
             "commands_per_sec" => figures.push(rt.block_on(commands_per_sec(scratch.path()))?),
             "command_latency" => figures.extend(rt.block_on(command_latency(scratch.path()))?),
             "bulk_append" => figures.push(rt.block_on(bulk_append(scratch.path()))?),
+            "catch_up" => figures.extend(rt.block_on(read::catch_up(&dir, leads))?),
+            "kanban_header" => figures.push(rt.block_on(read::kanban_header(&dir, leads))?),
+            "table_page" => figures.push(rt.block_on(read::table_page(&dir, leads))?),
+            "mutation_latency" => {
+                figures.push(rt.block_on(http::mutation_latency(scratch.path()))?)
+            }
+            "serve_rss" => figures.push(rt.block_on(http::serve_rss(&dir, leads))?),
             _ => unreachable!("checked above"),
         }
     }
@@ -389,7 +416,7 @@ fn raw_commit_latencies(path: &Path, rows: &[RecordedEvent]) -> anyhow::Result<V
     Ok(samples)
 }
 
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+pub(crate) fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples.sort_unstable();
     let idx = ((samples.len() as f64 - 1.0) * p).round() as usize;
     samples[idx]

@@ -239,7 +239,11 @@ fn open(data_dir: &Path) -> anyhow::Result<Opened> {
         Arc::new(V7Ids),
         EngineConfig::default(),
     ));
-    Ok(Opened { store, catalog, engine })
+    Ok(Opened {
+        store,
+        catalog,
+        engine,
+    })
 }
 
 async fn run_demo(engine: &Engine, leads: u64, seed: u64) -> anyhow::Result<()> {
@@ -277,7 +281,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let data_dir = args.data.data_dir;
-    let Opened { store, catalog, engine } = open(&data_dir)?;
+    let Opened {
+        store,
+        catalog,
+        engine,
+    } = open(&data_dir)?;
     if args.demo && store.head().await?.0 == 0 {
         println!(
             "empty store: creating the demo data set ({} leads, seed {})",

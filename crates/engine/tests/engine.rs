@@ -212,7 +212,11 @@ async fn a_retried_command_returns_the_first_result_and_appends_nothing() {
         (first.revision, first.position)
     );
     assert_eq!(again.command_id, first.command_id);
-    assert_eq!(f.store.head().await.unwrap(), head, "a retry appends nothing");
+    assert_eq!(
+        f.store.head().await.unwrap(),
+        head,
+        "a retry appends nothing"
+    );
 
     // After the lead moved on, the retry still answers with the lead as the command left it.
     let assign = AssignResponsible {

@@ -47,6 +47,19 @@ pub fn cursor(after: Option<String>) -> Result<Option<Cursor>, ApiError> {
         .transpose()
 }
 
+/// The cursor of a page sorted by `sort` (each sort key, then the lead id). The read model
+/// ignores a cursor of another shape and starts over at the first page, so a client that
+/// changed `orderBy` between pages would page forever: refuse it instead.
+fn cursor_for(after: Option<String>, sort: &[q::Sort]) -> Result<Option<Cursor>, ApiError> {
+    let after = cursor(after)?;
+    if after.as_ref().is_some_and(|c| c.0.len() != sort.len() + 1) {
+        return Err(ApiError::BadUserInput(
+            "the cursor belongs to a page with another orderBy".to_owned(),
+        ));
+    }
+    Ok(after)
+}
+
 fn lead_connection(page: Page<q::LeadRow>, has_previous: bool) -> LeadConnection {
     let mut c = Connection::with_additional_fields(
         has_previous,
@@ -115,9 +128,9 @@ impl BoardColumnGql {
             ..Default::default()
         }
         .to_filter(Some(self.funnel.clone()), &state.catalog.base_currency)?;
-        let (n, after) = (page_size(first)?, cursor(after)?);
-        let has_previous = after.is_some();
         let sort = sorts(&[])?;
+        let (n, after) = (page_size(first)?, cursor_for(after, &sort)?);
+        let has_previous = after.is_some();
         let page = state
             .reads
             .read("leads", move |c| {
@@ -277,7 +290,7 @@ impl Query {
             .unwrap_or_default()
             .to_filter(Some(funnel.to_string()), &state.catalog.base_currency)?;
         let sort = sorts(&order_by)?;
-        let (n, after) = (page_size(first)?, cursor(after)?);
+        let (n, after) = (page_size(first)?, cursor_for(after, &sort)?);
         let has_previous = after.is_some();
         let page = state
             .reads

@@ -1,0 +1,219 @@
+//! The read-side figures: projection catch-up beside a raw scan-and-decode of the same log,
+//! the kanban header and a filtered sorted table page beside plain SQLite reads, GraphQL
+//! mutation latency over HTTP at a fixed rate beside a trivial query at the same rate, and the
+//! resident memory of `leadflow serve` beside the size of its files.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags};
+
+use leadflow_domain::{Catalog, FunnelId};
+use leadflow_engine::codec::{self, EventMetadata};
+use leadflow_projections::query::{self, LeadFilter, Sort, SortField};
+use leadflow_projections::{all_projections, ReadSide};
+use leadflow_store::EventStore;
+use leadflow_store_embedded::EmbeddedStore;
+
+use crate::{dataset, percentile, Figure};
+
+fn read_only(path: &Path) -> anyhow::Result<Connection> {
+    Ok(Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?)
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Rebuilds every read model of the data set from zero; the raw limit is a plain scan of the
+/// same log with JSON decoding of every payload and envelope.
+pub async fn catch_up(root: &Path, leads: u64) -> anyhow::Result<Vec<Figure>> {
+    let data = dataset::ensure(root, leads).await?;
+    let events_path = data.join("events.db");
+    let raw = tokio::task::spawn_blocking(move || scan_and_decode(&events_path)).await??;
+    let store: Arc<dyn EventStore> = Arc::new(EmbeddedStore::open(data.join("events.db"))?);
+    let head = store.head().await?;
+    let read = data.join("read");
+    if read.exists() {
+        std::fs::remove_dir_all(&read)?;
+    }
+    let started = Instant::now();
+    let reads = ReadSide::start(
+        &read,
+        store.clone(),
+        all_projections(Arc::new(Catalog::default_catalog())),
+    )?;
+    reads.wait_for(head, Duration::from_secs(4 * 3600)).await?;
+    let secs = started.elapsed().as_secs_f64();
+    reads.shutdown();
+    std::fs::write(read.join("complete"), format!("{}\n", head.0))?;
+    let rate = head.0 as f64 / secs;
+    let mut figures = vec![Figure {
+        name: "projection_catch_up",
+        value: rate,
+        unit: "events/s",
+        limit: raw,
+        limit_what: format!(
+            "plain scan of the same {} events with JSON decoding of payload and metadata",
+            head.0
+        ),
+        goal: Some(0.3 * raw),
+        higher_is_better: true,
+    }];
+    figures.push(Figure {
+        name: "projection_rebuild_time",
+        value: secs,
+        unit: "s",
+        limit: head.0 as f64 / raw,
+        limit_what: format!(
+            "the raw scan-and-decode of {} events ({leads} leads)",
+            head.0
+        ),
+        goal: (leads >= 1_000_000).then_some(60.0),
+        higher_is_better: false,
+    });
+    Ok(figures)
+}
+
+fn scan_and_decode(path: &Path) -> anyhow::Result<f64> {
+    let conn = read_only(path)?;
+    let started = Instant::now();
+    let mut stmt =
+        conn.prepare("SELECT event_type, data, metadata FROM events ORDER BY position")?;
+    let mut rows = stmt.query([])?;
+    let mut n = 0u64;
+    while let Some(row) = rows.next()? {
+        let event_type: String = row.get(0)?;
+        let data = row.get_ref(1)?.as_blob()?;
+        let meta = EventMetadata::decode(row.get_ref(2)?.as_blob()?)?;
+        codec::decode(&event_type, meta.version, data)?;
+        n += 1;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The read models built by `catch_up` (building them if needed).
+async fn read_models(root: &Path, leads: u64) -> anyhow::Result<std::path::PathBuf> {
+    let data = dataset::ensure(root, leads).await?;
+    if !data.join("read").join("complete").exists() {
+        catch_up(root, leads).await?;
+    }
+    Ok(data)
+}
+
+fn timed<T>(n: usize, mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<Vec<Duration>> {
+    (0..n)
+        .map(|_| {
+            let started = Instant::now();
+            f()?;
+            Ok(started.elapsed())
+        })
+        .collect()
+}
+
+/// The kanban header of the default funnel, beside a plain primary-key read.
+pub async fn kanban_header(root: &Path, leads: u64) -> anyhow::Result<Figure> {
+    let data = read_models(root, leads).await?;
+    let conn = read_only(&data.join("read").join("leads.db"))?;
+    let catalog = Catalog::default_catalog();
+    let funnel = FunnelId::parse("default")?;
+    let mut samples = timed(2000, || Ok(query::board(&conn, &catalog, &funnel, false)?))?;
+    let mut raw = timed(2000, || {
+        Ok(conn.query_row(
+            "SELECT leads FROM board WHERE funnel = 'default' AND stage = 'Handoff'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )?)
+    })?;
+    Ok(Figure {
+        name: "kanban_header_p99",
+        value: micros(percentile(&mut samples, 0.99)),
+        unit: "µs",
+        limit: micros(percentile(&mut raw, 0.99)),
+        limit_what: format!("p99 of a plain primary-key read of one counter, {leads} leads"),
+        goal: Some(1000.0),
+        higher_is_better: false,
+    })
+}
+
+/// Filtered, sorted table pages (first pages and a next page), beside a plain page read.
+pub async fn table_page(root: &Path, leads: u64) -> anyhow::Result<Figure> {
+    let data = read_models(root, leads).await?;
+    let mut conn = read_only(&data.join("read").join("leads.db"))?;
+    let funnel = Some("default".to_owned());
+    let cases: Vec<(LeadFilter, Vec<Sort>)> = vec![
+        (
+            LeadFilter {
+                funnel: funnel.clone(),
+                stages: vec!["Handoff".into()],
+                ..Default::default()
+            },
+            vec![Sort {
+                field: SortField::UpdatedAt,
+                descending: true,
+            }],
+        ),
+        (
+            LeadFilter {
+                funnel: funnel.clone(),
+                budget_min: Some(150_000_000),
+                ..Default::default()
+            },
+            vec![Sort {
+                field: SortField::Budget,
+                descending: true,
+            }],
+        ),
+        (
+            LeadFilter {
+                funnel: funnel.clone(),
+                responsible: vec![leadflow_domain::UserId::named("ivan.manager").to_string()],
+                ..Default::default()
+            },
+            vec![Sort {
+                field: SortField::CreatedAt,
+                descending: false,
+            }],
+        ),
+        (
+            LeadFilter {
+                funnel: funnel.clone(),
+                text: Some("farm 4242".into()),
+                ..Default::default()
+            },
+            vec![Sort {
+                field: SortField::Title,
+                descending: false,
+            }],
+        ),
+    ];
+    let mut samples = Vec::new();
+    for (filter, sort) in &cases {
+        for _ in 0..15 {
+            let started = Instant::now();
+            let page = query::leads_page(&mut conn, filter, sort, 50, None)?;
+            if let Some((_, cursor)) = page.rows.last() {
+                query::leads_page(&mut conn, filter, sort, 50, Some(cursor))?;
+            }
+            samples.push(started.elapsed() / 2);
+        }
+    }
+    let mut raw = timed(200, || {
+        let mut stmt = conn.prepare_cached("SELECT * FROM leads ORDER BY rowid LIMIT 50")?;
+        let n = stmt.query_map([], |_| Ok(()))?.count();
+        Ok(n)
+    })?;
+    Ok(Figure {
+        name: "table_page_p99",
+        value: micros(percentile(&mut samples, 0.99)),
+        unit: "µs",
+        limit: micros(percentile(&mut raw, 0.99)),
+        limit_what: format!("p99 of a plain 50-row page read in rowid order, {leads} leads"),
+        goal: Some(20_000.0),
+        higher_is_better: false,
+    })
+}

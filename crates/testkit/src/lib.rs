@@ -1,0 +1,265 @@
+//! `spawn_app()`: the whole product as `leadflow serve` wires it (embedded store in a temporary
+//! directory, engine with the default catalog, system clock and v7 ids, the read side, the
+//! GraphQL schema and the axum router), served on 127.0.0.1 port 0 on a tokio task that stops
+//! when the [`TestApp`] is dropped. Tests talk to it only over real HTTP and WebSocket, through
+//! the helpers here; the only shortcut is [`TestApp::head`], the event log's head, which the
+//! "no change" checks compare.
+//!
+//! Not here: assertions about behaviour (they live in the tests) and fixed clocks (the e2e
+//! suite runs on the system clock, as production does). `TEST_LOG=1` shows the server's logs.
+//!
+//! Tests must run on a multi-thread runtime (`#[tokio::test(flavor = "multi_thread")]`): the
+//! projection threads drive their subscriptions through the test's runtime.
+
+pub mod api;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use leadflow_domain::{Catalog, UserId};
+use leadflow_engine::{Engine, EngineConfig, SystemClock, V7Ids};
+use leadflow_graphql::AppState;
+use leadflow_projections::{all_projections, ReadSide};
+use leadflow_server::{Auth, ServerState};
+use leadflow_store::EventStore;
+use leadflow_store_embedded::EmbeddedStore;
+
+pub use api::{ApiFailure, Board, Card, History, LeadPage, Money, Payload, ReportRow};
+pub use ws::GraphQlWs;
+
+/// The token secret of every test app (at least 32 bytes, as `Auth` wants).
+const SECRET: &[u8] = b"leadflow-e2e-secret-leadflow-e2e-secret";
+
+/// How an app differs from `leadflow serve`'s defaults.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How long a query waits for its `consistency` position.
+    pub consistency_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        // As `leadflow serve`.
+        Self {
+            consistency_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A running server over its own temporary data directory.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub catalog: Arc<Catalog>,
+    auth: Auth,
+    client: reqwest::Client,
+    store: Arc<dyn EventStore>,
+    reads: Arc<ReadSide>,
+    shutdown: Option<oneshot::Sender<()>>,
+    // Dropped last: the store and the read models live in it.
+    _dir: tempfile::TempDir,
+}
+
+/// An HTTP answer as it came: status and body.
+#[derive(Clone, Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: String,
+}
+
+impl RawResponse {
+    /// The body as JSON, if it is JSON.
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_str(&self.body).ok()
+    }
+}
+
+/// The app as `leadflow serve` wires it.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Settings::default()).await
+}
+
+pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    init_logging();
+    let dir = tempfile::tempdir().expect("create a temporary data dir");
+    let store: Arc<dyn EventStore> = Arc::new(
+        EmbeddedStore::open(dir.path().join("events.db")).expect("open the embedded store"),
+    );
+    let catalog = Arc::new(Catalog::default_catalog());
+    let engine = Arc::new(Engine::new(
+        store.clone(),
+        catalog.clone(),
+        Arc::new(SystemClock),
+        Arc::new(V7Ids),
+        EngineConfig::default(),
+    ));
+    let reads = Arc::new(
+        ReadSide::start(
+            &dir.path().join("read"),
+            store.clone(),
+            all_projections(catalog.clone()),
+        )
+        .expect("start the read side"),
+    );
+    let auth = Auth::from_secret(SECRET);
+    let app = AppState {
+        engine,
+        reads: reads.clone(),
+        catalog: catalog.clone(),
+        consistency_timeout: settings.consistency_timeout,
+    };
+    let state = ServerState {
+        schema: leadflow_graphql::schema(app.clone()),
+        app,
+        auth: auth.clone(),
+        graphiql_token: None,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind port 0");
+    let address = listener.local_addr().expect("a bound address");
+    let (shutdown, stop) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let stopped = async {
+            let _ = stop.await;
+        };
+        if let Err(e) = leadflow_server::run(listener, leadflow_server::app(state), stopped).await {
+            panic!("the test server failed: {e}");
+        }
+    });
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client");
+    TestApp {
+        address,
+        catalog,
+        auth,
+        client,
+        store,
+        reads,
+        shutdown: Some(shutdown),
+        _dir: dir,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        // Stop the projection threads while the runtime still runs (the server task keeps its
+        // own handle on the read side until the runtime drops it).
+        self.reads.shutdown();
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// A bearer token for a user of the catalog, with the catalog's role, as `leadflow token
+    /// issue --user NAME` gives it.
+    pub fn token(&self, user_name: &str) -> String {
+        let user = self
+            .catalog
+            .users
+            .iter()
+            .find(|u| u.name == user_name)
+            .unwrap_or_else(|| panic!("no catalog user named {user_name:?}"));
+        self.auth
+            .issue(user.id, user.role, Duration::from_secs(3600))
+    }
+
+    /// The id of a catalog user, as the API names users.
+    pub fn user_id(&self, user_name: &str) -> String {
+        UserId::named(user_name).to_string()
+    }
+
+    /// The event log's head: how the tests see that a refused request changed nothing.
+    pub async fn head(&self) -> u64 {
+        self.store.head().await.expect("read the log's head").0
+    }
+
+    /// `POST /graphql` with `{query, variables}` and, given a token, `Authorization: Bearer`.
+    /// Returns the response body whatever the status.
+    pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let authorization = token.map(|t| format!("Bearer {t}"));
+        let raw = self
+            .graphql_raw(
+                authorization.as_deref(),
+                &json!({ "query": query, "variables": variables }),
+            )
+            .await;
+        raw.json()
+            .unwrap_or_else(|| panic!("a GraphQL answer that is not JSON: {raw:?}"))
+    }
+
+    /// `POST /graphql` with any `Authorization` header value and any JSON body.
+    pub async fn graphql_raw(&self, authorization: Option<&str>, body: &Value) -> RawResponse {
+        let mut request = self.client.post(self.url("/graphql")).json(body);
+        if let Some(a) = authorization {
+            request = request.header(AUTHORIZATION, a);
+        }
+        raw(request.send().await.expect("POST /graphql")).await
+    }
+
+    /// `POST /graphql` with raw bytes and a content type, and optionally a token.
+    pub async fn post_raw(
+        &self,
+        token: Option<&str>,
+        body: impl Into<Vec<u8>>,
+        content_type: &str,
+    ) -> RawResponse {
+        let mut request = self
+            .client
+            .post(self.url("/graphql"))
+            .header(CONTENT_TYPE, content_type)
+            .body(body.into());
+        if let Some(t) = token {
+            request = request.header(AUTHORIZATION, format!("Bearer {t}"));
+        }
+        raw(request.send().await.expect("POST /graphql")).await
+    }
+
+    /// `GET` any path.
+    pub async fn get(&self, path: &str) -> RawResponse {
+        raw(self.client.get(self.url(path)).send().await.expect("GET")).await
+    }
+}
+
+async fn raw(response: reqwest::Response) -> RawResponse {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.text().await.unwrap_or_default();
+    RawResponse {
+        status,
+        content_type,
+        body,
+    }
+}
+
+/// `TEST_LOG=1` (or any value but `0`) shows the server's logs, filtered by `LEADFLOW_LOG`
+/// (default `info`).
+fn init_logging() {
+    let wanted = std::env::var("TEST_LOG").is_ok_and(|v| !v.is_empty() && v != "0");
+    if wanted {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("LEADFLOW_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
+}

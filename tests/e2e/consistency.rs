@@ -1,0 +1,195 @@
+//! Read-your-writes (a query with the `consistency` a mutation returned sees that mutation),
+//! idempotent retries (the same `idempotencyKey` answers the first result, `replayed: true`,
+//! and appends nothing), and concurrent writers on one lead (each one either lands or answers
+//! CONFLICT; none is lost or doubled).
+
+use serde_json::json;
+
+use leadflow_testkit::api::ops;
+use leadflow_testkit::spawn_app;
+
+use crate::{manual_lead, web_form_lead};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_read_at_a_mutations_position_sees_that_mutation() {
+    let app = spawn_app().await;
+    let olga = app.token("olga.supervisor");
+    // No pause anywhere: each read comes straight after its write.
+    for n in 1..=12 {
+        let lead = app
+            .register_lead(&olga, web_form_lead(&format!("Lead {n:02}"), "1000"))
+            .await;
+        let at = lead.at();
+        let board = app.board(&olga, at).await;
+        assert_eq!(board.count("QUALIFICATION"), n);
+        assert_eq!(board.total_budget.amount, format!("{}.00", 1000 * n));
+        assert!(
+            app.lead(&olga, lead.id(), at).await.is_some(),
+            "lead {n}'s card"
+        );
+        assert_eq!(app.leads(&olga, json!({ "at": at })).await.total_count, n);
+        assert_eq!(app.history(&olga, lead.id(), at).await.total_count, 1);
+
+        let renamed = app
+            .must(
+                &olga,
+                ops::UPDATE_DETAILS,
+                json!({ "lead": lead.id(), "input": { "title": format!("Renamed {n:02}") } }),
+            )
+            .await;
+        let card = app
+            .lead(&olga, lead.id(), renamed.at())
+            .await
+            .expect("the card");
+        assert_eq!(card.title, format!("Renamed {n:02}"));
+        let page = app
+            .leads(
+                &olga,
+                json!({ "filter": { "text": format!("Renamed {n:02}") }, "at": renamed.at() }),
+            )
+            .await;
+        assert_eq!(page.total_count, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_registration_with_the_same_key_lands_on_the_same_lead_once() {
+    let app = spawn_app().await;
+    let olga = app.token("olga.supervisor");
+    let input =
+        json!({ "input": web_form_lead("Warehouse racks", "900000"), "key": "web-form-4711" });
+
+    let first = app.must(&olga, ops::REGISTER, input.clone()).await;
+    let head = app.head().await;
+    let retry = app.must(&olga, ops::REGISTER, input).await;
+
+    assert!(!first.replayed && retry.replayed);
+    assert_eq!(retry.id(), first.id());
+    assert_eq!(retry.position, first.position);
+    assert_eq!(app.head().await, head, "the retry appended nothing");
+    let board = app.board(&olga, retry.at()).await;
+    assert_eq!(board.total_count, 1);
+    assert_eq!(
+        app.history(&olga, first.id(), retry.at()).await.total_count,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_command_answers_its_first_result_even_after_the_lead_moved_on() {
+    let app = spawn_app().await;
+    let olga = app.token("olga.supervisor");
+    let lead = app
+        .register_lead(&olga, web_form_lead("Warehouse racks", "900000"))
+        .await;
+    let qualify = json!({ "lead": lead.id(), "key": "qualify-once" });
+    let first = app.must(&olga, ops::QUALIFY, qualify.clone()).await;
+    let assigned = app
+        .must(
+            &olga,
+            ops::ASSIGN,
+            json!({ "lead": lead.id(), "to": app.user_id("ivan.manager") }),
+        )
+        .await;
+    let entries = app
+        .history(&olga, lead.id(), assigned.at())
+        .await
+        .total_count;
+    let head = app.head().await;
+
+    // Without its key the same command would be refused (the lead is past Qualification); with
+    // it, the retry is recognised and answers what the first execution did.
+    let retry = app.must(&olga, ops::QUALIFY, qualify).await;
+    assert!(retry.replayed);
+    assert_eq!(retry.position, first.position);
+    assert_eq!(retry.lead.stage, "DISTRIBUTION");
+    assert_eq!(
+        retry.lead.responsible_name(),
+        None,
+        "the lead as the first execution left it"
+    );
+    assert_eq!(app.head().await, head);
+    assert_eq!(
+        app.history(&olga, lead.id(), Some(&head.to_string()))
+            .await
+            .total_count,
+        entries
+    );
+    let card = app
+        .lead(&olga, lead.id(), assigned.at())
+        .await
+        .expect("the card");
+    assert_eq!(card.responsible_name(), Some("ivan.manager"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_changes_nothing_answers_no_position_and_appends_nothing() {
+    let app = spawn_app().await;
+    let ivan = app.token("ivan.manager");
+    let lead = app.register_lead(&ivan, manual_lead("Office chairs")).await;
+    let head = app.head().await;
+    let same = json!({ "lead": lead.id(), "to": app.user_id("ivan.manager") });
+    let unchanged = app.must(&ivan, ops::ASSIGN, same).await;
+    assert_eq!(
+        (unchanged.position.as_deref(), unchanged.replayed),
+        (None, false)
+    );
+    assert_eq!(unchanged.lead.responsible_name(), Some("ivan.manager"));
+    assert_eq!(app.head().await, head);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_on_one_lead_either_land_or_answer_conflict() {
+    let app = spawn_app().await;
+    let ivan = app.token("ivan.manager");
+    let lead = app.register_lead(&ivan, manual_lead("Office chairs")).await;
+    let writers = (0..24).map(|n| {
+        let vars = json!({ "lead": lead.id(), "input": { "comment": format!("note {n}") } });
+        app.command(&ivan, ops::UPDATE_DETAILS, vars)
+    });
+    let results = futures::future::join_all(writers).await;
+
+    let mut landed = 0;
+    for result in &results {
+        match result {
+            Ok(payload) => {
+                assert!(payload.position.is_some() && !payload.replayed);
+                landed += 1;
+            }
+            Err(f) => assert_eq!(f.code, "CONFLICT", "{f:#?}"),
+        }
+    }
+    assert!(landed > 0);
+    let head = app.head().await.to_string();
+    let history = app.history(&ivan, lead.id(), Some(&head)).await;
+    let updates = history
+        .event_types()
+        .iter()
+        .filter(|t| **t == "LeadDetailsUpdated")
+        .count();
+    assert_eq!(
+        updates, landed,
+        "every answered write is recorded once, no refused one is"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_shows_every_read_model_caught_up_with_the_log() {
+    let app = spawn_app().await;
+    let olga = app.token("olga.supervisor");
+    let lead = app.register_lead(&olga, manual_lead("Office chairs")).await;
+    app.board(&olga, lead.at()).await;
+    let raw = app.get("/health").await;
+    assert_eq!(raw.status, 200, "{}", raw.body);
+    let health = raw.json().expect("JSON");
+    assert_eq!(health["status"], "ok");
+    let projections = health["projections"].as_array().expect("a list");
+    let names: Vec<&str> = projections
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["leads", "history"]);
+    for p in projections {
+        assert_eq!(p["lag"], 0, "{p}");
+    }
+}
