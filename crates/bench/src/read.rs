@@ -47,8 +47,26 @@ pub async fn catch_up(root: &Path, leads: u64) -> anyhow::Result<Vec<Figure>> {
         store.clone(),
         all_projections(Arc::new(Catalog::default_catalog())),
     )?;
-    reads.wait_for(head, Duration::from_secs(4 * 3600)).await?;
+    // Note when each projection reaches the head: the slowest sets the figure.
+    let mut done: Vec<(&'static str, f64)> = Vec::new();
+    loop {
+        let status = reads.status().await;
+        if let Some(failed) = status.iter().find(|s| s.error.is_some()) {
+            anyhow::bail!("projection {} failed: {:?}", failed.name, failed.error);
+        }
+        for s in &status {
+            if s.checkpoint >= head && !done.iter().any(|d| d.0 == s.name) {
+                done.push((s.name, started.elapsed().as_secs_f64()));
+            }
+        }
+        if done.len() == status.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let secs = started.elapsed().as_secs_f64();
+    let each: Vec<String> = done.iter().map(|(n, t)| format!("{n} {t:.1} s")).collect();
+    eprintln!("  caught up: {}", each.join(", "));
     reads.shutdown();
     std::fs::write(read.join("complete"), format!("{}\n", head.0))?;
     let rate = head.0 as f64 / secs;

@@ -30,11 +30,11 @@ impl Projection for LeadsProjection {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn schema(&self) -> &'static str {
-        include_str!("../../../projections/leads.v1.sql")
+        include_str!("../../../projections/leads.v2.sql")
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, events: &[Envelope]) -> Result<(), ProjectionError> {
@@ -52,7 +52,13 @@ impl Projection for LeadsProjection {
                 continue;
             };
             if !touched.contains_key(lead_id) {
-                touched.insert(*lead_id, load(tx, *lead_id)?);
+                // A registration starts a lead: nothing to load.
+                let known = if matches!(event, LeadEvent::LeadRegistered(_)) {
+                    fresh()
+                } else {
+                    load(tx, *lead_id)?
+                };
+                touched.insert(*lead_id, known);
                 order.push(*lead_id);
             }
             let t = touched.get_mut(lead_id).expect("inserted above");
@@ -87,6 +93,16 @@ impl Projection for LeadsProjection {
         tx.prepare_cached("DELETE FROM board WHERE leads = 0")?
             .execute([])?;
         Ok(())
+    }
+}
+
+fn fresh() -> Touched {
+    Touched {
+        before: None,
+        after: None,
+        created_at: 0,
+        updated_at: 0,
+        position: 0,
     }
 }
 
@@ -127,36 +143,68 @@ fn save(tx: &Transaction<'_>, id: LeadId, lead: &Lead, t: &Touched) -> Result<()
     tx.prepare_cached("INSERT OR REPLACE INTO lead_cards(lead_id, state) VALUES (?1, ?2)")?
         .execute(params![id.to_string(), json])?;
     let d = &lead.details;
-    tx.prepare_cached(
-        "INSERT OR REPLACE INTO leads(lead_id, funnel, stage, maturity, title, budget_minor, responsible, created_by,
-             source, channel, region, quality, advertising, contact_name, phone, email, account_name,
-             disqualification_reason, created_at, updated_at, last_position)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
-    )?
-    .execute(params![
-        id.to_string(),
-        lead.funnel.as_str(),
-        lead.stage.to_string(),
-        lead.maturity.to_string(),
-        d.title.as_str(),
-        d.budget.as_ref().map(|m| m.minor()),
-        lead.responsible.map(|u| u.to_string()),
-        lead.created_by.to_string(),
-        d.source.as_ref().map(|s| s.as_str()),
-        d.channel.as_ref().map(|c| c.as_str()),
-        d.region.as_ref().map(|r| r.as_str()),
-        format!("{:?}", d.quality),
-        d.advertising,
-        d.contact_name.as_ref().map(|n| n.as_str()),
-        d.phones.first().map(|p| p.as_str()),
-        d.emails.first().map(|e| e.as_str()),
-        d.account_name.as_ref().map(|n| n.as_str()),
-        lead.disqualification.as_ref().map(|q| q.reason.as_str()),
-        t.created_at,
-        t.updated_at,
-        t.position as i64,
-    ])?;
+    let rowid: i64 = tx
+        .prepare_cached(
+            "INSERT INTO leads(lead_id, funnel, stage, maturity, title, budget_minor, responsible, created_by,
+                 source, channel, region, quality, advertising, contact_name, phone, email, account_name,
+                 disqualification_reason, created_at, updated_at, last_position)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
+             ON CONFLICT(lead_id) DO UPDATE SET funnel = excluded.funnel, stage = excluded.stage,
+                 maturity = excluded.maturity, title = excluded.title, budget_minor = excluded.budget_minor,
+                 responsible = excluded.responsible, created_by = excluded.created_by, source = excluded.source,
+                 channel = excluded.channel, region = excluded.region, quality = excluded.quality,
+                 advertising = excluded.advertising, contact_name = excluded.contact_name, phone = excluded.phone,
+                 email = excluded.email, account_name = excluded.account_name,
+                 disqualification_reason = excluded.disqualification_reason, created_at = excluded.created_at,
+                 updated_at = excluded.updated_at, last_position = excluded.last_position
+             RETURNING rowid",
+        )?
+        .query_row(
+            params![
+                id.to_string(),
+                lead.funnel.as_str(),
+                lead.stage.to_string(),
+                lead.maturity.to_string(),
+                d.title.as_str(),
+                d.budget.as_ref().map_or(-1, |m| m.minor()),
+                lead.responsible.map(|u| u.to_string()).unwrap_or_default(),
+                lead.created_by.to_string(),
+                d.source.as_ref().map_or("", |s| s.as_str()),
+                d.channel.as_ref().map_or("", |c| c.as_str()),
+                d.region.as_ref().map_or("", |r| r.as_str()),
+                format!("{:?}", d.quality),
+                d.advertising,
+                d.contact_name.as_ref().map_or("", |n| n.as_str()),
+                d.phones.first().map_or("", |p| p.as_str()),
+                d.emails.first().map_or("", |e| e.as_str()),
+                d.account_name.as_ref().map_or("", |n| n.as_str()),
+                lead.disqualification.as_ref().map_or("", |q| q.reason.as_str()),
+                t.created_at,
+                t.updated_at,
+                t.position as i64,
+            ],
+            |r| r.get(0),
+        )?;
+    let text = search_text(lead);
+    if t.before.as_ref().map(search_text) != Some(text.clone()) {
+        if t.before.is_some() {
+            tx.prepare_cached("DELETE FROM lead_search WHERE rowid = ?1")?
+                .execute([rowid])?;
+        }
+        tx.prepare_cached("INSERT INTO lead_search(rowid, text) VALUES (?1, ?2)")?
+            .execute(params![rowid, text])?;
+    }
     Ok(())
+}
+
+/// What the table's text filter searches: title, contact name, phones and e-mails.
+fn search_text(lead: &Lead) -> String {
+    let d = &lead.details;
+    let mut parts = vec![d.title.as_str().to_owned()];
+    parts.extend(d.contact_name.as_ref().map(|n| n.as_str().to_owned()));
+    parts.extend(d.phones.iter().map(|p| p.as_str().to_owned()));
+    parts.extend(d.emails.iter().map(|e| e.as_str().to_owned()));
+    parts.join(" \u{1f} ")
 }
 
 /// Adds (`sign` = 1) or removes (-1) a lead from its funnel column's count and budget sum.

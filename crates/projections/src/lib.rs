@@ -95,13 +95,27 @@ pub fn from_micros(us: i64) -> DateTime<Utc> {
 pub fn dump_tables(path: &std::path::Path) -> rusqlite::Result<Vec<String>> {
     let conn =
         rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'projection_state' ORDER BY name")?
+    // Full-text indexes are compared by their content (`SELECT *` on the virtual table), not
+    // by their shadow tables, whose segment layout depends on how the writes were batched.
+    let virtual_tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'")?
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'projection_state' ORDER BY name")?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .filter(|t| !virtual_tables.iter().any(|v| t.starts_with(&format!("{v}_"))))
+        .collect();
     let mut out = Vec::new();
     for t in tables {
-        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\""))?;
+        let select = if virtual_tables.contains(&t) {
+            "rowid, *"
+        } else {
+            "*"
+        };
+        let mut stmt = conn.prepare(&format!("SELECT {select} FROM \"{t}\""))?;
         let n = stmt.column_count();
         let mut rows: Vec<String> = stmt
             .query_map([], |r| {

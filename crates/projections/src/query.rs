@@ -102,33 +102,40 @@ pub struct LeadRow {
 const ROW_COLUMNS: &str = "lead_id, funnel, stage, maturity, title, budget_minor, responsible, created_by, source, channel,
     region, quality, advertising, contact_name, phone, email, account_name, disqualification_reason, created_at, updated_at";
 
+/// `''` and `-1` stand for "none" in the table (so its columns can be indexed for sorting).
+fn text_or_none(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<String>> {
+    let v: String = r.get(i)?;
+    Ok((!v.is_empty()).then_some(v))
+}
+
 fn lead_row(r: &Row<'_>) -> rusqlite::Result<LeadRow> {
+    let budget: i64 = r.get(5)?;
     Ok(LeadRow {
         lead_id: r.get(0)?,
         funnel: r.get(1)?,
         stage: r.get(2)?,
         maturity: r.get(3)?,
         title: r.get(4)?,
-        budget_minor: r.get(5)?,
-        responsible: r.get(6)?,
+        budget_minor: (budget >= 0).then_some(budget),
+        responsible: text_or_none(r, 6)?,
         created_by: r.get(7)?,
-        source: r.get(8)?,
-        channel: r.get(9)?,
-        region: r.get(10)?,
+        source: text_or_none(r, 8)?,
+        channel: text_or_none(r, 9)?,
+        region: text_or_none(r, 10)?,
         quality: r.get(11)?,
         advertising: r.get(12)?,
-        contact_name: r.get(13)?,
-        phone: r.get(14)?,
-        email: r.get(15)?,
-        account_name: r.get(16)?,
-        disqualification_reason: r.get(17)?,
+        contact_name: text_or_none(r, 13)?,
+        phone: text_or_none(r, 14)?,
+        email: text_or_none(r, 15)?,
+        account_name: text_or_none(r, 16)?,
+        disqualification_reason: text_or_none(r, 17)?,
         created_at: r.get(18)?,
         updated_at: r.get(19)?,
     })
 }
 
 /// A filter on every column of the table; empty lists and `None` mean "any".
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LeadFilter {
     pub funnel: Option<String>,
     pub stages: Vec<String>,
@@ -165,18 +172,18 @@ pub enum SortField {
 }
 
 impl SortField {
-    /// A non-null expression to sort and compare by (NULLs sort first ascending).
+    /// The column to sort and compare by (NOT NULL, so indexes serve it).
     fn expr(self) -> &'static str {
         match self {
             Self::Title => "title",
             Self::Stage => "stage",
             Self::Maturity => "maturity",
-            Self::Responsible => "coalesce(responsible, '')",
-            Self::Source => "coalesce(source, '')",
-            Self::Channel => "coalesce(channel, '')",
-            Self::Region => "coalesce(region, '')",
-            Self::Budget => "coalesce(budget_minor, -1)",
-            Self::ContactName => "coalesce(contact_name, '')",
+            Self::Responsible => "responsible",
+            Self::Source => "source",
+            Self::Channel => "channel",
+            Self::Region => "region",
+            Self::Budget => "budget_minor",
+            Self::ContactName => "contact_name",
             Self::CreatedAt => "created_at",
             Self::UpdatedAt => "updated_at",
         }
@@ -299,21 +306,34 @@ fn where_clause(f: &LeadFilter, args: &mut Vec<Value>) -> String {
         &mut conds,
     );
     cmp("budget_minor", ">=", f.budget_min, args, &mut conds);
+    if f.budget_max.is_some() {
+        conds.push("budget_minor >= 0".to_owned());
+    }
     cmp("budget_minor", "<=", f.budget_max, args, &mut conds);
     cmp("created_at", ">=", f.created_from, args, &mut conds);
     cmp("created_at", "<", f.created_to, args, &mut conds);
     cmp("updated_at", ">=", f.updated_from, args, &mut conds);
     cmp("updated_at", "<", f.updated_to, args, &mut conds);
     if let Some(text) = f.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        let escaped = text
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        args.push(Value::Text(format!("%{escaped}%")));
-        let n = args.len();
-        conds.push(format!(
-            "(title LIKE ?{n} ESCAPE '\\' OR contact_name LIKE ?{n} ESCAPE '\\' OR phone LIKE ?{n} ESCAPE '\\' OR email LIKE ?{n} ESCAPE '\\')"
-        ));
+        if text.chars().count() >= 3 {
+            // The trigram index finds substrings; the text is one quoted phrase.
+            args.push(Value::Text(format!("\"{}\"", text.replace('"', "\"\""))));
+            conds.push(format!(
+                "rowid IN (SELECT rowid FROM lead_search WHERE lead_search MATCH ?{})",
+                args.len()
+            ));
+        } else {
+            // Too short for trigrams: scan.
+            let escaped = text
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            args.push(Value::Text(format!("%{escaped}%")));
+            let n = args.len();
+            conds.push(format!(
+                "(title LIKE ?{n} ESCAPE '\\' OR contact_name LIKE ?{n} ESCAPE '\\' OR phone LIKE ?{n} ESCAPE '\\' OR email LIKE ?{n} ESCAPE '\\')"
+            ));
+        }
     }
     conds.join(" AND ")
 }
@@ -330,35 +350,60 @@ pub fn leads_page(
     let tx = conn.transaction()?;
     let mut args = Vec::new();
     let filter_sql = where_clause(filter, &mut args);
-    let total_count: i64 = tx
-        .prepare_cached(&format!("SELECT count(*) FROM leads WHERE {filter_sql}"))?
-        .query_row(params_from_iter(&args), |r| r.get(0))?;
+    let total_count = match board_count(&tx, filter)? {
+        Some(n) => n,
+        None => tx
+            .prepare_cached(&format!("SELECT count(*) FROM leads WHERE {filter_sql}"))?
+            .query_row(params_from_iter(&args), |r| r.get(0))?,
+    };
 
+    // The lead id breaks ties in the direction of the last key, so a single-key sort is one
+    // index scan (forwards or backwards).
     let mut keys: Vec<(String, bool)> = sort
         .iter()
         .map(|s| (s.field.expr().to_owned(), s.descending))
         .collect();
-    keys.push(("lead_id".to_owned(), false));
+    let tie_desc = keys.last().is_some_and(|k| k.1);
+    keys.push(("lead_id".to_owned(), tie_desc));
     let mut page_sql = filter_sql;
     if let Some(cursor) = after.filter(|c| c.0.len() == keys.len()) {
-        // (k1 > v1) OR (k1 = v1 AND k2 > v2) OR ... with each key's own direction.
-        let mut ors = Vec::new();
-        for i in 0..keys.len() {
-            let mut ands = Vec::new();
-            for (j, (expr, desc)) in keys.iter().enumerate().take(i + 1) {
-                args.push(cursor.0[j].clone());
-                let op = if j < i {
-                    "="
-                } else if *desc {
-                    "<"
-                } else {
-                    ">"
-                };
-                ands.push(format!("{expr} {op} ?{}", args.len()));
+        if keys.iter().all(|k| k.1 == keys[0].1) {
+            // One direction: a row-value comparison, which SQLite turns into an index range.
+            let cols: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+            let marks: Vec<String> = cursor
+                .0
+                .iter()
+                .map(|v| {
+                    args.push(v.clone());
+                    format!("?{}", args.len())
+                })
+                .collect();
+            let op = if keys[0].1 { "<" } else { ">" };
+            page_sql = format!(
+                "{page_sql} AND ({}) {op} ({})",
+                cols.join(", "),
+                marks.join(", ")
+            );
+        } else {
+            // Mixed directions: (k1 > v1) OR (k1 = v1 AND k2 < v2) OR ...
+            let mut ors = Vec::new();
+            for i in 0..keys.len() {
+                let mut ands = Vec::new();
+                for (j, (expr, desc)) in keys.iter().enumerate().take(i + 1) {
+                    args.push(cursor.0[j].clone());
+                    let op = if j < i {
+                        "="
+                    } else if *desc {
+                        "<"
+                    } else {
+                        ">"
+                    };
+                    ands.push(format!("{expr} {op} ?{}", args.len()));
+                }
+                ors.push(format!("({})", ands.join(" AND ")));
             }
-            ors.push(format!("({})", ands.join(" AND ")));
+            page_sql = format!("{page_sql} AND ({})", ors.join(" OR "));
         }
-        page_sql = format!("{page_sql} AND ({})", ors.join(" OR "));
     }
     let order: Vec<String> = keys
         .iter()
@@ -388,6 +433,33 @@ pub fn leads_page(
         total_count,
         has_next,
     })
+}
+
+/// The count of a filter on funnel and stages alone, from the board counters (the common
+/// case: a kanban column, the table filtered by stage); `None` when the filter needs a scan.
+fn board_count(conn: &Connection, f: &LeadFilter) -> rusqlite::Result<Option<i64>> {
+    let only_stages = LeadFilter {
+        funnel: f.funnel.clone(),
+        stages: f.stages.clone(),
+        ..LeadFilter::default()
+    };
+    let Some(funnel) = &f.funnel else {
+        return Ok(None);
+    };
+    if *f != only_stages {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare_cached("SELECT stage, leads FROM board WHERE funnel = ?1")?;
+    let counts: Vec<(String, i64)> = stmt
+        .query_map([funnel], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(
+        counts
+            .iter()
+            .filter(|(s, _)| f.stages.is_empty() || f.stages.contains(s))
+            .map(|(_, n)| n)
+            .sum(),
+    ))
 }
 
 /// The lead card: the folded state and its registry times (registration, last change).
@@ -517,7 +589,7 @@ pub fn report(
     };
     let filter_sql = where_clause(&base, &mut args);
     let sql = format!(
-        "SELECT {column}, count(*), coalesce(sum(budget_minor), 0) FROM leads WHERE {filter_sql}
+        "SELECT nullif({column}, ''), count(*), coalesce(sum(max(budget_minor, 0)), 0) FROM leads WHERE {filter_sql}
          GROUP BY {column} ORDER BY count(*) DESC, {column}"
     );
     let rows = conn

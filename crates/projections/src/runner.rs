@@ -311,12 +311,18 @@ fn prepare(conn: &mut Connection, p: &dyn Projection) -> Result<Position, Projec
         );
     }
     let tx = conn.transaction()?;
-    let tables: Vec<String> = tx
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'projection_state' AND name NOT LIKE 'sqlite_%'")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for table in tables {
-        tx.execute_batch(&format!("DROP TABLE \"{table}\""))?;
+    // Virtual tables first: dropping one drops its shadow tables too.
+    for kind in ["sql LIKE 'CREATE VIRTUAL TABLE%'", "1 = 1"] {
+        let tables: Vec<String> = tx
+            .prepare(&format!(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'projection_state'
+                 AND name NOT LIKE 'sqlite_%' AND {kind}"
+            ))?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for table in tables {
+            tx.execute_batch(&format!("DROP TABLE IF EXISTS \"{table}\""))?;
+        }
     }
     tx.execute_batch(p.schema())?;
     tx.execute(

@@ -1,6 +1,8 @@
--- The `leads` read model, version 1: the lead card (a snapshot of the domain state), the
+-- The `leads` read model, version 2: the lead card (a snapshot of the domain state), the
 -- registry row with every filterable column, and the kanban counters per funnel column.
 -- A new version of this file rebuilds the read model from the log.
+-- v2: sortable columns are NOT NULL ('' and -1 stand for "none"), so that an index can serve
+-- ORDER BY ... LIMIT and keyset comparisons directly; text search uses a trigram index.
 
 CREATE TABLE lead_cards (
     lead_id TEXT PRIMARY KEY,
@@ -13,19 +15,19 @@ CREATE TABLE leads (
     stage                   TEXT NOT NULL,
     maturity                TEXT NOT NULL,
     title                   TEXT NOT NULL,
-    budget_minor            INTEGER,
-    responsible             TEXT,
+    budget_minor            INTEGER NOT NULL DEFAULT -1,   -- -1: no budget
+    responsible             TEXT NOT NULL DEFAULT '',
     created_by              TEXT NOT NULL,
-    source                  TEXT,
-    channel                 TEXT,
-    region                  TEXT,
+    source                  TEXT NOT NULL DEFAULT '',
+    channel                 TEXT NOT NULL DEFAULT '',
+    region                  TEXT NOT NULL DEFAULT '',
     quality                 TEXT NOT NULL,
     advertising             INTEGER NOT NULL,
-    contact_name            TEXT,
-    phone                   TEXT,
-    email                   TEXT,
-    account_name            TEXT,
-    disqualification_reason TEXT,
+    contact_name            TEXT NOT NULL DEFAULT '',
+    phone                   TEXT NOT NULL DEFAULT '',
+    email                   TEXT NOT NULL DEFAULT '',
+    account_name            TEXT NOT NULL DEFAULT '',
+    disqualification_reason TEXT NOT NULL DEFAULT '',
     created_at              INTEGER NOT NULL,   -- business time of registration, µs since epoch
     updated_at              INTEGER NOT NULL,   -- business time of the last event, µs
     last_position           INTEGER NOT NULL
@@ -33,9 +35,13 @@ CREATE TABLE leads (
 CREATE INDEX leads_by_column ON leads(funnel, stage, updated_at, lead_id);
 CREATE INDEX leads_by_created ON leads(funnel, created_at, lead_id);
 CREATE INDEX leads_by_updated ON leads(funnel, updated_at, lead_id);
-CREATE INDEX leads_by_responsible ON leads(funnel, responsible, created_at);
+CREATE INDEX leads_by_responsible ON leads(funnel, responsible, updated_at, lead_id);
 CREATE INDEX leads_by_budget ON leads(funnel, budget_minor, lead_id);
 CREATE INDEX leads_by_phone ON leads(phone);
+
+-- Substring search over title, contact name, phone and e-mail; rowid = the lead's rowid in
+-- `leads` (stable: rows are upserted, never replaced).
+CREATE VIRTUAL TABLE lead_search USING fts5(text, tokenize = 'trigram');
 
 -- Kept in step with `leads` in the same transaction, so the kanban header is one index read.
 CREATE TABLE board (
