@@ -15,10 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
-use uuid::Uuid;
 
-use leadflow_domain::{decide, evolve, Catalog};
-use leadflow_engine::codec::{self, EventMetadata};
+use leadflow_domain::Catalog;
 use leadflow_engine::{lead_stream, CommandMeta, Engine, EngineConfig, SystemClock, V7Ids};
 use leadflow_store::{EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent};
 use leadflow_store_embedded::EmbeddedStore;
@@ -307,37 +305,8 @@ async fn bulk_append(dir: &Path) -> anyhow::Result<Figure> {
 
 /// The events of lead `i` walking the whole path, encoded as an import would append them.
 fn imported_lead(i: u64) -> anyhow::Result<Vec<NewEvent>> {
-    let catalog = Catalog::default_catalog();
-    let mut state = None;
-    let mut out = Vec::new();
-    let command_id = Uuid::from_u64_pair(0x1a_0000, i);
-    for step in 0..PATH_LEN {
-        let (cmd, actor) = path_step(i, step);
-        let ctx = leadflow_domain::Context {
-            now: business_time(i),
-            actor,
-            catalog: &catalog,
-        };
-        let events = decide(state.as_ref(), &cmd, &ctx).map_err(|r| anyhow::anyhow!("{r}"))?;
-        for e in events {
-            let meta = EventMetadata {
-                actor: actor.into(),
-                occurred_at: business_time(i),
-                correlation_id: command_id,
-                causation_id: command_id,
-                command_id,
-                version: e.version(),
-            };
-            out.push(NewEvent {
-                id: Uuid::new_v5(&command_id, &(out.len() as u32).to_be_bytes()),
-                event_type: e.event_type().to_owned(),
-                data: codec::encode(&e),
-                metadata: meta.encode(),
-            });
-            state = evolve(state, &e);
-        }
-    }
-    Ok(out)
+    let commands = (0..PATH_LEN).map(|step| path_step(i, step)).collect();
+    dataset::decided(&Catalog::default_catalog(), i, commands)
 }
 
 async fn read_log(store: &EmbeddedStore) -> anyhow::Result<Vec<RecordedEvent>> {
