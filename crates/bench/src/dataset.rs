@@ -28,7 +28,10 @@ pub fn lead_events(catalog: &Catalog, i: u64) -> anyhow::Result<Vec<NewEvent>> {
         // Registered, qualified, then disqualified with a reason.
         let reason = ["no-budget", "competitor", "spam", "price"][(i % 4) as usize];
         commands = vec![path_step(i, 0), path_step(i, 1)];
-        let dq = DisqualifyLead { reason: ReasonCode::parse(reason)?, comment: None };
+        let dq = DisqualifyLead {
+            reason: ReasonCode::parse(reason)?,
+            comment: None,
+        };
         commands.push((LeadCommand::Disqualify(dq), commands[1].1));
     }
     decided(catalog, i, commands)
@@ -36,12 +39,20 @@ pub fn lead_events(catalog: &Catalog, i: u64) -> anyhow::Result<Vec<NewEvent>> {
 
 /// Decides `commands` for lead `i` in turn with the pure domain and encodes the events as an
 /// import would append them (one command id per lead, business time of the lead).
-pub fn decided(catalog: &Catalog, i: u64, commands: Vec<(LeadCommand, Actor)>) -> anyhow::Result<Vec<NewEvent>> {
+pub fn decided(
+    catalog: &Catalog,
+    i: u64,
+    commands: Vec<(LeadCommand, Actor)>,
+) -> anyhow::Result<Vec<NewEvent>> {
     let mut state = None;
     let mut out = Vec::new();
     let command_id = Uuid::from_u64_pair(0x1b_0000, i);
     for (cmd, actor) in commands {
-        let ctx = leadflow_domain::Context { now: business_time(i), actor, catalog };
+        let ctx = leadflow_domain::Context {
+            now: business_time(i),
+            actor,
+            catalog,
+        };
         for e in decide(state.as_ref(), &cmd, &ctx).map_err(|r| anyhow::anyhow!("lead {i}: {r}"))? {
             let meta = EventMetadata {
                 actor: actor.into(),

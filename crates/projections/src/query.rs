@@ -265,14 +265,27 @@ pub struct Page<T> {
 
 fn where_clause(f: &LeadFilter, args: &mut Vec<Value>) -> String {
     let mut conds = vec!["1 = 1".to_owned()];
-    let mut eq = |col: &str, v: &Option<String>, args: &mut Vec<Value>| {
+    // With a text filter the trigram index drives the query (a few matches out of many); a
+    // unary + keeps SQLite from picking a column index and probing the matches row by row.
+    let searched = f
+        .text
+        .as_deref()
+        .is_some_and(|t| t.trim().chars().count() >= 3);
+    let col = |c: &str| {
+        if searched {
+            format!("+{c}")
+        } else {
+            c.to_owned()
+        }
+    };
+    let mut eq = |name: &str, v: &Option<String>, args: &mut Vec<Value>| {
         if let Some(v) = v {
             args.push(Value::Text(v.clone()));
-            conds.push(format!("{col} = ?{}", args.len()));
+            conds.push(format!("{} = ?{}", col(name), args.len()));
         }
     };
     eq("funnel", &f.funnel, args);
-    let any = |col: &str, vs: &[String], args: &mut Vec<Value>, conds: &mut Vec<String>| {
+    let any = |name: &str, vs: &[String], args: &mut Vec<Value>, conds: &mut Vec<String>| {
         if !vs.is_empty() {
             let marks: Vec<String> = vs
                 .iter()
@@ -281,7 +294,7 @@ fn where_clause(f: &LeadFilter, args: &mut Vec<Value>) -> String {
                     format!("?{}", args.len())
                 })
                 .collect();
-            conds.push(format!("{col} IN ({})", marks.join(", ")));
+            conds.push(format!("{} IN ({})", col(name), marks.join(", ")));
         }
     };
     any("stage", &f.stages, args, &mut conds);
@@ -292,10 +305,10 @@ fn where_clause(f: &LeadFilter, args: &mut Vec<Value>) -> String {
     any("region", &f.regions, args, &mut conds);
     any("quality", &f.qualities, args, &mut conds);
     let cmp =
-        |expr: &str, op: &str, v: Option<i64>, args: &mut Vec<Value>, conds: &mut Vec<String>| {
+        |name: &str, op: &str, v: Option<i64>, args: &mut Vec<Value>, conds: &mut Vec<String>| {
             if let Some(v) = v {
                 args.push(Value::Integer(v));
-                conds.push(format!("{expr} {op} ?{}", args.len()));
+                conds.push(format!("{} {op} ?{}", col(name), args.len()));
             }
         };
     cmp(
