@@ -61,6 +61,8 @@ struct Running {
 
 /// The running read side: every projection's thread, status and read connections.
 pub struct ReadSide {
+    /// Held while running: two processes applying the same batches would double them.
+    _lock: std::fs::File,
     store: Arc<dyn EventStore>,
     handles: Vec<Running>,
     shutdown: watch::Sender<bool>,
@@ -95,6 +97,7 @@ impl ReadSide {
             position: Position::START,
             reason: format!("cannot create {}: {e}", dir.display()),
         })?;
+        let lock = lock_dir(dir)?;
         let runtime = Handle::current();
         let (shutdown, _) = watch::channel(false);
         let mut handles = Vec::new();
@@ -138,6 +141,7 @@ impl ReadSide {
             });
         }
         Ok(Self {
+            _lock: lock,
             store,
             handles,
             shutdown,
@@ -262,6 +266,35 @@ impl ReadSide {
 impl Drop for ReadSide {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// An exclusive lock on `<dir>/read.lock` for as long as the read side runs.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, ProjectionError> {
+    let fail = |reason: String| ProjectionError::Apply {
+        position: Position::START,
+        reason,
+    };
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("read.lock"))
+        .map_err(|e| {
+            fail(format!(
+                "cannot create {}: {e}",
+                dir.join("read.lock").display()
+            ))
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(fail(format!(
+            "the read models in {} are being run by another process",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(fail(format!("cannot lock {}: {e}", dir.display())))
+        }
     }
 }
 

@@ -646,3 +646,19 @@ proptest! {
         prop_assert_eq!(incremental, rebuilt);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_runner_on_the_same_read_models_is_refused() {
+    let w = world();
+    let dir = w.dir.path().join("read");
+    let first = read_side(&w.store, &dir);
+    let second = ReadSide::start(&dir, w.store.clone(), all_projections(catalog()));
+    let error = second
+        .err()
+        .expect("a second runner must not start")
+        .to_string();
+    assert!(error.contains("another process"), "{error}");
+    first.shutdown();
+    drop(first);
+    read_side(&w.store, &dir).shutdown();
+}
