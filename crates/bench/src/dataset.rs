@@ -60,6 +60,7 @@ pub fn decided(
                 correlation_id: command_id,
                 causation_id: command_id,
                 command_id,
+                command: None,
                 version: e.version(),
             };
             out.push(NewEvent {

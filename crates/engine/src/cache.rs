@@ -17,6 +17,8 @@ pub struct CommandRecord {
     pub first_revision: u64,
     pub last_revision: u64,
     pub position: Position,
+    /// The command's name, when the stream recorded it.
+    pub command: Option<leadflow_domain::CommandName>,
 }
 
 /// A lead folded up to `revision`.

@@ -148,6 +148,9 @@ pub struct EventMetadata {
     pub correlation_id: Uuid,
     pub causation_id: Uuid,
     pub command_id: Uuid,
+    /// The command's name (`QualifyLead`), so a key reused for another command is caught.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
     /// The payload's schema version.
     pub version: u32,
 }

@@ -252,6 +252,16 @@ impl Engine {
         for attempt in 0..=self.max_retries {
             let entry = self.entry(lead_id, refresh).await?;
             if let Some(record) = entry.commands.get(&command_id) {
+                if let Some(recorded) = record
+                    .command
+                    .filter(|recorded| *recorded != command.name())
+                {
+                    return Err(EngineError::InvalidCommand(format!(
+                        "idempotency key {:?} was already used for {recorded} on lead {lead_id}, not for {}",
+                        meta.idempotency_key.as_deref().unwrap_or_default(),
+                        command.name()
+                    )));
+                }
                 // The first result: the lead as that command left it, even if it moved on since.
                 let lead = if entry.revision == Some(record.last_revision) {
                     entry.state.clone()
@@ -292,6 +302,7 @@ impl Engine {
                 correlation_id: meta.correlation_id.unwrap_or(command_id),
                 causation_id: meta.causation_id.unwrap_or(command_id),
                 command_id,
+                command: Some(command.name().to_string()),
                 version: 0,
             };
             let new_events = events
@@ -322,6 +333,7 @@ impl Engine {
                         first_revision: appended.first_revision,
                         last_revision: appended.last_revision,
                         position: appended.last_position,
+                        command: Some(command.name()),
                     };
                     next.commands.insert(command_id, record);
                     let lead = next.state.clone();
@@ -405,8 +417,32 @@ fn fold_recorded(entry: &mut CachedLead, recorded: &RecordedEvent) -> Result<(),
             first_revision: recorded.revision,
             last_revision: recorded.revision,
             position: recorded.position,
+            command: meta.command.as_deref().and_then(command_name),
         });
     record.last_revision = recorded.revision;
     record.position = recorded.position;
     Ok(())
+}
+
+/// The command a stored name stands for (names are the `CommandName` variants).
+fn command_name(raw: &str) -> Option<leadflow_domain::CommandName> {
+    use leadflow_domain::CommandName::*;
+    [
+        RegisterLead,
+        UpdateLeadDetails,
+        QualifyLead,
+        DisqualifyLead,
+        AssignResponsible,
+        Distribute,
+        CompleteHandoffTask,
+        SubmitHandoffDetails,
+        ScheduleHandoffTask,
+        ConvertLead,
+        RecordDealWon,
+        RecordDealLost,
+        JumpToStage,
+        ReopenLead,
+    ]
+    .into_iter()
+    .find(|c| c.to_string() == raw)
 }

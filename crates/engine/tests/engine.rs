@@ -256,6 +256,45 @@ async fn a_retried_command_returns_the_first_result_and_appends_nothing() {
 }
 
 #[tokio::test]
+async fn an_idempotency_key_reused_for_another_command_is_refused() {
+    let f = fixture();
+    let id = lead(12);
+    f.engine
+        .execute(
+            id,
+            register(id, ResponsibleChoice::Creator),
+            CommandMeta::by(ivan()),
+        )
+        .await
+        .unwrap();
+    let meta = CommandMeta::by(ivan()).with_key("form-77");
+    f.engine
+        .execute(
+            id,
+            LeadCommand::Qualify(QualifyLead::default()),
+            meta.clone(),
+        )
+        .await
+        .unwrap();
+    let head = f.store.head().await.unwrap();
+    let reassign = LeadCommand::AssignResponsible(AssignResponsible {
+        to: UserId::named("maria.manager"),
+        remind: false,
+    });
+    for engine in [&f.engine, &engine_on(f.store.clone(), 8)] {
+        let err = engine
+            .execute(id, reassign.clone(), meta.clone())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, EngineError::InvalidCommand(m) if m.contains("already used for QualifyLead")),
+            "{err:?}"
+        );
+    }
+    assert_eq!(f.store.head().await.unwrap(), head);
+}
+
+#[tokio::test]
 async fn a_rejected_command_appends_nothing() {
     let f = fixture();
     let id = lead(4);
