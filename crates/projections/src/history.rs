@@ -47,8 +47,8 @@ impl Projection for HistoryProjection {
             else {
                 continue;
             };
-            let data =
-                String::from_utf8(leadflow_engine::codec::encode(event)).expect("JSON is UTF-8");
+            // The payload as stored: no re-encoding, and an upcast event still shows what was written.
+            let data = String::from_utf8_lossy(&env.data);
             insert.execute(params![
                 env.position.0 as i64,
                 lead_id.to_string(),

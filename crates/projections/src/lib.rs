@@ -26,6 +26,8 @@ pub struct Envelope {
     pub position: Position,
     pub stream: String,
     pub revision: u64,
+    /// The payload exactly as stored (JSON), for read models that show it.
+    pub data: Vec<u8>,
     pub body: Body,
 }
 

@@ -517,6 +517,7 @@ pub fn decode(event: RecordedEvent) -> Result<Envelope, ProjectionError> {
         position,
         stream: event.stream,
         revision: event.revision,
+        data: event.data,
         body,
     })
 }
