@@ -13,7 +13,10 @@ use leadflow_domain::{evolve, Lead, LeadId};
 use crate::{micros, Body, Envelope, Projection, ProjectionError};
 
 #[derive(Default)]
-pub struct LeadsProjection;
+pub struct LeadsProjection {
+    /// While rebuilding from zero the search index is left empty and filled in bulk at the end.
+    rebuilding: bool,
+}
 
 /// A lead as the batch has it: the state before the batch (for the board counters) and after.
 struct Touched {
@@ -35,6 +38,31 @@ impl Projection for LeadsProjection {
 
     fn schema(&self) -> &'static str {
         include_str!("../../../projections/leads.v2.sql")
+    }
+
+    fn set_rebuilding(&mut self, rebuilding: bool) {
+        self.rebuilding = rebuilding;
+    }
+
+    fn finish_rebuild(&mut self, tx: &Transaction<'_>) -> Result<(), ProjectionError> {
+        tx.execute_batch("DELETE FROM lead_search")?;
+        let mut cards = tx.prepare(
+            "SELECT l.rowid, c.state FROM leads l JOIN lead_cards c ON c.lead_id = l.lead_id",
+        )?;
+        let mut insert = tx.prepare("INSERT INTO lead_search(rowid, text) VALUES (?1, ?2)")?;
+        let mut rows = cards.query([])?;
+        while let Some(row) = rows.next()? {
+            let rowid: i64 = row.get(0)?;
+            let json: String = row.get(1)?;
+            let lead: Lead = serde_json::from_str(&json).map_err(|e| {
+                ProjectionError::Apply {
+                    position: leadflow_store::Position::START,
+                    reason: format!("stored card does not decode: {e}"),
+                }
+            })?;
+            insert.execute(params![rowid, search_text(&lead)])?;
+        }
+        Ok(())
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, events: &[Envelope]) -> Result<(), ProjectionError> {
@@ -82,7 +110,7 @@ impl Projection for LeadsProjection {
         for id in order {
             let t = &touched[&id];
             let Some(lead) = &t.after else { continue };
-            save(tx, id, lead, t)?;
+            save(tx, id, lead, t, !self.rebuilding)?;
             if let Some(before) = &t.before {
                 count(tx, before, -1)?;
             }
@@ -138,7 +166,13 @@ fn load(tx: &Transaction<'_>, id: LeadId) -> Result<Touched, ProjectionError> {
     }
 }
 
-fn save(tx: &Transaction<'_>, id: LeadId, lead: &Lead, t: &Touched) -> Result<(), ProjectionError> {
+fn save(
+    tx: &Transaction<'_>,
+    id: LeadId,
+    lead: &Lead,
+    t: &Touched,
+    search: bool,
+) -> Result<(), ProjectionError> {
     let json = serde_json::to_string(lead).expect("a lead always serializes");
     tx.prepare_cached("INSERT OR REPLACE INTO lead_cards(lead_id, state) VALUES (?1, ?2)")?
         .execute(params![id.to_string(), json])?;
@@ -185,6 +219,9 @@ fn save(tx: &Transaction<'_>, id: LeadId, lead: &Lead, t: &Touched) -> Result<()
             ],
             |r| r.get(0),
         )?;
+    if !search {
+        return Ok(());
+    }
     let text = search_text(lead);
     if t.before.as_ref().map(search_text) != Some(text.clone()) {
         if t.before.is_some() {

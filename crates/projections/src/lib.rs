@@ -70,6 +70,16 @@ pub trait Projection: Send + 'static {
     /// Applies a batch of consecutive events inside `tx`. On error the runner rolls the whole
     /// transaction back, checkpoint included.
     fn apply(&mut self, tx: &Transaction<'_>, events: &[Envelope]) -> Result<(), ProjectionError>;
+
+    /// Told whether the model is being rebuilt from zero (its secondary indexes are off until
+    /// it catches up); a projection may skip derived structures it builds in bulk afterwards.
+    fn set_rebuilding(&mut self, _rebuilding: bool) {}
+
+    /// Once a rebuild has caught up, inside the transaction that restores the indexes: build
+    /// in bulk what was skipped while rebuilding.
+    fn finish_rebuild(&mut self, _tx: &Transaction<'_>) -> Result<(), ProjectionError> {
+        Ok(())
+    }
 }
 
 /// Every projection of the product, fresh.
@@ -77,7 +87,7 @@ pub fn all_projections(
     catalog: std::sync::Arc<leadflow_domain::Catalog>,
 ) -> Vec<Box<dyn Projection>> {
     vec![
-        Box::new(leads::LeadsProjection),
+        Box::<leads::LeadsProjection>::default(),
         Box::new(history::HistoryProjection::new(catalog)),
     ]
 }

@@ -105,7 +105,9 @@ impl ReadSide {
         for projection in projections {
             let path = dir.join(format!("{}.db", projection.name()));
             let mut conn = open_writer(&path)?;
-            let checkpoint = prepare(&mut conn, projection.as_ref())?;
+            let (checkpoint, rebuilding) = prepare(&mut conn, projection.as_ref())?;
+            let mut projection = projection;
+            projection.set_rebuilding(rebuilding);
             let status = Arc::new(Mutex::new(ProjectionStatus {
                 name: projection.name(),
                 version: projection.version(),
@@ -117,6 +119,7 @@ impl ReadSide {
             }));
             let (cp_tx, cp_rx) = watch::channel(checkpoint);
             let worker = Worker {
+                rebuilding,
                 projection,
                 conn,
                 store: store.clone(),
@@ -318,23 +321,33 @@ fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// Creates the projection's tables, or drops and recreates them when its version changed.
-/// Returns the checkpoint to resume from.
-fn prepare(conn: &mut Connection, p: &dyn Projection) -> Result<Position, ProjectionError> {
+/// Returns the checkpoint to resume from and whether the projection is rebuilding from zero.
+///
+/// A rebuild runs without the model's secondary indexes (their SQL waits in
+/// `projection_state.deferred`, so a rebuild killed midway still restores them) and builds
+/// them once caught up: one bulk index build is far cheaper than millions of index inserts.
+fn prepare(conn: &mut Connection, p: &dyn Projection) -> Result<(Position, bool), ProjectionError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS projection_state (
              name TEXT PRIMARY KEY, version INTEGER NOT NULL, position INTEGER NOT NULL,
-             state TEXT NOT NULL, error TEXT)",
+             state TEXT NOT NULL, error TEXT, deferred TEXT)",
     )?;
-    let found: Option<(u32, i64)> = conn
+    let has_deferred: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('projection_state') WHERE name = 'deferred'")?
+        .exists([])?;
+    if !has_deferred {
+        conn.execute_batch("ALTER TABLE projection_state ADD COLUMN deferred TEXT")?;
+    }
+    let found: Option<(u32, i64, Option<String>)> = conn
         .query_row(
-            "SELECT version, position FROM projection_state WHERE name = ?1",
+            "SELECT version, position, deferred FROM projection_state WHERE name = ?1",
             [p.name()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    if let Some((version, position)) = found {
+    if let Some((version, position, deferred)) = found {
         if version == p.version() {
-            return Ok(Position(position as u64));
+            return Ok((Position(position as u64), deferred.is_some()));
         }
         tracing::info!(
             projection = p.name(),
@@ -358,15 +371,54 @@ fn prepare(conn: &mut Connection, p: &dyn Projection) -> Result<Position, Projec
         }
     }
     tx.execute_batch(p.schema())?;
+    let indexes: Vec<(String, String)> = tx
+        .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name <> 'projection_state'")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (name, _) in &indexes {
+        tx.execute_batch(&format!("DROP INDEX \"{name}\""))?;
+    }
+    let deferred: Vec<String> = indexes.into_iter().map(|(_, sql)| sql).collect();
     tx.execute(
-        "INSERT OR REPLACE INTO projection_state(name, version, position, state, error) VALUES (?1, ?2, 0, 'catching_up', NULL)",
-        params![p.name(), p.version()],
+        "INSERT OR REPLACE INTO projection_state(name, version, position, state, error, deferred)
+         VALUES (?1, ?2, 0, 'rebuilding', NULL, ?3)",
+        params![p.name(), p.version(), deferred.join(";\n")],
     )?;
     tx.commit()?;
-    Ok(Position::START)
+    Ok((Position::START, true))
+}
+
+/// Ends a rebuild: the deferred indexes, whatever the projection builds in bulk, and the
+/// normal state, in one transaction.
+fn finish_rebuild(conn: &mut Connection, p: &mut dyn Projection) -> Result<(), ProjectionError> {
+    let started = std::time::Instant::now();
+    let tx = conn.transaction()?;
+    let deferred: Option<String> = tx.query_row(
+        "SELECT deferred FROM projection_state WHERE name = ?1",
+        [p.name()],
+        |r| r.get(0),
+    )?;
+    if let Some(sql) = deferred.filter(|s| !s.is_empty()) {
+        tx.execute_batch(&sql)?;
+    }
+    p.finish_rebuild(&tx)?;
+    tx.execute(
+        "UPDATE projection_state SET deferred = NULL WHERE name = ?1",
+        [p.name()],
+    )?;
+    tx.commit()?;
+    p.set_rebuilding(false);
+    tracing::info!(
+        projection = p.name(),
+        ms = started.elapsed().as_millis() as u64,
+        "rebuild finished, indexes built"
+    );
+    Ok(())
 }
 
 struct Worker {
+    /// Rebuilding from zero without secondary indexes, until caught up.
+    rebuilding: bool,
     projection: Box<dyn Projection>,
     conn: Connection,
     store: Arc<dyn EventStore>,
@@ -425,6 +477,19 @@ impl Worker {
                     Ok(()) => {
                         window.1 += applied;
                         position = last;
+                        if self.rebuilding
+                            && self
+                                .runtime
+                                .block_on(self.store.head())
+                                .is_ok_and(|head| position >= head)
+                        {
+                            if let Err(e) = finish_rebuild(&mut self.conn, self.projection.as_mut())
+                            {
+                                self.fail(position, &e);
+                                return;
+                            }
+                            self.rebuilding = false;
+                        }
                         let _ = self.checkpoint.send(position);
                         self.publish(position, &mut window);
                     }

@@ -472,24 +472,34 @@ async fn an_event_a_projection_cannot_apply_stops_it_and_the_others_go_on() {
 }
 
 /// The leads projection under a newer version number, to show a version bump rebuilds.
-struct LeadsV2;
+#[derive(Default)]
+struct LeadsV2(leadflow_projections::leads::LeadsProjection);
 
 impl Projection for LeadsV2 {
     fn name(&self) -> &'static str {
         "leads"
     }
     fn version(&self) -> u32 {
-        leadflow_projections::leads::LeadsProjection.version() + 1
+        self.0.version() + 1
     }
     fn schema(&self) -> &'static str {
-        leadflow_projections::leads::LeadsProjection.schema()
+        self.0.schema()
     }
     fn apply(
         &mut self,
         tx: &rusqlite::Transaction<'_>,
         events: &[leadflow_projections::Envelope],
     ) -> Result<(), leadflow_projections::ProjectionError> {
-        leadflow_projections::leads::LeadsProjection.apply(tx, events)
+        self.0.apply(tx, events)
+    }
+    fn set_rebuilding(&mut self, rebuilding: bool) {
+        self.0.set_rebuilding(rebuilding)
+    }
+    fn finish_rebuild(
+        &mut self,
+        tx: &rusqlite::Transaction<'_>,
+    ) -> Result<(), leadflow_projections::ProjectionError> {
+        self.0.finish_rebuild(tx)
     }
 }
 
@@ -523,13 +533,14 @@ async fn a_new_projection_version_rebuilds_from_zero() {
         .unwrap()
         .execute("UPDATE board SET leads = 999", [])
         .unwrap();
-    let v2 = Arc::new(ReadSide::start(&dir, w.store.clone(), vec![Box::new(LeadsV2)]).unwrap());
+    let v2 =
+        Arc::new(ReadSide::start(&dir, w.store.clone(), vec![Box::<LeadsV2>::default()]).unwrap());
     v2.wait_for(last, WAIT).await.unwrap();
     let status = v2.status().await;
     assert_eq!(
         (status[0].version, status[0].checkpoint),
         (
-            leadflow_projections::leads::LeadsProjection.version() + 1,
+            leadflow_projections::leads::LeadsProjection::default().version() + 1,
             last
         )
     );
