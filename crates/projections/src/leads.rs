@@ -54,11 +54,9 @@ impl Projection for LeadsProjection {
         while let Some(row) = rows.next()? {
             let rowid: i64 = row.get(0)?;
             let json: String = row.get(1)?;
-            let lead: Lead = serde_json::from_str(&json).map_err(|e| {
-                ProjectionError::Apply {
-                    position: leadflow_store::Position::START,
-                    reason: format!("stored card does not decode: {e}"),
-                }
+            let lead: Lead = serde_json::from_str(&json).map_err(|e| ProjectionError::Apply {
+                position: leadflow_store::Position::START,
+                reason: format!("stored card does not decode: {e}"),
             })?;
             insert.execute(params![rowid, search_text(&lead)])?;
         }
