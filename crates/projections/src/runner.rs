@@ -490,8 +490,9 @@ impl Worker {
                             }
                             self.rebuilding = false;
                         }
-                        let _ = self.checkpoint.send(position);
+                        // Status first: whoever the checkpoint wakes may read it.
                         self.publish(position, &mut window);
+                        let _ = self.checkpoint.send(position);
                     }
                     Err(e) => {
                         self.fail(position, &e);
