@@ -168,6 +168,29 @@ pub enum CommandName {
 }
 
 impl CommandName {
+    /// Every command, in the order of SPEC 3.3.
+    pub const ALL: [CommandName; 14] = [
+        Self::RegisterLead,
+        Self::UpdateLeadDetails,
+        Self::QualifyLead,
+        Self::DisqualifyLead,
+        Self::AssignResponsible,
+        Self::Distribute,
+        Self::CompleteHandoffTask,
+        Self::SubmitHandoffDetails,
+        Self::ScheduleHandoffTask,
+        Self::ConvertLead,
+        Self::RecordDealWon,
+        Self::RecordDealLost,
+        Self::JumpToStage,
+        Self::ReopenLead,
+    ];
+
+    /// The command named `raw` as `Display` writes it (`QualifyLead`).
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.to_string() == raw)
+    }
+
     /// The verb of "cannot {verb} a lead in stage {stage}".
     pub fn verb(self) -> &'static str {
         match self {

@@ -417,32 +417,12 @@ fn fold_recorded(entry: &mut CachedLead, recorded: &RecordedEvent) -> Result<(),
             first_revision: recorded.revision,
             last_revision: recorded.revision,
             position: recorded.position,
-            command: meta.command.as_deref().and_then(command_name),
+            command: meta
+                .command
+                .as_deref()
+                .and_then(leadflow_domain::CommandName::parse),
         });
     record.last_revision = recorded.revision;
     record.position = recorded.position;
     Ok(())
-}
-
-/// The command a stored name stands for (names are the `CommandName` variants).
-fn command_name(raw: &str) -> Option<leadflow_domain::CommandName> {
-    use leadflow_domain::CommandName::*;
-    [
-        RegisterLead,
-        UpdateLeadDetails,
-        QualifyLead,
-        DisqualifyLead,
-        AssignResponsible,
-        Distribute,
-        CompleteHandoffTask,
-        SubmitHandoffDetails,
-        ScheduleHandoffTask,
-        ConvertLead,
-        RecordDealWon,
-        RecordDealLost,
-        JumpToStage,
-        ReopenLead,
-    ]
-    .into_iter()
-    .find(|c| c.to_string() == raw)
 }

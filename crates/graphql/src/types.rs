@@ -108,22 +108,6 @@ pub enum Command {
     ReopenLead,
 }
 
-const COMMANDS: [CommandName; 13] = [
-    CommandName::UpdateLeadDetails,
-    CommandName::QualifyLead,
-    CommandName::DisqualifyLead,
-    CommandName::AssignResponsible,
-    CommandName::Distribute,
-    CommandName::CompleteHandoffTask,
-    CommandName::SubmitHandoffDetails,
-    CommandName::ScheduleHandoffTask,
-    CommandName::ConvertLead,
-    CommandName::RecordDealWon,
-    CommandName::RecordDealLost,
-    CommandName::JumpToStage,
-    CommandName::ReopenLead,
-];
-
 /// An amount with its currency; `amount` is a decimal string in major units.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct Money {
@@ -378,7 +362,7 @@ impl LeadCard {
     }
     /// "What to do next": the commands the lead's stage allows now.
     async fn allowed_commands(&self) -> Vec<Command> {
-        COMMANDS
+        CommandName::ALL
             .into_iter()
             .filter(|c| allowed_in(*c, self.lead.stage))
             .map(Into::into)
