@@ -233,6 +233,10 @@ async fn a_web_lead_walks_the_whole_creatio_path_and_every_view_follows_it() {
         .await;
     assert_eq!(page.titles(), ["Warehouse racks"]);
     assert_eq!(page.nodes[0].stage.as_deref(), Some("HANDOFF"));
+    assert_eq!(
+        page.nodes[0].maturity, "UNKNOWN",
+        "rows use the card's enums"
+    );
     let page = app
         .leads(
             &ivan,

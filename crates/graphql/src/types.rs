@@ -379,6 +379,19 @@ impl LeadCard {
     }
 }
 
+/// The API enum whose domain value the read model stored under its name (`ReadyForSale`).
+fn stored_enum<G, D>(raw: &str, to_domain: impl Fn(G) -> D) -> async_graphql::Result<G>
+where
+    G: async_graphql::resolver_utils::EnumType + Copy + 'static,
+    D: std::fmt::Debug,
+{
+    G::items()
+        .iter()
+        .map(|item| item.value)
+        .find(|g| format!("{:?}", to_domain(*g)) == raw)
+        .ok_or_else(|| crate::ApiError::Internal(format!("unknown stored value {raw:?}")).into())
+}
+
 /// A row of the registry table and a card on the board.
 pub struct LeadSummary(pub LeadRow);
 
@@ -396,8 +409,8 @@ impl LeadSummary {
             .find(|s| s.to_string() == self.0.stage)
             .map(Into::into)
     }
-    async fn maturity(&self) -> &str {
-        &self.0.maturity
+    async fn maturity(&self) -> async_graphql::Result<Maturity> {
+        stored_enum(&self.0.maturity, leadflow_domain::Maturity::from)
     }
     async fn title(&self) -> &str {
         &self.0.title
@@ -424,8 +437,8 @@ impl LeadSummary {
     async fn region(&self) -> Option<&str> {
         self.0.region.as_deref()
     }
-    async fn quality(&self) -> &str {
-        &self.0.quality
+    async fn quality(&self) -> async_graphql::Result<Quality> {
+        stored_enum(&self.0.quality, leadflow_domain::details::Quality::from)
     }
     async fn advertising(&self) -> bool {
         self.0.advertising
