@@ -68,6 +68,16 @@ struct Fixture {
     engine: Engine,
 }
 
+impl Fixture {
+    /// Registers lead `id` as ivan.manager.
+    async fn register(&self, id: LeadId, responsible: ResponsibleChoice) {
+        self.engine
+            .execute(id, register(id, responsible), CommandMeta::by(ivan()))
+            .await
+            .unwrap();
+    }
+}
+
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn EventStore> =
@@ -184,14 +194,7 @@ async fn the_same_idempotency_key_derives_the_same_event_ids_anywhere() {
 async fn a_retried_command_returns_the_first_result_and_appends_nothing() {
     let f = fixture();
     let id = lead(3);
-    f.engine
-        .execute(
-            id,
-            register(id, ResponsibleChoice::Creator),
-            CommandMeta::by(ivan()),
-        )
-        .await
-        .unwrap();
+    f.register(id, ResponsibleChoice::Creator).await;
     let qualify = LeadCommand::Qualify(QualifyLead::default());
     let meta = CommandMeta::by(ivan()).with_key("qualify-once");
     let first = f
@@ -259,14 +262,7 @@ async fn a_retried_command_returns_the_first_result_and_appends_nothing() {
 async fn an_idempotency_key_reused_for_another_command_is_refused() {
     let f = fixture();
     let id = lead(12);
-    f.engine
-        .execute(
-            id,
-            register(id, ResponsibleChoice::Creator),
-            CommandMeta::by(ivan()),
-        )
-        .await
-        .unwrap();
+    f.register(id, ResponsibleChoice::Creator).await;
     let meta = CommandMeta::by(ivan()).with_key("form-77");
     f.engine
         .execute(
@@ -385,14 +381,7 @@ async fn a_stale_cache_catches_up_after_a_conflict() {
     let f = fixture();
     let other = engine_on(f.store.clone(), 8);
     let id = lead(6);
-    f.engine
-        .execute(
-            id,
-            register(id, ResponsibleChoice::Unassigned),
-            CommandMeta::by(ivan()),
-        )
-        .await
-        .unwrap();
+    f.register(id, ResponsibleChoice::Unassigned).await;
     // Another node assigns the lead; this engine's cache does not know.
     let assign = AssignResponsible {
         to: UserId::named("maria.manager"),
