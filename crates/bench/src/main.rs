@@ -75,6 +75,15 @@ const ALL: [&str; 8] = [
 ];
 
 fn main() -> anyhow::Result<()> {
+    // Quiet unless asked: LEADFLOW_LOG=info shows, for one, how long each rebuild's index
+    // build took.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LEADFLOW_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let mut args = std::env::args().skip(1);
     let mut selected: Vec<String> = Vec::new();
     let mut dir = PathBuf::from("target/bench");

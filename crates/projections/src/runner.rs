@@ -1,5 +1,8 @@
-//! The projection runner. Each projection runs on its own thread with its own database file
-//! and its own subscription to the global log, so a slow or failed one holds no other back.
+//! The projection runner. Each projection runs on its own thread with its own database file.
+//! Feeder threads read the global log, decode it once and hand batches to the projections at
+//! about the same checkpoint (all of them, usually), so reading and decoding overlap with the
+//! SQLite writes; a projection far behind the others (rebuilding, say) gets its own feeder,
+//! and a failed one drops out, so neither holds the others back.
 //! A batch's rows and the projection's checkpoint commit in one SQLite transaction; an event
 //! the projection cannot apply rolls the batch back and stops that projection with a status
 //! naming the event and the error. A new version of a projection's SQL drops its tables and
@@ -23,7 +26,12 @@ use leadflow_store::{EventStore, Position, RecordedEvent};
 use crate::{Body, Envelope, Projection, ProjectionError};
 
 /// Events applied per transaction, at most.
-const BATCH: usize = 2000;
+const BATCH: usize = 4000;
+
+/// WAL pages between automatic checkpoints while rebuilding from zero (SQLite's default is
+/// 1,000): hot pages (upper B-tree levels, counters, the checkpoint row) are copied into the
+/// database once per checkpoint instead of once per few batches.
+const REBUILD_AUTOCHECKPOINT: u32 = 32_768;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProjectionState {
@@ -102,12 +110,19 @@ impl ReadSide {
         let (shutdown, _) = watch::channel(false);
         let mut handles = Vec::new();
         let mut threads = Vec::new();
+        // (checkpoint, the worker's inbox) per projection, for grouping them onto feeders.
+        let mut inboxes = Vec::new();
         for projection in projections {
             let path = dir.join(format!("{}.db", projection.name()));
             let mut conn = open_writer(&path)?;
             let (checkpoint, rebuilding) = prepare(&mut conn, projection.as_ref())?;
             let mut projection = projection;
             projection.set_rebuilding(rebuilding);
+            if rebuilding {
+                conn.execute_batch(&format!(
+                    "PRAGMA wal_autocheckpoint={REBUILD_AUTOCHECKPOINT}"
+                ))?;
+            }
             let status = Arc::new(Mutex::new(ProjectionStatus {
                 name: projection.name(),
                 version: projection.version(),
@@ -118,6 +133,7 @@ impl ReadSide {
                 error: None,
             }));
             let (cp_tx, cp_rx) = watch::channel(checkpoint);
+            let (inbox, rx) = std::sync::mpsc::sync_channel(READ_AHEAD);
             let worker = Worker {
                 rebuilding,
                 projection,
@@ -128,20 +144,44 @@ impl ReadSide {
                 checkpoint: cp_tx,
                 shutdown: shutdown.subscribe(),
             };
-            let name = format!("projection-{}", worker.projection.name());
-            let thread = std::thread::Builder::new()
-                .name(name)
-                .spawn(move || worker.run(checkpoint))
-                .map_err(|e| ProjectionError::Apply {
-                    position: checkpoint,
-                    reason: format!("cannot start thread: {e}"),
-                })?;
-            threads.push(thread);
+            let name = worker.projection.name();
+            threads.push(spawn(
+                format!("projection-{name}"),
+                checkpoint,
+                move || worker.run(checkpoint, rx),
+            )?);
+            inboxes.push((checkpoint, name, inbox));
             handles.push(Running {
                 status,
                 checkpoint: cp_rx,
                 path,
             });
+        }
+        // Projections at about the same checkpoint share one reader of the log: it is read
+        // and decoded once for all of them. One far behind (rebuilding, say) gets its own, so
+        // it holds none of the others back.
+        let members = inboxes
+            .into_iter()
+            .map(|(checkpoint, name, inbox)| Member {
+                name,
+                checkpoint,
+                inbox,
+            })
+            .collect();
+        let groups = group_by_checkpoint(members, |m| m.checkpoint);
+        for (from, members) in groups {
+            let names: Vec<&str> = members.iter().map(|m| m.name).collect();
+            let feeder = Feeder {
+                store: store.clone(),
+                runtime: runtime.clone(),
+                shutdown: shutdown.subscribe(),
+                members,
+            };
+            threads.push(spawn(
+                format!("feed-{}", names.join("+")),
+                from,
+                move || feeder.run(from),
+            )?);
         }
         Ok(Self {
             _lock: lock,
@@ -307,7 +347,7 @@ fn open_writer(path: &Path) -> Result<Connection, ProjectionError> {
     // Read models are rebuildable from the log and their checkpoint commits with their rows,
     // so NORMAL (durable across a process kill, not an OS crash) is enough.
     conn.execute_batch(
-        "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-131072; PRAGMA temp_store=MEMORY;",
+        "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-131072; PRAGMA temp_store=MEMORY; PRAGMA threads=2;",
     )?;
     conn.busy_timeout(Duration::from_secs(5))?;
     Ok(conn)
@@ -401,16 +441,21 @@ fn finish_rebuild(conn: &mut Connection, p: &mut dyn Projection) -> Result<(), P
     if let Some(sql) = deferred.filter(|s| !s.is_empty()) {
         tx.execute_batch(&sql)?;
     }
+    let indexed = started.elapsed();
     p.finish_rebuild(&tx)?;
+    let built = started.elapsed();
     tx.execute(
         "UPDATE projection_state SET deferred = NULL WHERE name = ?1",
         [p.name()],
     )?;
     tx.commit()?;
+    conn.execute_batch("PRAGMA wal_autocheckpoint=1000; PRAGMA wal_checkpoint(TRUNCATE);")?;
     p.set_rebuilding(false);
     tracing::info!(
         projection = p.name(),
-        ms = started.elapsed().as_millis() as u64,
+        indexes_ms = indexed.as_millis() as u64,
+        bulk_ms = (built - indexed).as_millis() as u64,
+        commit_ms = (started.elapsed() - built).as_millis() as u64,
         "rebuild finished, indexes built"
     );
     Ok(())
@@ -428,13 +473,76 @@ struct Worker {
     shutdown: watch::Receiver<bool>,
 }
 
-impl Worker {
+/// What a feeder hands its workers: a batch of decoded consecutive events, or the event that
+/// does not decode (which stops the projection: position and reason).
+type Fed = Result<Arc<[Envelope]>, (Position, String)>;
+
+/// Batches queued between a feeder and a worker: enough to keep the worker busy while the
+/// feeder reads and decodes the next ones, few enough to bound memory.
+const READ_AHEAD: usize = 3;
+
+/// Projections whose checkpoints are at most this far apart share a feeder (the ones ahead
+/// skip what they have already applied).
+const SHARE_WINDOW: u64 = 10_000;
+
+fn spawn(
+    name: String,
+    position: Position,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>, ProjectionError> {
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(f)
+        .map_err(|e| ProjectionError::Apply {
+            position,
+            reason: format!("cannot start thread: {e}"),
+        })
+}
+
+/// Groups items whose positions lie within [`SHARE_WINDOW`] of their group's lowest, each
+/// group with the position to read it from.
+fn group_by_checkpoint<T>(
+    mut items: Vec<T>,
+    at: impl Fn(&T) -> Position,
+) -> Vec<(Position, Vec<T>)> {
+    items.sort_by_key(|i| at(i));
+    let mut groups: Vec<(Position, Vec<T>)> = Vec::new();
+    for item in items {
+        let position = at(&item);
+        match groups.last_mut() {
+            Some((from, group)) if position.0 - from.0 <= SHARE_WINDOW => group.push(item),
+            _ => groups.push((position, vec![item])),
+        }
+    }
+    groups
+}
+
+/// A worker fed by a feeder.
+struct Member {
+    name: &'static str,
+    checkpoint: Position,
+    inbox: std::sync::mpsc::SyncSender<Fed>,
+}
+
+/// Reads the log on its own thread, decodes it once and hands full batches to each of its
+/// workers, so reading and decoding overlap with the workers' SQLite writes. A worker that
+/// stops (failed, or shut down) drops out; the feeder ends when none is left or at shutdown.
+struct Feeder {
+    store: Arc<dyn EventStore>,
+    runtime: Handle,
+    shutdown: watch::Receiver<bool>,
+    members: Vec<Member>,
+}
+
+impl Feeder {
     fn run(mut self, mut position: Position) {
-        // Stores may spawn blocking reads while the subscription is polled from this thread.
-        let runtime = self.runtime.clone();
-        let _context = runtime.enter();
-        let name = self.projection.name();
-        let mut window = (Instant::now(), 0u64);
+        let _context = self.runtime.enter();
+        let names = self
+            .members
+            .iter()
+            .map(|m| m.name)
+            .collect::<Vec<_>>()
+            .join("+");
         'subscribe: loop {
             let mut sub = self.store.subscribe_all(position);
             loop {
@@ -446,75 +554,127 @@ impl Worker {
                     }
                 });
                 let first = match first {
-                    None => break 'subscribe,
+                    None => return,
                     Some(Some(Ok(event))) => event,
                     Some(None) => {
-                        tracing::warn!(projection = name, "subscription ended, resubscribing");
+                        tracing::warn!(projections = names, "subscription ended, resubscribing");
                         std::thread::sleep(Duration::from_millis(200));
                         continue 'subscribe;
                     }
                     Some(Some(Err(e))) => {
-                        tracing::warn!(projection = name, error = %e, "subscription failed, resubscribing");
+                        tracing::warn!(projections = names, error = %e, "subscription failed, resubscribing");
                         std::thread::sleep(Duration::from_millis(500));
                         continue 'subscribe;
                     }
                 };
+                // While behind the head, wait for full batches (fewer, larger transactions);
+                // once live, hand over whatever has arrived.
+                let head = self.runtime.block_on(self.store.head()).unwrap_or_default();
+                let behind = head > first.position;
                 let mut batch = vec![first];
                 let mut broken = false;
                 while batch.len() < BATCH {
-                    match sub.next().now_or_never() {
-                        Some(Some(Ok(event))) => batch.push(event),
-                        Some(Some(Err(_))) | Some(None) => {
+                    let next = match sub.next().now_or_never() {
+                        Some(next) => next,
+                        None if behind => self.runtime.block_on(sub.next()),
+                        None => break,
+                    };
+                    match next {
+                        Some(Ok(event)) => {
+                            let reached = event.position >= head;
+                            batch.push(event);
+                            if behind && reached {
+                                break;
+                            }
+                        }
+                        Some(Err(_)) | None => {
                             broken = true;
                             break;
                         }
-                        None => break,
                     }
                 }
-                let last = batch.last().map(|e| e.position).unwrap_or(position);
-                let applied = batch.len() as u64;
-                match self.apply(batch) {
-                    Ok(()) => {
-                        window.1 += applied;
-                        position = last;
-                        if self.rebuilding
-                            && self
-                                .runtime
-                                .block_on(self.store.head())
-                                .is_ok_and(|head| position >= head)
-                        {
-                            if let Err(e) = finish_rebuild(&mut self.conn, self.projection.as_mut())
-                            {
-                                self.fail(position, &e);
-                                return;
-                            }
-                            self.rebuilding = false;
-                        }
-                        // Status first: whoever the checkpoint wakes may read it.
-                        self.publish(position, &mut window);
-                        let _ = self.checkpoint.send(position);
-                    }
-                    Err(e) => {
-                        self.fail(position, &e);
-                        return;
-                    }
+                let last = batch.last().map_or(position, |e| e.position);
+                let fed: Fed = match batch.into_iter().map(decode).collect::<Result<Vec<_>, _>>() {
+                    Ok(envelopes) => Ok(envelopes.into()),
+                    Err(ProjectionError::Decode { position, reason }) => Err((position, reason)),
+                    Err(other) => Err((last, other.to_string())),
+                };
+                let poisoned = fed.is_err();
+                // A member that hung up has stopped; the others go on.
+                self.members.retain(|m| {
+                    let behind_it = m.checkpoint < last;
+                    !behind_it || m.inbox.send(fed.clone()).is_ok()
+                });
+                if self.members.is_empty() || poisoned {
+                    return;
                 }
+                position = last;
                 if broken {
                     continue 'subscribe;
                 }
             }
         }
+    }
+}
+
+impl Worker {
+    fn run(mut self, position: Position, rx: std::sync::mpsc::Receiver<Fed>) {
+        let runtime = self.runtime.clone();
+        let _context = runtime.enter();
+        self.drain(position, &rx);
+    }
+
+    /// Applies what the feeder hands over until shutdown or failure.
+    fn drain(&mut self, mut position: Position, rx: &std::sync::mpsc::Receiver<Fed>) {
+        let mut window = (Instant::now(), 0u64);
+        loop {
+            if *self.shutdown.borrow() {
+                break;
+            }
+            let Ok(fed) = rx.recv() else { break };
+            let applied = fed
+                .map_err(|(position, reason)| ProjectionError::Decode { position, reason })
+                .and_then(|batch| {
+                    // A shared feeder may start below this projection's checkpoint.
+                    let fresh = &batch[batch.partition_point(|e| e.position <= position)..];
+                    let Some(last) = fresh.last().map(|e| e.position) else {
+                        return Ok((position, 0));
+                    };
+                    self.apply(fresh)?;
+                    Ok((last, fresh.len() as u64))
+                });
+            let (last, n) = match applied {
+                Ok(done) => done,
+                Err(e) => {
+                    self.fail(position, &e);
+                    return;
+                }
+            };
+            window.1 += n;
+            position = last;
+            if self.rebuilding
+                && self
+                    .runtime
+                    .block_on(self.store.head())
+                    .is_ok_and(|head| position >= head)
+            {
+                if let Err(e) = finish_rebuild(&mut self.conn, self.projection.as_mut()) {
+                    self.fail(position, &e);
+                    return;
+                }
+                self.rebuilding = false;
+            }
+            // Status first: whoever the checkpoint wakes may read it.
+            self.publish(position, &mut window);
+            let _ = self.checkpoint.send(position);
+        }
         self.status.lock().expect("status lock").state = ProjectionState::Stopped;
     }
 
-    fn apply(&mut self, batch: Vec<RecordedEvent>) -> Result<(), ProjectionError> {
-        let envelopes = batch
-            .into_iter()
-            .map(decode)
-            .collect::<Result<Vec<_>, _>>()?;
+    fn apply(&mut self, envelopes: &[Envelope]) -> Result<(), ProjectionError> {
         let last = envelopes.last().map(|e| e.position).unwrap_or_default();
         let tx = self.conn.transaction()?;
-        self.projection.apply(&tx, &envelopes)?;
+        self.projection.apply(&tx, envelopes)?;
         tx.execute(
             "UPDATE projection_state SET position = ?2, state = 'ok', error = NULL WHERE name = ?1",
             params![self.projection.name(), last.0 as i64],
@@ -586,4 +746,34 @@ pub fn decode(event: RecordedEvent) -> Result<Envelope, ProjectionError> {
         data: event.data,
         body,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn projections_near_one_checkpoint_share_a_feeder_and_one_far_behind_gets_its_own() {
+        let at = |p: &u64| Position(*p);
+        assert_eq!(
+            group_by_checkpoint(vec![0u64, 0], at),
+            vec![(Position(0), vec![0, 0])]
+        );
+        let live = 5_000_000;
+        assert_eq!(
+            group_by_checkpoint(vec![live + 3, 0, live], at),
+            vec![
+                (Position(0), vec![0]),
+                (Position(live), vec![live, live + 3])
+            ]
+        );
+        assert_eq!(
+            group_by_checkpoint(vec![SHARE_WINDOW + 1, 0], at),
+            vec![
+                (Position(0), vec![0]),
+                (Position(SHARE_WINDOW + 1), vec![SHARE_WINDOW + 1])
+            ]
+        );
+        assert!(group_by_checkpoint(Vec::<u64>::new(), at).is_empty());
+    }
 }

@@ -533,8 +533,18 @@ async fn a_new_projection_version_rebuilds_from_zero() {
         .unwrap()
         .execute("UPDATE board SET leads = 999", [])
         .unwrap();
-    let v2 =
-        Arc::new(ReadSide::start(&dir, w.store.clone(), vec![Box::<LeadsV2>::default()]).unwrap());
+    // The history, already at the head, runs beside the rebuild.
+    let history = Box::new(leadflow_projections::history::HistoryProjection::new(
+        catalog(),
+    ));
+    let v2 = Arc::new(
+        ReadSide::start(
+            &dir,
+            w.store.clone(),
+            vec![Box::<LeadsV2>::default(), history],
+        )
+        .unwrap(),
+    );
     v2.wait_for(last, WAIT).await.unwrap();
     let status = v2.status().await;
     assert_eq!(
@@ -544,8 +554,26 @@ async fn a_new_projection_version_rebuilds_from_zero() {
             last
         )
     );
-    v2.shutdown();
     assert_eq!(dump(&dir.join("leads.db")), before);
+    // Both follow the log on from there.
+    let id = lead(299);
+    let next = run(
+        &w.engine,
+        id,
+        register(
+            id,
+            "After the rebuild",
+            Some(700),
+            ResponsibleChoice::Creator,
+        ),
+        ivan(),
+    )
+    .await;
+    v2.wait_for(next, WAIT).await.unwrap();
+    let status = v2.status().await;
+    assert!(status.iter().all(|s| s.checkpoint == next), "{status:?}");
+    v2.shutdown();
+    assert_ne!(dump(&dir.join("leads.db")), before);
 }
 
 /// A random but reasonable command for lead `id` by a random actor.
