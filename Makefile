@@ -41,6 +41,8 @@ bench: ## the figures of SPEC section 9 beside their raw limits (BENCH=name runs
 schemas: ## regenerate schemas/ from the Rust types
 	$(CARGO) test -p leadflow-domain --test schemas >/dev/null 2>&1 || true
 	$(CARGO) test -p leadflow-domain --test schemas
+	$(CARGO) test -p leadflow-graphql --test sdl >/dev/null 2>&1 || true
+	$(CARGO) test -p leadflow-graphql --test sdl
 
 clean: ## remove build output and benchmark data
 	$(CARGO) clean

@@ -1,5 +1,7 @@
--- The `history` read model, version 1: every event of a lead with its actor, business time
+-- The `history` read model, version 2: every event of a lead with its actor, business time
 -- and a readable summary, for the lead card's feed (newest first).
+-- v2: no copy of the payload (the log has it; the API reads it from there when asked), which
+-- halves the model's size.
 
 CREATE TABLE history (
     position    INTEGER PRIMARY KEY,
@@ -9,7 +11,6 @@ CREATE TABLE history (
     actor_user  TEXT NOT NULL,
     actor_role  TEXT NOT NULL,
     occurred_at INTEGER NOT NULL,       -- µs since epoch
-    summary     TEXT NOT NULL,
-    data        TEXT NOT NULL           -- the event payload, JSON
+    summary     TEXT NOT NULL
 );
 CREATE INDEX history_by_lead ON history(lead_id, position);

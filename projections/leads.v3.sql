@@ -1,16 +1,16 @@
--- The `leads` read model, version 2: the lead card (a snapshot of the domain state), the
+-- The `leads` read model, version 3: the lead card (a snapshot of the domain state), the
 -- registry row with every filterable column, and the kanban counters per funnel column.
 -- A new version of this file rebuilds the read model from the log.
 -- v2: sortable columns are NOT NULL ('' and -1 stand for "none"), so that an index can serve
 -- ORDER BY ... LIMIT and keyset comparisons directly; text search uses a trigram index.
-
-CREATE TABLE lead_cards (
-    lead_id TEXT PRIMARY KEY,
-    state   TEXT NOT NULL            -- the domain's Lead as JSON
-) WITHOUT ROWID;
+-- v3: cards are keyed by the registry row's integer id, so a rebuild appends them in order
+-- instead of inserting 1.5 KB rows at random places of a tree keyed by UUID text; the row id
+-- is declared, so VACUUM cannot renumber it under the cards and the search index, and it
+-- breaks ties in sort orders (every index ends in it, 1-9 bytes instead of 36).
 
 CREATE TABLE leads (
-    lead_id                 TEXT PRIMARY KEY,
+    row_id                  INTEGER PRIMARY KEY,
+    lead_id                 TEXT NOT NULL UNIQUE,
     funnel                  TEXT NOT NULL,
     stage                   TEXT NOT NULL,
     maturity                TEXT NOT NULL,
@@ -32,15 +32,19 @@ CREATE TABLE leads (
     updated_at              INTEGER NOT NULL,   -- business time of the last event, µs
     last_position           INTEGER NOT NULL
 );
-CREATE INDEX leads_by_column ON leads(funnel, stage, updated_at, lead_id);
-CREATE INDEX leads_by_created ON leads(funnel, created_at, lead_id);
-CREATE INDEX leads_by_updated ON leads(funnel, updated_at, lead_id);
-CREATE INDEX leads_by_responsible ON leads(funnel, responsible, updated_at, lead_id);
-CREATE INDEX leads_by_budget ON leads(funnel, budget_minor, lead_id);
+CREATE TABLE lead_cards (
+    row_id INTEGER PRIMARY KEY,      -- leads.row_id
+    state  TEXT NOT NULL             -- the domain's Lead as JSON
+);
+
+CREATE INDEX leads_by_column ON leads(funnel, stage, updated_at);
+CREATE INDEX leads_by_created ON leads(funnel, created_at);
+CREATE INDEX leads_by_updated ON leads(funnel, updated_at);
+CREATE INDEX leads_by_responsible ON leads(funnel, responsible, updated_at);
+CREATE INDEX leads_by_budget ON leads(funnel, budget_minor);
 CREATE INDEX leads_by_phone ON leads(phone);
 
--- Substring search over title, contact name, phone and e-mail; rowid = the lead's rowid in
--- `leads` (stable: rows are upserted, never replaced).
+-- Substring search over title, contact name, phone and e-mail; rowid = leads.row_id.
 CREATE VIRTUAL TABLE lead_search USING fts5(text, tokenize = 'trigram');
 
 -- Kept in step with `leads` in the same transaction, so the kanban header is one index read.

@@ -193,3 +193,88 @@ async fn health_shows_every_read_model_caught_up_with_the_log() {
         assert_eq!(p["lag"], 0, "{p}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_shows_each_events_payload_as_the_log_stores_it() {
+    let app = spawn_app().await;
+    let olga = app.token("olga.supervisor");
+    let lead = app
+        .register_lead(&olga, web_form_lead("Forklift lease", "250000"))
+        .await;
+    let mut at = lead.at().map(str::to_owned);
+    for n in 1..=3 {
+        let renamed = app
+            .must(
+                &olga,
+                ops::UPDATE_DETAILS,
+                json!({ "lead": lead.id(), "input": { "title": format!("Forklift lease {n}") } }),
+            )
+            .await;
+        at = renamed.at().map(str::to_owned);
+    }
+    // The read model keeps no payloads: they are read from the lead's stream, page by page,
+    // through either shape of the connection.
+    let query = "query($lead: ID!, $after: String, $at: Position) {
+        leadHistory(lead: $lead, first: 2, after: $after, consistency: $at) {
+          pageInfo { hasNextPage endCursor }
+          edges { node { eventType data } }
+          nodes { eventType data } } }";
+    let mut payloads = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let answer = app
+            .graphql(
+                Some(&olga),
+                query,
+                json!({ "lead": lead.id(), "after": after, "at": at }),
+            )
+            .await;
+        let feed = &answer["data"]["leadHistory"];
+        assert_eq!(
+            feed["edges"].as_array().map(Vec::len),
+            Some(feed["nodes"].as_array().map_or(0, Vec::len)),
+            "{answer}"
+        );
+        for (edge, node) in feed["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(feed["nodes"].as_array().unwrap())
+        {
+            assert_eq!(edge["node"], *node);
+            let data: serde_json::Value =
+                serde_json::from_str(node["data"].as_str().expect("data"))
+                    .unwrap_or_else(|e| panic!("the payload is JSON ({e}): {node}"));
+            payloads.push((node["eventType"].as_str().unwrap().to_owned(), data));
+        }
+        if feed["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = feed["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+    let types: Vec<&str> = payloads.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "LeadDetailsUpdated",
+            "LeadDetailsUpdated",
+            "LeadDetailsUpdated",
+            "LeadRegistered"
+        ]
+    );
+    assert!(
+        payloads[0].1.to_string().contains("Forklift lease 3"),
+        "{:?}",
+        payloads[0]
+    );
+    assert!(
+        payloads[2].1.to_string().contains("Forklift lease 1"),
+        "{:?}",
+        payloads[2]
+    );
+    assert!(
+        payloads[3].1.to_string().contains("Forklift lease"),
+        "{:?}",
+        payloads[3]
+    );
+}

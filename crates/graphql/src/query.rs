@@ -2,6 +2,7 @@
 //! Every query takes an optional `consistency` position and first waits (bounded) until the
 //! read models have applied the log up to it: read-your-writes after a mutation.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::connection::{Connection, Edge};
@@ -9,6 +10,7 @@ use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, Result, S
 use chrono::{DateTime, Utc};
 
 use leadflow_domain::{Catalog, FunnelId};
+use leadflow_engine::lead_stream;
 use leadflow_projections::query::{self as q, Cursor, Page, ReportDimension, ReportFilter};
 
 use crate::error::ApiError;
@@ -348,12 +350,35 @@ impl Query {
                 total_count: page.total_count,
             },
         );
+        // The read model keeps no copy of the payloads: when asked for, the page's events are
+        // read from the lead's stream in one go.
+        let ahead = ctx.look_ahead();
+        let wants_data = ahead.field("edges").field("node").field("data").exists()
+            || ahead.field("nodes").field("data").exists();
+        let mut payloads: HashMap<i64, String> = HashMap::new();
+        if let (true, Some(low), Some(high)) = (
+            wants_data,
+            page.rows.iter().map(|(r, _)| r.revision).min(),
+            page.rows.iter().map(|(r, _)| r.revision).max(),
+        ) {
+            let events = state
+                .engine
+                .store()
+                .read_stream(&lead_stream(id), low as u64, (high - low + 1) as usize)
+                .await
+                .map_err(|e| ApiError::Internal(format!("reading the lead's events: {e}")))?;
+            payloads.extend(events.into_iter().map(|e| {
+                (
+                    e.revision as i64,
+                    String::from_utf8_lossy(&e.data).into_owned(),
+                )
+            }));
+        }
         let catalog = state.catalog.clone();
-        c.edges.extend(
-            page.rows
-                .into_iter()
-                .map(|(row, cur)| Edge::new(cur.encode(), HistoryEntry::new(&catalog, row))),
-        );
+        c.edges.extend(page.rows.into_iter().map(|(row, cur)| {
+            let data = payloads.remove(&row.revision).unwrap_or_default();
+            Edge::new(cur.encode(), HistoryEntry::new(&catalog, row, data))
+        }));
         Ok(c)
     }
 

@@ -497,12 +497,13 @@ pub struct HistoryEntry {
     pub actor: User,
     pub occurred_at: DateTime<Utc>,
     pub summary: String,
-    /// The event payload as stored, JSON.
+    /// The event payload as stored in the log, JSON.
     pub data: String,
 }
 
 impl HistoryEntry {
-    pub fn new(catalog: &Catalog, r: HistoryRow) -> Self {
+    /// `data` is the payload read from the log (empty when the query did not ask for it).
+    pub fn new(catalog: &Catalog, r: HistoryRow, data: String) -> Self {
         let actor = user_str(catalog, &r.actor_user).unwrap_or_else(|| User {
             id: ID(r.actor_user.clone()),
             name: r.actor_user.clone(),
@@ -516,7 +517,7 @@ impl HistoryEntry {
             actor,
             occurred_at: from_micros(r.occurred_at),
             summary: r.summary,
-            data: r.data,
+            data,
         }
     }
 }

@@ -26,17 +26,17 @@ impl Projection for HistoryProjection {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn schema(&self) -> &'static str {
-        include_str!("../../../projections/history.v1.sql")
+        include_str!("../../../projections/history.v2.sql")
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, events: &[Envelope]) -> Result<(), ProjectionError> {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO history(position, lead_id, revision, event_type, actor_user, actor_role, occurred_at, summary, data)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO history(position, lead_id, revision, event_type, actor_user, actor_role, occurred_at, summary)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
         for env in events {
             let Body::Lead {
@@ -47,8 +47,6 @@ impl Projection for HistoryProjection {
             else {
                 continue;
             };
-            // The payload as stored: no re-encoding, and an upcast event still shows what was written.
-            let data = String::from_utf8_lossy(&env.data);
             insert.execute(params![
                 env.position.0 as i64,
                 lead_id.to_string(),
@@ -58,7 +56,6 @@ impl Projection for HistoryProjection {
                 format!("{:?}", meta.actor.role),
                 micros(meta.occurred_at),
                 summarize(&self.catalog, event),
-                data,
             ])?;
         }
         Ok(())

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use leadflow_domain::events::LeadEvent;
-use leadflow_domain::{evolve, Lead, LeadId};
+use leadflow_domain::{evolve, Lead, LeadId, Stage};
 
 use crate::{micros, Body, Envelope, Projection, ProjectionError};
 
@@ -33,11 +33,11 @@ impl Projection for LeadsProjection {
     }
 
     fn version(&self) -> u32 {
-        2
+        3
     }
 
     fn schema(&self) -> &'static str {
-        include_str!("../../../projections/leads.v2.sql")
+        include_str!("../../../projections/leads.v3.sql")
     }
 
     fn set_rebuilding(&mut self, rebuilding: bool) {
@@ -46,9 +46,7 @@ impl Projection for LeadsProjection {
 
     fn finish_rebuild(&mut self, tx: &Transaction<'_>) -> Result<(), ProjectionError> {
         tx.execute_batch("DELETE FROM lead_search")?;
-        let mut cards = tx.prepare(
-            "SELECT l.rowid, c.state FROM leads l JOIN lead_cards c ON c.lead_id = l.lead_id",
-        )?;
+        let mut cards = tx.prepare("SELECT row_id, state FROM lead_cards")?;
         let mut insert = tx.prepare("INSERT INTO lead_search(rowid, text) VALUES (?1, ?2)")?;
         let mut rows = cards.query([])?;
         while let Some(row) = rows.next()? {
@@ -105,14 +103,29 @@ impl Projection for LeadsProjection {
             t.updated_at = t.updated_at.max(at);
             t.position = env.position.0;
         }
+        // The board's counters move once per column and batch, not once per lead.
+        let mut board: HashMap<(&str, Stage), (i64, i64)> = HashMap::new();
         for id in order {
             let t = &touched[&id];
             let Some(lead) = &t.after else { continue };
             save(tx, id, lead, t, !self.rebuilding)?;
-            if let Some(before) = &t.before {
-                count(tx, before, -1)?;
+            for (state, sign) in [(t.before.as_ref(), -1), (Some(lead), 1)] {
+                if let Some(l) = state {
+                    let budget = l.details.budget.as_ref().map_or(0, |m| m.minor());
+                    let cell = board.entry((l.funnel.as_str(), l.stage)).or_default();
+                    cell.0 += sign;
+                    cell.1 += sign * budget;
+                }
             }
-            count(tx, lead, 1)?;
+        }
+        let mut board: Vec<_> = board.into_iter().filter(|(_, d)| *d != (0, 0)).collect();
+        board.sort_by_key(|((funnel, stage), _)| (*funnel, stage.to_string()));
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO board(funnel, stage, leads, budget_minor) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(funnel, stage) DO UPDATE SET leads = leads + excluded.leads, budget_minor = budget_minor + excluded.budget_minor",
+        )?;
+        for ((funnel, stage), (leads, budget)) in board {
+            upsert.execute(params![funnel, stage.to_string(), leads, budget])?;
         }
         // An emptied column leaves no row, so the table is the same however the log was batched
         // (the board query shows absent columns as zero).
@@ -135,8 +148,8 @@ fn fresh() -> Touched {
 fn load(tx: &Transaction<'_>, id: LeadId) -> Result<Touched, ProjectionError> {
     let row: Option<(String, i64, i64)> = tx
         .prepare_cached(
-            "SELECT c.state, l.created_at, l.updated_at FROM lead_cards c JOIN leads l ON l.lead_id = c.lead_id
-             WHERE c.lead_id = ?1",
+            "SELECT c.state, l.created_at, l.updated_at FROM leads l JOIN lead_cards c ON c.row_id = l.row_id
+             WHERE l.lead_id = ?1",
         )?
         .query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
@@ -171,9 +184,6 @@ fn save(
     t: &Touched,
     search: bool,
 ) -> Result<(), ProjectionError> {
-    let json = serde_json::to_string(lead).expect("a lead always serializes");
-    tx.prepare_cached("INSERT OR REPLACE INTO lead_cards(lead_id, state) VALUES (?1, ?2)")?
-        .execute(params![id.to_string(), json])?;
     let d = &lead.details;
     let rowid: i64 = tx
         .prepare_cached(
@@ -189,7 +199,7 @@ fn save(
                  email = excluded.email, account_name = excluded.account_name,
                  disqualification_reason = excluded.disqualification_reason, created_at = excluded.created_at,
                  updated_at = excluded.updated_at, last_position = excluded.last_position
-             RETURNING rowid",
+             RETURNING row_id",
         )?
         .query_row(
             params![
@@ -217,6 +227,9 @@ fn save(
             ],
             |r| r.get(0),
         )?;
+    let json = serde_json::to_string(lead).expect("a lead always serializes");
+    tx.prepare_cached("INSERT OR REPLACE INTO lead_cards(row_id, state) VALUES (?1, ?2)")?
+        .execute(params![rowid, json])?;
     if !search {
         return Ok(());
     }
@@ -240,15 +253,4 @@ fn search_text(lead: &Lead) -> String {
     parts.extend(d.phones.iter().map(|p| p.as_str().to_owned()));
     parts.extend(d.emails.iter().map(|e| e.as_str().to_owned()));
     parts.join(" \u{1f} ")
-}
-
-/// Adds (`sign` = 1) or removes (-1) a lead from its funnel column's count and budget sum.
-fn count(tx: &Transaction<'_>, lead: &Lead, sign: i64) -> Result<(), ProjectionError> {
-    let budget = lead.details.budget.as_ref().map_or(0, |m| m.minor());
-    tx.prepare_cached(
-        "INSERT INTO board(funnel, stage, leads, budget_minor) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT(funnel, stage) DO UPDATE SET leads = leads + excluded.leads, budget_minor = budget_minor + excluded.budget_minor",
-    )?
-    .execute(params![lead.funnel.as_str(), lead.stage.to_string(), sign, sign * budget])?;
-    Ok(())
 }

@@ -97,10 +97,12 @@ pub struct LeadRow {
     pub disqualification_reason: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The row's key in this read model: breaks ties in sort orders (every index ends in it).
+    pub row_id: i64,
 }
 
 const ROW_COLUMNS: &str = "lead_id, funnel, stage, maturity, title, budget_minor, responsible, created_by, source, channel,
-    region, quality, advertising, contact_name, phone, email, account_name, disqualification_reason, created_at, updated_at";
+    region, quality, advertising, contact_name, phone, email, account_name, disqualification_reason, created_at, updated_at, row_id";
 
 /// `''` and `-1` stand for "none" in the table (so its columns can be indexed for sorting).
 fn text_or_none(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<String>> {
@@ -131,6 +133,7 @@ fn lead_row(r: &Row<'_>) -> rusqlite::Result<LeadRow> {
         disqualification_reason: text_or_none(r, 17)?,
         created_at: r.get(18)?,
         updated_at: r.get(19)?,
+        row_id: r.get(20)?,
     })
 }
 
@@ -370,14 +373,14 @@ pub fn leads_page(
             .query_row(params_from_iter(&args), |r| r.get(0))?,
     };
 
-    // The lead id breaks ties in the direction of the last key, so a single-key sort is one
-    // index scan (forwards or backwards).
+    // The row id breaks ties in the direction of the last key, so a single-key sort is one
+    // index scan (forwards or backwards): every index of a rowid table ends in the row id.
     let mut keys: Vec<(String, bool)> = sort
         .iter()
         .map(|s| (s.field.expr().to_owned(), s.descending))
         .collect();
     let tie_desc = keys.last().is_some_and(|k| k.1);
-    keys.push(("lead_id".to_owned(), tie_desc));
+    keys.push(("row_id".to_owned(), tie_desc));
     let mut page_sql = filter_sql;
     if let Some(cursor) = after.filter(|c| c.0.len() == keys.len()) {
         if keys.iter().all(|k| k.1 == keys[0].1) {
@@ -437,7 +440,7 @@ pub fn leads_page(
         .into_iter()
         .map(|row| {
             let mut values: Vec<Value> = sort.iter().map(|s| s.field.value(&row)).collect();
-            values.push(Value::Text(row.lead_id.clone()));
+            values.push(Value::Integer(row.row_id));
             (row, Cursor(values))
         })
         .collect();
@@ -479,7 +482,7 @@ fn board_count(conn: &Connection, f: &LeadFilter) -> rusqlite::Result<Option<i64
 pub fn card(conn: &Connection, id: LeadId) -> rusqlite::Result<Option<(Lead, i64, i64)>> {
     let row: Option<(String, i64, i64)> = conn
         .prepare_cached(
-            "SELECT c.state, l.created_at, l.updated_at FROM lead_cards c JOIN leads l ON l.lead_id = c.lead_id WHERE c.lead_id = ?1",
+            "SELECT c.state, l.created_at, l.updated_at FROM leads l JOIN lead_cards c ON c.row_id = l.row_id WHERE l.lead_id = ?1",
         )?
         .query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
@@ -506,7 +509,6 @@ pub struct HistoryRow {
     pub actor_role: String,
     pub occurred_at: i64,
     pub summary: String,
-    pub data: String,
 }
 
 /// A lead's feed, newest first: `first` entries older than position `before`.
@@ -523,7 +525,7 @@ pub fn history(
         .query_row([&lead], |r| r.get(0))?;
     let mut rows: Vec<HistoryRow> = tx
         .prepare_cached(
-            "SELECT position, revision, event_type, actor_user, actor_role, occurred_at, summary, data FROM history
+            "SELECT position, revision, event_type, actor_user, actor_role, occurred_at, summary FROM history
              WHERE lead_id = ?1 AND position < ?2 ORDER BY position DESC LIMIT ?3",
         )?
         .query_map(rusqlite::params![lead, before.unwrap_or(i64::MAX), (first + 1) as i64], |r| {
@@ -535,7 +537,6 @@ pub fn history(
                 actor_role: r.get(4)?,
                 occurred_at: r.get(5)?,
                 summary: r.get(6)?,
-                data: r.get(7)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
