@@ -108,6 +108,51 @@ impl EmbeddedStore {
         &self.inner.path
     }
 
+    /// The head of the log as it moves (for live readers beside [`EventStore::subscribe_all`]).
+    pub fn watch_head(&self) -> watch::Receiver<Position> {
+        self.inner.head.clone()
+    }
+
+    /// Up to `max` events of `stream`, newest first, from revision `from` (inclusive; `None`:
+    /// the last event) down.
+    pub async fn read_stream_backwards(
+        &self,
+        stream: &str,
+        from: Option<u64>,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let name = stream.to_owned();
+        let from = from.map_or(i64::MAX, |r| i64::try_from(r).unwrap_or(i64::MAX));
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events e JOIN streams s ON s.id = e.stream_id
+                 WHERE s.name = ?1 AND e.revision <= ?2 ORDER BY e.revision DESC LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(params![name, from, limit(max)], row_to_event)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Up to `max` events of the global log, newest first, before position `before`
+    /// (exclusive; `None`: from the head down).
+    pub async fn read_all_backwards(
+        &self,
+        before: Option<Position>,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let before = before.map_or(i64::MAX, |p| i64::try_from(p.0).unwrap_or(i64::MAX));
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events e JOIN streams s ON s.id = e.stream_id
+                 WHERE e.position < ?1 ORDER BY e.position DESC LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![before, limit(max)], row_to_event)?;
+            rows.collect()
+        })
+        .await
+    }
+
     /// Runs `f` on a pooled read connection on the blocking pool.
     async fn read<T: Send + 'static>(
         &self,

@@ -45,6 +45,24 @@ impl StreamName {
         }
     }
 
+    /// A name that may start with `$`: the system streams and metastreams (`$$<stream>`) an
+    /// EventStoreDB node keeps. Application code never needs it.
+    pub fn system(raw: impl Into<String>) -> Result<Self, StoreError> {
+        let raw = raw.into();
+        if raw.starts_with('$') && raw.len() > 1 {
+            // Checked as an ordinary name with the `$` taken off.
+            Self::parse(raw.trim_start_matches('$').to_owned()).map_err(|e| match e {
+                StoreError::InvalidStreamName { reason, .. } => StoreError::InvalidStreamName {
+                    name: raw.clone(),
+                    reason,
+                },
+                other => other,
+            })?;
+            return Ok(Self(raw));
+        }
+        Self::parse(raw)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -1,0 +1,441 @@
+//! What a node decides, over the embedded store: expected versions with idempotent retries,
+//! soft delete (`$tb` in the metastream) and undelete, tombstones, and which revisions a
+//! read shows. The rules and their order are those of `esdb-protocol.md` section 6.
+//!
+//! Node writes run one at a time (a mutex): a write checks the stream's state and then
+//! appends with the exact revision it saw, so a writer beside the node (the engine, on the
+//! same store) can only make that append fail, never slip in between unnoticed.
+
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+use tonic::Status;
+use uuid::Uuid;
+
+use leadflow_store::{
+    EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent, StoreError, StreamName,
+};
+use leadflow_store_embedded::EmbeddedStore;
+
+use crate::errors;
+
+/// The event type of a tombstone, and the revision clients see it at.
+pub const TOMBSTONE_TYPE: &str = "$streamDeleted";
+pub const TOMBSTONE_REVISION: u64 = i64::MAX as u64;
+/// `$tb` of a soft-deleted stream.
+pub const DELETED_TB: u64 = i64::MAX as u64;
+pub const METADATA_TYPE: &str = "$metadata";
+
+/// The content type the node reports for a stored event. The embedded store keeps no content
+/// type, and everything leadflow writes is JSON.
+pub fn content_type_of(_e: &RecordedEvent) -> &'static str {
+    "application/json"
+}
+
+/// An expected version, as clients send it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expected {
+    Any,
+    NoStream,
+    StreamExists,
+    Exact(u64),
+}
+
+impl Expected {
+    /// The integer EventStoreDB's texts and trailers use.
+    pub fn wire(self) -> i64 {
+        match self {
+            Self::Any => -2,
+            Self::NoStream => -1,
+            Self::StreamExists => -4,
+            Self::Exact(n) => n as i64,
+        }
+    }
+}
+
+/// What a stream is now.
+#[derive(Clone, Debug, Default)]
+pub struct StreamState {
+    /// The last revision in the store (a tombstone's own, stored one included).
+    pub last: Option<u64>,
+    pub tombstoned: bool,
+    /// The metastream's latest document, if it has one.
+    pub meta: Option<Value>,
+    pub meta_exists: bool,
+}
+
+impl StreamState {
+    /// Revisions below this are hidden (`$tb`).
+    pub fn truncate_before(&self) -> Option<u64> {
+        self.meta
+            .as_ref()
+            .and_then(|m| m.get("$tb"))
+            .and_then(Value::as_u64)
+    }
+
+    pub fn soft_deleted(&self) -> bool {
+        self.truncate_before() == Some(DELETED_TB)
+    }
+
+    /// Never written to, metadata included.
+    pub fn never_existed(&self) -> bool {
+        self.last.is_none() && !self.meta_exists
+    }
+
+    /// The last revision as clients see it (-1: none).
+    pub fn wire_last(&self) -> i64 {
+        self.last.map_or(-1, |l| l as i64)
+    }
+}
+
+/// An event to append, as a client proposed it.
+#[derive(Clone, Debug)]
+pub struct Proposed {
+    pub id: Uuid,
+    pub event_type: String,
+    pub data: Vec<u8>,
+    pub custom_metadata: Vec<u8>,
+}
+
+/// How an append ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// `current`: the stream's last revision after the write (None: still no events);
+    /// `position`: the position of the last written event (None for an empty write).
+    Success {
+        current: Option<u64>,
+        position: Option<u64>,
+    },
+    WrongExpectedVersion {
+        current: Option<u64>,
+        expected: Expected,
+    },
+}
+
+pub struct Db {
+    pub store: EmbeddedStore,
+    pub max_append_size: usize,
+    writes: Mutex<()>,
+}
+
+fn name(raw: &str) -> Result<StreamName, Status> {
+    StreamName::system(raw).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+pub fn metastream(stream: &str) -> String {
+    format!("$${stream}")
+}
+
+impl Db {
+    pub fn new(store: EmbeddedStore, max_append_size: usize) -> Self {
+        Self {
+            store,
+            max_append_size,
+            writes: Mutex::new(()),
+        }
+    }
+
+    /// A fresh node's log starts with a system event, as a real node's does (some clients'
+    /// tests expect `$all` to begin with one).
+    pub async fn seed(&self) -> Result<(), Status> {
+        if self.store.head().await.map_err(errors::store)? > Position::START {
+            return Ok(());
+        }
+        let event = NewEvent {
+            id: Uuid::new_v4(),
+            event_type: "$settings".to_owned(),
+            data: b"{}".to_vec(),
+            metadata: Vec::new(),
+        };
+        self.store
+            .append(&name("$settings")?, ExpectedRevision::Any, vec![event])
+            .await
+            .map_err(errors::store)?;
+        Ok(())
+    }
+
+    pub async fn last_event(&self, stream: &str) -> Result<Option<RecordedEvent>, Status> {
+        Ok(self
+            .store
+            .read_stream_backwards(stream, None, 1)
+            .await
+            .map_err(errors::store)?
+            .pop())
+    }
+
+    pub async fn state(&self, stream: &str) -> Result<StreamState, Status> {
+        let last = self.last_event(stream).await?;
+        let meta = if stream.starts_with("$$") {
+            None
+        } else {
+            self.last_event(&metastream(stream)).await?
+        };
+        Ok(StreamState {
+            last: last.as_ref().map(|e| e.revision),
+            tombstoned: last.is_some_and(|e| e.event_type == TOMBSTONE_TYPE),
+            meta_exists: meta.is_some(),
+            meta: meta.and_then(|m| serde_json::from_slice(&m.data).ok()),
+        })
+    }
+
+    /// Appends `events` to `stream` under `expected` (section 6's order of checks).
+    pub async fn append(
+        &self,
+        stream: &str,
+        expected: Expected,
+        events: Vec<Proposed>,
+    ) -> Result<AppendOutcome, Status> {
+        let size: usize = events
+            .iter()
+            .map(|e| e.data.len() + e.custom_metadata.len())
+            .sum();
+        if size > self.max_append_size {
+            return Err(errors::too_large(self.max_append_size));
+        }
+        let _one_at_a_time = self.writes.lock().await;
+        // A write to a soft-deleted stream's metastream undeletes it: `$tb` moves to the
+        // stream's next revision unless the write is a delete itself.
+        let mut events = events;
+        if let Some(owner) = stream.strip_prefix("$$") {
+            let st = self.state(owner).await?;
+            if st.soft_deleted() {
+                let next = st.last.map_or(0, |l| l + 1);
+                for e in &mut events {
+                    if let Ok(Value::Object(mut doc)) = serde_json::from_slice::<Value>(&e.data) {
+                        if doc.get("$tb").and_then(Value::as_u64) != Some(DELETED_TB) {
+                            doc.insert("$tb".to_owned(), json!(next));
+                            e.data = serde_json::to_vec(&doc).expect("JSON");
+                        }
+                    }
+                }
+            }
+        }
+        for _ in 0..8 {
+            let st = self.state(stream).await?;
+            if st.tombstoned {
+                return Err(errors::stream_deleted(stream));
+            }
+            let soft = st.soft_deleted();
+            if events.is_empty() {
+                return self.check_only(stream, expected, &st).await;
+            }
+            let wrong = AppendOutcome::WrongExpectedVersion {
+                current: st.last,
+                expected,
+            };
+            let store_expected = match expected {
+                Expected::Any => ExpectedRevision::Any,
+                Expected::StreamExists => {
+                    if soft {
+                        return Err(errors::stream_deleted(stream));
+                    }
+                    if st.last.is_none() && !st.meta_exists {
+                        return Ok(wrong);
+                    }
+                    st.last
+                        .map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact)
+                }
+                Expected::NoStream => ExpectedRevision::NoStream,
+                Expected::Exact(n) => ExpectedRevision::Exact(n),
+            };
+            let new: Vec<NewEvent> = events.iter().map(to_new).collect();
+            match self.store.append(&name(stream)?, store_expected, new).await {
+                Ok(r) => {
+                    if soft && r.first_revision == st.last.map_or(0, |l| l + 1) {
+                        self.undelete(stream, &st, r.first_revision).await?;
+                    }
+                    return Ok(AppendOutcome::Success {
+                        current: Some(r.last_revision),
+                        position: Some(r.last_position.0),
+                    });
+                }
+                Err(StoreError::WrongExpectedRevision { actual, .. }) => {
+                    if actual != st.last {
+                        continue; // someone wrote beside the node: look again
+                    }
+                    if expected == Expected::NoStream && soft {
+                        // A soft-deleted stream takes a NoStream write at its next revision.
+                        let new: Vec<NewEvent> = events.iter().map(to_new).collect();
+                        let exact = st
+                            .last
+                            .map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
+                        match self.store.append(&name(stream)?, exact, new).await {
+                            Ok(r) => {
+                                self.undelete(stream, &st, r.first_revision).await?;
+                                return Ok(AppendOutcome::Success {
+                                    current: Some(r.last_revision),
+                                    position: Some(r.last_position.0),
+                                });
+                            }
+                            Err(StoreError::WrongExpectedRevision { .. }) => continue,
+                            Err(e) => return Err(errors::store(e)),
+                        }
+                    }
+                    return Ok(wrong);
+                }
+                Err(StoreError::PartlyDuplicateBatch { .. }) => return Ok(wrong),
+                Err(e) => return Err(errors::store(e)),
+            }
+        }
+        Err(Status::unavailable(format!(
+            "stream {stream} kept changing under the append; try again"
+        )))
+    }
+
+    /// An append of no events: a version check, which also undeletes a soft-deleted stream.
+    async fn check_only(
+        &self,
+        stream: &str,
+        expected: Expected,
+        st: &StreamState,
+    ) -> Result<AppendOutcome, Status> {
+        let soft = st.soft_deleted();
+        let ok = match expected {
+            Expected::Any => true,
+            Expected::NoStream => st.last.is_none() || soft,
+            Expected::StreamExists => {
+                if soft {
+                    return Err(errors::stream_deleted(stream));
+                }
+                st.last.is_some() || st.meta_exists
+            }
+            Expected::Exact(n) => st.last == Some(n),
+        };
+        if !ok {
+            return Ok(AppendOutcome::WrongExpectedVersion {
+                current: st.last,
+                expected,
+            });
+        }
+        if soft {
+            self.undelete(stream, st, st.last.map_or(0, |l| l + 1))
+                .await?;
+        }
+        Ok(AppendOutcome::Success {
+            current: st.last,
+            position: None,
+        })
+    }
+
+    /// Rewrites the metastream of a soft-deleted stream so reads show revisions from
+    /// `first_visible` on.
+    async fn undelete(
+        &self,
+        stream: &str,
+        st: &StreamState,
+        first_visible: u64,
+    ) -> Result<(), Status> {
+        let mut doc = match &st.meta {
+            Some(Value::Object(m)) => m.clone(),
+            _ => Default::default(),
+        };
+        doc.insert("$tb".to_owned(), json!(first_visible));
+        self.write_meta(stream, Value::Object(doc))
+            .await
+            .map(|_| ())
+    }
+
+    async fn write_meta(&self, stream: &str, doc: Value) -> Result<u64, Status> {
+        let event = NewEvent {
+            id: Uuid::new_v4(),
+            event_type: METADATA_TYPE.to_owned(),
+            data: serde_json::to_vec(&doc).expect("JSON"),
+            metadata: Vec::new(),
+        };
+        let r = self
+            .store
+            .append(
+                &name(&metastream(stream))?,
+                ExpectedRevision::Any,
+                vec![event],
+            )
+            .await
+            .map_err(errors::store)?;
+        Ok(r.last_position.0)
+    }
+
+    /// Checks `expected` as an append of one fresh event would; `Err` carries the error the
+    /// client gets.
+    fn check_delete(
+        &self,
+        stream: &str,
+        expected: Expected,
+        st: &StreamState,
+    ) -> Result<(), Status> {
+        let soft = st.soft_deleted();
+        let ok = match expected {
+            Expected::Any => true,
+            Expected::NoStream => st.last.is_none(),
+            Expected::StreamExists => {
+                if soft {
+                    return Err(errors::stream_deleted(stream));
+                }
+                st.last.is_some()
+            }
+            Expected::Exact(n) => st.last == Some(n),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(errors::delete_wrong_version(
+                stream,
+                expected,
+                st.wire_last(),
+            ))
+        }
+    }
+
+    /// Soft delete: `$tb` = i64::MAX in the metastream (earlier metadata dropped). Returns the
+    /// position of that metadata event.
+    pub async fn delete(&self, stream: &str, expected: Expected) -> Result<u64, Status> {
+        let _one_at_a_time = self.writes.lock().await;
+        let st = self.state(stream).await?;
+        if st.tombstoned {
+            return Err(errors::stream_deleted(stream));
+        }
+        if st.never_existed() {
+            return Err(errors::delete_wrong_version(stream, expected, -1));
+        }
+        self.check_delete(stream, expected, &st)?;
+        self.write_meta(stream, json!({ "$tb": DELETED_TB })).await
+    }
+
+    /// Tombstone: a `$streamDeleted` event closes the stream for good.
+    pub async fn tombstone(&self, stream: &str, expected: Expected) -> Result<u64, Status> {
+        let _one_at_a_time = self.writes.lock().await;
+        let st = self.state(stream).await?;
+        if st.tombstoned {
+            return Err(errors::stream_deleted(stream));
+        }
+        if st.never_existed() {
+            if !matches!(expected, Expected::Any | Expected::NoStream) {
+                return Err(errors::delete_wrong_version(stream, expected, -1));
+            }
+        } else {
+            self.check_delete(stream, expected, &st)?;
+        }
+        let event = NewEvent {
+            id: Uuid::new_v4(),
+            event_type: TOMBSTONE_TYPE.to_owned(),
+            data: Vec::new(),
+            metadata: Vec::new(),
+        };
+        let exact = st
+            .last
+            .map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
+        let r = self
+            .store
+            .append(&name(stream)?, exact, vec![event])
+            .await
+            .map_err(errors::store)?;
+        Ok(r.last_position.0)
+    }
+}
+
+fn to_new(p: &Proposed) -> NewEvent {
+    NewEvent {
+        id: p.id,
+        event_type: p.event_type.clone(),
+        data: p.data.clone(),
+        metadata: p.custom_metadata.clone(),
+    }
+}
