@@ -118,14 +118,17 @@ fn content(c: read_resp::Content) -> ReadResp {
     ReadResp { content: Some(c) }
 }
 
-fn expected_of(o: Option<append_req::options::ExpectedStreamRevision>) -> Expected {
-    use append_req::options::ExpectedStreamRevision as E;
-    match o {
-        Some(E::Revision(n)) => Expected::Exact(n),
-        Some(E::NoStream(())) => Expected::NoStream,
-        Some(E::StreamExists(())) => Expected::StreamExists,
-        Some(E::Any(())) | None => Expected::Any,
-    }
+/// The four expected-version arms, which each request type declares as its own enum.
+macro_rules! expected {
+    ($o:expr, $E:path) => {{
+        use $E as E;
+        match $o {
+            Some(E::Revision(n)) => Expected::Exact(n),
+            Some(E::NoStream(())) => Expected::NoStream,
+            Some(E::StreamExists(())) => Expected::StreamExists,
+            Some(E::Any(())) | None => Expected::Any,
+        }
+    }};
 }
 
 /// Checks a proposed message's system metadata and turns it into a [`Proposed`].
@@ -505,26 +508,6 @@ async fn batch_write(
     }
 }
 
-fn delete_expected(o: Option<delete_req::options::ExpectedStreamRevision>) -> Expected {
-    use delete_req::options::ExpectedStreamRevision as E;
-    match o {
-        Some(E::Revision(n)) => Expected::Exact(n),
-        Some(E::NoStream(())) => Expected::NoStream,
-        Some(E::StreamExists(())) => Expected::StreamExists,
-        Some(E::Any(())) | None => Expected::Any,
-    }
-}
-
-fn tombstone_expected(o: Option<tombstone_req::options::ExpectedStreamRevision>) -> Expected {
-    use tombstone_req::options::ExpectedStreamRevision as E;
-    match o {
-        Some(E::Revision(n)) => Expected::Exact(n),
-        Some(E::NoStream(())) => Expected::NoStream,
-        Some(E::StreamExists(())) => Expected::StreamExists,
-        Some(E::Any(())) | None => Expected::Any,
-    }
-}
-
 #[tonic::async_trait]
 impl streams_server::Streams for Service {
     type ReadStream = ReadStreamOf;
@@ -568,7 +551,10 @@ impl streams_server::Streams for Service {
             }
         };
         let stream = convert::stream_name(options.stream_identifier.as_ref())?;
-        let expected = expected_of(options.expected_stream_revision);
+        let expected = expected!(
+            options.expected_stream_revision,
+            append_req::options::ExpectedStreamRevision
+        );
         let mut events = Vec::new();
         let mut size = 0usize;
         while let Some(message) = input.message().await? {
@@ -600,7 +586,13 @@ impl streams_server::Streams for Service {
         let stream = convert::stream_name(o.stream_identifier.as_ref())?;
         let position = self
             .db
-            .delete(&stream, delete_expected(o.expected_stream_revision))
+            .delete(
+                &stream,
+                expected!(
+                    o.expected_stream_revision,
+                    delete_req::options::ExpectedStreamRevision
+                ),
+            )
             .await?;
         Ok(Response::new(DeleteResp {
             position_option: Some(delete_resp::PositionOption::Position(
@@ -623,7 +615,13 @@ impl streams_server::Streams for Service {
         let stream = convert::stream_name(o.stream_identifier.as_ref())?;
         let position = self
             .db
-            .tombstone(&stream, tombstone_expected(o.expected_stream_revision))
+            .tombstone(
+                &stream,
+                expected!(
+                    o.expected_stream_revision,
+                    tombstone_req::options::ExpectedStreamRevision
+                ),
+            )
             .await?;
         Ok(Response::new(TombstoneResp {
             position_option: Some(tombstone_resp::PositionOption::Position(
