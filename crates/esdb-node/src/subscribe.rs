@@ -119,6 +119,9 @@ async fn stream_subscription(
     let mut head = db.store.watch_head();
     let mut live = false;
     loop {
+        // Mark the head as seen *before* reading: an append landing between this read and
+        // the wait below then wakes the wait instead of being missed.
+        head.borrow_and_update();
         let page = db
             .store
             .read_stream(&name, next, PAGE)
@@ -141,8 +144,7 @@ async fn stream_subscription(
                     return Ok(());
                 }
             }
-            // Wait for anything new in the log, then look again.
-            head.borrow_and_update();
+            // Wait for anything new in the log since the read, then look again.
             tokio::select! {
                 changed = head.changed() => if changed.is_err() { return Ok(()) },
                 _ = tx.closed() => return Ok(()),

@@ -167,3 +167,49 @@ async fn a_tombstoned_stream_refuses_appends_reads_and_deletes() {
     );
     node.stop().await;
 }
+
+/// An append racing a subscription's switch from catching up to live is delivered: the
+/// subscription must not mark the head as seen after its last read (the kurrentdb suite's
+/// `test_subscription` once hung in CI on exactly that).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_racing_a_subscriptions_switch_to_live_are_all_delivered() {
+    use eventstore::SubscribeToStreamOptions;
+    let (node, client, _dir) = node().await;
+    for round in 0..60 {
+        let stream = format!("race-{round}");
+        client
+            .append_to_stream(
+                stream.as_str(),
+                &AppendToStreamOptions::default(),
+                events(3),
+            )
+            .await
+            .unwrap();
+        let mut sub = client
+            .subscribe_to_stream(
+                stream.as_str(),
+                &SubscribeToStreamOptions::default().start_from(StreamPosition::Start),
+            )
+            .await;
+        let reader = tokio::spawn(async move {
+            for _ in 0..6 {
+                sub.next().await.unwrap();
+            }
+        });
+        // Append at varying moments around the subscription's first read.
+        tokio::time::sleep(std::time::Duration::from_micros(round * 50)).await;
+        client
+            .append_to_stream(
+                stream.as_str(),
+                &AppendToStreamOptions::default(),
+                events(3),
+            )
+            .await
+            .unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(10), reader)
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the live events never arrived"))
+            .unwrap();
+    }
+    node.stop().await;
+}
