@@ -146,7 +146,7 @@ async fn stream_subscription(
             }
             // Wait for anything new in the log since the read, then look again.
             tokio::select! {
-                changed = head.changed() => if changed.is_err() { return Ok(()) },
+                changed = head.changed() => if changed.is_err() { return Err(stopping()) },
                 _ = tx.closed() => return Ok(()),
             }
         }
@@ -209,10 +209,16 @@ async fn all_subscription(
             }
             if *head.borrow() <= after {
                 tokio::select! {
-                    changed = head.changed() => if changed.is_err() { return Ok(()) },
+                    changed = head.changed() => if changed.is_err() { return Err(stopping()) },
                     _ = tx.closed() => return Ok(()),
                 }
             }
         }
     }
+}
+
+/// The store is closing under a live subscription. An error, never a clean end: a client
+/// takes a stream that ends without one for a subscription that is still open.
+fn stopping() -> Status {
+    Status::unavailable("the node is stopping")
 }
