@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use leadflow_testkit::api::{ops, ApiFailure};
-use leadflow_testkit::{spawn_app, TestApp};
+use leadflow_testkit::{spawn_app_on, Backend, TestApp};
 
 use crate::{manual_lead, web_form_lead};
 
@@ -21,9 +21,8 @@ fn failure(answer: &Value) -> ApiFailure {
     ApiFailure::of(answer).unwrap_or_else(|| panic!("expected an error, got {answer:#}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_body_that_is_not_a_graphql_request_is_a_clear_400() {
-    let app = spawn_app().await;
+async fn a_body_that_is_not_a_graphql_request_is_a_clear_400(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let olga = app.token("olga.supervisor");
     let before = snapshot(&app, &olga).await;
     for (body, content_type) in [
@@ -53,9 +52,8 @@ async fn a_body_that_is_not_a_graphql_request_is_a_clear_400() {
     assert_eq!(snapshot(&app, &olga).await, before);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unknown_enum_value_is_bad_user_input_and_changes_nothing() {
-    let app = spawn_app().await;
+async fn an_unknown_enum_value_is_bad_user_input_and_changes_nothing(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let olga = app.token("olga.supervisor");
     let lead = app
         .register_lead(&olga, web_form_lead("Warehouse racks", "900000"))
@@ -100,9 +98,10 @@ async fn an_unknown_enum_value_is_bad_user_input_and_changes_nothing() {
     assert_eq!(card.stage, "DISTRIBUTION");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_phones_emails_and_amounts_are_refused_before_anything_is_recorded() {
-    let app = spawn_app().await;
+async fn invalid_phones_emails_and_amounts_are_refused_before_anything_is_recorded(
+    backend: Backend,
+) {
+    let app = spawn_app_on(backend).await;
     let olga = app.token("olga.supervisor");
     let cases = [
         ("phones", json!(["12345"]), "invalid phone number \"12345\""),
@@ -185,9 +184,8 @@ async fn invalid_phones_emails_and_amounts_are_refused_before_anything_is_record
 /// A cursor from a page with another `orderBy` used to be ignored without a word: the answer
 /// was the first page again, with `hasPreviousPage: true`, so a client that changed the sort
 /// between pages could page forever.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cursor_from_another_order_is_bad_user_input_not_the_first_page_again() {
-    let app = spawn_app().await;
+async fn a_cursor_from_another_order_is_bad_user_input_not_the_first_page_again(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let ivan = app.token("ivan.manager");
     let mut at = None;
     for title in ["Armchairs", "Bookcases", "Cabinets"] {
@@ -216,9 +214,8 @@ async fn a_cursor_from_another_order_is_bad_user_input_not_the_first_page_again(
     assert_eq!(failure(&answer).code, "BAD_USER_INPUT", "{answer}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_query_nested_past_the_depth_limit_is_refused() {
-    let app = spawn_app().await;
+async fn a_query_nested_past_the_depth_limit_is_refused(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let olga = app.token("olga.supervisor");
     // The schema has no cycles, so only introspection nests this deep: 12 levels.
     let deep = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType {
@@ -242,9 +239,8 @@ fn aliased(n: usize, field: &str, selection: &str) -> String {
         .join("\n")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_query_past_the_complexity_limit_is_refused_and_registers_nothing() {
-    let app = spawn_app().await;
+async fn a_query_past_the_complexity_limit_is_refused_and_registers_nothing(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let olga = app.token("olga.supervisor");
     let card = "{ position replayed lead { id stage stageName maturity title budget { amount currency }
         responsible { id name role department active } createdBy { id name role department active }
@@ -280,9 +276,8 @@ async fn a_query_past_the_complexity_limit_is_refused_and_registers_nothing() {
     assert_eq!(snapshot(&app, &olga).await.1, 3);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_body_over_256_kib_is_413_and_one_under_it_is_served() {
-    let app = spawn_app().await;
+async fn a_body_over_256_kib_is_413_and_one_under_it_is_served(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let olga = app.token("olga.supervisor");
     let huge = json!({
         "query": "mutation($c: String) { registerLead(input: { title: \"Big\", comment: $c }) { position } }",
@@ -305,3 +300,13 @@ async fn a_body_over_256_kib_is_413_and_one_under_it_is_served() {
         "olga.supervisor"
     );
 }
+
+on_both_backends!(
+    a_body_that_is_not_a_graphql_request_is_a_clear_400,
+    an_unknown_enum_value_is_bad_user_input_and_changes_nothing,
+    invalid_phones_emails_and_amounts_are_refused_before_anything_is_recorded,
+    a_cursor_from_another_order_is_bad_user_input_not_the_first_page_again,
+    a_query_nested_past_the_depth_limit_is_refused,
+    a_query_past_the_complexity_limit_is_refused_and_registers_nothing,
+    a_body_over_256_kib_is_413_and_one_under_it_is_served,
+);

@@ -6,13 +6,12 @@
 use serde_json::json;
 
 use leadflow_testkit::api::ops;
-use leadflow_testkit::spawn_app;
+use leadflow_testkit::{spawn_app_on, Backend};
 
 use crate::{manual_lead, web_form_lead};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_read_at_a_mutations_position_sees_that_mutation() {
-    let app = spawn_app().await;
+async fn every_read_at_a_mutations_position_sees_that_mutation(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let olga = app.token("olga.supervisor");
     // No pause anywhere: each read comes straight after its write.
     for n in 1..=12 {
@@ -52,9 +51,8 @@ async fn every_read_at_a_mutations_position_sees_that_mutation() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retried_registration_with_the_same_key_lands_on_the_same_lead_once() {
-    let app = spawn_app().await;
+async fn a_retried_registration_with_the_same_key_lands_on_the_same_lead_once(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let olga = app.token("olga.supervisor");
     let input =
         json!({ "input": web_form_lead("Warehouse racks", "900000"), "key": "web-form-4711" });
@@ -75,9 +73,8 @@ async fn a_retried_registration_with_the_same_key_lands_on_the_same_lead_once() 
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retried_command_answers_its_first_result_even_after_the_lead_moved_on() {
-    let app = spawn_app().await;
+async fn a_retried_command_answers_its_first_result_even_after_the_lead_moved_on(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let olga = app.token("olga.supervisor");
     let lead = app
         .register_lead(&olga, web_form_lead("Warehouse racks", "900000"))
@@ -122,9 +119,8 @@ async fn a_retried_command_answers_its_first_result_even_after_the_lead_moved_on
     assert_eq!(card.responsible_name(), Some("ivan.manager"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_command_that_changes_nothing_answers_no_position_and_appends_nothing() {
-    let app = spawn_app().await;
+async fn a_command_that_changes_nothing_answers_no_position_and_appends_nothing(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let ivan = app.token("ivan.manager");
     let lead = app.register_lead(&ivan, manual_lead("Office chairs")).await;
     let head = app.head().await;
@@ -138,9 +134,8 @@ async fn a_command_that_changes_nothing_answers_no_position_and_appends_nothing(
     assert_eq!(app.head().await, head);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_writers_on_one_lead_either_land_or_answer_conflict() {
-    let app = spawn_app().await;
+async fn concurrent_writers_on_one_lead_either_land_or_answer_conflict(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let ivan = app.token("ivan.manager");
     let lead = app.register_lead(&ivan, manual_lead("Office chairs")).await;
     let writers = (0..24).map(|n| {
@@ -173,9 +168,8 @@ async fn concurrent_writers_on_one_lead_either_land_or_answer_conflict() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_shows_every_read_model_caught_up_with_the_log() {
-    let app = spawn_app().await;
+async fn health_shows_every_read_model_caught_up_with_the_log(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let olga = app.token("olga.supervisor");
     let lead = app.register_lead(&olga, manual_lead("Office chairs")).await;
     app.board(&olga, lead.at()).await;
@@ -194,9 +188,8 @@ async fn health_shows_every_read_model_caught_up_with_the_log() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_feed_shows_each_events_payload_as_the_log_stores_it() {
-    let app = spawn_app().await;
+async fn the_feed_shows_each_events_payload_as_the_log_stores_it(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let olga = app.token("olga.supervisor");
     let lead = app
         .register_lead(&olga, web_form_lead("Forklift lease", "250000"))
@@ -278,3 +271,13 @@ async fn the_feed_shows_each_events_payload_as_the_log_stores_it() {
         payloads[3]
     );
 }
+
+on_both_backends!(
+    every_read_at_a_mutations_position_sees_that_mutation,
+    a_retried_registration_with_the_same_key_lands_on_the_same_lead_once,
+    a_retried_command_answers_its_first_result_even_after_the_lead_moved_on,
+    a_command_that_changes_nothing_answers_no_position_and_appends_nothing,
+    concurrent_writers_on_one_lead_either_land_or_answer_conflict,
+    health_shows_every_read_model_caught_up_with_the_log,
+    the_feed_shows_each_events_payload_as_the_log_stores_it,
+);

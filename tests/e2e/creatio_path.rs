@@ -8,13 +8,12 @@
 use serde_json::json;
 
 use leadflow_testkit::api::{counts, ops};
-use leadflow_testkit::spawn_app;
+use leadflow_testkit::{spawn_app_on, Backend};
 
 use crate::{manual_lead, web_form_lead};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_web_lead_walks_the_whole_creatio_path_and_every_view_follows_it() {
-    let app = spawn_app().await;
+async fn a_web_lead_walks_the_whole_creatio_path_and_every_view_follows_it(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let olga = app.token("olga.supervisor");
     let ivan = app.token("ivan.manager");
 
@@ -468,3 +467,5 @@ async fn a_web_lead_walks_the_whole_creatio_path_and_every_view_follows_it() {
         .await;
     assert_eq!(counts(&reasons), [("No budget", 1)]);
 }
+
+on_both_backends!(a_web_lead_walks_the_whole_creatio_path_and_every_view_follows_it,);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use leadflow_testkit::api::{ops, ApiFailure};
-use leadflow_testkit::{spawn_app, spawn_app_with, Settings, TestApp};
+use leadflow_testkit::{spawn_app_on, spawn_app_with, Backend, Settings, TestApp};
 
 use crate::{manual_lead, web_form_lead};
 
@@ -31,9 +31,8 @@ async fn refused(
     failure
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn qualifying_twice_is_an_invalid_transition_naming_its_rule() {
-    let app = spawn_app().await;
+async fn qualifying_twice_is_an_invalid_transition_naming_its_rule(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let ivan = app.token("ivan.manager");
     let lead = app.register_lead(&ivan, manual_lead("Office chairs")).await;
     let qualified = app
@@ -55,9 +54,8 @@ async fn qualifying_twice_is_an_invalid_transition_naming_its_rule() {
     assert_eq!(card.stage, "HANDOFF");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_process_rule_answers_invalid_transition_with_its_name() {
-    let app = spawn_app().await;
+async fn every_process_rule_answers_invalid_transition_with_its_name(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let olga = app.token("olga.supervisor");
     let ivan = app.token("ivan.manager");
 
@@ -121,9 +119,8 @@ async fn every_process_rule_answers_invalid_transition_with_its_name() {
     assert_eq!(f.rule.as_deref(), Some("jump_target_closed"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_manager_may_not_reopen_a_closed_lead_but_a_supervisor_may() {
-    let app = spawn_app().await;
+async fn a_manager_may_not_reopen_a_closed_lead_but_a_supervisor_may(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let ivan = app.token("ivan.manager");
     let olga = app.token("olga.supervisor");
     let lead = app.register_lead(&ivan, manual_lead("Office chairs")).await;
@@ -156,9 +153,8 @@ async fn a_manager_may_not_reopen_a_closed_lead_but_a_supervisor_may() {
     assert!(history.event_types().contains(&"LeadReopened"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_manager_may_not_jump_or_convert_another_managers_lead() {
-    let app = spawn_app().await;
+async fn a_manager_may_not_jump_or_convert_another_managers_lead(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let ivan = app.token("ivan.manager");
     let maria = app.token("maria.manager");
     let lead = app.register_lead(&ivan, manual_lead("Office chairs")).await;
@@ -171,9 +167,8 @@ async fn a_manager_may_not_jump_or_convert_another_managers_lead() {
     assert_eq!(f.code, "FORBIDDEN");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_command_on_an_unknown_lead_is_not_found_and_its_card_is_null() {
-    let app = spawn_app().await;
+async fn a_command_on_an_unknown_lead_is_not_found_and_its_card_is_null(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let olga = app.token("olga.supervisor");
 
     let f = refused(&app, &olga, ops::QUALIFY, json!({ "lead": UNKNOWN_LEAD })).await;
@@ -195,9 +190,8 @@ async fn a_command_on_an_unknown_lead_is_not_found_and_its_card_is_null() {
     assert_eq!(f.message, "unknown funnel no-such-funnel");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_a_token_every_query_and_mutation_is_unauthenticated() {
-    let app = spawn_app().await;
+async fn without_a_token_every_query_and_mutation_is_unauthenticated(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     for query in [
         "{ me { name } }",
         "{ board { totalCount } }",
@@ -217,9 +211,10 @@ async fn without_a_token_every_query_and_mutation_is_unauthenticated() {
 /// `leadflow-graphql` promises that without an actor every field answers UNAUTHENTICATED; the
 /// mutations used to parse their arguments first, so a request without a token got
 /// BAD_USER_INPUT (and so learned how its input would be judged) instead.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_a_token_a_mutation_is_unauthenticated_before_its_input_is_judged() {
-    let app = spawn_app().await;
+async fn without_a_token_a_mutation_is_unauthenticated_before_its_input_is_judged(
+    backend: Backend,
+) {
+    let app = spawn_app_on(backend).await;
     for mutation in [
         "mutation { registerLead(input: { title: \"Sneaky\", phones: [\"12\"] }) { position } }",
         "mutation { qualifyLead(lead: \"lead-42\") { position } }",
@@ -234,9 +229,8 @@ async fn without_a_token_a_mutation_is_unauthenticated_before_its_input_is_judge
     assert_eq!(app.head().await, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bad_token_or_a_malformed_header_is_refused_with_401() {
-    let app = spawn_app().await;
+async fn a_bad_token_or_a_malformed_header_is_refused_with_401(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let other_secret = leadflow_server::Auth::from_secret(b"someone else's secret, 32 bytes long")
         .issue(
             leadflow_domain::UserId::named("admin"),
@@ -263,9 +257,8 @@ async fn a_bad_token_or_a_malformed_header_is_refused_with_401() {
     assert_eq!(app.head().await, 0, "nothing was registered");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn values_the_catalog_does_not_know_are_bad_user_input() {
-    let app = spawn_app().await;
+async fn values_the_catalog_does_not_know_are_bad_user_input(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let ivan = app.token("ivan.manager");
     let lead = app.register_lead(&ivan, manual_lead("Office chairs")).await;
 
@@ -324,10 +317,10 @@ async fn values_the_catalog_does_not_know_are_bad_user_input() {
 /// (here: beyond the log's head): it waits out the timeout, then INTERNAL. The only INTERNAL a
 /// client can provoke; a position past the head is arguably the caller's mistake
 /// (BAD_USER_INPUT), but no legitimate client can send one, so this pins the current answer.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_read_that_cannot_become_consistent_in_time_is_internal() {
+async fn a_read_that_cannot_become_consistent_in_time_is_internal(backend: Backend) {
     let app = spawn_app_with(Settings {
         consistency_timeout: Duration::from_millis(200),
+        backend,
     })
     .await;
     let olga = app.token("olga.supervisor");
@@ -345,3 +338,16 @@ async fn a_read_that_cannot_become_consistent_in_time_is_internal() {
         "the read models did not reach position 1000000 within 200 ms"
     );
 }
+
+on_both_backends!(
+    qualifying_twice_is_an_invalid_transition_naming_its_rule,
+    every_process_rule_answers_invalid_transition_with_its_name,
+    a_manager_may_not_reopen_a_closed_lead_but_a_supervisor_may,
+    a_manager_may_not_jump_or_convert_another_managers_lead,
+    a_command_on_an_unknown_lead_is_not_found_and_its_card_is_null,
+    without_a_token_every_query_and_mutation_is_unauthenticated,
+    without_a_token_a_mutation_is_unauthenticated_before_its_input_is_judged,
+    a_bad_token_or_a_malformed_header_is_refused_with_401,
+    values_the_catalog_does_not_know_are_bad_user_input,
+    a_read_that_cannot_become_consistent_in_time_is_internal,
+);

@@ -4,6 +4,34 @@
 //!
 //! Every test runs on a multi-thread runtime: the read side's projection threads drive their
 //! log subscriptions through it.
+//!
+//! Every test runs on both backends (a matrix, not a copy): `<module>::embedded::<test>` on the
+//! embedded store, `<module>::esdb::<test>` through the EventStoreDB adapter against the
+//! embedded node. A test is an `async fn(Backend)`; `on_both_backends!` at the end of its
+//! module stamps out the two `#[tokio::test]`s.
+
+/// Stamps out, for each named `async fn(Backend)` of the calling module, one tokio test per
+/// backend.
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(leadflow_testkit::Backend::Embedded).await
+                }
+            )*
+        }
+        mod esdb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(leadflow_testkit::Backend::EsdbNode).await
+                }
+            )*
+        }
+    };
+}
 
 mod bad_input;
 mod consistency;

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use leadflow_testkit::spawn_app;
+use leadflow_testkit::{spawn_app_on, Backend};
 
 use crate::web_form_lead;
 
@@ -20,9 +20,8 @@ fn count(board: &serde_json::Value, stage: &str) -> i64 {
         .unwrap_or_else(|| panic!("no column {stage} in {board}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_board_subscriber_sees_a_new_lead_arrive() {
-    let app = spawn_app().await;
+async fn a_board_subscriber_sees_a_new_lead_arrive(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let olga = app.token("olga.supervisor");
     let first = app
         .register_lead(&olga, web_form_lead("Already there", "1000"))
@@ -46,9 +45,8 @@ async fn a_board_subscriber_sees_a_new_lead_arrive() {
     assert_eq!(count(&board, "QUALIFICATION"), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_subscriber_without_a_valid_token_gets_no_board() {
-    let app = spawn_app().await;
+async fn a_subscriber_without_a_valid_token_gets_no_board(backend: Backend) {
+    let app = spawn_app_on(backend).await;
 
     // A bad token closes the connection instead of acknowledging it, saying why.
     let refused = app
@@ -73,3 +71,8 @@ async fn a_subscriber_without_a_valid_token_gets_no_board() {
         (&json!("complete"), &json!("board"))
     );
 }
+
+on_both_backends!(
+    a_board_subscriber_sees_a_new_lead_arrive,
+    a_subscriber_without_a_valid_token_gets_no_board,
+);

@@ -13,11 +13,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use leadflow_domain::{Catalog, Role, UserId};
 use leadflow_engine::{Engine, EngineConfig, SystemClock, V7Ids};
+use leadflow_esdb_node::RunningNode;
 use leadflow_graphql::AppState;
 use leadflow_projections::{all_projections, ReadSide};
 use leadflow_server::{Auth, ServerState};
 use leadflow_store::EventStore;
 use leadflow_store_embedded::EmbeddedStore;
+use leadflow_store_esdb::EsdbStore;
 
 #[derive(Parser)]
 #[command(
@@ -32,8 +34,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the GraphQL API (and GraphiQL) with the projections on the embedded store.
+    /// Serve the GraphQL API (and GraphiQL) with the projections, on the embedded store or on
+    /// EventStoreDB / KurrentDB (`--store esdb://...`).
     Serve(ServeArgs),
+    /// Serve the embedded store over the EventStoreDB gRPC protocol, on its own: official
+    /// EventStoreDB / KurrentDB clients (and `--store esdb://...`) can connect to it.
+    Node(NodeArgs),
     /// Create a realistic, deterministic demo data set by running real commands.
     Demo(DemoArgs),
     /// Bearer tokens.
@@ -55,10 +61,26 @@ struct DataArgs {
     data_dir: PathBuf,
 }
 
+/// Where the events live.
+#[derive(Args, Clone)]
+struct StoreArgs {
+    /// `embedded` (`<data-dir>/events.db`), or an EventStoreDB / KurrentDB connection string:
+    /// `esdb://[user:password@]host:2113[,host:2113...]?tls=true&tlsCaFile=ca.crt`
+    /// (`kurrentdb://` and `esdb+discover://` too).
+    #[arg(long, env = "LEADFLOW_STORE", default_value = "embedded")]
+    store: String,
+}
+
 #[derive(Args)]
 struct ServeArgs {
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Also serve the embedded store over the EventStoreDB gRPC protocol at this address
+    /// (127.0.0.1:2113 when given without one).
+    #[arg(long, env = "LEADFLOW_NODE", num_args = 0..=1, default_missing_value = "127.0.0.1:2113")]
+    node: Option<SocketAddr>,
     #[arg(long, env = "LEADFLOW_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Create the demo data set when the store is empty.
@@ -71,9 +93,19 @@ struct ServeArgs {
 }
 
 #[derive(Args)]
+struct NodeArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[arg(long, env = "LEADFLOW_NODE_LISTEN", default_value = "127.0.0.1:2113")]
+    listen: SocketAddr,
+}
+
+#[derive(Args)]
 struct DemoArgs {
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    store: StoreArgs,
     #[arg(long, default_value_t = 2000)]
     leads: u64,
     #[arg(long, default_value_t = 42)]
@@ -103,11 +135,15 @@ enum ProjectionsCommand {
     Status {
         #[command(flatten)]
         data: DataArgs,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Run the projections without the API: catch up with the log, then exit (or follow it).
     Run {
         #[command(flatten)]
         data: DataArgs,
+        #[command(flatten)]
+        store: StoreArgs,
         /// Where the read models live (default: <data-dir>/read).
         #[arg(long)]
         read_dir: Option<PathBuf>,
@@ -149,6 +185,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve(args).await,
+            Command::Node(args) => node(args).await,
             Command::Demo(args) => demo(args).await,
             Command::Token {
                 command:
@@ -168,16 +205,17 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Projections {
-                command: ProjectionsCommand::Status { data },
-            } => status(&data.data_dir),
+                command: ProjectionsCommand::Status { data, store },
+            } => status(&data.data_dir, &store).await,
             Command::Projections {
                 command:
                     ProjectionsCommand::Run {
                         data,
+                        store,
                         read_dir,
                         follow,
                     },
-            } => run_projections(&data.data_dir, read_dir, follow).await,
+            } => run_projections(&data.data_dir, &store, read_dir, follow).await,
         }
     })
 }
@@ -222,15 +260,32 @@ fn auth(data_dir: &Path) -> anyhow::Result<Auth> {
     Ok(Auth::from_secret(&secret))
 }
 
-/// The write side over `<data>/events.db`.
+/// The write side over the chosen store.
 struct Opened {
     store: Arc<dyn EventStore>,
+    /// The embedded store's own handle, when that is the store (`serve --node` exposes it).
+    embedded: Option<EmbeddedStore>,
     catalog: Arc<Catalog>,
     engine: Arc<Engine>,
 }
 
-fn open(data_dir: &Path) -> anyhow::Result<Opened> {
-    let store: Arc<dyn EventStore> = Arc::new(EmbeddedStore::open(data_dir.join("events.db"))?);
+fn open(data_dir: &Path, store: &StoreArgs) -> anyhow::Result<Opened> {
+    let (store, embedded): (Arc<dyn EventStore>, _) = if store.store == "embedded" {
+        let embedded = EmbeddedStore::open(data_dir.join("events.db"))?;
+        (Arc::new(embedded.clone()), Some(embedded))
+    } else if store.store.contains("://") {
+        let esdb = EsdbStore::connect(&store.store)?;
+        println!(
+            "event store: {}",
+            leadflow_store_esdb::redacted(&store.store)
+        );
+        (Arc::new(esdb), None)
+    } else {
+        bail!(
+            "--store must be `embedded` or a connection string such as esdb://127.0.0.1:2113?tls=false, not {:?}",
+            store.store
+        );
+    };
     let catalog = Arc::new(Catalog::default_catalog());
     let engine = Arc::new(Engine::new(
         store.clone(),
@@ -241,6 +296,7 @@ fn open(data_dir: &Path) -> anyhow::Result<Opened> {
     ));
     Ok(Opened {
         store,
+        embedded,
         catalog,
         engine,
     })
@@ -275,7 +331,7 @@ async fn run_demo(engine: &Engine, leads: u64, seed: u64) -> anyhow::Result<()> 
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    let Opened { engine, .. } = open(&args.data.data_dir)?;
+    let Opened { engine, .. } = open(&args.data.data_dir, &args.store)?;
     run_demo(&engine, args.leads, args.seed).await
 }
 
@@ -283,9 +339,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let data_dir = args.data.data_dir;
     let Opened {
         store,
+        embedded,
         catalog,
         engine,
-    } = open(&data_dir)?;
+    } = open(&data_dir, &args.store)?;
+    let node = match (args.node, embedded) {
+        (None, _) => None,
+        (Some(addr), Some(embedded)) => Some(
+            RunningNode::start(embedded, addr)
+                .await
+                .with_context(|| format!("cannot serve the EventStoreDB protocol on {addr}"))?,
+        ),
+        (Some(_), None) => {
+            bail!("--node serves the embedded store; it cannot be combined with --store esdb://")
+        }
+    };
     if args.demo && store.head().await?.0 == 0 {
         println!(
             "empty store: creating the demo data set ({} leads, seed {})",
@@ -325,6 +393,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("  GraphiQL:   http://{address}/   (opens with the demo token filled in)");
     println!("  GraphQL:    http://{address}/graphql   (WebSocket: ws://{address}/graphql/ws)");
     println!("  health:     http://{address}/health");
+    if let Some(node) = &node {
+        println!("  EventStoreDB gRPC: {}", node.connection_string());
+    }
     println!("  demo token (olga.supervisor, Supervisor):");
     println!("  Bearer {token}");
     println!();
@@ -333,15 +404,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     leadflow_server::run(listener, leadflow_server::app(state), shutdown).await?;
     reads.shutdown();
+    if let Some(node) = node {
+        node.stop().await;
+    }
+    Ok(())
+}
+
+async fn node(args: NodeArgs) -> anyhow::Result<()> {
+    let path = args.data.data_dir.join("events.db");
+    let store = EmbeddedStore::open(&path)?;
+    let node = RunningNode::start(store, args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    println!(
+        "leadflow node: the EventStoreDB gRPC protocol over {}",
+        path.display()
+    );
+    println!("  connection string: {}", node.connection_string());
+    println!("  (Ctrl-C stops it)");
+    let _ = tokio::signal::ctrl_c().await;
+    node.stop().await;
     Ok(())
 }
 
 async fn run_projections(
     data_dir: &Path,
+    store: &StoreArgs,
     read_dir: Option<PathBuf>,
     follow: bool,
 ) -> anyhow::Result<()> {
-    let Opened { store, catalog, .. } = open(data_dir)?;
+    let Opened { store, catalog, .. } = open(data_dir, store)?;
     let read_dir = read_dir.unwrap_or_else(|| data_dir.join("read"));
     let reads = ReadSide::start(&read_dir, store.clone(), all_projections(catalog))?;
     let started = Instant::now();
@@ -372,17 +464,22 @@ async fn run_projections(
     Ok(())
 }
 
-fn status(data_dir: &Path) -> anyhow::Result<()> {
+async fn status(data_dir: &Path, store: &StoreArgs) -> anyhow::Result<()> {
     // Read-only: a running server keeps writing; this only looks.
     let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
-    let events = data_dir.join("events.db");
-    let head: i64 = rusqlite::Connection::open_with_flags(&events, flags)
-        .and_then(|c| {
-            c.query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| {
-                r.get(0)
+    let head: i64 = if store.store == "embedded" {
+        let events = data_dir.join("events.db");
+        rusqlite::Connection::open_with_flags(&events, flags)
+            .and_then(|c| {
+                c.query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| {
+                    r.get(0)
+                })
             })
-        })
-        .with_context(|| format!("cannot read the event store {}", events.display()))?;
+            .with_context(|| format!("cannot read the event store {}", events.display()))?
+    } else {
+        let head = open(data_dir, store)?.store.head().await?;
+        i64::try_from(head.0).context("a position beyond i64")?
+    };
     println!(
         "{:<10} {:>8} {:>12} {:>12} {:>10}  state",
         "projection", "version", "checkpoint", "head", "lag"

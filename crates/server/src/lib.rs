@@ -43,7 +43,50 @@ pub fn app(state: ServerState) -> Router {
         .route("/graphql/ws", get(subscriptions))
         .route("/health", get(health))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(refuse_declared_oversize))
         .with_state(state)
+}
+
+/// How much of a refused body is read and dropped before answering 413.
+const LINGER_BYTES: usize = 4 * 1024 * 1024;
+
+/// A body whose declared length is over the limit gets 413, but only after the server has
+/// read (and dropped) what the client is sending, up to [`LINGER_BYTES`] and two seconds:
+/// closing a socket with unread data resets it, and the client then loses the 413 it has
+/// not read yet and sees a broken connection instead. Bodies without a declared length are
+/// cut off by the `RequestBodyLimitLayer` as they stream.
+async fn refuse_declared_oversize(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let Some(declared) = declared.filter(|n| *n > MAX_BODY_BYTES as u64) else {
+        return next.run(request).await;
+    };
+    let mut body = request.into_body().into_data_stream();
+    let drain = async {
+        let mut read = 0usize;
+        while let Some(Ok(chunk)) = futures::StreamExt::next(&mut body).await {
+            read += chunk.len();
+            if read > LINGER_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+    let mut response = error_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "BAD_USER_INPUT",
+        format!("the request body of {declared} bytes is over the limit of {MAX_BODY_BYTES} bytes"),
+    );
+    response.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 /// Serves `router` on `listener` until `shutdown` completes.

@@ -1,5 +1,5 @@
 //! `spawn_app()`: the whole product as `leadflow serve` wires it (embedded store in a temporary
-//! directory, engine with the default catalog, system clock and v7 ids, the read side, the
+//! directory, or with [`Backend::EsdbNode`] the EventStoreDB adapter against the embedded node, engine with the default catalog, system clock and v7 ids, the read side, the
 //! GraphQL schema and the axum router), served on 127.0.0.1 port 0 on a tokio task that stops
 //! when the [`TestApp`] is dropped. Tests talk to it only over real HTTP and WebSocket, through
 //! the helpers here; the only shortcut is [`TestApp::head`], the event log's head, which the
@@ -24,11 +24,13 @@ use tokio::sync::oneshot;
 
 use leadflow_domain::{Catalog, UserId};
 use leadflow_engine::{Engine, EngineConfig, SystemClock, V7Ids};
+use leadflow_esdb_node::RunningNode;
 use leadflow_graphql::AppState;
 use leadflow_projections::{all_projections, ReadSide};
 use leadflow_server::{Auth, ServerState};
 use leadflow_store::EventStore;
 use leadflow_store_embedded::EmbeddedStore;
+use leadflow_store_esdb::EsdbStore;
 
 pub use api::{ApiFailure, Board, Card, History, LeadPage, Money, Payload, ReportRow};
 pub use ws::GraphQlWs;
@@ -36,11 +38,24 @@ pub use ws::GraphQlWs;
 /// The token secret of every test app (at least 32 bytes, as `Auth` wants).
 const SECRET: &[u8] = b"leadflow-e2e-secret-leadflow-e2e-secret";
 
+/// Where the app keeps its events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded store's file, as `leadflow serve` by default.
+    #[default]
+    Embedded,
+    /// EventStoreDB: the `leadflow-store-esdb` adapter (the official `eventstore` client)
+    /// against the embedded node serving the EventStoreDB gRPC protocol on port 0, as
+    /// `leadflow serve --store esdb://...` against `leadflow node`.
+    EsdbNode,
+}
+
 /// How an app differs from `leadflow serve`'s defaults.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// How long a query waits for its `consistency` position.
     pub consistency_timeout: Duration,
+    pub backend: Backend,
 }
 
 impl Default for Settings {
@@ -48,6 +63,7 @@ impl Default for Settings {
         // As `leadflow serve`.
         Self {
             consistency_timeout: Duration::from_secs(5),
+            backend: Backend::Embedded,
         }
     }
 }
@@ -61,6 +77,8 @@ pub struct TestApp {
     store: Arc<dyn EventStore>,
     reads: Arc<ReadSide>,
     shutdown: Option<oneshot::Sender<()>>,
+    /// The EventStoreDB node the app talks to, on that backend (it stops when dropped).
+    _node: Option<RunningNode>,
     // Dropped last: the store and the read models live in it.
     _dir: tempfile::TempDir,
 }
@@ -85,12 +103,31 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(Settings::default()).await
 }
 
+/// The app as `leadflow serve` wires it, on the given backend.
+pub async fn spawn_app_on(backend: Backend) -> TestApp {
+    spawn_app_with(Settings {
+        backend,
+        ..Settings::default()
+    })
+    .await
+}
+
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
     init_logging();
     let dir = tempfile::tempdir().expect("create a temporary data dir");
-    let store: Arc<dyn EventStore> = Arc::new(
-        EmbeddedStore::open(dir.path().join("events.db")).expect("open the embedded store"),
-    );
+    let embedded =
+        EmbeddedStore::open(dir.path().join("events.db")).expect("open the embedded store");
+    let (store, node): (Arc<dyn EventStore>, _) = match settings.backend {
+        Backend::Embedded => (Arc::new(embedded), None),
+        Backend::EsdbNode => {
+            let node = RunningNode::start(embedded, "127.0.0.1:0".parse().expect("an address"))
+                .await
+                .expect("start the EventStoreDB node");
+            let store = EsdbStore::connect(&node.connection_string())
+                .expect("connect the EventStoreDB adapter");
+            (Arc::new(store), Some(node))
+        }
+    };
     let catalog = Arc::new(Catalog::default_catalog());
     let engine = Arc::new(Engine::new(
         store.clone(),
@@ -145,6 +182,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         store,
         reads,
         shutdown: Some(shutdown),
+        _node: node,
         _dir: dir,
     }
 }
