@@ -89,8 +89,17 @@ pub async fn serve(
     options: NodeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    use proto::event_store::client::{gossip, persistent_subscriptions, server_features, streams};
     let db = Arc::new(semantics::Db::new(store, options.max_append_size));
+    serve_db(db, listener, options, shutdown).await
+}
+
+async fn serve_db(
+    db: Arc<semantics::Db>,
+    listener: TcpListener,
+    options: NodeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    use proto::event_store::client::{gossip, persistent_subscriptions, server_features, streams};
     if let Err(e) = db.seed().await {
         tracing::warn!(error = %e.message(), "could not write the node's first system event");
     }
@@ -119,6 +128,8 @@ pub struct RunningNode {
     pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>>,
+    /// The node's state, held by the server and by its calls in flight; gone once all ended.
+    db: std::sync::Weak<semantics::Db>,
 }
 
 impl RunningNode {
@@ -127,8 +138,10 @@ impl RunningNode {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve(
-            store,
+        let db = Arc::new(semantics::Db::new(store, MAX_APPEND_SIZE));
+        let weak = Arc::downgrade(&db);
+        let task = tokio::spawn(serve_db(
+            db,
             listener,
             NodeOptions::for_address(addr),
             async move {
@@ -139,6 +152,7 @@ impl RunningNode {
             addr,
             stop: Some(stop),
             task: Some(task),
+            db: weak,
         })
     }
 
@@ -152,8 +166,12 @@ impl RunningNode {
     }
 
     /// Stops serving: lets open calls finish for up to two seconds (a client that keeps a
-    /// subscription open would hold a graceful shutdown forever), then drops them.
+    /// subscription open would hold a graceful shutdown forever), then drops them, and returns
+    /// once every call has let go of the store (so its file can be opened again at once).
     pub async fn stop(mut self) {
+        if let Some(db) = self.db.upgrade() {
+            db.close();
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -165,6 +183,15 @@ impl RunningNode {
                 task.abort();
                 let _ = task.await;
             }
+        }
+        // Calls in flight notice their dropped connections and end; the last one to end
+        // closes the store.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while self.db.strong_count() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if self.db.strong_count() > 0 {
+            tracing::warn!("the node stopped, but calls still hold its store");
         }
     }
 }

@@ -115,6 +115,8 @@ pub struct Db {
     pub store: EmbeddedStore,
     pub max_append_size: usize,
     writes: Mutex<()>,
+    /// Set when the node stops: long-lived calls (subscriptions, batch-append streams) end.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 fn name(raw: &str) -> Result<StreamName, Status> {
@@ -131,7 +133,19 @@ impl Db {
             store,
             max_append_size,
             writes: Mutex::new(()),
+            closing: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Ends the long-lived calls: the node is stopping.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once the node is stopping.
+    pub async fn closed(&self) {
+        let mut closing = self.closing.subscribe();
+        let _ = closing.wait_for(|c| *c).await;
     }
 
     /// A fresh node's log starts with a system event, as a real node's does (some clients'

@@ -650,7 +650,14 @@ impl streams_server::Streams for Service {
                 ),
             > = Default::default();
             loop {
-                let req = match input.message().await {
+                let message = tokio::select! {
+                    message = input.message() => message,
+                    _ = db.closed() => {
+                        let _ = tx.send(Err(Status::unavailable("the node is stopping"))).await;
+                        break;
+                    }
+                };
+                let req = match message {
                     Ok(Some(req)) => req,
                     Ok(None) => break,
                     Err(e) => {

@@ -148,6 +148,7 @@ async fn stream_subscription(
             tokio::select! {
                 changed = head.changed() => if changed.is_err() { return Err(stopping()) },
                 _ = tx.closed() => return Ok(()),
+                _ = db.closed() => return Err(stopping()),
             }
         }
     }
@@ -211,6 +212,7 @@ async fn all_subscription(
                 tokio::select! {
                     changed = head.changed() => if changed.is_err() { return Err(stopping()) },
                     _ = tx.closed() => return Ok(()),
+                    _ = db.closed() => return Err(stopping()),
                 }
             }
         }
