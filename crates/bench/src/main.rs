@@ -5,6 +5,7 @@
 //! figures run over a cached data set of N leads, default 1,000,000).
 
 mod dataset;
+mod esdb;
 mod http;
 mod read;
 mod workload;
@@ -63,7 +64,7 @@ impl Figure {
     }
 }
 
-const ALL: [&str; 8] = [
+const ALL: [&str; 10] = [
     "commands_per_sec",
     "command_latency",
     "bulk_append",
@@ -72,6 +73,8 @@ const ALL: [&str; 8] = [
     "table_page",
     "mutation_latency",
     "serve_rss",
+    "esdb_commands_per_sec",
+    "esdb_catch_up",
 ];
 
 fn main() -> anyhow::Result<()> {
@@ -149,6 +152,10 @@ fn main() -> anyhow::Result<()> {
                 figures.push(rt.block_on(http::mutation_latency(scratch.path()))?)
             }
             "serve_rss" => figures.push(rt.block_on(http::serve_rss(&dir, leads))?),
+            "esdb_commands_per_sec" => {
+                figures.push(rt.block_on(esdb::commands_per_sec(scratch.path()))?)
+            }
+            "esdb_catch_up" => figures.push(rt.block_on(esdb::catch_up(&dir, leads))?),
             _ => unreachable!("checked above"),
         }
     }
@@ -167,16 +174,15 @@ fn engine(store: Arc<dyn EventStore>) -> Arc<Engine> {
     ))
 }
 
-/// 64 concurrent writers, each walking its share of 10,000 leads down the Creatio path.
-async fn commands_per_sec(dir: &Path) -> anyhow::Result<Figure> {
-    let store = EmbeddedStore::open(dir.join("commands.db"))?;
-    let engine = engine(Arc::new(store.clone()));
+/// 64 concurrent writers, each walking its share of `leads` leads down the Creatio path:
+/// commands per second.
+async fn walk_leads(engine: Arc<Engine>, leads: u64) -> anyhow::Result<f64> {
     let started = Instant::now();
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
             let engine = engine.clone();
             tokio::spawn(async move {
-                for i in (w..LEADS).step_by(WRITERS as usize) {
+                for i in (w..leads).step_by(WRITERS as usize) {
                     for step in 0..PATH_LEN {
                         let (cmd, actor) = path_step(i, step);
                         engine
@@ -191,14 +197,20 @@ async fn commands_per_sec(dir: &Path) -> anyhow::Result<Figure> {
     for w in writers {
         w.await??;
     }
-    let secs = started.elapsed().as_secs_f64();
+    Ok((leads as usize * PATH_LEN) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// 64 concurrent writers, each walking its share of 10,000 leads down the Creatio path.
+async fn commands_per_sec(dir: &Path) -> anyhow::Result<Figure> {
+    let store = EmbeddedStore::open(dir.join("commands.db"))?;
+    let rate = walk_leads(engine(Arc::new(store.clone())), LEADS).await?;
     let commands = (LEADS as usize * PATH_LEN) as f64;
     let rows = read_log(&store).await?;
     let events_per_command = rows.len() as f64 / commands;
     let raw_rows_per_sec = raw_insert_rate(&dir.join("raw-commands.db"), &rows, RAW_BATCH)?;
     Ok(Figure {
         name: "commands_per_sec",
-        value: commands / secs,
+        value: rate,
         unit: "commands/s",
         limit: raw_rows_per_sec / events_per_command,
         limit_what: format!(

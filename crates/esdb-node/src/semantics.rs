@@ -2,9 +2,11 @@
 //! soft delete (`$tb` in the metastream) and undelete, tombstones, and which revisions a
 //! read shows. The rules and their order are those of `esdb-protocol.md` section 6.
 //!
-//! Node writes run one at a time (a mutex): a write checks the stream's state and then
-//! appends with the exact revision it saw, so a writer beside the node (the engine, on the
-//! same store) can only make that append fail, never slip in between unnoticed.
+//! Node writes to one stream run one at a time (a lock per stream and its metastream, striped
+//! over [`WRITE_LOCKS`]): a write checks the stream's state and then appends with the exact
+//! revision it saw, so a writer beside the node (the engine, on the same store) can only make
+//! that append fail, never slip in between unnoticed. Writes to different streams go to the
+//! store side by side, where group commit makes one fsync of many.
 
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
@@ -114,7 +116,8 @@ pub enum AppendOutcome {
 pub struct Db {
     pub store: EmbeddedStore,
     pub max_append_size: usize,
-    writes: Mutex<()>,
+    /// Write locks, by the hash of the stream a write concerns (its owner, for a metastream).
+    writes: Vec<Mutex<()>>,
     /// Set when the node stops: long-lived calls (subscriptions, batch-append streams) end.
     closing: tokio::sync::watch::Sender<bool>,
 }
@@ -123,16 +126,28 @@ fn name(raw: &str) -> Result<StreamName, Status> {
     StreamName::system(raw).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
+/// Stripes of write locks: enough that concurrent writers to different streams rarely share one.
+pub const WRITE_LOCKS: usize = 1024;
+
 pub fn metastream(stream: &str) -> String {
     format!("$${stream}")
 }
 
 impl Db {
+    /// The lock of the stream `stream` (or of its owner, for a metastream `$$owner`).
+    fn write_lock(&self, stream: &str) -> &Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let owner = stream.strip_prefix("$$").unwrap_or(stream);
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        owner.hash(&mut h);
+        &self.writes[(h.finish() % WRITE_LOCKS as u64) as usize]
+    }
+
     pub fn new(store: EmbeddedStore, max_append_size: usize) -> Self {
         Self {
             store,
             max_append_size,
-            writes: Mutex::new(()),
+            writes: (0..WRITE_LOCKS).map(|_| Mutex::new(())).collect(),
             closing: tokio::sync::watch::Sender::new(false),
         }
     }
@@ -205,7 +220,7 @@ impl Db {
         if size > self.max_append_size {
             return Err(errors::too_large(self.max_append_size));
         }
-        let _one_at_a_time = self.writes.lock().await;
+        let _one_at_a_time = self.write_lock(stream).lock().await;
         // A write to a soft-deleted stream's metastream undeletes it: `$tb` moves to the
         // stream's next revision unless the write is a delete itself.
         let mut events = events;
@@ -401,7 +416,7 @@ impl Db {
     /// Soft delete: `$tb` = i64::MAX in the metastream (earlier metadata dropped). Returns the
     /// position of that metadata event.
     pub async fn delete(&self, stream: &str, expected: Expected) -> Result<u64, Status> {
-        let _one_at_a_time = self.writes.lock().await;
+        let _one_at_a_time = self.write_lock(stream).lock().await;
         let st = self.state(stream).await?;
         if st.tombstoned {
             return Err(errors::stream_deleted(stream));
@@ -415,7 +430,7 @@ impl Db {
 
     /// Tombstone: a `$streamDeleted` event closes the stream for good.
     pub async fn tombstone(&self, stream: &str, expected: Expected) -> Result<u64, Status> {
-        let _one_at_a_time = self.writes.lock().await;
+        let _one_at_a_time = self.write_lock(stream).lock().await;
         let st = self.state(stream).await?;
         if st.tombstoned {
             return Err(errors::stream_deleted(stream));
