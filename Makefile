@@ -9,7 +9,9 @@ LISTEN ?= 127.0.0.1:8080
 # Crates that must never appear under the pure domain (IO, async runtimes, servers, stores).
 IMPURE := tokio|rusqlite|libsqlite3-sys|axum|hyper|mio|eventstore|tonic|reqwest|async-std
 
-.PHONY: help run test lint purity unit bench schemas clean
+PYENV := target/pyenv
+
+.PHONY: help run test lint purity unit smoke bench schemas clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -18,7 +20,7 @@ run: ## build and serve GraphQL + GraphiQL on 127.0.0.1:8080 with demo data (cre
 	$(CARGO) build --release -p leadflow-cli
 	./target/release/leadflow serve --data-dir $(DATA) --listen $(LISTEN) --demo
 
-test: lint unit ## everything CI runs: fmt check, clippy -D warnings, domain purity, every test
+test: lint unit smoke ## everything CI runs: fmt check, clippy -D warnings, domain purity, every test, the Python smoke
 
 lint: purity ## fmt check, clippy with -D warnings, and the domain purity check
 	$(CARGO) fmt --all -- --check
@@ -33,6 +35,15 @@ purity: ## prove leadflow-domain pulls in no IO, async runtime or store
 unit: ## every test of the workspace
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
+
+smoke: $(PYENV)/.installed ## a second, independent client: kurrentdbclient (Python) against `leadflow node`
+	$(CARGO) build -p leadflow-cli
+	$(PYENV)/bin/python tests/python/smoke_kurrentdb.py target/debug/leadflow
+
+$(PYENV)/.installed: tests/python/requirements.txt
+	python3 -m venv $(PYENV)
+	$(PYENV)/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+	touch $@
 
 bench: ## the figures of SPEC section 9 beside their raw limits (BENCH=name runs one, LEADS=n sizes the read side)
 	$(CARGO) build --release -p leadflow-bench -p leadflow-cli

@@ -68,6 +68,7 @@ pub fn decided(
                 event_type: e.event_type().to_owned(),
                 data: codec::encode(&e),
                 metadata: meta.encode(),
+                content_type: leadflow_store::ContentType::Json,
             });
             state = evolve(state, &e);
         }

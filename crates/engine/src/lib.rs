@@ -21,7 +21,8 @@ use leadflow_domain::{
     decide, evolve, Actor, Catalog, Lead, LeadCommand, LeadEvent, LeadId, Rejection,
 };
 use leadflow_store::{
-    EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent, StoreError, StreamName,
+    ContentType, EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent, StoreError,
+    StreamName,
 };
 
 pub use cache::{CachedLead, CommandRecord, LeadCache};
@@ -317,6 +318,7 @@ impl Engine {
                         ..metadata.clone()
                     }
                     .encode(),
+                    content_type: ContentType::Json,
                 })
                 .collect();
             let expected = entry

@@ -14,7 +14,8 @@ use tonic::Status;
 use uuid::Uuid;
 
 use leadflow_store::{
-    EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent, StoreError, StreamName,
+    ContentType, EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent, StoreError,
+    StreamName,
 };
 use leadflow_store_embedded::EmbeddedStore;
 
@@ -27,10 +28,13 @@ pub const TOMBSTONE_REVISION: u64 = i64::MAX as u64;
 pub const DELETED_TB: u64 = i64::MAX as u64;
 pub const METADATA_TYPE: &str = "$metadata";
 
-/// The content type the node reports for a stored event. The embedded store keeps no content
-/// type, and everything leadflow writes is JSON.
-pub fn content_type_of(_e: &RecordedEvent) -> &'static str {
-    "application/json"
+/// The content type the node reports for a stored event: `application/json` if the write
+/// said exactly that, else `application/octet-stream`.
+pub fn content_type_of(e: &RecordedEvent) -> &'static str {
+    match e.content_type {
+        ContentType::Json => "application/json",
+        ContentType::Binary => "application/octet-stream",
+    }
 }
 
 /// An expected version, as clients send it.
@@ -96,6 +100,7 @@ pub struct Proposed {
     pub event_type: String,
     pub data: Vec<u8>,
     pub custom_metadata: Vec<u8>,
+    pub content_type: ContentType,
 }
 
 /// How an append ended.
@@ -174,6 +179,7 @@ impl Db {
             event_type: "$settings".to_owned(),
             data: b"{}".to_vec(),
             metadata: Vec::new(),
+            content_type: ContentType::Json,
         };
         self.store
             .append(&name("$settings")?, ExpectedRevision::Any, vec![event])
@@ -369,6 +375,7 @@ impl Db {
             event_type: METADATA_TYPE.to_owned(),
             data: serde_json::to_vec(&doc).expect("JSON"),
             metadata: Vec::new(),
+            content_type: ContentType::Json,
         };
         let r = self
             .store
@@ -447,6 +454,7 @@ impl Db {
             event_type: TOMBSTONE_TYPE.to_owned(),
             data: Vec::new(),
             metadata: Vec::new(),
+            content_type: ContentType::Binary,
         };
         let exact = st
             .last
@@ -466,5 +474,6 @@ fn to_new(p: &Proposed) -> NewEvent {
         event_type: p.event_type.clone(),
         data: p.data.clone(),
         metadata: p.custom_metadata.clone(),
+        content_type: p.content_type,
     }
 }

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use leadflow_store::{EventStore, Position};
+use leadflow_store::{ContentType, EventStore, Position};
 
 use crate::convert::{self, stream_identifier};
 use crate::errors::{self, BatchDetails};
@@ -142,14 +142,17 @@ fn proposed(
         .get("type")
         .filter(|t| !t.is_empty())
         .ok_or_else(|| errors::missing_metadata("type"))?;
-    if !metadata.contains_key("content-type") {
-        return Err(errors::missing_metadata("content-type"));
-    }
+    let content_type = match metadata.get("content-type") {
+        None => return Err(errors::missing_metadata("content-type")),
+        Some(c) if c == "application/json" => ContentType::Json,
+        Some(_) => ContentType::Binary,
+    };
     Ok(Proposed {
         id: convert::uuid_from(id)?,
         event_type: event_type.clone(),
         data,
         custom_metadata,
+        content_type,
     })
 }
 

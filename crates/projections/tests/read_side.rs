@@ -426,6 +426,7 @@ async fn an_event_a_projection_cannot_apply_stops_it_and_the_others_go_on() {
         event_type: "LeadDetailsUpdated".into(),
         data: br#"{"changes":[{"field":"advertising","value":false}]}"#.to_vec(),
         metadata: serde_json::to_vec(&meta).unwrap(),
+        content_type: leadflow_store::ContentType::Json,
     };
     let stream = StreamName::parse(format!("lead-{orphan}")).unwrap();
     let poisoned_at = w

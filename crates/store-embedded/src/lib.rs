@@ -22,8 +22,8 @@ use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use leadflow_store::{
-    AppendResult, EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent, StoreError,
-    StreamName,
+    AppendResult, ContentType, EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent,
+    StoreError, StreamName,
 };
 
 pub use schema::{apply_writer_pragmas, APPLICATION_ID, FORMAT_VERSION, SCHEMA};
@@ -215,8 +215,7 @@ fn lock_file(path: &Path) -> Result<File, String> {
     }
 }
 
-const EVENT_COLUMNS: &str =
-    "s.name, e.revision, e.position, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at";
+const EVENT_COLUMNS: &str = "s.name, e.revision, e.position, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at, e.is_binary";
 
 fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordedEvent> {
     let id: Vec<u8> = r.get(3)?;
@@ -230,6 +229,11 @@ fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordedEvent> {
         event_type: r.get(4)?,
         data: r.get(5)?,
         metadata: r.get(6)?,
+        content_type: if r.get::<_, bool>(8)? {
+            ContentType::Binary
+        } else {
+            ContentType::Json
+        },
         recorded_at_micros: r.get(7)?,
     })
 }

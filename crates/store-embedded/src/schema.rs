@@ -6,8 +6,10 @@ use leadflow_store::StoreError;
 
 /// `PRAGMA application_id` of a leadflow event store: "LFES".
 pub const APPLICATION_ID: i64 = 0x4C46_4553;
-/// The newest file format this build reads and writes (`PRAGMA user_version`).
-pub const FORMAT_VERSION: i64 = 1;
+/// The newest file format this build reads and writes (`PRAGMA user_version`). Format 2 added
+/// `events.is_binary` (format 1 files are upgraded in place when opened: every event of theirs
+/// is JSON).
+pub const FORMAT_VERSION: i64 = 2;
 
 /// Tables of format 1. Positions are the rowid, assigned by the single writer at commit, so
 /// the log has no gaps; a stream's last revision is the max of its `(stream_id, revision)` index.
@@ -26,7 +28,8 @@ CREATE TABLE events (
     event_type  TEXT NOT NULL,
     data        BLOB NOT NULL,
     metadata    BLOB NOT NULL,
-    recorded_at INTEGER NOT NULL
+    recorded_at INTEGER NOT NULL,
+    is_binary   INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX events_by_stream ON events(stream_id, revision);
 CREATE UNIQUE INDEX event_ids_by_stream ON events(stream_id, event_id);
@@ -94,6 +97,15 @@ pub fn check_or_create(conn: &Connection, path: &str) -> Result<(), StoreError> 
     }
     if version < 1 {
         return Err(open_err(format!("unknown store format {version}")));
+    }
+    if version == 1 {
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             ALTER TABLE events ADD COLUMN is_binary INTEGER NOT NULL DEFAULT 0;
+             PRAGMA user_version = 2;
+             COMMIT;",
+        )
+        .map_err(sqlite_err)?;
     }
     Ok(())
 }

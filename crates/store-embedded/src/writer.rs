@@ -204,8 +204,8 @@ fn append_one(
     };
     let first_revision = state.last.map_or(0, |r| r + 1);
     let mut insert = conn.prepare_cached(
-        "INSERT INTO events(position, stream_id, revision, event_id, event_type, data, metadata, recorded_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO events(position, stream_id, revision, event_id, event_type, data, metadata, recorded_at, is_binary)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     for (i, event) in request.events.iter().enumerate() {
         let inserted = insert.execute(params![
@@ -217,6 +217,7 @@ fn append_one(
             event.data,
             event.metadata,
             recorded_at,
+            event.content_type == leadflow_store::ContentType::Binary,
         ]);
         if let Err(e) = inserted {
             if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {

@@ -90,6 +90,39 @@ fn a_store_of_a_newer_format_is_refused() {
     assert!(reason.contains("newer leadflow"), "{reason}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_format_1_store_is_upgraded_in_place_and_keeps_its_events() {
+    use leadflow_store::{contract::events, ContentType, EventStore, ExpectedRevision, StreamName};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let stream = StreamName::parse("old-1").unwrap();
+    let batch = events(3);
+    {
+        let store = EmbeddedStore::open(&path).unwrap();
+        store
+            .append(&stream, ExpectedRevision::NoStream, batch.clone())
+            .await
+            .unwrap();
+    }
+    // What a format 1 file looks like: no content types.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("ALTER TABLE events DROP COLUMN is_binary; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(conn);
+
+    let store = EmbeddedStore::open(&path).unwrap();
+    let read = store.read_stream(&stream, 0, 10).await.unwrap();
+    assert_eq!(read.len(), 3);
+    assert!(read.iter().all(|e| e.content_type == ContentType::Json));
+    assert_eq!(read[2].id, batch[2].id);
+    drop(store);
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, FORMAT_VERSION);
+}
+
 #[test]
 fn a_store_open_elsewhere_is_refused() {
     let dir = tempfile::tempdir().unwrap();

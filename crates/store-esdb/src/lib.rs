@@ -30,8 +30,8 @@ use eventstore::{
     ReadStreamOptions, StreamPosition, SubscribeToAllOptions, SubscriptionFilter,
 };
 use leadflow_store::{
-    AppendResult, EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent, StoreError,
-    StreamName,
+    AppendResult, ContentType, EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent,
+    StoreError, StreamName,
 };
 
 /// The server's default limit on the size of one append (`MaxAppendSize`, 1 MiB).
@@ -198,8 +198,14 @@ fn to_server(expected: ExpectedRevision) -> eventstore::ExpectedRevision {
     }
 }
 
-/// JSON payloads go as JSON (so server-side projections can read them), byte for byte.
+/// JSON payloads go as JSON (so server-side projections can read them), byte for byte;
+/// binary ones, and JSON ones that do not parse, as `application/octet-stream`.
 fn to_event_data(e: NewEvent) -> EventData {
+    if e.content_type == ContentType::Binary {
+        return EventData::binary(&e.event_type, Bytes::from(e.data))
+            .id(e.id)
+            .metadata(Bytes::from(e.metadata));
+    }
     let json = String::from_utf8(e.data)
         .map_err(|e| e.into_bytes())
         .and_then(|text| {
@@ -221,6 +227,11 @@ fn from_server(e: &eventstore::RecordedEvent) -> RecordedEvent {
         event_type: e.event_type.clone(),
         data: e.data.to_vec(),
         metadata: e.custom_metadata.to_vec(),
+        content_type: if e.is_json {
+            ContentType::Json
+        } else {
+            ContentType::Binary
+        },
         recorded_at_micros: e.created.timestamp_micros(),
     }
 }

@@ -39,6 +39,7 @@ async fn events_land_as_json_with_our_ids_and_metadata() {
                 event_type: "LeadRegistered".into(),
                 data: data.clone(),
                 metadata: metadata.clone(),
+                content_type: leadflow_store::ContentType::Json,
             }],
         )
         .await

@@ -12,7 +12,8 @@ use futures::StreamExt;
 use uuid::Uuid;
 
 use crate::{
-    EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent, StoreError, StreamName,
+    ContentType, EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent, StoreError,
+    StreamName,
 };
 
 /// Opens stores over one fresh storage (a file, a server).
@@ -29,6 +30,7 @@ macro_rules! event_store_contract_tests {
     ($harness:expr) => {
         $crate::event_store_contract_tests!(@tests $harness;
             appended_events_read_back_in_order,
+            content_types_read_back_as_written,
             expected_revision_no_stream,
             expected_revision_exact_conflict_reports_actual,
             expected_revision_any_and_stream_exists,
@@ -67,6 +69,7 @@ pub fn events(n: usize) -> Vec<NewEvent> {
             event_type: format!("TestEvent{i}"),
             data: format!("{{\"i\":{i}}}").into_bytes(),
             metadata: b"{\"actor\":\"test\"}".to_vec(),
+            content_type: ContentType::Json,
         })
         .collect()
 }
@@ -115,6 +118,24 @@ pub async fn appended_events_read_back_in_order(h: &dyn Harness) {
     assert_eq!(read[0].position, r.first_position);
     assert_eq!(read[4].position, r2.last_position);
     assert_eq!(store.head().await.unwrap(), r2.last_position);
+}
+
+pub async fn content_types_read_back_as_written(h: &dyn Harness) {
+    let store = h.open().await;
+    let s = stream("typed-1");
+    let mut batch = events(2);
+    batch[1].content_type = ContentType::Binary;
+    batch[1].data = vec![0xff, 0x00, 0x7b];
+    store
+        .append(&s, ExpectedRevision::NoStream, batch.clone())
+        .await
+        .unwrap();
+    let read = store.read_stream(&s, 0, usize::MAX).await.unwrap();
+    let got: Vec<_> = read.iter().map(|e| (e.content_type, &e.data)).collect();
+    let sent: Vec<_> = batch.iter().map(|e| (e.content_type, &e.data)).collect();
+    assert_eq!(got, sent);
+    let all = read_everything(store.as_ref()).await;
+    assert_eq!(all[1].content_type, ContentType::Binary);
 }
 
 pub async fn expected_revision_no_stream(h: &dyn Harness) {

@@ -113,15 +113,28 @@ impl fmt::Display for Position {
     }
 }
 
+/// What an event's payload is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ContentType {
+    /// JSON: everything leadflow writes (EventStoreDB's `application/json`, which its
+    /// server-side projections read).
+    #[default]
+    Json,
+    /// Opaque bytes (`application/octet-stream`): what other EventStoreDB clients may write
+    /// through the node.
+    Binary,
+}
+
 /// An event to append.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewEvent {
     pub id: Uuid,
     pub event_type: String,
-    /// The payload, JSON.
+    /// The payload, JSON unless `content_type` says otherwise.
     pub data: Vec<u8>,
     /// The envelope metadata (actor, times, correlation), JSON.
     pub metadata: Vec<u8>,
+    pub content_type: ContentType,
 }
 
 /// Where an append landed: the revisions and global positions of its first and last events.
@@ -143,6 +156,7 @@ pub struct RecordedEvent {
     pub event_type: String,
     pub data: Vec<u8>,
     pub metadata: Vec<u8>,
+    pub content_type: ContentType,
     /// When the store committed it (microseconds since the Unix epoch); business time lives in
     /// the metadata.
     pub recorded_at_micros: i64,
