@@ -337,12 +337,17 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let data_dir = args.data.data_dir;
+    if args.node.is_some() && args.store.store != "embedded" {
+        bail!("--node serves the embedded store; it cannot be combined with --store esdb://");
+    }
     let Opened {
         store,
         embedded,
         catalog,
         engine,
     } = open(&data_dir, &args.store)?;
+    // Before the node starts: a new node writes its own first (system) event.
+    let empty = store.head().await? == leadflow_store::Position::START;
     let node = match (args.node, embedded) {
         (None, _) => None,
         (Some(addr), Some(embedded)) => Some(
@@ -350,11 +355,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot serve the EventStoreDB protocol on {addr}"))?,
         ),
-        (Some(_), None) => {
-            bail!("--node serves the embedded store; it cannot be combined with --store esdb://")
-        }
+        (Some(_), None) => unreachable!("--node with another store is refused above"),
     };
-    if args.demo && store.head().await?.0 == 0 {
+    if args.demo && empty {
         println!(
             "empty store: creating the demo data set ({} leads, seed {})",
             args.demo_leads, args.demo_seed
