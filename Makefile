@@ -36,8 +36,10 @@ unit: ## every test of the workspace
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
 
+# The binary comes from the test build (same features, nothing rebuilt after `make unit`);
+# `cargo build -p leadflow-cli` would resolve other features and link every dependency again.
 smoke: $(PYENV)/.installed ## a second, independent client: kurrentdbclient (Python) against `leadflow node`
-	$(CARGO) build -p leadflow-cli
+	$(CARGO) test --workspace --all-targets --no-run
 	$(PYENV)/bin/python tests/python/smoke_kurrentdb.py target/debug/leadflow
 
 $(PYENV)/.installed: tests/python/requirements.txt
