@@ -56,7 +56,7 @@ pub fn apply_writer_pragmas(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 pub fn apply_reader_pragmas(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch("PRAGMA query_only=1; PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY;")?;
+    conn.execute_batch("PRAGMA query_only=1; PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY; PRAGMA mmap_size=1099511627776;")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(())
 }
