@@ -77,6 +77,11 @@ const ALL: [&str; 10] = [
     "esdb_catch_up",
 ];
 
+/// Many threads allocate what others free (a feeder decodes batches that projection threads
+/// drop); glibc's arenas serialise that on a lock, mimalloc does not.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     // Quiet unless asked: LEADFLOW_LOG=info shows, for one, how long each rebuild's index
     // build took.

@@ -170,6 +170,11 @@ impl From<RoleArg> for Role {
     }
 }
 
+/// Many threads allocate what others free (a feeder decodes batches that projection threads
+/// drop); glibc's arenas serialise that on a lock, mimalloc does not.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
