@@ -1,14 +1,16 @@
--- The `history` read model, version 2: every event of a lead with its actor, business time
+-- The `history` read model, version 3: every event of a lead with its actor, business time
 -- and a readable summary, for the lead card's feed (newest first).
 -- v2: no copy of the payload (the log has it; the API reads it from there when asked), which
 -- halves the model's size.
+-- v3: lead and actor ids as their 16 bytes instead of 36 characters of text: rows a fifth
+-- smaller, and the index by lead (nine entries per lead) half the size and faster to build.
 
 CREATE TABLE history (
     position    INTEGER PRIMARY KEY,
-    lead_id     TEXT NOT NULL,
+    lead_id     BLOB NOT NULL,          -- the UUID's 16 bytes
     revision    INTEGER NOT NULL,
     event_type  TEXT NOT NULL,
-    actor_user  TEXT NOT NULL,
+    actor_user  BLOB NOT NULL,          -- the UUID's 16 bytes
     actor_role  TEXT NOT NULL,
     occurred_at INTEGER NOT NULL,       -- µs since epoch
     summary     TEXT NOT NULL

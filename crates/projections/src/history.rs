@@ -26,11 +26,11 @@ impl Projection for HistoryProjection {
     }
 
     fn version(&self) -> u32 {
-        2
+        3
     }
 
     fn schema(&self) -> &'static str {
-        include_str!("../../../projections/history.v2.sql")
+        include_str!("../../../projections/history.v3.sql")
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, events: &[Envelope]) -> Result<(), ProjectionError> {
@@ -49,10 +49,10 @@ impl Projection for HistoryProjection {
             };
             insert.execute(params![
                 env.position.0 as i64,
-                lead_id.to_string(),
+                lead_id.as_uuid().as_bytes(),
                 env.revision as i64,
                 event.event_type(),
-                meta.actor.user_id.to_string(),
+                meta.actor.user_id.as_uuid().as_bytes(),
                 format!("{:?}", meta.actor.role),
                 micros(meta.occurred_at),
                 summarize(&self.catalog, event),

@@ -511,6 +511,12 @@ pub struct HistoryRow {
     pub summary: String,
 }
 
+/// A UUID stored as its 16 bytes, as text.
+fn uuid_text(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<String> {
+    let bytes: [u8; 16] = row.get(i)?;
+    Ok(uuid::Uuid::from_bytes(bytes).to_string())
+}
+
 /// A lead's feed, newest first: `first` entries older than position `before`.
 pub fn history(
     conn: &mut Connection,
@@ -519,7 +525,7 @@ pub fn history(
     before: Option<i64>,
 ) -> rusqlite::Result<Page<HistoryRow>> {
     let tx = conn.transaction()?;
-    let lead = id.to_string();
+    let lead = id.as_uuid().into_bytes();
     let total_count: i64 = tx
         .prepare_cached("SELECT count(*) FROM history WHERE lead_id = ?1")?
         .query_row([&lead], |r| r.get(0))?;
@@ -533,7 +539,7 @@ pub fn history(
                 position: r.get(0)?,
                 revision: r.get(1)?,
                 event_type: r.get(2)?,
-                actor_user: r.get(3)?,
+                actor_user: uuid_text(r, 3)?,
                 actor_role: r.get(4)?,
                 occurred_at: r.get(5)?,
                 summary: r.get(6)?,
