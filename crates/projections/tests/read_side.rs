@@ -534,6 +534,12 @@ async fn a_new_projection_version_rebuilds_from_zero() {
         .unwrap()
         .execute("UPDATE board SET leads = 999", [])
         .unwrap();
+    // Another process looking at the model refuses the rebuild's switch to a rollback
+    // journal: it rebuilds on the WAL instead.
+    let observer = Connection::open(dir.join("leads.db")).unwrap();
+    let _: i64 = observer
+        .query_row("SELECT count(*) FROM leads", [], |r| r.get(0))
+        .unwrap();
     // The history, already at the head, runs beside the rebuild.
     let history = Box::new(leadflow_projections::history::HistoryProjection::new(
         catalog(),
@@ -556,6 +562,13 @@ async fn a_new_projection_version_rebuilds_from_zero() {
         )
     );
     assert_eq!(dump(&dir.join("leads.db")), before);
+    drop(observer);
+    // Rebuilt, the model is on the WAL, where readers never wait for the writer.
+    let mode: String = Connection::open(dir.join("leads.db"))
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
     // Both follow the log on from there.
     let id = lead(299);
     let next = run(
