@@ -399,7 +399,7 @@ fn rebuild_journal(conn: &Connection, name: &str) -> Result<(), ProjectionError>
 /// Back to the WAL once rebuilt, so that readers and the live writer never wait on each
 /// other.
 fn live_journal(conn: &Connection, name: &str) -> Result<(), ProjectionError> {
-    wal(conn, Path::new(name))?;
+    wal(conn, Path::new(&format!("the {name} read model")))?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.execute_batch(
         "PRAGMA mmap_size=0; PRAGMA wal_autocheckpoint=1000; PRAGMA wal_checkpoint(TRUNCATE);",
@@ -766,8 +766,10 @@ impl Worker {
                     waiting_ms = spent.waiting.as_millis() as u64,
                     applying_ms = spent.applying.as_millis() as u64,
                     committing_ms = spent.committing.as_millis() as u64,
-                    other_ms =
-                        (spent.working - spent.applying - spent.committing).as_millis() as u64,
+                    other_ms = spent
+                        .working
+                        .saturating_sub(spent.applying + spent.committing)
+                        .as_millis() as u64,
                     finishing_ms = finishing.elapsed().as_millis() as u64,
                     "caught up from zero"
                 );
