@@ -10,6 +10,7 @@ LISTEN ?= 127.0.0.1:8080
 IMPURE := tokio|rusqlite|libsqlite3-sys|axum|hyper|mio|eventstore|tonic|reqwest|async-std
 
 PYENV := target/pyenv
+NODE_TESTS := tests/node
 
 .PHONY: help run test lint purity unit smoke bench schemas clean
 
@@ -38,9 +39,15 @@ unit: ## every test of the workspace
 
 # The binary comes from the test build (same features, nothing rebuilt after `make unit`);
 # `cargo build -p leadflow-cli` would resolve other features and link every dependency again.
-smoke: $(PYENV)/.installed ## a second, independent client: kurrentdbclient (Python) against `leadflow node`
+smoke: $(PYENV)/.installed $(NODE_TESTS)/node_modules/.installed ## independent clients against the binary: kurrentdbclient (Python) on `leadflow node`, graphql-js and graphql-core introspection on `leadflow serve`
 	$(CARGO) test --workspace --all-targets --no-run
 	$(PYENV)/bin/python tests/python/smoke_kurrentdb.py target/debug/leadflow
+	$(PYENV)/bin/python tests/python/introspection.py target/debug/leadflow
+	node $(NODE_TESTS)/introspection.mjs target/debug/leadflow
+
+$(NODE_TESTS)/node_modules/.installed: $(NODE_TESTS)/package-lock.json
+	cd $(NODE_TESTS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 $(PYENV)/.installed: tests/python/requirements.txt
 	python3 -m venv $(PYENV)

@@ -217,18 +217,42 @@ async fn a_cursor_from_another_order_is_bad_user_input_not_the_first_page_again(
 async fn a_query_nested_past_the_depth_limit_is_refused(backend: Backend) {
     let app = spawn_app_on(backend).await;
     let olga = app.token("olga.supervisor");
-    // The schema has no cycles, so only introspection nests this deep: 12 levels.
-    let deep = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType {
-        ofType { ofType { ofType { name } } } } } } } } } } } }";
-    let answer = app.graphql(Some(&olga), deep, json!({})).await;
+    // The schema has no cycles, so only introspection nests this deep. The standard
+    // introspection queries reach 15 levels (nine `ofType`); one more is refused.
+    let nested = |levels: usize| {
+        let mut inner = "name".to_owned();
+        for _ in 0..levels - 6 {
+            inner = format!("ofType {{ {inner} }}");
+        }
+        format!("{{ __schema {{ types {{ fields {{ args {{ type {{ {inner} }} }} }} }} }} }}")
+    };
+    let answer = app.graphql(Some(&olga), &nested(16), json!({})).await;
     let f = failure(&answer);
     assert_eq!(f.code, "BAD_USER_INPUT");
     assert_eq!(f.message, "Query is nested too deep.");
     assert!(answer.get("data").is_none_or(Value::is_null), "{answer}");
-    // Ten levels are fine.
-    let ten = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { name } } } } } } } } }";
-    let answer = app.graphql(Some(&olga), ten, json!({})).await;
-    assert!(ApiFailure::of(&answer).is_none(), "{answer:#}");
+    let answer = app.graphql(None, &nested(16), json!({})).await;
+    assert_eq!(failure(&answer).message, "Query is nested too deep.");
+    // Fifteen levels are answered, with a token or without.
+    for token in [Some(olga.as_str()), None] {
+        let answer = app.graphql(token, &nested(15), json!({})).await;
+        assert!(ApiFailure::of(&answer).is_none(), "{answer:#}");
+    }
+}
+
+async fn introspection_does_not_lift_the_data_limits(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let olga = app.token("olga.supervisor");
+    let row = "{ totalCount pageInfo { endCursor hasNextPage } nodes { id title stage maturity
+        budget { amount currency } responsible { id name role department active } source channel
+        region quality advertising contactName phone email accountName createdAt updatedAt } }";
+    let query = format!(
+        "{{ __schema {{ types {{ name }} }} {} }}",
+        aliased(100, "leads(first: 500)", row)
+    );
+    let answer = app.graphql(Some(&olga), &query, json!({})).await;
+    assert_eq!(failure(&answer).message, "Query is too complex.");
+    assert!(answer.get("data").is_none_or(Value::is_null), "{answer}");
 }
 
 /// `n` aliases of `field`, each selecting `selection`.
@@ -307,6 +331,7 @@ on_both_backends!(
     invalid_phones_emails_and_amounts_are_refused_before_anything_is_recorded,
     a_cursor_from_another_order_is_bad_user_input_not_the_first_page_again,
     a_query_nested_past_the_depth_limit_is_refused,
+    introspection_does_not_lift_the_data_limits,
     a_query_past_the_complexity_limit_is_refused_and_registers_nothing,
     a_body_over_256_kib_is_413_and_one_under_it_is_served,
 );

@@ -75,7 +75,7 @@ pub async fn mutation_latency(root: &Path) -> anyhow::Result<Figure> {
         schema: leadflow_graphql::schema(app.clone()),
         app,
         auth: auth.clone(),
-        graphiql_token: None,
+        origins: leadflow_server::Origins::none(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/graphql", listener.local_addr()?);

@@ -3,6 +3,8 @@
 
 #![allow(clippy::print_stdout)] // a command-line tool prints its answers
 
+mod private;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use leadflow_engine::{Engine, EngineConfig, SystemClock, V7Ids};
 use leadflow_esdb_node::RunningNode;
 use leadflow_graphql::AppState;
 use leadflow_projections::{all_projections, ReadSide};
-use leadflow_server::{Auth, ServerState};
+use leadflow_server::{Auth, Origins, ServerState};
 use leadflow_store::EventStore;
 use leadflow_store_embedded::EmbeddedStore;
 use leadflow_store_esdb::EsdbStore;
@@ -83,9 +85,20 @@ struct ServeArgs {
     node: Option<SocketAddr>,
     #[arg(long, env = "LEADFLOW_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Create the demo data set when the store is empty.
+    /// Create the demo data set when the store is empty, print a link that opens GraphiQL
+    /// signed in as the demo supervisor (for the person at this terminal; the token lives a few
+    /// hours), and let browser dev servers on http://localhost:* call the API.
     #[arg(long, env = "LEADFLOW_DEMO")]
     demo: bool,
+    /// A browser origin besides the server's own that may call the API (CORS) and open its
+    /// WebSocket: `https://crm.example.com`, or `http://localhost:*` for any port. Repeatable;
+    /// the environment variable takes a comma-separated list. None by default: same-origin only.
+    #[arg(
+        long = "cors-origin",
+        env = "LEADFLOW_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    cors_origins: Vec<String>,
     #[arg(long, default_value_t = 2000)]
     demo_leads: u64,
     #[arg(long, default_value_t = 42)]
@@ -126,6 +139,12 @@ enum TokenCommand {
         role: Option<RoleArg>,
         #[arg(long, default_value_t = 24 * 30)]
         ttl_hours: u64,
+    },
+    /// Replace the data directory's token secret with a new random one (written atomically).
+    /// Every token issued before stops working once the server restarts with it.
+    Rotate {
+        #[command(flatten)]
+        data: DataArgs,
     },
 }
 
@@ -170,6 +189,10 @@ impl From<RoleArg> for Role {
     }
 }
 
+/// Who the demo link signs in, and for how long.
+const DEMO_USER: &str = "olga.supervisor";
+const DEMO_TOKEN_HOURS: u64 = 8;
+
 /// Many threads allocate what others free (a feeder decodes batches that projection threads
 /// drop); glibc's arenas serialise that on a lock, mimalloc does not.
 #[global_allocator]
@@ -183,6 +206,8 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Before anything creates a file: the data directory is the service's alone.
+    private::restrict_umask();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -201,12 +226,27 @@ fn main() -> anyhow::Result<()> {
                         ttl_hours,
                     },
             } => {
+                private::prepare(&data.data_dir)?;
                 let catalog = Catalog::default_catalog();
                 let (id, role) = resolve_user(&catalog, &user, role.map(Into::into))?;
                 println!(
                     "{}",
                     auth(&data.data_dir)?.issue(id, role, Duration::from_secs(ttl_hours * 3600))
                 );
+                Ok(())
+            }
+            Command::Token {
+                command: TokenCommand::Rotate { data },
+            } => {
+                private::prepare(&data.data_dir)?;
+                let path = private::write_new_secret(&data.data_dir)?;
+                println!(
+                    "a new token secret is in {}: restart the server; tokens issued before are refused from then on",
+                    path.display()
+                );
+                if std::env::var_os("LEADFLOW_JWT_SECRET").is_some() {
+                    println!("note: LEADFLOW_JWT_SECRET is set here and takes precedence over the file");
+                }
                 Ok(())
             }
             Command::Projections {
@@ -241,28 +281,9 @@ fn resolve_user(
     }
 }
 
-/// The token secret: `LEADFLOW_JWT_SECRET`, else `<data>/jwt.secret`, created on first use.
+/// The token keys, from `LEADFLOW_JWT_SECRET` or the data directory's secret file.
 fn auth(data_dir: &Path) -> anyhow::Result<Auth> {
-    if let Ok(secret) = std::env::var("LEADFLOW_JWT_SECRET") {
-        if secret.len() < 32 {
-            bail!("LEADFLOW_JWT_SECRET must be at least 32 bytes");
-        }
-        return Ok(Auth::from_secret(secret.as_bytes()));
-    }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let path = data_dir.join("jwt.secret");
-    if !path.exists() {
-        let secret = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
-        std::fs::write(&path, secret)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    let secret = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(Auth::from_secret(&secret))
+    Ok(Auth::from_secret(&private::load_secret(data_dir)?))
 }
 
 /// The write side over the chosen store.
@@ -275,6 +296,7 @@ struct Opened {
 }
 
 fn open(data_dir: &Path, store: &StoreArgs) -> anyhow::Result<Opened> {
+    private::prepare(data_dir)?;
     let (store, embedded): (Arc<dyn EventStore>, _) = if store.store == "embedded" {
         let embedded = EmbeddedStore::open(data_dir.join("events.db"))?;
         (Arc::new(embedded.clone()), Some(embedded))
@@ -345,6 +367,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.node.is_some() && args.store.store != "embedded" {
         bail!("--node serves the embedded store; it cannot be combined with --store esdb://");
     }
+    let mut origins = Origins::parse(&args.cors_origins)?;
+    if args.demo {
+        origins = origins.with_local_dev_servers();
+    }
+    private::prepare(&data_dir)?;
+    // Before anything else: a secret other accounts can read refuses the start.
+    let auth = auth(&data_dir)?;
     let Opened {
         store,
         embedded,
@@ -374,23 +403,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         store.clone(),
         all_projections(catalog.clone()),
     )?);
-    let auth = auth(&data_dir)?;
     let app = AppState {
         engine,
         reads: reads.clone(),
         catalog: catalog.clone(),
         consistency_timeout: Duration::from_secs(5),
     };
-    let token = auth.issue(
-        UserId::named("olga.supervisor"),
-        Role::Supervisor,
-        Duration::from_secs(30 * 24 * 3600),
-    );
+    // Only the demo signs anyone in, and only through the printed link: the token rides in the
+    // URL fragment, which browsers never send, and the page clears it from the address bar.
+    let demo_token = args.demo.then(|| {
+        auth.issue(
+            UserId::named(DEMO_USER),
+            Role::Supervisor,
+            Duration::from_secs(DEMO_TOKEN_HOURS * 3600),
+        )
+    });
     let state = ServerState {
         schema: leadflow_graphql::schema(app.clone()),
         app,
         auth,
-        graphiql_token: Some(token.clone()),
+        origins,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -398,14 +430,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     println!();
     println!("leadflow is serving");
-    println!("  GraphiQL:   http://{address}/   (opens with the demo token filled in)");
+    match &demo_token {
+        Some(token) => {
+            println!(
+                "  GraphiQL, signed in as {DEMO_USER} (Supervisor) for {DEMO_TOKEN_HOURS} hours:"
+            );
+            println!("    http://{address}/#token={token}");
+        }
+        None => {
+            println!("  GraphiQL:   http://{address}/");
+            println!("  a token:    leadflow token issue --user NAME");
+        }
+    }
     println!("  GraphQL:    http://{address}/graphql   (WebSocket: ws://{address}/graphql/ws)");
     println!("  health:     http://{address}/health");
     if let Some(node) = &node {
         println!("  EventStoreDB gRPC: {}", node.connection_string());
     }
-    println!("  demo token (olga.supervisor, Supervisor):");
-    println!("  Bearer {token}");
     println!();
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -419,6 +460,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn node(args: NodeArgs) -> anyhow::Result<()> {
+    private::prepare(&args.data.data_dir)?;
     let path = args.data.data_dir.join("events.db");
     let store = EmbeddedStore::open(&path)?;
     let node = RunningNode::start(store, args.listen)

@@ -3,6 +3,7 @@
 //! server) puts the authenticated [`Actor`] into each request's data; without one, every
 //! field answers `UNAUTHENTICATED`.
 
+pub mod depth;
 pub mod error;
 pub mod inputs;
 pub mod mutation;
@@ -22,9 +23,10 @@ use leadflow_projections::ReadSide;
 pub use error::ApiError;
 use types::LogPosition;
 
-/// Query depth and complexity limits: deep enough for the card with its tasks and users, far
-/// too shallow for abuse.
-pub const MAX_DEPTH: usize = 10;
+pub use depth::{MAX_DEPTH, MAX_INTROSPECTION_DEPTH};
+
+/// The complexity limit of a whole request (introspection included: the standard query costs
+/// a few hundred).
 pub const MAX_COMPLEXITY: usize = 2000;
 
 #[derive(Clone)]
@@ -43,7 +45,7 @@ pub fn schema(state: AppState) -> ApiSchema {
     Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
         .data(state.catalog.clone())
         .data(state)
-        .limit_depth(MAX_DEPTH)
+        .extension(depth::DepthLimits)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
 }
@@ -52,7 +54,7 @@ pub fn schema(state: AppState) -> ApiSchema {
 pub fn sdl() -> String {
     Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
         .finish()
-        .sdl()
+        .sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
 }
 
 /// The request's authenticated actor.

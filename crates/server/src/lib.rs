@@ -1,27 +1,32 @@
 //! The HTTP edge (axum): `POST /graphql` with bearer-token auth, `GET /graphql/ws` for
-//! subscriptions (graphql-ws), GraphiQL at `/`, `/health`. It knows HTTP and nothing of the
-//! domain beyond the actor it authenticates.
+//! subscriptions (graphql-ws), GraphiQL at `/`, `/health`; CORS for the configured origins and
+//! gzip / brotli responses. It knows HTTP and nothing of the domain beyond the actor it
+//! authenticates. No page it serves carries a token.
 
 pub mod auth;
+pub mod origins;
 
 use std::future::Future;
 
-use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{Data, ServerError};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::body::Bytes;
 use axum::extract::{State, WebSocketUpgrade};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 
 use leadflow_graphql::{ApiSchema, AppState};
 use leadflow_projections::ProjectionState;
 
 pub use auth::Auth;
+pub use origins::Origins;
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -31,12 +36,20 @@ pub struct ServerState {
     pub schema: ApiSchema,
     pub app: AppState,
     pub auth: Auth,
-    /// Pre-filled in GraphiQL's headers (the demo token of `make run`).
-    pub graphiql_token: Option<String>,
+    /// The browser origins besides the server's own that may call the API.
+    pub origins: Origins,
 }
 
 /// The router, without a socket (tests can call it directly).
 pub fn app(state: ServerState) -> Router {
+    let origins = state.origins.clone();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origins.allows(origin)
+        }))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600));
     Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphiql).post(graphql))
@@ -44,6 +57,8 @@ pub fn app(state: ServerState) -> Router {
         .route("/health", get(health))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(refuse_declared_oversize))
+        .layer(CompressionLayer::new())
+        .layer(cors)
         .with_state(state)
 }
 
@@ -154,9 +169,19 @@ fn ensure_code(error: &mut ServerError) {
 
 async fn subscriptions(
     State(s): State<ServerState>,
+    headers: HeaderMap,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let origin = headers.get(header::ORIGIN);
+    if !s.origins.allows_socket(origin, headers.get(header::HOST)) {
+        let origin = origin.and_then(|o| o.to_str().ok()).unwrap_or("?");
+        return error_response(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            format!("the origin {origin:?} may not open a WebSocket here (see --cors-origin)"),
+        );
+    }
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
@@ -182,16 +207,19 @@ async fn subscriptions(
         })
 }
 
-async fn graphiql(State(s): State<ServerState>) -> Html<String> {
-    let mut source = GraphiQLSource::build()
-        .endpoint("/graphql")
-        .subscription_endpoint("/graphql/ws")
-        .title("leadflow");
-    let bearer = s.graphiql_token.as_ref().map(|t| format!("Bearer {t}"));
-    if let Some(b) = &bearer {
-        source = source.header("Authorization", b);
-    }
-    Html(source.finish())
+/// GraphiQL, pinned with Subresource Integrity. The page carries no token: it starts signed
+/// out, or takes one from the URL fragment (`/#token=...`, never sent to a server) and clears it.
+const GRAPHIQL: &str = include_str!("graphiql.html");
+
+async fn graphiql() -> Response {
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        Html(GRAPHIQL),
+    )
+        .into_response()
 }
 
 async fn health(State(s): State<ServerState>) -> Response {

@@ -155,7 +155,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         schema: leadflow_graphql::schema(app.clone()),
         app,
         auth: auth.clone(),
-        graphiql_token: None,
+        origins: leadflow_server::Origins::none(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

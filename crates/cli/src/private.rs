@@ -1,0 +1,191 @@
+//! The data directory is the service's alone: umask `077` for the whole process, the directory
+//! `0700`, every file in it `0600`, as PostgreSQL insists for its own. The token secret is
+//! written atomically and refused when short or readable by anyone but its owner.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+
+/// The token secret's file name in the data directory.
+pub const SECRET_FILE: &str = "jwt.secret";
+/// The shortest secret accepted, from the file or `LEADFLOW_JWT_SECRET`.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Every file this process creates from now on is `0600` and every directory `0700`,
+/// SQLite's database, WAL and shared-memory files included.
+pub fn restrict_umask() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
+/// Creates the data directory `0700` if needed; in an existing one, tightens any file or
+/// directory that group or others may use, with a warning for each. The secret is left as it
+/// is: one that others could read may have been copied, so [`load_secret`] refuses it.
+pub fn prepare(data_dir: &Path) -> anyhow::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    tighten(data_dir)
+}
+
+fn tighten(path: &Path) -> anyhow::Result<()> {
+    let meta = fs::symlink_metadata(path)
+        .with_context(|| format!("cannot read the mode of {}", path.display()))?;
+    if meta.file_type().is_symlink() || path.file_name() == Some(SECRET_FILE.as_ref()) {
+        return Ok(());
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        let tightened = mode & 0o700;
+        fs::set_permissions(path, fs::Permissions::from_mode(tightened))
+            .with_context(|| format!("cannot tighten {}", path.display()))?;
+        tracing::warn!(
+            "{} was {mode:04o}: readable by other local accounts; now {tightened:04o}",
+            path.display()
+        );
+    }
+    if meta.is_dir() {
+        for entry in
+            fs::read_dir(path).with_context(|| format!("cannot list {}", path.display()))?
+        {
+            tighten(&entry?.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// The secret's path in `data_dir`.
+pub fn secret_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SECRET_FILE)
+}
+
+/// The token secret: `LEADFLOW_JWT_SECRET`, else the data directory's secret file, created on
+/// first use. A file that group or others can read, or shorter than 32 bytes, is refused.
+pub fn load_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(secret) = std::env::var("LEADFLOW_JWT_SECRET") {
+        if secret.len() < MIN_SECRET_BYTES {
+            bail!("LEADFLOW_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes");
+        }
+        return Ok(secret.into_bytes());
+    }
+    let path = secret_path(data_dir);
+    if !path.exists() {
+        write_new_secret(data_dir)?;
+    }
+    let mode = fs::metadata(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "{} is readable by other local accounts (mode {:04o}), so anyone on this machine could sign tokens: run `chmod 600 {}` and rotate it (docs/security.md)",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        );
+    }
+    let secret = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let secret = secret.trim_ascii().to_vec();
+    if secret.len() < MIN_SECRET_BYTES {
+        bail!(
+            "{} holds {} bytes; a token secret needs at least {MIN_SECRET_BYTES}: remove it (a new one is made) or write a longer one",
+            path.display(),
+            secret.len()
+        );
+    }
+    Ok(secret)
+}
+
+/// Writes a fresh random secret (256 bits, hex): a temporary file in the same directory,
+/// fsync, rename over the old one, fsync the directory, so a crash or a full disk leaves the
+/// old secret or the new one, never an empty file.
+pub fn write_new_secret(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    let path = secret_path(data_dir);
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let mut file = tempfile::Builder::new()
+        .prefix(".jwt.secret.")
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(data_dir)
+        .with_context(|| format!("cannot create a file in {}", data_dir.display()))?;
+    file.write_all(secret.as_bytes())
+        .and_then(|()| file.as_file().sync_all())
+        .with_context(|| format!("cannot write a new secret in {}", data_dir.display()))?;
+    file.persist(&path)
+        .with_context(|| format!("cannot move the new secret to {}", path.display()))?;
+    fs::File::open(data_dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync {}", data_dir.display()))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_loose_directory_is_tightened() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        fs::create_dir_all(data.join("read")).unwrap();
+        fs::write(data.join("events.db"), b"x").unwrap();
+        fs::set_permissions(&data, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(data.join("read"), fs::Permissions::from_mode(0o775)).unwrap();
+        fs::set_permissions(data.join("events.db"), fs::Permissions::from_mode(0o644)).unwrap();
+        prepare(&data).unwrap();
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&data.join("read")), 0o700);
+        assert_eq!(mode(&data.join("events.db")), 0o600);
+
+        fs::write(secret_path(&data), [b'k'; 40]).unwrap();
+        fs::set_permissions(secret_path(&data), fs::Permissions::from_mode(0o640)).unwrap();
+        prepare(&data).unwrap();
+        assert_eq!(
+            mode(&secret_path(&data)),
+            0o640,
+            "left for load_secret to refuse"
+        );
+    }
+
+    #[test]
+    fn a_new_secret_is_private_and_long_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = load_secret(dir.path()).unwrap();
+        assert_eq!(secret.len(), 64);
+        assert_eq!(mode(&secret_path(dir.path())), 0o600);
+        assert_eq!(
+            load_secret(dir.path()).unwrap(),
+            secret,
+            "kept on the next load"
+        );
+        let rotated = write_new_secret(dir.path()).unwrap();
+        assert_ne!(fs::read(rotated).unwrap(), secret);
+    }
+
+    #[test]
+    fn a_short_or_readable_secret_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = secret_path(dir.path());
+        fs::write(&path, b"short").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let e = load_secret(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("holds 5 bytes"), "{e}");
+        fs::write(&path, b"").unwrap();
+        assert!(load_secret(dir.path()).is_err());
+        fs::write(&path, [b'k'; 40]).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let e = load_secret(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("chmod 600"), "{e}");
+    }
+}
