@@ -334,8 +334,8 @@ async fn a_read_that_cannot_become_consistent_in_time_is_internal(backend: Backe
     let f = ApiFailure::of(&answer).expect("an error");
     assert_eq!(f.code, "INTERNAL");
     assert_eq!(
-        f.message,
-        "the read models did not reach position 1000000 within 200 ms"
+        f.message, "the read model leads did not reach position 1000000 within 200 ms",
+        "the message names the model that is behind"
     );
 }
 

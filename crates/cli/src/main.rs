@@ -189,6 +189,9 @@ impl From<RoleArg> for Role {
     }
 }
 
+/// The running server's `/health` address, in the data directory while it serves.
+const SERVE_FILE: &str = "serve.json";
+
 /// Who the demo link signs in, and for how long.
 const DEMO_USER: &str = "olga.supervisor";
 const DEMO_TOKEN_HOURS: u64 = 8;
@@ -263,6 +266,24 @@ fn main() -> anyhow::Result<()> {
             } => run_projections(&data.data_dir, &store, read_dir, follow).await,
         }
     })
+}
+
+/// The `/health` of the server serving `data_dir`, if one is up and answers.
+async fn running_server(data_dir: &Path) -> Option<(String, serde_json::Value)> {
+    let announced = std::fs::read(data_dir.join(SERVE_FILE)).ok()?;
+    let url = serde_json::from_slice::<serde_json::Value>(&announced).ok()?["health"]
+        .as_str()?
+        .to_owned();
+    let response = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .ok()?
+        .get(&url)
+        .send()
+        .await
+        .ok()?;
+    let health = response.json().await.ok()?;
+    Some((url, health))
 }
 
 fn resolve_user(
@@ -428,6 +449,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
+    // Where `projections status` finds the live state (a full disk may keep it from the files).
+    let announced = data_dir.join(SERVE_FILE);
+    let _ = std::fs::write(
+        &announced,
+        serde_json::json!({ "health": format!("http://{address}/health") }).to_string(),
+    );
     println!();
     println!("leadflow is serving");
     match &demo_token {
@@ -452,6 +479,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
     };
     leadflow_server::run(listener, leadflow_server::app(state), shutdown).await?;
+    let _ = std::fs::remove_file(&announced);
     reads.shutdown();
     if let Some(node) = node {
         node.stop().await;
@@ -515,6 +543,35 @@ async fn run_projections(
 }
 
 async fn status(data_dir: &Path, store: &StoreArgs) -> anyhow::Result<()> {
+    if let Some((url, health)) = running_server(data_dir).await {
+        println!("(from the running server at {url})");
+        println!(
+            "{:<10} {:>8} {:>12} {:>12} {:>10}  state",
+            "projection", "version", "checkpoint", "head", "lag"
+        );
+        for p in health["projections"].as_array().into_iter().flatten() {
+            let mut state = p["state"].as_str().unwrap_or("?").to_owned();
+            if let Some(error) = p["error"].as_str() {
+                state += &format!(": {error}");
+            }
+            if state.starts_with("retrying") {
+                state += &format!(
+                    " (attempt {}, next at {})",
+                    p["attempts"],
+                    p["nextAttempt"].as_str().unwrap_or("?")
+                );
+            }
+            println!(
+                "{:<10} {:>8} {:>12} {:>12} {:>10}  {state}",
+                p["name"].as_str().unwrap_or("?"),
+                p["version"],
+                p["checkpoint"],
+                p["head"],
+                p["lag"]
+            );
+        }
+        return Ok(());
+    }
     // Read-only: a running server keeps writing; this only looks.
     let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
     let head: i64 = if store.store == "embedded" {

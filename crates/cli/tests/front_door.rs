@@ -3,34 +3,21 @@
 //! every file the subcommands make is the service's alone; CORS, WebSocket origins and
 //! compression.
 
+mod common;
+
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_leadflow");
-
-/// A `leadflow serve` process on a free port; killed on drop.
-struct Served {
-    child: Child,
-    address: String,
-    /// Everything it printed on stdout up to "leadflow is serving" and the lines after it.
-    startup: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{client, graphql, Served, BIN};
 
 fn serve(data: &Path, extra: &[&str]) -> Served {
-    let mut child = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .args([
             "serve",
             "--listen",
@@ -40,55 +27,8 @@ fn serve(data: &Path, extra: &[&str]) -> Served {
             "--data-dir",
         ])
         .arg(data)
-        .args(extra)
-        .env("LEADFLOW_LOG", "warn")
-        .env_remove("LEADFLOW_JWT_SECRET")
-        .env_remove("LEADFLOW_CORS_ORIGINS")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start leadflow serve");
-    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut startup = String::new();
-    let mut address = None;
-    while let Ok(line) = rx.recv_timeout(Duration::from_secs(120)) {
-        startup.push_str(&line);
-        startup.push('\n');
-        if let Some(rest) = line.trim().strip_prefix("GraphQL:") {
-            let url = rest.split_whitespace().next().expect("a URL");
-            address = Some(
-                url.trim_start_matches("http://")
-                    .trim_end_matches("/graphql")
-                    .to_owned(),
-            );
-        }
-        if address.is_some() && line.trim().is_empty() {
-            break;
-        }
-    }
-    let Some(address) = address else {
-        let mut err = String::new();
-        let _ = child.wait();
-        let _ = child
-            .stderr
-            .take()
-            .expect("stderr")
-            .read_to_string(&mut err);
-        panic!("serve did not start:\n{startup}\n{err}");
-    };
-    Served {
-        child,
-        address,
-        startup,
-    }
+        .args(extra);
+    Served::start(command)
 }
 
 /// Runs a subcommand to its end; its output, or a panic with its stderr.
@@ -156,29 +96,6 @@ fn has_jwt(text: &str) -> bool {
             .collect();
         parts.len() >= 3 && parts[..3].iter().all(|p| p.len() >= 4)
     })
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("an HTTP client")
-}
-
-async fn graphql(s: &Served, token: Option<&str>, query: &str) -> Value {
-    let mut request = client()
-        .post(format!("http://{}/graphql", s.address))
-        .json(&json!({ "query": query }));
-    if let Some(t) = token {
-        request = request.bearer_auth(t);
-    }
-    request
-        .send()
-        .await
-        .expect("POST")
-        .json()
-        .await
-        .expect("JSON")
 }
 
 fn code(answer: &Value) -> &str {

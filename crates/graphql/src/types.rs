@@ -537,6 +537,8 @@ pub enum ProjectionStateGql {
     Starting,
     CatchingUp,
     Live,
+    /// Waiting to apply again after a transient failure (disk full, I/O, busy).
+    Retrying,
     Failed,
     Stopped,
 }
@@ -552,6 +554,10 @@ pub struct ProjectionStatusGql {
     pub state: ProjectionStateGql,
     pub events_per_sec: f64,
     pub error: Option<String>,
+    /// Transient failures in a row (0 when following the log).
+    pub attempts: u32,
+    /// When a retrying model tries again.
+    pub next_attempt: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl From<leadflow_projections::ProjectionStatus> for ProjectionStatusGql {
@@ -566,11 +572,14 @@ impl From<leadflow_projections::ProjectionStatus> for ProjectionStatusGql {
                 ProjectionState::Starting => ProjectionStateGql::Starting,
                 ProjectionState::CatchingUp => ProjectionStateGql::CatchingUp,
                 ProjectionState::Live => ProjectionStateGql::Live,
+                ProjectionState::Retrying => ProjectionStateGql::Retrying,
                 ProjectionState::Failed => ProjectionStateGql::Failed,
                 ProjectionState::Stopped => ProjectionStateGql::Stopped,
             },
             events_per_sec: s.events_per_sec,
             error: s.error,
+            attempts: s.attempts,
+            next_attempt: s.next_attempt,
         }
     }
 }

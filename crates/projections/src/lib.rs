@@ -59,6 +59,30 @@ pub enum ProjectionError {
     Store(#[from] leadflow_store::StoreError),
 }
 
+impl ProjectionError {
+    /// Whether applying again later may succeed: the disk full, an I/O error, the database busy
+    /// past its timeout or out of memory, the event store unreachable. An event that does not
+    /// decode, an apply error or a constraint violation fails the same way every time.
+    pub fn is_transient(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        match self {
+            Self::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(
+                    C::DiskFull
+                        | C::SystemIoFailure
+                        | C::DatabaseBusy
+                        | C::DatabaseLocked
+                        | C::OutOfMemory
+                        | C::CannotOpen
+                )
+            ),
+            Self::Store(leadflow_store::StoreError::Unavailable(_)) => true,
+            Self::Decode { .. } | Self::Apply { .. } | Self::Store(_) => false,
+        }
+    }
+}
+
 /// One read model: its SQL (tables and indexes) and how events change its rows.
 pub trait Projection: Send + 'static {
     /// Stable name; also the database file name.

@@ -5,8 +5,11 @@
 //! and a failed one drops out, so neither holds the others back.
 //! A batch's rows and the projection's checkpoint commit in one SQLite transaction; an event
 //! the projection cannot apply rolls the batch back and stops that projection with a status
-//! naming the event and the error. A new version of a projection's SQL drops its tables and
-//! rebuilds it from the start of the log.
+//! naming the event and the error, unless the failure is transient (the disk full, an I/O
+//! error, the database busy, the store unreachable): then the projection leaves its feeder,
+//! waits with capped exponential backoff and resumes from its checkpoint on a feeder of its
+//! own, by itself, with nothing lost or applied twice (the failed batch rolled back). A new
+//! version of a projection's SQL drops its tables and rebuilds it from the start of the log.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -50,8 +53,41 @@ pub enum ProjectionState {
     Starting,
     CatchingUp,
     Live,
+    /// A transient failure: waiting to apply again from the checkpoint.
+    Retrying,
     Failed,
     Stopped,
+}
+
+impl ProjectionState {
+    /// The name ops see (`/health`, `projections status`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::CatchingUp => "catching up",
+            Self::Live => "live",
+            Self::Retrying => "retrying",
+            Self::Failed => "failed",
+            Self::Stopped => "stopped",
+        }
+    }
+
+    /// Whether the model is not following the log by itself right now.
+    pub fn is_unhealthy(self) -> bool {
+        matches!(self, Self::Retrying | Self::Failed)
+    }
+}
+
+/// The first wait after a transient failure; each further attempt doubles it, up to
+/// [`RETRY_MAX`].
+pub const RETRY_FIRST: Duration = Duration::from_millis(250);
+pub const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// How long to wait before attempt `n` (1-based) after a transient failure.
+pub fn retry_delay(attempt: u32) -> Duration {
+    RETRY_FIRST
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(RETRY_MAX)
 }
 
 #[derive(Clone, Debug)]
@@ -63,8 +99,13 @@ pub struct ProjectionStatus {
     pub state: ProjectionState,
     /// Events applied per second over the last second or so.
     pub events_per_sec: f64,
-    /// For a failed projection: the event it could not apply and why.
+    /// For a failed projection: the event it could not apply and why; for a retrying one,
+    /// the last transient error.
     pub error: Option<String>,
+    /// Transient failures in a row (0 once a batch commits again).
+    pub attempts: u32,
+    /// When a retrying projection tries again.
+    pub next_attempt: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl ProjectionStatus {
@@ -95,8 +136,14 @@ pub struct ReadSide {
 pub enum ReadError {
     #[error("projection {name} has failed: {error}")]
     Failed { name: &'static str, error: String },
-    #[error("the read models did not reach position {position} within {waited_ms} ms")]
-    Timeout { position: Position, waited_ms: u64 },
+    #[error("the read model {name} did not reach position {position} within {waited_ms} ms{why}")]
+    Timeout {
+        name: &'static str,
+        position: Position,
+        waited_ms: u64,
+        /// What keeps it behind, if known (`: it is retrying after ...`).
+        why: String,
+    },
     #[error("unknown read model {0}")]
     Unknown(String),
     #[error("read model database: {0}")]
@@ -141,6 +188,8 @@ impl ReadSide {
                 state: ProjectionState::Starting,
                 events_per_sec: 0.0,
                 error: None,
+                attempts: 0,
+                next_attempt: None,
             }));
             let (cp_tx, cp_rx) = watch::channel(checkpoint);
             let (inbox, rx) = std::sync::mpsc::sync_channel(READ_AHEAD);
@@ -250,10 +299,20 @@ impl ReadSide {
             match reached {
                 Ok(result) => result?,
                 Err(_) => {
+                    let status = h.status.lock().expect("status lock").clone();
+                    let why = match (status.state, status.error) {
+                        (ProjectionState::Retrying, Some(error)) => format!(
+                            ": it is at {} and retrying after a transient failure (attempt {}): {error}",
+                            status.checkpoint, status.attempts
+                        ),
+                        _ => String::new(),
+                    };
                     return Err(ReadError::Timeout {
+                        name: status.name,
                         position,
                         waited_ms: timeout.as_millis() as u64,
-                    })
+                        why,
+                    });
                 }
             }
         }
@@ -707,78 +766,205 @@ impl Feeder {
     }
 }
 
+/// How a worker's draining ended.
+enum Drained {
+    /// Shut down.
+    Stopped,
+    /// Stopped for the operator at an event (the status says which and why).
+    Failed,
+    /// A transient failure at the checkpoint; nothing of the failed batch was committed.
+    Transient(ProjectionError),
+}
+
 impl Worker {
-    fn run(mut self, position: Position, rx: std::sync::mpsc::Receiver<Fed>) {
+    fn run(mut self, mut position: Position, rx: std::sync::mpsc::Receiver<Fed>) {
         let runtime = self.runtime.clone();
         let _context = runtime.enter();
-        self.drain(position, &rx);
+        let mut rx = rx;
+        let mut attempts = 0u32;
+        loop {
+            match self.drain(&mut position, &rx, &mut attempts) {
+                Drained::Stopped => break,
+                Drained::Failed => return,
+                Drained::Transient(error) => {
+                    // Leave the shared feeder, which goes on for the others.
+                    drop(rx);
+                    attempts += 1;
+                    let delay = retry_delay(attempts);
+                    self.retrying(position, &error, attempts, delay);
+                    let mut shutdown = self.shutdown.clone();
+                    let stopped = self.runtime.block_on(async {
+                        tokio::time::timeout(delay, shutdown.wait_for(|stop| *stop))
+                            .await
+                            .is_ok()
+                    });
+                    if stopped {
+                        break;
+                    }
+                    rx = match self.own_feeder(position) {
+                        Ok(rx) => rx,
+                        Err(e) => {
+                            self.fail(position, &e);
+                            return;
+                        }
+                    };
+                }
+            }
+        }
+        self.status.lock().expect("status lock").state = ProjectionState::Stopped;
+    }
+
+    /// A feeder of this worker's own, from `position`: after a transient failure the shared
+    /// one has moved on.
+    fn own_feeder(
+        &self,
+        position: Position,
+    ) -> Result<std::sync::mpsc::Receiver<Fed>, ProjectionError> {
+        let (inbox, rx) = std::sync::mpsc::sync_channel(READ_AHEAD);
+        let name = self.projection.name();
+        let feeder = Feeder {
+            store: self.store.clone(),
+            runtime: self.runtime.clone(),
+            shutdown: self.shutdown.clone(),
+            members: vec![Member {
+                name,
+                checkpoint: position,
+                inbox,
+            }],
+        };
+        // Detached: it ends at shutdown or when this worker drops `rx`.
+        spawn(format!("feed-{name}"), position, move || {
+            feeder.run(position)
+        })?;
+        Ok(rx)
+    }
+
+    /// Publishes a transient failure and when the next attempt comes.
+    fn retrying(
+        &self,
+        position: Position,
+        error: &ProjectionError,
+        attempts: u32,
+        delay: Duration,
+    ) {
+        let name = self.projection.name();
+        let message = error.to_string();
+        tracing::warn!(
+            projection = name,
+            checkpoint = %position,
+            attempt = attempts,
+            retry_in_ms = delay.as_millis() as u64,
+            error = %message,
+            "transient failure, retrying from the checkpoint"
+        );
+        let mut s = self.status.lock().expect("status lock");
+        s.state = ProjectionState::Retrying;
+        s.error = Some(message);
+        s.attempts = attempts;
+        s.checkpoint = position;
+        s.next_attempt = chrono::Duration::from_std(delay)
+            .ok()
+            .map(|d| chrono::Utc::now() + d);
+    }
+
+    /// Ends a rebuild once the checkpoint is at the head.
+    fn finish_if_caught_up(
+        &mut self,
+        position: Position,
+        spent: &Spent,
+    ) -> Result<(), ProjectionError> {
+        if !self.rebuilding
+            || !self
+                .runtime
+                .block_on(self.store.head())
+                .is_ok_and(|head| position >= head)
+        {
+            return Ok(());
+        }
+        let finishing = Instant::now();
+        finish_rebuild(&mut self.conn, self.projection.as_mut())?;
+        self.rebuilding = false;
+        tracing::info!(
+            projection = self.projection.name(),
+            events = spent.events,
+            waiting_ms = spent.waiting.as_millis() as u64,
+            applying_ms = spent.applying.as_millis() as u64,
+            committing_ms = spent.committing.as_millis() as u64,
+            other_ms = spent
+                .working
+                .saturating_sub(spent.applying + spent.committing)
+                .as_millis() as u64,
+            finishing_ms = finishing.elapsed().as_millis() as u64,
+            "caught up from zero"
+        );
+        Ok(())
+    }
+
+    /// Stops for the operator on a permanent failure; hands a transient one back for a retry.
+    fn failed(&mut self, position: Position, error: ProjectionError) -> Drained {
+        if error.is_transient() {
+            Drained::Transient(error)
+        } else {
+            self.fail(position, &error);
+            Drained::Failed
+        }
     }
 
     /// Applies what the feeder hands over until shutdown or failure.
-    fn drain(&mut self, mut position: Position, rx: &std::sync::mpsc::Receiver<Fed>) {
+    fn drain(
+        &mut self,
+        position: &mut Position,
+        rx: &std::sync::mpsc::Receiver<Fed>,
+        attempts: &mut u32,
+    ) -> Drained {
         let mut window = (Instant::now(), 0u64);
         let mut spent = Spent::default();
+        // A retry of a rebuild that failed while finishing has no event left to apply.
+        if *attempts > 0 {
+            if let Err(e) = self.finish_if_caught_up(*position, &spent) {
+                return self.failed(*position, e);
+            }
+        }
         loop {
             if *self.shutdown.borrow() {
-                break;
+                return Drained::Stopped;
             }
             let waited = Instant::now();
-            let Ok(fed) = rx.recv() else { break };
+            let Ok(fed) = rx.recv() else {
+                return Drained::Stopped;
+            };
             spent.waiting += waited.elapsed();
             let working = Instant::now();
+            let from = *position;
             let applied = fed
                 .map_err(|(position, reason)| ProjectionError::Decode { position, reason })
                 .and_then(|batch| {
                     // A shared feeder may start below this projection's checkpoint.
-                    let fresh = &batch[batch.partition_point(|e| e.position <= position)..];
+                    let fresh = &batch[batch.partition_point(|e| e.position <= from)..];
                     let Some(last) = fresh.last().map(|e| e.position) else {
-                        return Ok((position, 0));
+                        return Ok((from, 0));
                     };
                     self.apply(fresh, &mut spent)?;
                     Ok((last, fresh.len() as u64))
                 });
             let (last, n) = match applied {
                 Ok(done) => done,
-                Err(e) => {
-                    self.fail(position, &e);
-                    return;
-                }
+                Err(e) => return self.failed(*position, e),
             };
             window.1 += n;
             spent.events += n;
             spent.working += working.elapsed();
-            position = last;
-            if self.rebuilding
-                && self
-                    .runtime
-                    .block_on(self.store.head())
-                    .is_ok_and(|head| position >= head)
-            {
-                let finishing = Instant::now();
-                if let Err(e) = finish_rebuild(&mut self.conn, self.projection.as_mut()) {
-                    self.fail(position, &e);
-                    return;
-                }
-                self.rebuilding = false;
-                tracing::info!(
-                    projection = self.projection.name(),
-                    events = spent.events,
-                    waiting_ms = spent.waiting.as_millis() as u64,
-                    applying_ms = spent.applying.as_millis() as u64,
-                    committing_ms = spent.committing.as_millis() as u64,
-                    other_ms = spent
-                        .working
-                        .saturating_sub(spent.applying + spent.committing)
-                        .as_millis() as u64,
-                    finishing_ms = finishing.elapsed().as_millis() as u64,
-                    "caught up from zero"
-                );
+            *position = last;
+            if n > 0 {
+                *attempts = 0;
+            }
+            if let Err(e) = self.finish_if_caught_up(*position, &spent) {
+                return self.failed(*position, e);
             }
             // Status first: whoever the checkpoint wakes may read it.
-            self.publish(position, &mut window);
-            let _ = self.checkpoint.send(position);
+            self.publish(*position, &mut window);
+            let _ = self.checkpoint.send(*position);
         }
-        self.status.lock().expect("status lock").state = ProjectionState::Stopped;
     }
 
     fn apply(&mut self, envelopes: &[Envelope], spent: &mut Spent) -> Result<(), ProjectionError> {
@@ -800,6 +986,17 @@ impl Worker {
     fn publish(&self, position: Position, window: &mut (Instant, u64)) {
         let head = self.runtime.block_on(self.store.head()).unwrap_or(position);
         let mut s = self.status.lock().expect("status lock");
+        if s.state == ProjectionState::Retrying {
+            tracing::info!(
+                projection = self.projection.name(),
+                checkpoint = %position,
+                attempts = s.attempts,
+                "recovered from a transient failure"
+            );
+            s.error = None;
+            s.attempts = 0;
+            s.next_attempt = None;
+        }
         s.checkpoint = position;
         s.head = head;
         s.state = if position >= head {

@@ -23,7 +23,6 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 
 use leadflow_graphql::{ApiSchema, AppState};
-use leadflow_projections::ProjectionState;
 
 pub use auth::Auth;
 pub use origins::Origins;
@@ -222,21 +221,22 @@ async fn graphiql() -> Response {
         .into_response()
 }
 
+/// `ok` (200) while every read model follows the log by itself; `degraded` (503) while one is
+/// retrying after a transient failure or has stopped at an event, with its error, attempts and
+/// next attempt.
 async fn health(State(s): State<ServerState>) -> Response {
     let status = s.app.reads.status().await;
-    let failed: Vec<&str> = status
-        .iter()
-        .filter(|p| p.state == ProjectionState::Failed)
-        .map(|p| p.name)
-        .collect();
+    let healthy = status.iter().all(|p| !p.state.is_unhealthy());
     let body = serde_json::json!({
-        "status": if failed.is_empty() { "ok" } else { "degraded" },
+        "status": if healthy { "ok" } else { "degraded" },
         "projections": status.iter().map(|p| serde_json::json!({
-            "name": p.name, "checkpoint": p.checkpoint.0, "head": p.head.0, "lag": p.lag(),
-            "state": format!("{:?}", p.state), "error": p.error,
+            "name": p.name, "version": p.version, "checkpoint": p.checkpoint.0,
+            "head": p.head.0, "lag": p.lag(), "state": p.state.label(),
+            "eventsPerSec": p.events_per_sec, "error": p.error, "attempts": p.attempts,
+            "nextAttempt": p.next_attempt.map(|t| t.to_rfc3339()),
         })).collect::<Vec<_>>(),
     });
-    let code = if failed.is_empty() {
+    let code = if healthy {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -1,0 +1,117 @@
+//! A `leadflow serve` process driven over real HTTP, shared by the binary's test files.
+
+#![allow(dead_code)] // each test file uses its own part
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_leadflow");
+
+/// A `leadflow serve` process; killed on drop.
+pub struct Served {
+    pub child: Child,
+    pub address: String,
+    /// What it printed on stdout up to the end of its startup lines.
+    pub startup: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    /// Starts `command` (which runs `leadflow serve --listen 127.0.0.1:0 ...`, perhaps through
+    /// a wrapper) and waits for its startup lines.
+    pub fn start(mut command: Command) -> Served {
+        let mut child = command
+            .env("LEADFLOW_LOG", "warn")
+            .env_remove("LEADFLOW_JWT_SECRET")
+            .env_remove("LEADFLOW_CORS_ORIGINS")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start leadflow serve");
+        // Drained all along: a full pipe would block the server's logging.
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().expect("stderr");
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .expect("stderr")
+                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        });
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut startup = String::new();
+        let mut address = None;
+        while let Ok(line) = rx.recv_timeout(Duration::from_secs(120)) {
+            startup.push_str(&line);
+            startup.push('\n');
+            if let Some(rest) = line.trim().strip_prefix("GraphQL:") {
+                let url = rest.split_whitespace().next().expect("a URL");
+                address = Some(
+                    url.trim_start_matches("http://")
+                        .trim_end_matches("/graphql")
+                        .to_owned(),
+                );
+            }
+            if address.is_some() && line.trim().is_empty() {
+                break;
+            }
+        }
+        let Some(address) = address else {
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(100));
+            let err = stderr.lock().expect("stderr").clone();
+            panic!("serve did not start:\n{startup}\n{err}");
+        };
+        Served {
+            child,
+            address,
+            startup,
+        }
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client")
+}
+
+pub async fn graphql(s: &Served, token: Option<&str>, query: &str) -> Value {
+    let mut request = client()
+        .post(format!("http://{}/graphql", s.address))
+        .json(&json!({ "query": query }));
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    request
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("JSON")
+}

@@ -1,0 +1,264 @@
+//! Read models heal by themselves after a transient failure: a real `SQLITE_FULL` (the
+//! model's database capped with `PRAGMA max_page_count` under the running model, then
+//! uncapped) makes it retry from its checkpoint and catch up with exactly the rows of a model
+//! that never failed, while the others go on; a constraint violation still stops it at that
+//! event for the operator.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use rusqlite::Transaction;
+use uuid::Uuid;
+
+use leadflow_domain::commands::{RegisterLead, ResponsibleChoice};
+use leadflow_domain::details::LeadDetails;
+use leadflow_domain::values::{Comment, Name};
+use leadflow_domain::{Actor, Catalog, LeadCommand, LeadId, Role, UserId};
+use leadflow_engine::{CommandMeta, Engine, EngineConfig, FixedClock, SequentialIds};
+use leadflow_projections::history::HistoryProjection;
+use leadflow_projections::leads::LeadsProjection;
+use leadflow_projections::{
+    Envelope, Projection, ProjectionError, ProjectionState, ProjectionStatus, ReadSide,
+};
+use leadflow_store::{EventStore, Position};
+use leadflow_store_embedded::EmbeddedStore;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The leads model, with its database capped at its current size while `full` is set (every
+/// new page then fails with SQLITE_FULL, as on a full disk), and a unique-key violation on the
+/// events of `violate`'s stream.
+struct Leads {
+    inner: LeadsProjection,
+    full: Arc<AtomicBool>,
+    violate: Option<String>,
+}
+
+impl Projection for Leads {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn version(&self) -> u32 {
+        self.inner.version()
+    }
+    fn schema(&self) -> &'static str {
+        self.inner.schema()
+    }
+    fn apply(&mut self, tx: &Transaction<'_>, events: &[Envelope]) -> Result<(), ProjectionError> {
+        if self.full.load(Ordering::SeqCst) {
+            let pages: i64 = tx.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            tx.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+        } else {
+            tx.query_row("PRAGMA max_page_count = 4294967294", [], |_| Ok(()))?;
+        }
+        if let Some(stream) = &self.violate {
+            if events.iter().any(|e| &e.stream == stream) {
+                tx.execute(
+                    "INSERT INTO projection_state(name, version, position, state) VALUES ('leads', 1, 0, 'ok')",
+                    [],
+                )?;
+            }
+        }
+        self.inner.apply(tx, events)
+    }
+    fn set_rebuilding(&mut self, rebuilding: bool) {
+        self.inner.set_rebuilding(rebuilding)
+    }
+    fn finish_rebuild(&mut self, tx: &Transaction<'_>) -> Result<(), ProjectionError> {
+        self.inner.finish_rebuild(tx)
+    }
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    store: Arc<dyn EventStore>,
+    engine: Engine,
+    catalog: Arc<Catalog>,
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn EventStore> =
+        Arc::new(EmbeddedStore::open(dir.path().join("events.db")).unwrap());
+    let catalog = Arc::new(Catalog::default_catalog());
+    let clock = Arc::new(FixedClock::at(
+        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
+    ));
+    let engine = Engine::new(
+        store.clone(),
+        catalog.clone(),
+        clock,
+        Arc::new(SequentialIds::default()),
+        EngineConfig::default(),
+    );
+    World {
+        dir,
+        store,
+        engine,
+        catalog,
+    }
+}
+
+impl World {
+    fn reads(&self, dir: &Path, full: &Arc<AtomicBool>, violate: Option<LeadId>) -> ReadSide {
+        let leads = Leads {
+            inner: LeadsProjection::default(),
+            full: full.clone(),
+            violate: violate.map(|id| format!("lead-{id}")),
+        };
+        let projections: Vec<Box<dyn Projection>> = vec![
+            Box::new(leads),
+            Box::new(HistoryProjection::new(self.catalog.clone())),
+        ];
+        ReadSide::start(dir, self.store.clone(), projections).unwrap()
+    }
+
+    /// Registers leads `from..to`, each with a long comment (pages to write); the last position.
+    async fn register(&self, from: u128, to: u128) -> Position {
+        let ivan = Actor {
+            user: UserId::named("ivan.manager"),
+            role: Role::Manager,
+        };
+        let mut last = Position::START;
+        for n in from..to {
+            let id = LeadId::from_uuid(Uuid::from_u128(n));
+            let command = LeadCommand::Register(RegisterLead {
+                lead_id: id,
+                funnel: None,
+                responsible: ResponsibleChoice::Creator,
+                details: LeadDetails {
+                    comment: Some(
+                        Comment::parse("comment", &"Подробности заявки. ".repeat(40)).unwrap(),
+                    ),
+                    ..LeadDetails::titled(Name::parse("title", &format!("Lead {n}")).unwrap())
+                },
+            });
+            last = self
+                .engine
+                .execute(id, command, CommandMeta::by(ivan))
+                .await
+                .unwrap()
+                .position
+                .unwrap();
+        }
+        last
+    }
+}
+
+async fn status_of(reads: &ReadSide, name: &str) -> ProjectionStatus {
+    reads
+        .status()
+        .await
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap()
+}
+
+/// Polls until `check` holds for the named model's status; panics with the last one if not.
+async fn until(reads: &ReadSide, name: &str, check: impl Fn(&ProjectionStatus) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let status = status_of(reads, name).await;
+        if check(&status) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never came: {status:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn dump(path: &Path) -> Vec<String> {
+    leadflow_projections::dump_tables(path).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_read_model_retries_and_heals_with_the_rows_of_one_that_never_failed() {
+    let w = world();
+    let full = Arc::new(AtomicBool::new(false));
+    let dir = w.dir.path().join("read");
+    let reads = w.reads(&dir, &full, None);
+    let before = w.register(1, 21).await;
+    reads.wait_for(before, WAIT).await.unwrap();
+
+    full.store(true, Ordering::SeqCst);
+    let during = w.register(21, 61).await;
+    until(&reads, "leads", |s| {
+        s.state == ProjectionState::Retrying && s.attempts >= 2
+    })
+    .await;
+    let retrying = status_of(&reads, "leads").await;
+    let error = retrying.error.clone().unwrap();
+    assert!(error.contains("full"), "{error}");
+    assert!(retrying.next_attempt.is_some(), "{retrying:?}");
+    assert!(retrying.checkpoint < during, "{retrying:?}");
+    // The others go on meanwhile.
+    until(&reads, "history", |s| {
+        s.checkpoint == during && s.state == ProjectionState::Live
+    })
+    .await;
+    // A consistency wait the retrying model cannot meet times out naming it and why.
+    let err = reads
+        .wait_for(during, Duration::from_millis(300))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("read model leads") && err.contains("retrying") && err.contains("full"),
+        "{err}"
+    );
+
+    full.store(false, Ordering::SeqCst);
+    reads.wait_for(during, WAIT).await.unwrap();
+    let healed = status_of(&reads, "leads").await;
+    assert_eq!(healed.state, ProjectionState::Live, "{healed:?}");
+    assert_eq!((healed.attempts, healed.error.clone()), (0, None));
+    let after = w.register(61, 66).await;
+    reads.wait_for(after, WAIT).await.unwrap();
+    reads.shutdown();
+
+    let reference = w.dir.path().join("reference");
+    let never_failed = w.reads(&reference, &Arc::new(AtomicBool::new(false)), None);
+    never_failed.wait_for(after, WAIT).await.unwrap();
+    never_failed.shutdown();
+    assert_eq!(
+        dump(&dir.join("leads.db")),
+        dump(&reference.join("leads.db"))
+    );
+    assert_eq!(
+        dump(&dir.join("history.db")),
+        dump(&reference.join("history.db"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_constraint_violation_stops_the_model_at_that_event_and_is_never_retried() {
+    let w = world();
+    let bad = LeadId::from_uuid(Uuid::from_u128(5));
+    let reads = w.reads(
+        &w.dir.path().join("read"),
+        &Arc::new(AtomicBool::new(false)),
+        Some(bad),
+    );
+    let before = w.register(1, 5).await;
+    reads.wait_for(before, WAIT).await.unwrap();
+    let at = w.register(5, 6).await;
+    let after = w.register(6, 8).await;
+
+    until(&reads, "leads", |s| s.state == ProjectionState::Failed).await;
+    until(&reads, "history", |s| s.checkpoint == after).await;
+    // Still stopped at that event a while later: not retried.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let leads = status_of(&reads, "leads").await;
+    assert_eq!(leads.state, ProjectionState::Failed, "{leads:?}");
+    assert_eq!(leads.attempts, 0);
+    assert_eq!(
+        leads.checkpoint, before,
+        "stopped before the violating event {at}"
+    );
+    let error = leads.error.unwrap();
+    assert!(error.contains("UNIQUE constraint failed"), "{error}");
+    reads.shutdown();
+}
