@@ -12,7 +12,7 @@ IMPURE := tokio|rusqlite|libsqlite3-sys|axum|hyper|mio|eventstore|tonic|reqwest|
 PYENV := target/pyenv
 NODE_TESTS := tests/node
 
-.PHONY: help run test lint purity unit smoke bench schemas clean
+.PHONY: help run test lint purity provenance unit smoke bench schemas clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ run: ## build and serve GraphQL + GraphiQL on 127.0.0.1:8080 with demo data (cre
 
 test: lint unit smoke ## everything CI runs: fmt check, clippy -D warnings, domain purity, every test, the Python smoke
 
-lint: purity ## fmt check, clippy with -D warnings, and the domain purity check
+lint: purity provenance ## fmt check, clippy with -D warnings, the domain purity check, the provenance check
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
@@ -32,6 +32,10 @@ purity: ## prove leadflow-domain pulls in no IO, async runtime or store
 	bad=$$(echo "$$deps" | grep -Ex '$(IMPURE)' || true); \
 	if [ -n "$$bad" ]; then echo "leadflow-domain must stay pure, but depends on: $$bad"; exit 1; fi; \
 	echo "leadflow-domain is pure: $$(echo "$$deps" | wc -l) crates, none of $(IMPURE)"
+
+provenance: ## no tracked file of 512+ bytes is byte-identical to a file of a package the build or tests use
+	python3 tests/provenance/check.py
+	python3 tests/provenance/test_check.py
 
 unit: ## every test of the workspace
 	$(CARGO) test --workspace --all-targets

@@ -175,6 +175,38 @@ def run(c, P):
         check("subscribe $all from a position is exclusive", [g.id for g in got] == [e[2].id],
               [(g.stream_name, g.type, g.commit_position) for g in got])
 
+    # --- caught-up and checkpoint messages say where and when (the newer streams.proto)
+    last = list(c.read_all(backwards=True, limit=1, filter_exclude=(), timeout=CALL_TIMEOUT))[0]
+
+    def until_caught_up(sub):
+        got = []
+        for g in sub:
+            got.append(g)
+            if g.is_caught_up:
+                break
+        return got
+
+    with c.subscribe_to_all(filter_include=[f"{P}-.*"], filter_by_stream_name=True,
+                            include_caught_up=True, include_checkpoints=True,
+                            timeout=CALL_TIMEOUT) as sub:
+        got = until_caught_up(sub)
+    up = got[-1]
+    check("$all caught-up carries the position it caught up at and the server's time",
+          up.is_caught_up and up.commit_position == last.commit_position
+          and up.recorded_at is not None,
+          (up.commit_position, last.commit_position, up.recorded_at))
+    checkpoints = [g for g in got if g.is_checkpoint]
+    check("$all checkpoints carry their time",
+          checkpoints and all(g.recorded_at is not None for g in checkpoints),
+          [(g.commit_position, g.recorded_at) for g in checkpoints])
+    with c.subscribe_to_stream(s2, include_caught_up=True, timeout=CALL_TIMEOUT) as sub:
+        got = until_caught_up(sub)
+    up = got[-1]
+    check("stream caught-up carries the stream's last revision and the server's time",
+          up.is_caught_up and up.stream_position == 2 and up.recorded_at is not None
+          and [g.id for g in got[:-1]] == [x.id for x in f] + [live.id],
+          (up.stream_position, up.recorded_at))
+
     # --- soft delete, undelete, tombstone
     sd, st = f"{P}-deleted", f"{P}-tombstoned"
     c.append_to_stream(sd, current_version=StreamState.NO_STREAM, events=[ev("A", {}), ev("B", {})])

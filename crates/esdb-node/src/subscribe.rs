@@ -1,7 +1,11 @@
 //! Catch-up subscriptions, to a stream or to `$all` (optionally filtered): a confirmation,
 //! the events after the start point, `caught_up`, then live events in commit order with no
 //! gaps or duplicates. Pull-based: page from where the subscriber is, and at the head wait for
-//! the store's head to move.
+//! the store's head to move. As KurrentDB documents it, `caught_up` carries the server's time
+//! and where the subscription stands (the stream revision, or the `$all` position; neither
+//! while the stream or the log is empty), and so does every checkpoint's time. `fell_behind`
+//! is never sent: a live subscription here never returns to catch-up (a slow subscriber holds
+//! its own reader back instead).
 
 use std::sync::Arc;
 
@@ -79,8 +83,29 @@ fn content(c: read_resp::Content) -> Result<ReadResp, Status> {
     Ok(ReadResp { content: Some(c) })
 }
 
-fn caught_up() -> read_resp::Content {
-    read_resp::Content::CaughtUp(read_resp::CaughtUp {})
+fn now() -> Option<prost_types::Timestamp> {
+    Some(std::time::SystemTime::now().into())
+}
+
+/// Caught up on a stream, after `revision` (none while the stream is empty).
+fn caught_up_on_stream(revision: Option<u64>) -> read_resp::Content {
+    read_resp::Content::CaughtUp(read_resp::CaughtUp {
+        timestamp: now(),
+        stream_revision: revision.map(|r| r as i64),
+        position: None,
+    })
+}
+
+/// Caught up on `$all` at `after` (none while the log is empty).
+fn caught_up_on_all(after: Position) -> read_resp::Content {
+    read_resp::Content::CaughtUp(read_resp::CaughtUp {
+        timestamp: now(),
+        stream_revision: None,
+        position: (after > Position::START).then_some(read_resp::Position {
+            commit_position: after.0,
+            prepare_position: after.0,
+        }),
+    })
 }
 
 /// Runs a subscription until the subscriber goes away (or its stream is tombstoned).
@@ -140,7 +165,12 @@ async fn stream_subscription(
         if page.len() < PAGE {
             if !live {
                 live = true;
-                if tx.send(content(caught_up())).await.is_err() {
+                let revision = next.checked_sub(1);
+                if tx
+                    .send(content(caught_up_on_stream(revision)))
+                    .await
+                    .is_err()
+                {
                     return Ok(());
                 }
             }
@@ -171,6 +201,7 @@ async fn all_subscription(
         read_resp::Content::Checkpoint(read_resp::Checkpoint {
             commit_position: p.0,
             prepare_position: p.0,
+            timestamp: now(),
         })
     };
     loop {
@@ -204,7 +235,7 @@ async fn all_subscription(
                 if plan.filter.is_some() && tx.send(content(checkpoint(after))).await.is_err() {
                     return Ok(());
                 }
-                if tx.send(content(caught_up())).await.is_err() {
+                if tx.send(content(caught_up_on_all(after))).await.is_err() {
                     return Ok(());
                 }
             }
