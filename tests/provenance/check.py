@@ -43,9 +43,11 @@ def tracked(repo):
 
 def cargo_packages(manifest):
     """(name, version, directory) of every registry package of the workspace's graph."""
+    host = subprocess.run(["rustc", "-vV"], check=True, capture_output=True, text=True).stdout
+    target = next(l.split(": ", 1)[1] for l in host.splitlines() if l.startswith("host: "))
     meta = json.loads(subprocess.run(
         [os.environ.get("CARGO", "cargo"), "metadata", "--format-version", "1",
-         "--manifest-path", manifest],
+         "--filter-platform", target, "--manifest-path", manifest],
         check=True, capture_output=True).stdout)
     members = set(meta["workspace_members"])
     for p in meta["packages"]:
@@ -83,6 +85,9 @@ def main():
     sources = list(cargo_packages(manifest)) + list(installed_packages(repo))
     offences, compared = [], 0
     for label, root in sources:
+        if not os.path.isdir(root):
+            print(f"warning: {label} is not unpacked at {root}; its files are not compared")
+            continue
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = [d for d in dirnames if d not in (".git", "target")]
             for name in filenames:

@@ -271,9 +271,13 @@ fn main() -> anyhow::Result<()> {
 /// The `/health` of the server serving `data_dir`, if one is up and answers.
 async fn running_server(data_dir: &Path) -> Option<(String, serde_json::Value)> {
     let announced = std::fs::read(data_dir.join(SERVE_FILE)).ok()?;
-    let url = serde_json::from_slice::<serde_json::Value>(&announced).ok()?["health"]
-        .as_str()?
-        .to_owned();
+    let announced: serde_json::Value = serde_json::from_slice(&announced).ok()?;
+    // Left behind by a server that was killed: whatever answers there now is not it.
+    let pid = announced["pid"].as_u64()?;
+    if !Path::new(&format!("/proc/{pid}")).exists() {
+        return None;
+    }
+    let url = announced["health"].as_str()?.to_owned();
     let response = reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
         .build()
@@ -453,7 +457,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let announced = data_dir.join(SERVE_FILE);
     let _ = std::fs::write(
         &announced,
-        serde_json::json!({ "health": format!("http://{address}/health") }).to_string(),
+        serde_json::json!({
+            "health": format!("http://{address}/health"),
+            "pid": std::process::id(),
+        })
+        .to_string(),
     );
     println!();
     println!("leadflow is serving");
@@ -478,8 +486,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    leadflow_server::run(listener, leadflow_server::app(state), shutdown).await?;
+    let served = leadflow_server::run(listener, leadflow_server::app(state), shutdown).await;
     let _ = std::fs::remove_file(&announced);
+    served?;
     reads.shutdown();
     if let Some(node) = node {
         node.stop().await;

@@ -29,9 +29,13 @@ pub fn prepare(data_dir: &Path) -> anyhow::Result<()> {
         .mode(0o700)
         .create(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    tighten(data_dir)
+    // The directory itself may be a link (`/var/lib/leadflow -> /srv/...`): follow that one.
+    let root = fs::canonicalize(data_dir)
+        .with_context(|| format!("cannot resolve {}", data_dir.display()))?;
+    tighten(&root)
 }
 
+/// Tightens `path` and what is under it; links inside are left alone (they may point anywhere).
 fn tighten(path: &Path) -> anyhow::Result<()> {
     let meta = fs::symlink_metadata(path)
         .with_context(|| format!("cannot read the mode of {}", path.display()))?;
@@ -74,7 +78,8 @@ pub fn load_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     }
     let path = secret_path(data_dir);
     if !path.exists() {
-        write_new_secret(data_dir)?;
+        // Two first starts at once: whichever lands first is the secret, both read it.
+        write_secret(data_dir, false)?;
     }
     let mode = fs::metadata(&path)
         .with_context(|| format!("cannot read {}", path.display()))?
@@ -104,6 +109,11 @@ pub fn load_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
 /// fsync, rename over the old one, fsync the directory, so a crash or a full disk leaves the
 /// old secret or the new one, never an empty file.
 pub fn write_new_secret(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    write_secret(data_dir, true)
+}
+
+/// Writes a fresh secret; over an existing one only if `replace`.
+fn write_secret(data_dir: &Path, replace: bool) -> anyhow::Result<PathBuf> {
     let path = secret_path(data_dir);
     let secret = format!(
         "{}{}",
@@ -118,8 +128,15 @@ pub fn write_new_secret(data_dir: &Path) -> anyhow::Result<PathBuf> {
     file.write_all(secret.as_bytes())
         .and_then(|()| file.as_file().sync_all())
         .with_context(|| format!("cannot write a new secret in {}", data_dir.display()))?;
-    file.persist(&path)
-        .with_context(|| format!("cannot move the new secret to {}", path.display()))?;
+    let persisted = if replace {
+        file.persist(&path).map(drop)
+    } else {
+        match file.persist_noclobber(&path) {
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            other => other.map(drop),
+        }
+    };
+    persisted.with_context(|| format!("cannot move the new secret to {}", path.display()))?;
     fs::File::open(data_dir)
         .and_then(|d| d.sync_all())
         .with_context(|| format!("cannot sync {}", data_dir.display()))?;

@@ -18,10 +18,22 @@ use common::{client, graphql, Served, BIN};
 /// `serve` with `<data>/read` on a 2 MiB tmpfs that only it sees.
 fn serve_on_a_small_disk(data: &Path) -> Served {
     std::fs::create_dir_all(data.join("read")).unwrap();
+    let user_namespace: &[&str] = if is_root() {
+        &[]
+    } else {
+        &["--user", "--map-root-user"]
+    };
+    let probe = Command::new("unshare")
+        .args(user_namespace)
+        .args(["--mount", "true"])
+        .output();
+    assert!(
+        probe.as_ref().is_ok_and(|o| o.status.success()),
+        "this test puts the read models on a small tmpfs of their own and needs `unshare --mount` \
+         (util-linux, as root or with unprivileged user namespaces): {probe:?}"
+    );
     let mut command = Command::new("unshare");
-    if !is_root() {
-        command.args(["--user", "--map-root-user"]);
-    }
+    command.args(user_namespace);
     command
         .args(["--mount", "--propagation", "private", "sh", "-c"])
         .arg(r#"mount -t tmpfs -o size=2m,mode=0700 tmpfs "$1/read" && exec "$2" serve --listen 127.0.0.1:0 --data-dir "$1""#)

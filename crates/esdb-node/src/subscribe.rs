@@ -143,6 +143,8 @@ async fn stream_subscription(
     };
     let mut head = db.store.watch_head();
     let mut live = false;
+    // The stream's last revision, for `caught_up` (none while it is empty).
+    let mut last = st.last;
     loop {
         // Mark the head as seen *before* reading: an append landing between this read and
         // the wait below then wakes the wait instead of being missed.
@@ -154,6 +156,7 @@ async fn stream_subscription(
             .map_err(errors::store)?;
         for e in &page {
             next = e.revision + 1;
+            last = Some(e.revision);
             let event = read_resp::Content::Event(convert::read_event(e, plan.structured));
             if tx.send(content(event)).await.is_err() {
                 return Ok(());
@@ -165,12 +168,7 @@ async fn stream_subscription(
         if page.len() < PAGE {
             if !live {
                 live = true;
-                let revision = next.checked_sub(1);
-                if tx
-                    .send(content(caught_up_on_stream(revision)))
-                    .await
-                    .is_err()
-                {
+                if tx.send(content(caught_up_on_stream(last))).await.is_err() {
                     return Ok(());
                 }
             }

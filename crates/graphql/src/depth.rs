@@ -12,7 +12,7 @@
 //! Depth counts fields as async-graphql does (fragments expand in place, a root field is level
 //! 1); a fragment's depth is computed once, so fan-out through many spreads costs nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
@@ -26,6 +26,10 @@ pub const MAX_DEPTH: usize = 10;
 /// Introspection: `__schema { types { fields { args { type` (5), nine `ofType` and a leaf: the
 /// deepest field of the standard queries of graphql-js 16 and graphql-core 3.3 with every option.
 pub const MAX_INTROSPECTION_DEPTH: usize = 15;
+
+/// Fragments spread inside fragments, at most: far beyond any real query, and it bounds the
+/// check's own recursion (a chain of thousands fits in a request body).
+const MAX_FRAGMENT_NESTING: usize = 32;
 
 /// The message of a refused query, as async-graphql words its own.
 pub const TOO_DEEP: &str = "Query is nested too deep.";
@@ -63,8 +67,10 @@ pub fn check(document: &ExecutableDocument) -> ServerResult<()> {
         document,
         known: HashMap::new(),
         open: Vec::new(),
+        roots_seen: HashSet::new(),
     };
     for (_, operation) in document.operations.iter() {
+        depths.roots_seen.clear();
         let mut roots = Vec::new();
         depths.root_fields(&operation.node.selection_set.node, &mut roots);
         for (name, below) in roots {
@@ -80,12 +86,17 @@ pub fn check(document: &ExecutableDocument) -> ServerResult<()> {
     Ok(())
 }
 
+/// A depth past every limit: fragments nested past [`MAX_FRAGMENT_NESTING`].
+const TOO_MANY: usize = usize::MAX / 2;
+
 struct Depths<'a> {
     document: &'a ExecutableDocument,
     /// Each fragment's depth, once measured.
     known: HashMap<&'a str, usize>,
     /// The fragments being measured: a cycle (refused later by validation) counts as 0.
     open: Vec<&'a str>,
+    /// Fragments whose root fields this operation has collected: once is enough.
+    roots_seen: HashSet<&'a str>,
 }
 
 impl<'a> Depths<'a> {
@@ -102,7 +113,11 @@ impl<'a> Depths<'a> {
                 }
                 Selection::FragmentSpread(spread) => {
                     let name = spread.node.fragment_name.node.as_str();
-                    if self.open.contains(&name) {
+                    if !self.roots_seen.insert(name) {
+                        continue;
+                    }
+                    if self.open.len() >= MAX_FRAGMENT_NESTING {
+                        out.push(("", TOO_MANY));
                         continue;
                     }
                     if let Some(fragment) = self.document.fragments.get(name) {
@@ -137,6 +152,9 @@ impl<'a> Depths<'a> {
         }
         if self.open.contains(&name) {
             return 0;
+        }
+        if self.open.len() >= MAX_FRAGMENT_NESTING {
+            return TOO_MANY;
         }
         let Some(fragment) = self.document.fragments.get(name) else {
             return 0; // unknown: validation names it
@@ -218,5 +236,30 @@ mod tests {
             fragments += &format!("fragment F{i} on T {{ {} }}\n", spreads.join(" "));
         }
         assert!(depth_ok(&format!("{{ lead {{ ...F29 }} }} {fragments}")));
+        let fragments = fragments.replace(" on T ", " on Query ");
+        assert!(
+            depth_ok(&format!("{{ ...F29 }} {fragments}")),
+            "at the root too"
+        );
+    }
+
+    #[test]
+    fn a_chain_of_fragments_past_thirty_two_is_refused_without_deep_recursion() {
+        let chain = |n: usize, on: &str| {
+            let mut doc = String::new();
+            for i in 0..n {
+                doc += &format!("fragment F{i} on {on} {{ ...F{} }}\n", i + 1);
+            }
+            doc + &format!("fragment F{n} on {on} {{ leaf }}\n")
+        };
+        assert!(depth_ok(&format!(
+            "{{ lead {{ ...F0 }} }} {}",
+            chain(8, "T")
+        )));
+        assert!(!depth_ok(&format!(
+            "{{ lead {{ ...F0 }} }} {}",
+            chain(8000, "T")
+        )));
+        assert!(!depth_ok(&format!("{{ ...F0 }} {}", chain(8000, "Query"))));
     }
 }

@@ -127,7 +127,8 @@ pub struct ReadSide {
     store: Arc<dyn EventStore>,
     handles: Vec<Running>,
     shutdown: watch::Sender<bool>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Every thread, feeders a retrying worker starts later included.
+    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
     readers: Mutex<HashMap<&'static str, Vec<Connection>>>,
 }
 
@@ -168,7 +169,7 @@ impl ReadSide {
         let runtime = Handle::current();
         let (shutdown, _) = watch::channel(false);
         let mut handles = Vec::new();
-        let mut threads = Vec::new();
+        let threads = Arc::new(Mutex::new(Vec::new()));
         // (checkpoint, the worker's inbox) per projection, for grouping them onto feeders.
         let mut inboxes = Vec::new();
         for projection in projections {
@@ -202,14 +203,15 @@ impl ReadSide {
                 status: status.clone(),
                 checkpoint: cp_tx,
                 shutdown: shutdown.subscribe(),
+                threads: threads.clone(),
             };
             let name = worker.projection.name();
-            threads.push(spawn(
+            threads.lock().expect("threads lock").push(spawn(
                 format!("projection-{name}"),
                 checkpoint,
                 move || worker.run(checkpoint, rx),
             )?);
-            inboxes.push((checkpoint, name, inbox));
+            inboxes.push((checkpoint, name, inbox, status.clone()));
             handles.push(Running {
                 status,
                 checkpoint: cp_rx,
@@ -221,10 +223,11 @@ impl ReadSide {
         // it holds none of the others back.
         let members = inboxes
             .into_iter()
-            .map(|(checkpoint, name, inbox)| Member {
+            .map(|(checkpoint, name, inbox, status)| Member {
                 name,
                 checkpoint,
                 inbox,
+                status,
             })
             .collect();
         let groups = group_by_checkpoint(members, |m| m.checkpoint);
@@ -234,9 +237,10 @@ impl ReadSide {
                 store: store.clone(),
                 runtime: runtime.clone(),
                 shutdown: shutdown.subscribe(),
+                stop: None,
                 members,
             };
-            threads.push(spawn(
+            threads.lock().expect("threads lock").push(spawn(
                 format!("feed-{}", names.join("+")),
                 from,
                 move || feeder.run(from),
@@ -247,7 +251,7 @@ impl ReadSide {
             store,
             handles,
             shutdown,
-            threads: Mutex::new(threads),
+            threads,
             readers: Mutex::new(HashMap::new()),
         })
     }
@@ -368,9 +372,15 @@ impl ReadSide {
     /// Stops every projection after its current batch and waits for the threads.
     pub fn shutdown(&self) {
         let _ = self.shutdown.send(true);
-        let threads = std::mem::take(&mut *self.threads.lock().expect("threads lock"));
-        for t in threads {
-            let _ = t.join();
+        // A worker may start a feeder until it sees the signal: join until none is left.
+        loop {
+            let threads = std::mem::take(&mut *self.threads.lock().expect("threads lock"));
+            if threads.is_empty() {
+                break;
+            }
+            for t in threads {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -471,9 +481,20 @@ fn live_journal(conn: &Connection, name: &str) -> Result<(), ProjectionError> {
 fn wal(conn: &Connection, what: &Path) -> Result<(), ProjectionError> {
     let started = Instant::now();
     loop {
-        let mode = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))
-            .unwrap_or_else(|e| e.to_string());
+        // Busy: someone reads; wait. Anything else (the disk full, say) is the caller's to
+        // classify.
+        let mode = match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)) {
+            Ok(mode) => mode,
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                ) =>
+            {
+                e.to_string()
+            }
+            Err(e) => return Err(ProjectionError::Sqlite(e)),
+        };
         if mode.eq_ignore_ascii_case("wal") {
             return Ok(());
         }
@@ -619,6 +640,8 @@ struct Worker {
     status: Arc<Mutex<ProjectionStatus>>,
     checkpoint: watch::Sender<Position>,
     shutdown: watch::Receiver<bool>,
+    /// The read side's threads, for the feeders this worker starts after a transient failure.
+    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 /// What a feeder hands its workers: a batch of decoded consecutive events, or the event that
@@ -670,6 +693,8 @@ struct Member {
     name: &'static str,
     checkpoint: Position,
     inbox: std::sync::mpsc::SyncSender<Fed>,
+    /// Where a lost store connection shows (the worker clears it once it applies again).
+    status: Arc<Mutex<ProjectionStatus>>,
 }
 
 /// Reads the log on its own thread, decodes it once and hands full batches to each of its
@@ -679,10 +704,62 @@ struct Feeder {
     store: Arc<dyn EventStore>,
     runtime: Handle,
     shutdown: watch::Receiver<bool>,
+    /// A worker's own feeder ends when the worker drops the sender (it failed again, or
+    /// stopped), even with no event to send.
+    stop: Option<watch::Receiver<()>>,
     members: Vec<Member>,
 }
 
 impl Feeder {
+    /// Clears what [`Feeder::store_failed`] showed.
+    fn store_recovered(&self) {
+        for m in &self.members {
+            let mut s = m.status.lock().expect("status lock");
+            let ours = s
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("event store: "));
+            if s.state == ProjectionState::Retrying && ours {
+                tracing::info!(projection = m.name, "the event store answers again");
+                s.state = ProjectionState::CatchingUp;
+                s.error = None;
+                s.attempts = 0;
+                s.next_attempt = None;
+            }
+        }
+    }
+
+    /// The store failed under the subscription: every member shows it while the feeder waits
+    /// (capped exponential backoff) to subscribe again. False if shut down meanwhile.
+    fn store_failed(&mut self, attempts: u32, error: String) -> bool {
+        let delay = retry_delay(attempts);
+        tracing::warn!(
+            attempt = attempts,
+            retry_in_ms = delay.as_millis() as u64,
+            error = %error,
+            "the event store failed under the projections' subscription, subscribing again"
+        );
+        let next = chrono::Duration::from_std(delay)
+            .ok()
+            .map(|d| chrono::Utc::now() + d);
+        for m in &self.members {
+            let mut s = m.status.lock().expect("status lock");
+            if s.state != ProjectionState::Failed {
+                s.state = ProjectionState::Retrying;
+                s.error = Some(format!("event store: {error}"));
+                s.attempts = attempts;
+                s.next_attempt = next;
+            }
+        }
+        let mut shutdown = self.shutdown.clone();
+        let stopped = self.runtime.block_on(async {
+            tokio::time::timeout(delay, shutdown.wait_for(|stop| *stop))
+                .await
+                .is_ok()
+        });
+        !stopped
+    }
+
     fn run(mut self, mut position: Position) {
         let _context = self.runtime.enter();
         let names = self
@@ -691,30 +768,58 @@ impl Feeder {
             .map(|m| m.name)
             .collect::<Vec<_>>()
             .join("+");
+        let mut failures = 0u32;
         'subscribe: loop {
+            if failures > 0 {
+                // Reachable again? Then the members no longer show the failure.
+                match self.runtime.block_on(self.store.head()) {
+                    Ok(_) => self.store_recovered(),
+                    Err(e) => {
+                        failures += 1;
+                        if !self.store_failed(failures, e.to_string()) {
+                            return;
+                        }
+                        continue 'subscribe;
+                    }
+                }
+            }
             let mut sub = self.store.subscribe_all(position);
             loop {
                 let mut shutdown = self.shutdown.clone();
+                let mut stop = self.stop.clone();
                 let first = self.runtime.block_on(async {
+                    let stopped = async {
+                        match &mut stop {
+                            Some(stop) => while stop.changed().await.is_ok() {},
+                            None => std::future::pending::<()>().await,
+                        }
+                    };
                     tokio::select! {
                         item = sub.next() => Some(item),
                         _ = shutdown.wait_for(|stop| *stop) => None,
+                        _ = stopped => None,
                     }
                 });
                 let first = match first {
                     None => return,
                     Some(Some(Ok(event))) => event,
                     Some(None) => {
-                        tracing::warn!(projections = names, "subscription ended, resubscribing");
-                        std::thread::sleep(Duration::from_millis(200));
+                        failures += 1;
+                        let why = format!("the subscription of {names} ended");
+                        if !self.store_failed(failures, why) {
+                            return;
+                        }
                         continue 'subscribe;
                     }
                     Some(Some(Err(e))) => {
-                        tracing::warn!(projections = names, error = %e, "subscription failed, resubscribing");
-                        std::thread::sleep(Duration::from_millis(500));
+                        failures += 1;
+                        if !self.store_failed(failures, e.to_string()) {
+                            return;
+                        }
                         continue 'subscribe;
                     }
                 };
+                failures = 0;
                 // While behind the head, wait for full batches (fewer, larger transactions);
                 // once live, hand over whatever has arrived.
                 let head = self.runtime.block_on(self.store.head()).unwrap_or_default();
@@ -781,14 +886,17 @@ impl Worker {
         let runtime = self.runtime.clone();
         let _context = runtime.enter();
         let mut rx = rx;
+        // The sender that ends this worker's own feeder, once it has one.
+        let mut own: Option<watch::Sender<()>> = None;
         let mut attempts = 0u32;
         loop {
             match self.drain(&mut position, &rx, &mut attempts) {
                 Drained::Stopped => break,
                 Drained::Failed => return,
                 Drained::Transient(error) => {
-                    // Leave the shared feeder, which goes on for the others.
+                    // Leave the feeder: a shared one goes on for the others, an own one ends.
                     drop(rx);
+                    drop(own.take());
                     attempts += 1;
                     let delay = retry_delay(attempts);
                     self.retrying(position, &error, attempts, delay);
@@ -802,7 +910,10 @@ impl Worker {
                         break;
                     }
                     rx = match self.own_feeder(position) {
-                        Ok(rx) => rx,
+                        Ok((rx, stop)) => {
+                            own = Some(stop);
+                            rx
+                        }
                         Err(e) => {
                             self.fail(position, &e);
                             return;
@@ -816,27 +927,31 @@ impl Worker {
 
     /// A feeder of this worker's own, from `position`: after a transient failure the shared
     /// one has moved on.
+    /// Its batches, and the sender whose drop ends it.
     fn own_feeder(
         &self,
         position: Position,
-    ) -> Result<std::sync::mpsc::Receiver<Fed>, ProjectionError> {
+    ) -> Result<(std::sync::mpsc::Receiver<Fed>, watch::Sender<()>), ProjectionError> {
         let (inbox, rx) = std::sync::mpsc::sync_channel(READ_AHEAD);
+        let (stop, stopped) = watch::channel(());
         let name = self.projection.name();
         let feeder = Feeder {
             store: self.store.clone(),
             runtime: self.runtime.clone(),
             shutdown: self.shutdown.clone(),
+            stop: Some(stopped),
             members: vec![Member {
                 name,
                 checkpoint: position,
                 inbox,
+                status: self.status.clone(),
             }],
         };
-        // Detached: it ends at shutdown or when this worker drops `rx`.
-        spawn(format!("feed-{name}"), position, move || {
+        let thread = spawn(format!("feed-{name}"), position, move || {
             feeder.run(position)
         })?;
-        Ok(rx)
+        self.threads.lock().expect("threads lock").push(thread);
+        Ok((rx, stop))
     }
 
     /// Publishes a transient failure and when the next attempt comes.
@@ -867,19 +982,19 @@ impl Worker {
             .map(|d| chrono::Utc::now() + d);
     }
 
-    /// Ends a rebuild once the checkpoint is at the head.
+    /// Ends a rebuild once the checkpoint is at the head; whether it did.
     fn finish_if_caught_up(
         &mut self,
         position: Position,
         spent: &Spent,
-    ) -> Result<(), ProjectionError> {
+    ) -> Result<bool, ProjectionError> {
         if !self.rebuilding
             || !self
                 .runtime
                 .block_on(self.store.head())
                 .is_ok_and(|head| position >= head)
         {
-            return Ok(());
+            return Ok(false);
         }
         let finishing = Instant::now();
         finish_rebuild(&mut self.conn, self.projection.as_mut())?;
@@ -897,7 +1012,7 @@ impl Worker {
             finishing_ms = finishing.elapsed().as_millis() as u64,
             "caught up from zero"
         );
-        Ok(())
+        Ok(true)
     }
 
     /// Stops for the operator on a permanent failure; hands a transient one back for a retry.
@@ -919,10 +1034,17 @@ impl Worker {
     ) -> Drained {
         let mut window = (Instant::now(), 0u64);
         let mut spent = Spent::default();
-        // A retry of a rebuild that failed while finishing has no event left to apply.
+        // A retry of a rebuild that failed while finishing has no event left to apply: once
+        // finished, it is caught up, and says so.
         if *attempts > 0 {
-            if let Err(e) = self.finish_if_caught_up(*position, &spent) {
-                return self.failed(*position, e);
+            match self.finish_if_caught_up(*position, &spent) {
+                Ok(true) => {
+                    *attempts = 0;
+                    self.publish(*position, &mut window);
+                    let _ = self.checkpoint.send(*position);
+                }
+                Ok(false) => {}
+                Err(e) => return self.failed(*position, e),
             }
         }
         loop {
@@ -959,6 +1081,9 @@ impl Worker {
                 *attempts = 0;
             }
             if let Err(e) = self.finish_if_caught_up(*position, &spent) {
+                // The batch is committed: publish it before retrying the finish.
+                self.publish(*position, &mut window);
+                let _ = self.checkpoint.send(*position);
                 return self.failed(*position, e);
             }
             // Status first: whoever the checkpoint wakes may read it.
