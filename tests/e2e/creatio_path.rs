@@ -187,10 +187,16 @@ async fn a_web_lead_walks_the_whole_creatio_path_and_every_view_follows_it(backe
         Some("ivan.manager")
     );
     assert!(card.allows("COMPLETE_HANDOFF_TASK") && !card.allows("DISTRIBUTE"));
-    let board = app.board(&ivan, at).await;
+    // The whole funnel is the supervisor's board; ivan's holds only his leads (SPEC 3.7): the
+    // chairs he created and the racks he is now responsible for, not the disqualified spam.
+    let board = app.board(&olga, at).await;
     assert_eq!(
         board.occupied(),
         [("QUALIFICATION", 1), ("HANDOFF", 1), ("DISQUALIFIED", 1)]
+    );
+    assert_eq!(
+        app.board(&ivan, at).await.occupied(),
+        [("QUALIFICATION", 1), ("HANDOFF", 1)]
     );
     assert_eq!(board.budget("HANDOFF"), "1500000.00");
     let history = app.history(&ivan, &lead, at).await;
@@ -265,16 +271,15 @@ async fn a_web_lead_walks_the_whole_creatio_path_and_every_view_follows_it(backe
         )
         .await;
     assert_eq!(page.titles(), ["Warehouse racks"]);
-    let page = app
-        .leads(
-            &ivan,
-            json!({ "orderBy": [{ "field": "TITLE", "direction": "ASC" }], "at": at }),
-        )
-        .await;
+    let by_title = json!({ "orderBy": [{ "field": "TITLE", "direction": "ASC" }], "at": at });
+    let page = app.leads(&olga, by_title.clone()).await;
     assert_eq!(
         page.titles(),
         ["Cheap SEO offer", "Office chairs", "Warehouse racks"]
     );
+    // ivan's registry is his scope (SPEC 3.7): not olga's unassigned spam.
+    let page = app.leads(&ivan, by_title).await;
+    assert_eq!(page.titles(), ["Office chairs", "Warehouse racks"]);
 
     // 5. The handoff task's result: transfer to sale, which asks for the handoff details.
     let handoff_task = card.task("Handoff").id.clone();
@@ -336,7 +341,7 @@ async fn a_web_lead_walks_the_whole_creatio_path_and_every_view_follows_it(backe
     assert_eq!(deal.kind, "SALE");
     assert!(card.allows("RECORD_DEAL_WON") && card.allows("RECORD_DEAL_LOST"));
     assert!(!card.allows("COMPLETE_HANDOFF_TASK"));
-    let board = app.board(&ivan, at).await;
+    let board = app.board(&olga, at).await;
     assert_eq!(
         board.occupied(),
         [
@@ -384,7 +389,7 @@ async fn a_web_lead_walks_the_whole_creatio_path_and_every_view_follows_it(backe
     );
     assert_eq!(card.stage_name.as_deref(), Some("Won"));
     assert_eq!(card.allowed_commands, ["REOPEN_LEAD"]);
-    let board = app.board(&ivan, at).await;
+    let board = app.board(&olga, at).await;
     assert_eq!(
         board.occupied(),
         [
@@ -440,8 +445,13 @@ async fn a_web_lead_walks_the_whole_creatio_path_and_every_view_follows_it(backe
         "newest first: {numbers:?}"
     );
 
-    // The reports at the end of the path.
-    let by_stage = app.report(&ivan, "BY_STAGE", Some("default"), at).await;
+    // The reports at the end of the path: the supervisor's cover every lead, ivan's his own
+    // (SPEC 3.7), without olga's disqualified spam.
+    let mine = app.report(&ivan, "BY_STAGE", Some("default"), at).await;
+    let mut mine = counts(&mine);
+    mine.sort();
+    assert_eq!(mine, [("Qualification", 1), ("Won", 1)]);
+    let by_stage = app.report(&olga, "BY_STAGE", Some("default"), at).await;
     let mut stages = counts(&by_stage);
     stages.sort();
     assert_eq!(stages, [("Junk", 1), ("Qualification", 1), ("Won", 1)]);
@@ -453,17 +463,17 @@ async fn a_web_lead_walks_the_whole_creatio_path_and_every_view_follows_it(backe
         (won_row.key.as_deref(), won_row.budget.amount.as_str()),
         (Some("NeedSatisfied"), "1750000.50")
     );
-    let by_source = app.report(&ivan, "BY_SOURCE", None, at).await;
+    let by_source = app.report(&olga, "BY_SOURCE", None, at).await;
     let mut sources = counts(&by_source);
     sources.sort();
     assert_eq!(
         sources,
         [("Exhibition", 1), ("Referral", 1), ("Website", 1)]
     );
-    let by_manager = app.report(&ivan, "BY_MANAGER", None, at).await;
+    let by_manager = app.report(&olga, "BY_MANAGER", None, at).await;
     assert_eq!(counts(&by_manager), [("ivan.manager", 2), ("none", 1)]);
     let reasons = app
-        .report(&ivan, "DISQUALIFICATION_REASONS", None, at)
+        .report(&olga, "DISQUALIFICATION_REASONS", None, at)
         .await;
     assert_eq!(counts(&reasons), [("No budget", 1)]);
 }

@@ -159,12 +159,20 @@ async fn a_manager_may_not_jump_or_convert_another_managers_lead(backend: Backen
     let maria = app.token("maria.manager");
     let lead = app.register_lead(&ivan, manual_lead("Office chairs")).await;
 
+    // Another manager's lead is out of maria's scope (SPEC 3.7): refused exactly as a lead that
+    // does not exist, so she learns nothing of it.
     let jump = json!({ "lead": lead.id(), "stage": "distribution", "reason": "Mine now" });
     let f = refused(&app, &maria, ops::JUMP, jump).await;
-    assert_eq!(f.code, "FORBIDDEN");
+    assert_eq!(f.code, "NOT_FOUND");
+    assert_eq!(f.message, "cannot jump a lead that is not registered");
     let convert = json!({ "lead": lead.id(), "input": { "contact": { "mode": "CREATE" } } });
     let f = refused(&app, &maria, ops::CONVERT, convert).await;
-    assert_eq!(f.code, "FORBIDDEN");
+    assert_eq!(f.code, "NOT_FOUND");
+    assert!(app.lead(&maria, lead.id(), None).await.is_none());
+    assert_eq!(
+        app.lead(&ivan, lead.id(), None).await.unwrap().stage,
+        "QUALIFICATION"
+    );
 }
 
 async fn a_command_on_an_unknown_lead_is_not_found_and_its_card_is_null(backend: Backend) {

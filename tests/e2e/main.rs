@@ -33,6 +33,7 @@ macro_rules! on_both_backends {
     };
 }
 
+mod access;
 mod bad_input;
 mod consistency;
 mod creatio_path;

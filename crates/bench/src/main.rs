@@ -64,12 +64,13 @@ impl Figure {
     }
 }
 
-const ALL: [&str; 10] = [
+const ALL: [&str; 11] = [
     "commands_per_sec",
     "command_latency",
     "bulk_append",
     "catch_up",
     "kanban_header",
+    "manager_kanban_header",
     "table_page",
     "mutation_latency",
     "serve_rss",
@@ -152,6 +153,9 @@ fn main() -> anyhow::Result<()> {
             "bulk_append" => figures.push(rt.block_on(bulk_append(scratch.path()))?),
             "catch_up" => figures.extend(rt.block_on(read::catch_up(&dir, leads))?),
             "kanban_header" => figures.push(rt.block_on(read::kanban_header(&dir, leads))?),
+            "manager_kanban_header" => {
+                figures.push(rt.block_on(read::manager_kanban_header(&dir, leads))?)
+            }
             "table_page" => figures.push(rt.block_on(read::table_page(&dir, leads))?),
             "mutation_latency" => {
                 figures.push(rt.block_on(http::mutation_latency(scratch.path()))?)

@@ -77,6 +77,11 @@ pub fn decide(
         }
         (Some(lead), _) => lead,
     };
+    if !lead.in_scope_of(&ctx.actor) {
+        return Err(Rejection::OutOfScope {
+            command: command.name(),
+        });
+    }
     if !allowed_in(command.name(), lead.stage) {
         return Err(Rejection::NotAllowedInStage {
             command: command.name(),

@@ -69,6 +69,14 @@ pub struct Lead {
 }
 
 impl Lead {
+    /// Whether `actor` may see and act on this lead (SPEC 3.7): supervisors and admins every
+    /// lead, a manager the leads they are responsible for or created.
+    pub fn in_scope_of(&self, actor: &crate::Actor) -> bool {
+        actor.role.is_supervising()
+            || self.responsible == Some(actor.user)
+            || self.created_by == actor.user
+    }
+
     pub fn open_task(&self, kind: SystemTaskKind) -> Option<&OpenTask> {
         self.open_tasks.iter().find(|t| t.kind == kind)
     }

@@ -19,6 +19,10 @@ pub enum Rejection {
     AlreadyRegistered { lead: LeadId },
     #[error("cannot {} a lead that is not registered", command.verb())]
     NotRegistered { command: CommandName },
+    /// A manager acting on a lead they neither are responsible for nor created (SPEC 3.7).
+    /// Clients are told the lead is not registered: its existence is not revealed.
+    #[error("cannot {} a lead outside the actor's scope", command.verb())]
+    OutOfScope { command: CommandName },
     #[error("cannot {} a lead in stage {stage}", command.verb())]
     NotAllowedInStage { command: CommandName, stage: Stage },
     #[error("unknown funnel {funnel}")]
@@ -85,6 +89,7 @@ impl Rejection {
         match self {
             Self::AlreadyRegistered { .. } => "already_registered",
             Self::NotRegistered { .. } => "not_registered",
+            Self::OutOfScope { .. } => "out_of_scope",
             Self::NotAllowedInStage { .. } => "not_allowed_in_stage",
             Self::UnknownFunnel { .. } => "unknown_funnel",
             Self::UnknownStage { .. } => "unknown_stage",

@@ -495,6 +495,12 @@ fn check_decision_is_a_function(d: &Decided, catalog: &Catalog) -> Result<(), Te
     );
     if let Some(lead) = &d.before {
         let name = d.command.name();
+        // A manager's command on a lead outside their scope learns nothing of it, its stage
+        // included (SPEC 3.7).
+        if !lead.in_scope_of(&d.actor) && name != CommandName::RegisterLead {
+            prop_assert_eq!(&d.result, &Err(Rejection::OutOfScope { command: name }));
+            return Ok(());
+        }
         if !allowed_in(name, lead.stage) && name != CommandName::RegisterLead {
             prop_assert_eq!(
                 &d.result,

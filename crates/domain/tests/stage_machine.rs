@@ -26,6 +26,8 @@ mod qualify;
 mod register;
 #[path = "stage_machine/reopen.rs"]
 mod reopen;
+#[path = "stage_machine/scope.rs"]
+mod scope;
 #[path = "stage_machine/stage_rules.rs"]
 mod stage_rules;
 #[path = "stage_machine/update_details.rs"]

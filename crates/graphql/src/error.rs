@@ -96,6 +96,8 @@ impl From<Rejection> for ApiError {
                 Self::Forbidden(message)
             }
             NotRegistered { .. } => Self::NotFound(message),
+            // Told exactly as a lead that does not exist.
+            OutOfScope { command } => Self::NotFound(NotRegistered { command }.to_string()),
             other => Self::InvalidTransition {
                 rule: other.rule(),
                 message,

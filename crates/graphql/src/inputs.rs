@@ -420,6 +420,8 @@ impl LeadFilterInput {
         };
         Ok(LeadFilter {
             funnel,
+            // The caller narrows it to the actor's scope.
+            owner: None,
             stages,
             responsible: match &self.responsible {
                 Some(f) => list(&f.eq, &f.in_, |id: &ID| user_id(id).map(|u| u.to_string()))?,

@@ -64,6 +64,12 @@ pub fn actor(ctx: &Context<'_>) -> Result<Actor, ApiError> {
         .ok_or(ApiError::Unauthenticated)
 }
 
+/// The leads `actor` may see (SPEC 3.7): `None` for every lead (supervisors and admins), or
+/// the manager whose leads (responsible for or created) these are.
+pub fn owner_scope(actor: &Actor) -> Option<String> {
+    (!actor.role.is_supervising()).then(|| actor.user.to_string())
+}
+
 /// Waits until the read models have applied the log up to `position`.
 pub async fn consistent(state: &AppState, position: Option<LogPosition>) -> Result<(), ApiError> {
     match position {

@@ -47,6 +47,7 @@ async fn execute(
         idempotency_key: key,
         ..CommandMeta::by(actor)
     };
+    let name = command.name();
     let out = state
         .engine
         .execute(lead, command, meta)
@@ -55,6 +56,13 @@ async fn execute(
     let lead = out
         .lead
         .ok_or_else(|| ApiError::Internal("the command left no lead".into()))?;
+    // A replay is answered without deciding again: someone else's idempotency key must not
+    // show their lead (SPEC 3.7). A fresh decision checked the scope before anything else.
+    if out.kind == OutcomeKind::Replayed && !lead.in_scope_of(&actor) {
+        return Err(
+            ApiError::from(leadflow_domain::Rejection::OutOfScope { command: name }).into(),
+        );
+    }
     Ok(LeadPayload {
         lead: LeadCard {
             lead,

@@ -120,9 +120,9 @@ impl BoardColumnGql {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<LeadConnection> {
-        actor(ctx)?;
+        let owner = crate::owner_scope(&actor(ctx)?);
         let state = ctx.data_unchecked::<AppState>();
-        let filter = LeadFilterInput {
+        let mut filter = LeadFilterInput {
             stage: Some(StageFilter {
                 eq: Some(self.column.stage),
                 in_: None,
@@ -130,6 +130,7 @@ impl BoardColumnGql {
             ..Default::default()
         }
         .to_filter(Some(self.funnel.clone()), &state.catalog.base_currency)?;
+        filter.owner = owner;
         let sort = sorts(&[])?;
         let (n, after) = (page_size(first)?, cursor_for(after, &sort)?);
         let has_previous = after.is_some();
@@ -144,17 +145,20 @@ impl BoardColumnGql {
     }
 }
 
+/// The board as `actor` may see it: every lead, or a manager's own.
 pub async fn load_board(
     state: &AppState,
     funnel: FunnelId,
     hide_closed: bool,
+    actor: &leadflow_domain::Actor,
 ) -> Result<Board, ApiError> {
     let catalog = state.catalog.clone();
     let currency = catalog.base_currency.to_string();
+    let owner = crate::owner_scope(actor);
     let board = state
         .reads
         .read("leads", move |c| {
-            q::board(c, &catalog, &funnel, hide_closed)
+            q::board(c, &catalog, &funnel, hide_closed, owner.as_deref())
         })
         .await?
         .ok_or_else(|| ApiError::NotFound("unknown funnel".to_owned()))?;
@@ -174,11 +178,14 @@ pub async fn load_board(
     })
 }
 
+/// The card, if the lead exists and `actor` may see it (otherwise the same `None`).
 pub async fn load_card(
     state: &AppState,
     id: leadflow_domain::LeadId,
+    actor: &leadflow_domain::Actor,
 ) -> Result<Option<LeadCard>, ApiError> {
     let found = state.reads.read("leads", move |c| q::card(c, id)).await?;
+    let found = found.filter(|(lead, _, _)| lead.in_scope_of(actor));
     Ok(found.map(|(lead, created, updated)| LeadCard {
         lead,
         created_at: Some(leadflow_projections::from_micros(created)),
@@ -265,11 +272,11 @@ impl Query {
         #[graphql(default)] hide_closed: bool,
         consistency: Option<LogPosition>,
     ) -> Result<Board> {
-        actor(ctx)?;
+        let actor = actor(ctx)?;
         let state = ctx.data_unchecked::<AppState>();
         consistent(state, consistency).await?;
         let funnel = funnel_of(&state.catalog, funnel)?;
-        Ok(load_board(state, funnel, hide_closed).await?)
+        Ok(load_board(state, funnel, hide_closed, &actor).await?)
     }
 
     /// The registry table: filter on any column, sort by any columns, cursor pages.
@@ -284,13 +291,14 @@ impl Query {
         after: Option<String>,
         consistency: Option<LogPosition>,
     ) -> Result<LeadConnection> {
-        actor(ctx)?;
+        let owner = crate::owner_scope(&actor(ctx)?);
         let state = ctx.data_unchecked::<AppState>();
         consistent(state, consistency).await?;
         let funnel = funnel_of(&state.catalog, funnel)?;
-        let filter = filter
+        let mut filter = filter
             .unwrap_or_default()
             .to_filter(Some(funnel.to_string()), &state.catalog.base_currency)?;
+        filter.owner = owner;
         let sort = sorts(&order_by)?;
         let (n, after) = (page_size(first)?, cursor_for(after, &sort)?);
         let has_previous = after.is_some();
@@ -311,10 +319,10 @@ impl Query {
         id: ID,
         consistency: Option<LogPosition>,
     ) -> Result<Option<LeadCard>> {
-        actor(ctx)?;
+        let actor = actor(ctx)?;
         let state = ctx.data_unchecked::<AppState>();
         consistent(state, consistency).await?;
-        Ok(load_card(state, lead_id(&id)?).await?)
+        Ok(load_card(state, lead_id(&id)?, &actor).await?)
     }
 
     /// Every event of a lead, newest first, with actor, business time and a readable summary.
@@ -326,11 +334,19 @@ impl Query {
         after: Option<String>,
         consistency: Option<LogPosition>,
     ) -> Result<HistoryConnection> {
-        actor(ctx)?;
+        let actor = actor(ctx)?;
         let state = ctx.data_unchecked::<AppState>();
         consistent(state, consistency).await?;
         let id = lead_id(&lead)?;
         let n = page_size(first)?;
+        // Another manager's lead has a history as empty as a lead that does not exist.
+        if crate::owner_scope(&actor).is_some() && load_card(state, id, &actor).await?.is_none() {
+            return Ok(Connection::with_additional_fields(
+                false,
+                false,
+                Totals { total_count: 0 },
+            ));
+        }
         let before = match cursor(after)? {
             None => None,
             Some(Cursor(values)) => match values.as_slice() {
@@ -391,7 +407,7 @@ impl Query {
         filter: Option<ReportFilterInput>,
         consistency: Option<LogPosition>,
     ) -> Result<Vec<ReportRow>> {
-        actor(ctx)?;
+        let owner = crate::owner_scope(&actor(ctx)?);
         let state = ctx.data_unchecked::<AppState>();
         consistent(state, consistency).await?;
         let filter = filter.unwrap_or_default();
@@ -409,6 +425,7 @@ impl Query {
             funnel: funnel.as_ref().map(|f| f.to_string()),
             registered_from: filter.registered_from.map(leadflow_projections::micros),
             registered_to: filter.registered_to.map(leadflow_projections::micros),
+            owner,
         };
         let rows = state
             .reads

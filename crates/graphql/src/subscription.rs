@@ -25,7 +25,7 @@ impl Subscription {
         funnel: Option<String>,
         #[graphql(default)] hide_closed: bool,
     ) -> Result<impl Stream<Item = Board>> {
-        actor(ctx)?;
+        let actor = actor(ctx)?;
         let state = ctx.data_unchecked::<AppState>().clone();
         let funnel = funnel_of_pub(&state.catalog, funnel)?;
         let watch = state
@@ -42,7 +42,9 @@ impl Subscription {
                             watch.changed().await.ok()?;
                             tokio::time::sleep(DEBOUNCE).await;
                         }
-                        let board = load_board(&state, funnel.clone(), hide_closed).await.ok()?;
+                        let board = load_board(&state, funnel.clone(), hide_closed, &actor)
+                            .await
+                            .ok()?;
                         let fingerprint = format!("{board:?}");
                         if last.as_deref() != Some(fingerprint.as_str()) {
                             return Some((board, (state, watch, Some(fingerprint), false)));
@@ -59,7 +61,7 @@ impl Subscription {
         ctx: &Context<'_>,
         id: ID,
     ) -> Result<impl Stream<Item = LeadCard>> {
-        actor(ctx)?;
+        let actor = actor(ctx)?;
         let state = ctx.data_unchecked::<AppState>().clone();
         let id = lead_id(&id)?;
         let watch = state
@@ -74,7 +76,8 @@ impl Subscription {
                         watch.changed().await.ok()?;
                         tokio::time::sleep(DEBOUNCE).await;
                     }
-                    match load_card(&state, id).await.ok()? {
+                    // Out of the actor's scope (or not there yet): nothing until it is.
+                    match load_card(&state, id, &actor).await.ok()? {
                         Some(card) => {
                             let fingerprint = format!("{:?}{:?}", card.lead, card.updated_at);
                             if last.as_deref() != Some(fingerprint.as_str()) {

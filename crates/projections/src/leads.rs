@@ -33,11 +33,11 @@ impl Projection for LeadsProjection {
     }
 
     fn version(&self) -> u32 {
-        3
+        4
     }
 
     fn schema(&self) -> &'static str {
-        include_str!("../../../projections/leads.v3.sql")
+        include_str!("../../../projections/leads.v4.sql")
     }
 
     fn set_rebuilding(&mut self, rebuilding: bool) {
@@ -121,8 +121,8 @@ impl Projection for LeadsProjection {
             t.updated_at = t.updated_at.max(at);
             t.position = env.position.0;
         }
-        // The board's counters move once per column and batch, not once per lead.
-        let mut board: HashMap<(&str, Stage), (i64, i64)> = HashMap::new();
+        // The board's counters move once per column, scope and batch, not once per lead.
+        let mut board: HashMap<(&str, String, Stage), (i64, i64)> = HashMap::new();
         for id in order {
             let t = &touched[&id];
             let Some(lead) = &t.after else { continue };
@@ -130,20 +130,26 @@ impl Projection for LeadsProjection {
             for (state, sign) in [(t.before.as_ref(), -1), (Some(lead), 1)] {
                 if let Some(l) = state {
                     let budget = l.details.budget.as_ref().map_or(0, |m| m.minor());
-                    let cell = board.entry((l.funnel.as_str(), l.stage)).or_default();
-                    cell.0 += sign;
-                    cell.1 += sign * budget;
+                    for scope in scopes(l) {
+                        let cell = board
+                            .entry((l.funnel.as_str(), scope, l.stage))
+                            .or_default();
+                        cell.0 += sign;
+                        cell.1 += sign * budget;
+                    }
                 }
             }
         }
         let mut board: Vec<_> = board.into_iter().filter(|(_, d)| *d != (0, 0)).collect();
-        board.sort_by_key(|((funnel, stage), _)| (*funnel, stage.to_string()));
+        board.sort_by(|((f1, s1, c1), _), ((f2, s2, c2), _)| {
+            (f1, s1, c1.to_string()).cmp(&(f2, s2, c2.to_string()))
+        });
         let mut upsert = tx.prepare_cached(
-            "INSERT INTO board(funnel, stage, leads, budget_minor) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(funnel, stage) DO UPDATE SET leads = leads + excluded.leads, budget_minor = budget_minor + excluded.budget_minor",
+            "INSERT INTO board(funnel, scope, stage, leads, budget_minor) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(funnel, scope, stage) DO UPDATE SET leads = leads + excluded.leads, budget_minor = budget_minor + excluded.budget_minor",
         )?;
-        for ((funnel, stage), (leads, budget)) in board {
-            upsert.execute(params![funnel, stage.to_string(), leads, budget])?;
+        for ((funnel, scope, stage), (leads, budget)) in board {
+            upsert.execute(params![funnel, scope, stage.to_string(), leads, budget])?;
         }
         // An emptied column leaves no row, so the table is the same however the log was batched
         // (the board query shows absent columns as zero).
@@ -151,6 +157,19 @@ impl Projection for LeadsProjection {
             .execute([])?;
         Ok(())
     }
+}
+
+/// The board scopes a lead counts in: everyone's, its responsible's, its creator's, and both
+/// when they are the same user (see `projections/leads.v4.sql`).
+fn scopes(lead: &Lead) -> Vec<String> {
+    let mut scopes = vec![String::new(), format!("c:{}", lead.created_by)];
+    if let Some(r) = lead.responsible {
+        scopes.push(format!("r:{r}"));
+        if r == lead.created_by {
+            scopes.push(format!("b:{r}"));
+        }
+    }
+    scopes
 }
 
 fn fresh() -> Touched {

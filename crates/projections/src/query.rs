@@ -7,7 +7,7 @@ use rusqlite::types::Value;
 
 /// A cursor component (an integer or a text).
 pub use rusqlite::types::Value as CursorValue;
-use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use leadflow_domain::{Catalog, FunnelId, Lead, LeadId, Stage};
 
@@ -38,15 +38,37 @@ pub fn board(
     catalog: &Catalog,
     funnel: &FunnelId,
     hide_closed: bool,
+    owner: Option<&str>,
 ) -> rusqlite::Result<Option<Board>> {
     let Some(f) = catalog.funnel(funnel) else {
         return Ok(None);
     };
-    let mut stmt =
-        conn.prepare_cached("SELECT stage, leads, budget_minor FROM board WHERE funnel = ?1")?;
-    let counts: Vec<(String, i64, i64)> = stmt
-        .query_map([funnel.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    let counts: Vec<(String, i64, i64)> = match owner {
+        None => conn
+            .prepare_cached(
+                "SELECT stage, leads, budget_minor FROM board WHERE funnel = ?1 AND scope = ''",
+            )?
+            .query_map([funnel.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?,
+        // Responsible for, or created: r + c - b, three index ranges.
+        Some(user) => conn
+            .prepare_cached(
+                "SELECT stage,
+                        sum(CASE WHEN scope = ?4 THEN -leads ELSE leads END),
+                        sum(CASE WHEN scope = ?4 THEN -budget_minor ELSE budget_minor END)
+                 FROM board WHERE funnel = ?1 AND scope IN (?2, ?3, ?4) GROUP BY stage",
+            )?
+            .query_map(
+                params![
+                    funnel.as_str(),
+                    format!("r:{user}"),
+                    format!("c:{user}"),
+                    format!("b:{user}")
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?
+            .collect::<rusqlite::Result<_>>()?,
+    };
     let columns: Vec<BoardColumn> = f
         .stages
         .iter()
@@ -157,6 +179,8 @@ pub struct LeadFilter {
     pub updated_to: Option<i64>,
     /// Matches title, contact name, phone or e-mail (case-insensitive substring).
     pub text: Option<String>,
+    /// Only the leads this user is responsible for or created (a manager's scope, SPEC 3.7).
+    pub owner: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -288,6 +312,15 @@ fn where_clause(f: &LeadFilter, args: &mut Vec<Value>) -> String {
         }
     };
     eq("funnel", &f.funnel, args);
+    if let Some(user) = &f.owner {
+        args.push(Value::Text(user.clone()));
+        let n = args.len();
+        conds.push(format!(
+            "({} = ?{n} OR {} = ?{n})",
+            col("responsible"),
+            col("created_by")
+        ));
+    }
     let any = |name: &str, vs: &[String], args: &mut Vec<Value>, conds: &mut Vec<String>| {
         if !vs.is_empty() {
             let marks: Vec<String> = vs
@@ -457,6 +490,7 @@ fn board_count(conn: &Connection, f: &LeadFilter) -> rusqlite::Result<Option<i64
     let only_stages = LeadFilter {
         funnel: f.funnel.clone(),
         stages: f.stages.clone(),
+        owner: f.owner.clone(),
         ..LeadFilter::default()
     };
     let Some(funnel) = &f.funnel else {
@@ -465,9 +499,17 @@ fn board_count(conn: &Connection, f: &LeadFilter) -> rusqlite::Result<Option<i64
     if *f != only_stages {
         return Ok(None);
     }
-    let mut stmt = conn.prepare_cached("SELECT stage, leads FROM board WHERE funnel = ?1")?;
+    // Everyone's counters, or a manager's: responsible + created - both.
+    let (r, c, b) = match &f.owner {
+        None => (String::new(), String::new(), String::new()),
+        Some(u) => (format!("r:{u}"), format!("c:{u}"), format!("b:{u}")),
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT stage, sum(CASE WHEN scope = ?4 AND ?4 <> '' THEN -leads ELSE leads END)
+         FROM board WHERE funnel = ?1 AND scope IN (?2, ?3, ?4) GROUP BY stage",
+    )?;
     let counts: Vec<(String, i64)> = stmt
-        .query_map([funnel], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map(params![funnel, r, c, b], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(Some(
         counts
@@ -574,6 +616,8 @@ pub struct ReportFilter {
     pub funnel: Option<String>,
     pub registered_from: Option<i64>,
     pub registered_to: Option<i64>,
+    /// Only this user's leads (see [`LeadFilter::owner`]).
+    pub owner: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -598,6 +642,7 @@ pub fn report(
     let mut args = Vec::new();
     let base = LeadFilter {
         funnel: filter.funnel.clone(),
+        owner: filter.owner.clone(),
         created_from: filter.registered_from,
         created_to: filter.registered_to,
         stages: if dimension == ReportDimension::DisqualificationReason {

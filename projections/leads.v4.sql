@@ -1,4 +1,4 @@
--- The `leads` read model, version 3: the lead card (a snapshot of the domain state), the
+-- The `leads` read model, version 4: the lead card (a snapshot of the domain state), the
 -- registry row with every filterable column, and the kanban counters per funnel column.
 -- A new version of this file rebuilds the read model from the log.
 -- v2: sortable columns are NOT NULL ('' and -1 stand for "none"), so that an index can serve
@@ -7,6 +7,9 @@
 -- instead of inserting 1.5 KB rows at random places of a tree keyed by UUID text; the row id
 -- is declared, so VACUUM cannot renumber it under the cards and the search index, and it
 -- breaks ties in sort orders (every index ends in it, 1-9 bytes instead of 36).
+-- v4: the kanban counters per scope as well (SPEC 3.7: a manager sees the leads they are
+-- responsible for or created), so a manager's board is an index read like a supervisor's;
+-- an index on the creator for a manager's table.
 
 CREATE TABLE leads (
     row_id                  INTEGER PRIMARY KEY,
@@ -41,6 +44,7 @@ CREATE INDEX leads_by_column ON leads(funnel, stage, updated_at);
 CREATE INDEX leads_by_created ON leads(funnel, created_at);
 CREATE INDEX leads_by_updated ON leads(funnel, updated_at);
 CREATE INDEX leads_by_responsible ON leads(funnel, responsible, updated_at);
+CREATE INDEX leads_by_creator ON leads(funnel, created_by, updated_at);
 CREATE INDEX leads_by_budget ON leads(funnel, budget_minor);
 CREATE INDEX leads_by_phone ON leads(phone);
 
@@ -48,10 +52,14 @@ CREATE INDEX leads_by_phone ON leads(phone);
 CREATE VIRTUAL TABLE lead_search USING fts5(text, tokenize = 'trigram');
 
 -- Kept in step with `leads` in the same transaction, so the kanban header is one index read.
+-- `scope` is '' for every lead, 'r:<user>' for the leads a user is responsible for,
+-- 'c:<user>' for those they created, 'b:<user>' for those both: a manager's column is
+-- r + c - b.
 CREATE TABLE board (
     funnel       TEXT NOT NULL,
+    scope        TEXT NOT NULL,
     stage        TEXT NOT NULL,
     leads        INTEGER NOT NULL,
     budget_minor INTEGER NOT NULL,
-    PRIMARY KEY (funnel, stage)
+    PRIMARY KEY (funnel, scope, stage)
 ) WITHOUT ROWID;
