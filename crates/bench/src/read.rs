@@ -146,7 +146,7 @@ pub async fn kanban_header(root: &Path, leads: u64) -> anyhow::Result<Figure> {
     })?;
     let mut raw = timed(2000, || {
         Ok(conn.query_row(
-            "SELECT leads FROM board WHERE funnel = 'default' AND stage = 'Handoff'",
+            "SELECT leads FROM board WHERE funnel = 'default' AND scope = '' AND stage = 'Handoff'",
             [],
             |r| r.get::<_, i64>(0),
         )?)
