@@ -27,11 +27,14 @@ lint: purity provenance ## fmt check, clippy with -D warnings, the domain purity
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-purity: ## prove leadflow-domain pulls in no IO, async runtime or store
+purity: ## prove leadflow-domain pulls in no IO, async runtime or store, and the read side never the write side
 	@deps=$$($(CARGO) tree -p leadflow-domain -e normal --prefix none | sed 's/ .*//' | sort -u); \
 	bad=$$(echo "$$deps" | grep -Ex '$(IMPURE)' || true); \
 	if [ -n "$$bad" ]; then echo "leadflow-domain must stay pure, but depends on: $$bad"; exit 1; fi; \
 	echo "leadflow-domain is pure: $$(echo "$$deps" | wc -l) crates, none of $(IMPURE)"
+	@if $(CARGO) tree -p leadflow-projections -e normal --prefix none | sed 's/ .*//' | grep -qx leadflow-engine; then \
+	  echo "leadflow-projections must not depend on leadflow-engine (the read side needs the codec and the store, never the write side)"; exit 1; fi; \
+	echo "leadflow-projections does not depend on leadflow-engine"
 
 provenance: ## no tracked file of 512+ bytes is byte-identical to a file of a package the build or tests use
 	python3 tests/provenance/check.py

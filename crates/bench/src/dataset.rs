@@ -8,10 +8,9 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
+use leadflow_codec::{lead, lead_stream, EventMetadata};
 use leadflow_domain::commands::DisqualifyLead;
 use leadflow_domain::{decide, evolve, Actor, Catalog, LeadCommand, ReasonCode};
-use leadflow_engine::codec::{self, EventMetadata};
-use leadflow_engine::lead_stream;
 use leadflow_store::{EventStore, ExpectedRevision, NewEvent};
 use leadflow_store_embedded::EmbeddedStore;
 
@@ -66,7 +65,7 @@ pub fn decided(
             out.push(NewEvent {
                 id: Uuid::new_v5(&command_id, &(out.len() as u32).to_be_bytes()),
                 event_type: e.event_type().to_owned(),
-                data: codec::encode(&e),
+                data: lead::encode(&e),
                 metadata: meta.encode(),
                 content_type: leadflow_store::ContentType::Json,
             });

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
 
+use leadflow_codec::lead_stream;
 use leadflow_domain::Catalog;
-use leadflow_engine::{lead_stream, CommandMeta, Engine, EngineConfig, SystemClock, V7Ids};
+use leadflow_engine::{CommandMeta, Engine, EngineConfig, SystemClock, V7Ids};
 use leadflow_store::{EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent};
 use leadflow_store_embedded::EmbeddedStore;
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
+use leadflow_codec::{lead, EventMetadata};
 use leadflow_domain::{Catalog, FunnelId};
-use leadflow_engine::codec::{self, EventMetadata};
 use leadflow_projections::query::{self, LeadFilter, Sort, SortField};
 use leadflow_projections::{all_projections, ReadSide};
 use leadflow_store::EventStore;
@@ -110,7 +110,7 @@ fn scan_and_decode(path: &Path) -> anyhow::Result<f64> {
         let event_type: String = row.get(0)?;
         let data = row.get_ref(1)?.as_blob()?;
         let meta = EventMetadata::decode(row.get_ref(2)?.as_blob()?)?;
-        codec::decode(&event_type, meta.version, data)?;
+        lead::decode(&event_type, meta.version, data)?;
         n += 1;
     }
     Ok(n as f64 / started.elapsed().as_secs_f64())

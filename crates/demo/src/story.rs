@@ -13,9 +13,9 @@ use chrono::{DateTime, Datelike, Duration, Timelike, Utc, Weekday};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use leadflow_codec::{lead, lead_stream, EventMetadata};
 use leadflow_domain::{evolve, Actor, Lead, LeadCommand, LeadEvent, LeadId};
-use leadflow_engine::codec::{self, EventMetadata};
-use leadflow_engine::{lead_stream, CommandMeta, Engine, EngineError, OutcomeKind};
+use leadflow_engine::{CommandMeta, Engine, EngineError, OutcomeKind};
 
 use crate::cast::{Cast, Team};
 use crate::DemoError;
@@ -215,7 +215,7 @@ impl<'a> Story<'a> {
                 };
                 let meta =
                     EventMetadata::decode(&r.metadata).map_err(|e| read_error(corrupt(e)))?;
-                let event = codec::decode(&r.event_type, meta.version, &r.data)
+                let event = lead::decode(&r.event_type, meta.version, &r.data)
                     .map_err(|e| read_error(corrupt(e)))?;
                 rb.events.push((r.revision, event));
             }

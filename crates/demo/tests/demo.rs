@@ -12,12 +12,12 @@ use std::sync::Arc;
 use chrono::Duration;
 use uuid::Uuid;
 
+use leadflow_codec::{lead, EventMetadata};
 use leadflow_demo::{generate, DemoConfig, DemoReport};
 use leadflow_domain::events::{
     DistributionDecision, HandoffResult, LeadEvent, SystemTaskKind, Transition,
 };
 use leadflow_domain::{evolve, Catalog, Lead, Stage};
-use leadflow_engine::codec::{self, EventMetadata};
 use leadflow_engine::{Engine, EngineConfig, SystemClock, V7Ids};
 use leadflow_store::{EventStore, Position, RecordedEvent};
 use leadflow_store_embedded::EmbeddedStore;
@@ -103,7 +103,7 @@ fn by_stream(log: &[RecordedEvent]) -> Streams {
 
 fn decode(e: &RecordedEvent) -> (EventMetadata, LeadEvent) {
     let meta = EventMetadata::decode(&e.metadata).unwrap();
-    let event = codec::decode(&e.event_type, meta.version, &e.data).unwrap();
+    let event = lead::decode(&e.event_type, meta.version, &e.data).unwrap();
     (meta, event)
 }
 

@@ -8,7 +8,6 @@
 
 pub mod cache;
 pub mod clock;
-pub mod codec;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,12 +21,11 @@ use leadflow_domain::{
 };
 use leadflow_store::{
     ContentType, EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent, StoreError,
-    StreamName,
 };
 
 pub use cache::{CachedLead, CommandRecord, LeadCache};
 pub use clock::{Clock, FixedClock, IdGenerator, SequentialIds, SystemClock, V7Ids};
-use codec::{CodecError, EventMetadata};
+use leadflow_codec::{lead, lead_stream, CodecError, EventMetadata};
 
 /// Namespace of the ids derived from idempotency keys.
 const KEY_NAMESPACE: Uuid = Uuid::from_u128(0x6c65_6164_666c_6f77_0000_0000_0000_0001);
@@ -157,11 +155,6 @@ pub struct Engine {
     ids: Arc<dyn IdGenerator>,
     cache: LeadCache,
     max_retries: u32,
-}
-
-/// The stream of a lead.
-pub fn lead_stream(id: LeadId) -> StreamName {
-    StreamName::parse(format!("lead-{id}")).expect("lead stream names are valid")
 }
 
 impl Engine {
@@ -312,7 +305,7 @@ impl Engine {
                 .map(|(i, e)| NewEvent {
                     id: Uuid::new_v5(&command_id, &(i as u32).to_be_bytes()),
                     event_type: e.event_type().to_owned(),
-                    data: codec::encode(e),
+                    data: lead::encode(e),
                     metadata: EventMetadata {
                         version: e.version(),
                         ..metadata.clone()
@@ -409,7 +402,7 @@ fn fold_recorded(entry: &mut CachedLead, recorded: &RecordedEvent) -> Result<(),
     };
     let meta = EventMetadata::decode(&recorded.metadata).map_err(corrupt)?;
     let event =
-        codec::decode(&recorded.event_type, meta.version, &recorded.data).map_err(corrupt)?;
+        lead::decode(&recorded.event_type, meta.version, &recorded.data).map_err(corrupt)?;
     entry.state = evolve(entry.state.take(), &event);
     entry.revision = Some(recorded.revision);
     let record = entry

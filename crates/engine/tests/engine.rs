@@ -9,6 +9,7 @@ use chrono::{TimeZone, Utc};
 use futures::stream::BoxStream;
 use uuid::Uuid;
 
+use leadflow_codec::{lead_stream, EventMetadata};
 use leadflow_domain::commands::*;
 use leadflow_domain::details::{DetailChange, LeadDetails};
 use leadflow_domain::events::HandoffResult;
@@ -17,10 +18,8 @@ use leadflow_domain::{
     Actor, Catalog, FunnelId, LeadCommand, LeadId, Maturity, Rejection, Role, Stage, StageKey,
     UserId,
 };
-use leadflow_engine::codec::EventMetadata;
 use leadflow_engine::{
-    lead_stream, CommandMeta, Engine, EngineConfig, EngineError, FixedClock, OutcomeKind,
-    SequentialIds,
+    CommandMeta, Engine, EngineConfig, EngineError, FixedClock, OutcomeKind, SequentialIds,
 };
 use leadflow_store::{
     AppendResult, EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent, StoreError,

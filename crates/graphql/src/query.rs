@@ -9,8 +9,8 @@ use async_graphql::connection::{Connection, Edge};
 use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
+use leadflow_codec::lead_stream;
 use leadflow_domain::{Catalog, FunnelId};
-use leadflow_engine::lead_stream;
 use leadflow_projections::query::{self as q, Cursor, Page, ReportDimension, ReportFilter};
 
 use crate::error::ApiError;
@@ -378,8 +378,8 @@ impl Query {
             page.rows.iter().map(|(r, _)| r.revision).max(),
         ) {
             let events = state
-                .engine
-                .store()
+                .reads
+                .log()
                 .read_stream(&lead_stream(id), low as u64, (high - low + 1) as usize)
                 .await
                 .map_err(|e| ApiError::Internal(format!("reading the lead's events: {e}")))?;

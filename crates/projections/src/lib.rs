@@ -14,36 +14,11 @@ mod summary;
 use chrono::{DateTime, Utc};
 use rusqlite::Transaction;
 
-use leadflow_domain::{LeadEvent, LeadId};
-use leadflow_engine::codec::EventMetadata;
 use leadflow_store::Position;
 
+/// Decoded events, as projections see them.
+pub use leadflow_codec::{Body, Envelope};
 pub use runner::{ProjectionState, ProjectionStatus, ReadSide};
-
-/// A decoded event of the log, as projections see it.
-#[derive(Clone, Debug)]
-pub struct Envelope {
-    pub position: Position,
-    pub stream: String,
-    pub revision: u64,
-    /// The payload exactly as stored (JSON), for read models that show it.
-    pub data: Vec<u8>,
-    pub body: Body,
-}
-
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug)]
-pub enum Body {
-    /// An event of a `lead-{id}` stream. (Boxing it would cost an allocation per event for
-    /// the rare `Other`.)
-    Lead {
-        lead_id: LeadId,
-        event: LeadEvent,
-        meta: EventMetadata,
-    },
-    /// An event of a stream no read model here follows yet.
-    Other,
-}
 
 /// Why a projection could not apply an event. It stops that projection, which then reports
 /// the event and the error; it is never skipped.

@@ -22,11 +22,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
-use leadflow_domain::LeadId;
-use leadflow_engine::codec::{self, EventMetadata};
-use leadflow_store::{EventStore, Position, RecordedEvent};
+use leadflow_store::{EventStore, Position};
 
-use crate::{Body, Envelope, Projection, ProjectionError};
+use crate::{Envelope, Projection, ProjectionError};
 
 /// Events applied per transaction, at most, once live.
 const BATCH: usize = 4000;
@@ -367,6 +365,12 @@ impl ReadSide {
             .iter()
             .find(|h| h.status.lock().expect("status lock").name == name)
             .map(|h| h.checkpoint.clone())
+    }
+
+    /// The log the read models follow, for readers that need what no model keeps (the
+    /// history feed's payloads): the read side's own reader, not the write side's.
+    pub fn log(&self) -> &Arc<dyn EventStore> {
+        &self.store
     }
 
     /// Stops every projection after its current batch and waits for the threads.
@@ -848,10 +852,13 @@ impl Feeder {
                     }
                 }
                 let last = batch.last().map_or(position, |e| e.position);
-                let fed: Fed = match batch.into_iter().map(decode).collect::<Result<Vec<_>, _>>() {
+                let fed: Fed = match batch
+                    .into_iter()
+                    .map(leadflow_codec::decode)
+                    .collect::<Result<Vec<_>, _>>()
+                {
                     Ok(envelopes) => Ok(envelopes.into()),
-                    Err(ProjectionError::Decode { position, reason }) => Err((position, reason)),
-                    Err(other) => Err((last, other.to_string())),
+                    Err(poison) => Err((poison.position, poison.reason)),
                 };
                 let poisoned = fed.is_err();
                 // A member that hung up has stopped; the others go on.
@@ -1149,39 +1156,6 @@ impl Worker {
         s.error = Some(message);
         s.checkpoint = position;
     }
-}
-
-/// Decodes a stored event for the projections; a lead event that does not decode is poison.
-pub fn decode(event: RecordedEvent) -> Result<Envelope, ProjectionError> {
-    let position = event.position;
-    let bad = |reason: String| ProjectionError::Decode { position, reason };
-    let body = match event.stream.strip_prefix("lead-") {
-        Some(id) => {
-            let lead_id = LeadId::parse(id).map_err(|e| bad(e.to_string()))?;
-            let meta = EventMetadata::decode(&event.metadata)
-                .map_err(|e| bad(format!("{} ({})", e, event.event_type)))?;
-            let lead_event =
-                codec::decode(&event.event_type, meta.version, &event.data).map_err(|e| {
-                    bad(format!(
-                        "{e} in stream {} revision {}",
-                        event.stream, event.revision
-                    ))
-                })?;
-            Body::Lead {
-                lead_id,
-                event: lead_event,
-                meta,
-            }
-        }
-        None => Body::Other,
-    };
-    Ok(Envelope {
-        position,
-        stream: event.stream,
-        revision: event.revision,
-        data: event.data,
-        body,
-    })
 }
 
 #[cfg(test)]

@@ -1,13 +1,9 @@
-//! The lead events' codec: `LeadEvent` <-> (event type, JSON payload), and the envelope
-//! metadata. Versions stay readable forever: a stored payload older than the current version
-//! runs through the upcasters registered for its type, in order, before it is decoded.
-
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
+//! The lead events' table: `LeadEvent` <-> (event type, JSON payload). Versions stay
+//! readable forever: a stored payload older than the current version runs through the
+//! upcasters registered for its type, in order, before it is decoded.
 
 use leadflow_domain::events::*;
-use leadflow_domain::{Actor, LeadEvent, Role, UserId};
+use leadflow_domain::LeadEvent;
 
 /// An upcaster lifts a payload of `event_type` from `from_version` to `from_version + 1`.
 pub struct Upcaster {
@@ -122,51 +118,6 @@ pub fn decode_with(
     decode_current(event_type, &bytes).map_err(|e| payload_err(e.to_string()))
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ActorMetadata {
-    pub user_id: UserId,
-    pub role: Role,
-}
-
-impl From<Actor> for ActorMetadata {
-    fn from(a: Actor) -> Self {
-        Self {
-            user_id: a.user,
-            role: a.role,
-        }
-    }
-}
-
-/// The envelope every event carries (SPEC section 4).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EventMetadata {
-    pub actor: ActorMetadata,
-    /// Business time (an import keeps the original time).
-    pub occurred_at: DateTime<Utc>,
-    pub correlation_id: Uuid,
-    pub causation_id: Uuid,
-    pub command_id: Uuid,
-    /// The command's name (`QualifyLead`), so a key reused for another command is caught.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<String>,
-    /// The payload's schema version.
-    pub version: u32,
-}
-
-impl EventMetadata {
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("metadata always serializes")
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
-        serde_json::from_slice(bytes).map_err(|e| CodecError::Metadata {
-            reason: e.to_string(),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,7 +152,7 @@ mod tests {
             from_version: 0,
             upcast: rename,
         }];
-        let id = Uuid::from_u128(7);
+        let id = uuid::Uuid::from_u128(7);
         let old = serde_json::to_vec(&serde_json::json!({ "deal": id })).unwrap();
         let event = decode_with(&table, "DealWon", 0, &old).unwrap();
         assert_eq!(

@@ -1,0 +1,73 @@
+//! A recorded event decoded for the read side: its place in the log and, for the streams of a
+//! known category, the typed event and its metadata.
+
+use leadflow_domain::{LeadEvent, LeadId};
+use leadflow_store::{Position, RecordedEvent};
+
+use crate::metadata::EventMetadata;
+use crate::streams::StreamRef;
+
+/// A decoded event of the log.
+#[derive(Clone, Debug)]
+pub struct Envelope {
+    pub position: Position,
+    pub stream: String,
+    pub revision: u64,
+    /// The payload exactly as stored (JSON), for read models that show it.
+    pub data: Vec<u8>,
+    pub body: Body,
+}
+
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum Body {
+    /// An event of a `lead-{id}` stream. (Boxing it would cost an allocation per event for
+    /// the rare `Other`.)
+    Lead {
+        lead_id: LeadId,
+        event: LeadEvent,
+        meta: EventMetadata,
+    },
+    /// An event of a stream no aggregate here owns.
+    Other,
+}
+
+/// A recorded event of a known category that does not decode: poison, never skipped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot decode event at position {position}: {reason}")]
+pub struct DecodeError {
+    pub position: Position,
+    pub reason: String,
+}
+
+/// Decodes `event`; events of streams of no known category come out as [`Body::Other`].
+pub fn decode(event: RecordedEvent) -> Result<Envelope, DecodeError> {
+    let position = event.position;
+    let bad = |reason: String| DecodeError { position, reason };
+    let body = match StreamRef::parse(&event.stream).map_err(bad)? {
+        StreamRef::Lead(lead_id) => {
+            let meta = EventMetadata::decode(&event.metadata)
+                .map_err(|e| bad(format!("{} ({})", e, event.event_type)))?;
+            let lead_event = crate::lead::decode(&event.event_type, meta.version, &event.data)
+                .map_err(|e| {
+                    bad(format!(
+                        "{e} in stream {} revision {}",
+                        event.stream, event.revision
+                    ))
+                })?;
+            Body::Lead {
+                lead_id,
+                event: lead_event,
+                meta,
+            }
+        }
+        StreamRef::Other => Body::Other,
+    };
+    Ok(Envelope {
+        position,
+        stream: event.stream,
+        revision: event.revision,
+        data: event.data,
+        body,
+    })
+}

@@ -1,0 +1,21 @@
+//! The events as they are stored: what the write side appends and the read side decodes.
+//!
+//! - [`lead`]: the lead events' table (`LeadEvent` <-> event type and JSON payload), their
+//!   versions and upcasters;
+//! - [`metadata`]: the envelope every event carries (actor, business time, correlation,
+//!   causation, command, payload version);
+//! - [`streams`]: stream names per aggregate category, built and parsed in one place;
+//! - [`envelope`]: a recorded event decoded into a typed [`Envelope`].
+//!
+//! The engine and the projections both use it, so the read side never depends on the write
+//! side. It does no IO: the store moves the bytes.
+
+pub mod envelope;
+pub mod lead;
+pub mod metadata;
+pub mod streams;
+
+pub use envelope::{decode, Body, DecodeError, Envelope};
+pub use lead::{CodecError, Upcaster, UPCASTERS};
+pub use metadata::{ActorMetadata, EventMetadata};
+pub use streams::{lead_stream, StreamRef};
