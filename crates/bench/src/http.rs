@@ -6,11 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use leadflow_domain::{Catalog, Role, UserId};
-use leadflow_engine::{Engine, EngineConfig, SystemClock, V7Ids};
-use leadflow_graphql::AppState;
-use leadflow_projections::{all_projections, ReadSide};
-use leadflow_server::{Auth, ServerState};
+use leadflow_domain::{Role, UserId};
+use leadflow_server::Auth;
 use leadflow_store::EventStore;
 use leadflow_store_embedded::EmbeddedStore;
 
@@ -51,42 +48,20 @@ async fn at_rate(
 pub async fn mutation_latency(root: &Path) -> anyhow::Result<Figure> {
     let dir = tempfile::tempdir_in(root)?;
     let store: Arc<dyn EventStore> = Arc::new(EmbeddedStore::open(dir.path().join("events.db"))?);
-    let catalog = Arc::new(Catalog::default_catalog());
-    let engine = Arc::new(Engine::new(
-        store.clone(),
-        catalog.clone(),
-        Arc::new(SystemClock),
-        Arc::new(V7Ids),
-        EngineConfig::default(),
-    ));
-    let reads = Arc::new(ReadSide::start(
-        &dir.path().join("read"),
-        store,
-        all_projections(catalog.clone()),
-    )?);
+    // Wired exactly as `leadflow serve` wires it.
     let auth = Auth::from_secret(b"bench secret bench secret bench secret");
-    let app = AppState {
-        engine,
-        reads: reads.clone(),
-        catalog,
-        consistency_timeout: Duration::from_secs(5),
-    };
-    let state = ServerState {
-        schema: leadflow_graphql::schema(app.clone()),
-        app,
-        auth: auth.clone(),
-        origins: leadflow_server::Origins::none(),
-    };
+    let app = leadflow_app::App::build(leadflow_app::Config::new(
+        store,
+        dir.path().join("read"),
+        auth.clone(),
+    ))?;
+    let reads = app.reads.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/graphql", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(leadflow_server::run(
-        listener,
-        leadflow_server::app(state),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let server = tokio::spawn(leadflow_server::run(listener, app.router(), async {
+        let _ = stopped.await;
+    }));
     let token = auth.issue(
         UserId::named("ivan.manager"),
         Role::Manager,

@@ -14,11 +14,9 @@ use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use leadflow_domain::{Catalog, Role, UserId};
-use leadflow_engine::{Engine, EngineConfig, SystemClock, V7Ids};
+use leadflow_engine::Engine;
 use leadflow_esdb_node::RunningNode;
-use leadflow_graphql::AppState;
-use leadflow_projections::{all_projections, ReadSide};
-use leadflow_server::{Auth, Origins, ServerState};
+use leadflow_server::{Auth, Origins};
 use leadflow_store::EventStore;
 use leadflow_store_embedded::EmbeddedStore;
 use leadflow_store_esdb::EsdbStore;
@@ -339,13 +337,7 @@ fn open(data_dir: &Path, store: &StoreArgs) -> anyhow::Result<Opened> {
         );
     };
     let catalog = Arc::new(Catalog::default_catalog());
-    let engine = Arc::new(Engine::new(
-        store.clone(),
-        catalog.clone(),
-        Arc::new(SystemClock),
-        Arc::new(V7Ids),
-        EngineConfig::default(),
-    ));
+    let engine = leadflow_app::engine(store.clone(), catalog.clone());
     Ok(Opened {
         store,
         embedded,
@@ -423,17 +415,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
         run_demo(&engine, args.demo_leads, args.demo_seed).await?;
     }
-    let reads = Arc::new(ReadSide::start(
-        &data_dir.join("read"),
-        store.clone(),
-        all_projections(catalog.clone()),
-    )?);
-    let app = AppState {
+    let app = leadflow_app::App::with_engine(
+        leadflow_app::Config {
+            catalog,
+            origins,
+            ..leadflow_app::Config::new(store, data_dir.join("read"), auth.clone())
+        },
         engine,
-        reads: reads.clone(),
-        catalog: catalog.clone(),
-        consistency_timeout: Duration::from_secs(5),
-    };
+    )?;
     // Only the demo signs anyone in, and only through the printed link: the token rides in the
     // URL fragment, which browsers never send, and the page clears it from the address bar.
     let demo_token = args.demo.then(|| {
@@ -443,12 +432,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Duration::from_secs(DEMO_TOKEN_HOURS * 3600),
         )
     });
-    let state = ServerState {
-        schema: leadflow_graphql::schema(app.clone()),
-        app,
-        auth,
-        origins,
-    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -486,10 +469,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let served = leadflow_server::run(listener, leadflow_server::app(state), shutdown).await;
+    let served = app.serve(listener, shutdown).await;
     let _ = std::fs::remove_file(&announced);
     served?;
-    reads.shutdown();
+    app.shutdown();
     if let Some(node) = node {
         node.stop().await;
     }
@@ -522,7 +505,7 @@ async fn run_projections(
 ) -> anyhow::Result<()> {
     let Opened { store, catalog, .. } = open(data_dir, store)?;
     let read_dir = read_dir.unwrap_or_else(|| data_dir.join("read"));
-    let reads = ReadSide::start(&read_dir, store.clone(), all_projections(catalog))?;
+    let reads = leadflow_app::read_side(&read_dir, store.clone(), catalog)?;
     let started = Instant::now();
     loop {
         let status = reads.status().await;

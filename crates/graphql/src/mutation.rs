@@ -75,6 +75,7 @@ async fn execute(
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "DistributionDecision")]
 pub enum DistributionDecisionGql {
     StartHandoff,
     ContinueNurturing,
@@ -94,6 +95,7 @@ pub struct DistributeInput {
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "HandoffResult")]
 pub enum HandoffResultGql {
     PlaceOrder,
     TransferToSale,

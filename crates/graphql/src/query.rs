@@ -211,6 +211,7 @@ pub struct ReportFilterInput {
 }
 
 #[derive(SimpleObject, Clone, Debug)]
+#[graphql(name = "FunnelStage")]
 pub struct FunnelStageGql {
     pub key: String,
     pub name: String,

@@ -533,6 +533,7 @@ pub struct ReportRow {
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "ProjectionState")]
 pub enum ProjectionStateGql {
     Starting,
     CatchingUp,

@@ -23,11 +23,9 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use leadflow_domain::{Catalog, UserId};
-use leadflow_engine::{Engine, EngineConfig, SystemClock, V7Ids};
 use leadflow_esdb_node::RunningNode;
-use leadflow_graphql::AppState;
-use leadflow_projections::{all_projections, ReadSide};
-use leadflow_server::{Auth, ServerState};
+use leadflow_projections::ReadSide;
+use leadflow_server::Auth;
 use leadflow_store::EventStore;
 use leadflow_store_embedded::EmbeddedStore;
 use leadflow_store_esdb::EsdbStore;
@@ -128,35 +126,14 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
             (Arc::new(store), Some(node))
         }
     };
-    let catalog = Arc::new(Catalog::default_catalog());
-    let engine = Arc::new(Engine::new(
-        store.clone(),
-        catalog.clone(),
-        Arc::new(SystemClock),
-        Arc::new(V7Ids),
-        EngineConfig::default(),
-    ));
-    let reads = Arc::new(
-        ReadSide::start(
-            &dir.path().join("read"),
-            store.clone(),
-            all_projections(catalog.clone()),
-        )
-        .expect("start the read side"),
-    );
+    // Wired exactly as `leadflow serve` wires it.
     let auth = Auth::from_secret(SECRET);
-    let app = AppState {
-        engine,
-        reads: reads.clone(),
-        catalog: catalog.clone(),
+    let app = leadflow_app::App::build(leadflow_app::Config {
         consistency_timeout: settings.consistency_timeout,
-    };
-    let state = ServerState {
-        schema: leadflow_graphql::schema(app.clone()),
-        app,
-        auth: auth.clone(),
-        origins: leadflow_server::Origins::none(),
-    };
+        ..leadflow_app::Config::new(store.clone(), dir.path().join("read"), auth.clone())
+    })
+    .expect("start the app");
+    let (catalog, reads, router) = (app.catalog.clone(), app.reads.clone(), app.router());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind port 0");
@@ -166,7 +143,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         let stopped = async {
             let _ = stop.await;
         };
-        if let Err(e) = leadflow_server::run(listener, leadflow_server::app(state), stopped).await {
+        if let Err(e) = leadflow_server::run(listener, router, stopped).await {
             panic!("the test server failed: {e}");
         }
     });
