@@ -99,7 +99,7 @@ pub struct Outcome {
 /// - `Rejected`: the caller's to fix (see [`Rejection`]); `BAD_USER_INPUT`, `FORBIDDEN` or
 ///   `INVALID_TRANSITION` by rule.
 /// - `Conflict`: the lead kept changing under the command; retry later (`CONFLICT`).
-/// - `InvalidCommand`: a caller bug, such as registering under another lead's id.
+/// - `IdempotencyKeyReused`, `MisaddressedRegistration`: caller bugs (`BAD_USER_INPUT`).
 /// - `Store`, `Corrupt`: report (`INTERNAL`); retry `Store(Unavailable)` with the same key.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -107,8 +107,17 @@ pub enum EngineError {
     Rejected(#[from] Rejection),
     #[error("lead {lead_id} changed concurrently {attempts} times in a row; try again")]
     Conflict { lead_id: LeadId, attempts: u32 },
-    #[error("invalid command: {0}")]
-    InvalidCommand(String),
+    /// The key already recorded another command on this lead.
+    #[error("idempotency key {key:?} was already used for {recorded} on lead {lead_id}, not for {command}")]
+    IdempotencyKeyReused {
+        key: String,
+        lead_id: LeadId,
+        recorded: leadflow_domain::CommandName,
+        command: leadflow_domain::CommandName,
+    },
+    /// A registration sent to another lead's id than the one it names.
+    #[error("RegisterLead names lead {named} but is sent to lead {sent_to}")]
+    MisaddressedRegistration { named: LeadId, sent_to: LeadId },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot read event {revision} of stream {stream}: {source}")]
@@ -125,7 +134,7 @@ impl EngineError {
         match self {
             Self::Rejected(_) => "rejected",
             Self::Conflict { .. } => "conflict",
-            Self::InvalidCommand(_) => "invalid",
+            Self::IdempotencyKeyReused { .. } | Self::MisaddressedRegistration { .. } => "invalid",
             Self::Store(_) => "store_error",
             Self::Corrupt { .. } => "corrupt",
         }
@@ -231,10 +240,10 @@ impl Engine {
     ) -> Result<Outcome, EngineError> {
         if let LeadCommand::Register(r) = command {
             if r.lead_id != lead_id {
-                return Err(EngineError::InvalidCommand(format!(
-                    "RegisterLead names lead {} but is sent to lead {lead_id}",
-                    r.lead_id
-                )));
+                return Err(EngineError::MisaddressedRegistration {
+                    named: r.lead_id,
+                    sent_to: lead_id,
+                });
             }
         }
         let command_id = match &meta.idempotency_key {
@@ -250,11 +259,12 @@ impl Engine {
                     .command
                     .filter(|recorded| *recorded != command.name())
                 {
-                    return Err(EngineError::InvalidCommand(format!(
-                        "idempotency key {:?} was already used for {recorded} on lead {lead_id}, not for {}",
-                        meta.idempotency_key.as_deref().unwrap_or_default(),
-                        command.name()
-                    )));
+                    return Err(EngineError::IdempotencyKeyReused {
+                        key: meta.idempotency_key.clone().unwrap_or_default(),
+                        lead_id,
+                        recorded,
+                        command: command.name(),
+                    });
                 }
                 // The first result: the lead as that command left it, even if it moved on since.
                 let lead = if entry.revision == Some(record.last_revision) {

@@ -282,7 +282,8 @@ async fn an_idempotency_key_reused_for_another_command_is_refused() {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, EngineError::InvalidCommand(m) if m.contains("already used for QualifyLead")),
+            matches!(&err, EngineError::IdempotencyKeyReused { recorded, .. } if *recorded == leadflow_domain::CommandName::QualifyLead)
+                && err.to_string().contains("already used for QualifyLead"),
             "{err:?}"
         );
     }
@@ -495,7 +496,10 @@ async fn registering_under_another_leads_id_is_refused() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, EngineError::InvalidCommand(_)), "{err:?}");
+    assert!(
+        matches!(err, EngineError::MisaddressedRegistration { named, sent_to } if named == lead(9) && sent_to == lead(8)),
+        "{err:?}"
+    );
     assert_eq!(f.store.head().await.unwrap(), Position::START);
 }
 

@@ -111,7 +111,8 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::Rejected(r) => r.into(),
             EngineError::Conflict { .. } => Self::Conflict(e.to_string()),
-            EngineError::InvalidCommand(m) => Self::BadUserInput(m),
+            EngineError::IdempotencyKeyReused { .. }
+            | EngineError::MisaddressedRegistration { .. } => Self::BadUserInput(e.to_string()),
             EngineError::Store(_) | EngineError::Corrupt { .. } => {
                 tracing::error!(error = %e, "command failed inside");
                 Self::Internal(e.to_string())

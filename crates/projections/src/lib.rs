@@ -32,6 +32,15 @@ pub enum ProjectionError {
     Sqlite(#[from] rusqlite::Error),
     #[error("event store: {0}")]
     Store(#[from] leadflow_store::StoreError),
+    /// Another process runs the read models of this folder (it holds `read.lock`).
+    #[error("the read models in {} are being run by another process", dir.display())]
+    Locked { dir: std::path::PathBuf },
+    /// The read side could not set itself up: a folder, a lock file, a thread.
+    #[error("cannot {what}: {reason}")]
+    Setup { what: String, reason: String },
+    /// A database stayed busy past the wait for it (another process holds it open).
+    #[error("{what}: the database stays busy")]
+    Busy { what: String },
 }
 
 impl ProjectionError {
@@ -52,8 +61,12 @@ impl ProjectionError {
                         | C::CannotOpen
                 )
             ),
-            Self::Store(leadflow_store::StoreError::Unavailable(_)) => true,
-            Self::Decode { .. } | Self::Apply { .. } | Self::Store(_) => false,
+            Self::Store(leadflow_store::StoreError::Unavailable(_)) | Self::Busy { .. } => true,
+            Self::Decode { .. }
+            | Self::Apply { .. }
+            | Self::Store(_)
+            | Self::Locked { .. }
+            | Self::Setup { .. } => false,
         }
     }
 }

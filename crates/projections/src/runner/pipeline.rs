@@ -1,0 +1,590 @@
+//! The pipeline: feeders read and decode the log once for the projections at about the same
+//! checkpoint; each worker applies batches to its own database, retrying transient failures
+//! from its checkpoint on a feeder of its own.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt, StreamExt};
+use rusqlite::{params, Connection};
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+
+use leadflow_store::{EventStore, Position};
+
+use super::status::{retry_delay, ProjectionState, ProjectionStatus};
+use super::versions::finish_rebuild;
+use crate::{Envelope, Projection, ProjectionError};
+
+/// Events applied per transaction, at most, once live.
+pub(crate) const BATCH: usize = 4000;
+
+/// Events per transaction while catching up: fewer commits, and fewer leads whose events
+/// straddle two batches (each straddle is one more load and save of its card).
+pub(crate) const CATCH_UP_BATCH: usize = 16_000;
+
+/// Where a worker's time went while rebuilding, logged once caught up.
+#[derive(Default)]
+pub(crate) struct Spent {
+    pub(crate) events: u64,
+    pub(crate) waiting: Duration,
+    pub(crate) working: Duration,
+    pub(crate) applying: Duration,
+    /// Commits include SQLite's automatic WAL checkpoints.
+    pub(crate) committing: Duration,
+}
+
+pub(crate) struct Worker {
+    /// Rebuilding from zero without secondary indexes, until caught up.
+    pub(crate) rebuilding: bool,
+    pub(crate) projection: Box<dyn Projection>,
+    pub(crate) conn: Connection,
+    pub(crate) store: Arc<dyn EventStore>,
+    pub(crate) runtime: Handle,
+    pub(crate) status: Arc<Mutex<ProjectionStatus>>,
+    pub(crate) checkpoint: watch::Sender<Position>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    /// The read side's threads, for the feeders this worker starts after a transient failure.
+    pub(crate) threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+/// What a feeder hands its workers: a batch of decoded consecutive events, or the event that
+/// does not decode (which stops the projection: position and reason).
+pub(crate) type Fed = Result<Arc<[Envelope]>, (Position, String)>;
+
+/// Batches queued between a feeder and a worker: enough to keep the worker busy while the
+/// feeder reads and decodes the next ones, few enough to bound memory.
+pub(crate) const READ_AHEAD: usize = 3;
+
+/// Projections whose checkpoints are at most this far apart share a feeder (the ones ahead
+/// skip what they have already applied).
+pub(crate) const SHARE_WINDOW: u64 = 10_000;
+
+pub(crate) fn spawn(
+    name: String,
+    position: Position,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>, ProjectionError> {
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(f)
+        .map_err(|e| ProjectionError::Setup {
+            what: format!("start a thread at position {position}"),
+            reason: e.to_string(),
+        })
+}
+
+/// Groups items whose positions lie within [`SHARE_WINDOW`] of their group's lowest, each
+/// group with the position to read it from.
+pub(crate) fn group_by_checkpoint<T>(
+    mut items: Vec<T>,
+    at: impl Fn(&T) -> Position,
+) -> Vec<(Position, Vec<T>)> {
+    items.sort_by_key(|i| at(i));
+    let mut groups: Vec<(Position, Vec<T>)> = Vec::new();
+    for item in items {
+        let position = at(&item);
+        match groups.last_mut() {
+            Some((from, group)) if position.0 - from.0 <= SHARE_WINDOW => group.push(item),
+            _ => groups.push((position, vec![item])),
+        }
+    }
+    groups
+}
+
+/// A worker fed by a feeder.
+pub(crate) struct Member {
+    pub(crate) name: &'static str,
+    pub(crate) checkpoint: Position,
+    pub(crate) inbox: std::sync::mpsc::SyncSender<Fed>,
+    /// Where a lost store connection shows (the worker clears it once it applies again).
+    pub(crate) status: Arc<Mutex<ProjectionStatus>>,
+}
+
+/// Reads the log on its own thread, decodes it once and hands full batches to each of its
+/// workers, so reading and decoding overlap with the workers' SQLite writes. A worker that
+/// stops (failed, or shut down) drops out; the feeder ends when none is left or at shutdown.
+pub(crate) struct Feeder {
+    pub(crate) store: Arc<dyn EventStore>,
+    pub(crate) runtime: Handle,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    /// A worker's own feeder ends when the worker drops the sender (it failed again, or
+    /// stopped), even with no event to send.
+    pub(crate) stop: Option<watch::Receiver<()>>,
+    pub(crate) members: Vec<Member>,
+}
+
+impl Feeder {
+    /// Clears what [`Feeder::store_failed`] showed.
+    fn store_recovered(&self) {
+        for m in &self.members {
+            let mut s = m.status.lock().expect("status lock");
+            let ours = s
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("event store: "));
+            if s.state == ProjectionState::Retrying && ours {
+                tracing::info!(projection = m.name, "the event store answers again");
+                s.state = ProjectionState::CatchingUp;
+                s.error = None;
+                s.attempts = 0;
+                s.next_attempt = None;
+            }
+        }
+    }
+
+    /// The store failed under the subscription: every member shows it while the feeder waits
+    /// (capped exponential backoff) to subscribe again. False if shut down meanwhile.
+    fn store_failed(&mut self, attempts: u32, error: String) -> bool {
+        let delay = retry_delay(attempts);
+        tracing::warn!(
+            attempt = attempts,
+            retry_in_ms = delay.as_millis() as u64,
+            error = %error,
+            "the event store failed under the projections' subscription, subscribing again"
+        );
+        let next = chrono::Duration::from_std(delay)
+            .ok()
+            .map(|d| chrono::Utc::now() + d);
+        for m in &self.members {
+            let mut s = m.status.lock().expect("status lock");
+            if s.state != ProjectionState::Failed {
+                s.state = ProjectionState::Retrying;
+                s.error = Some(format!("event store: {error}"));
+                s.attempts = attempts;
+                s.next_attempt = next;
+            }
+        }
+        let mut shutdown = self.shutdown.clone();
+        let stopped = self.runtime.block_on(async {
+            tokio::time::timeout(delay, shutdown.wait_for(|stop| *stop))
+                .await
+                .is_ok()
+        });
+        !stopped
+    }
+
+    pub(crate) fn run(mut self, mut position: Position) {
+        let _context = self.runtime.enter();
+        let names = self
+            .members
+            .iter()
+            .map(|m| m.name)
+            .collect::<Vec<_>>()
+            .join("+");
+        let mut failures = 0u32;
+        'subscribe: loop {
+            if failures > 0 {
+                // Reachable again? Then the members no longer show the failure.
+                match self.runtime.block_on(self.store.head()) {
+                    Ok(_) => self.store_recovered(),
+                    Err(e) => {
+                        failures += 1;
+                        if !self.store_failed(failures, e.to_string()) {
+                            return;
+                        }
+                        continue 'subscribe;
+                    }
+                }
+            }
+            let mut sub = self.store.subscribe_all(position);
+            loop {
+                let mut shutdown = self.shutdown.clone();
+                let mut stop = self.stop.clone();
+                let first = self.runtime.block_on(async {
+                    let stopped = async {
+                        match &mut stop {
+                            Some(stop) => while stop.changed().await.is_ok() {},
+                            None => std::future::pending::<()>().await,
+                        }
+                    };
+                    tokio::select! {
+                        item = sub.next() => Some(item),
+                        _ = shutdown.wait_for(|stop| *stop) => None,
+                        _ = stopped => None,
+                    }
+                });
+                let first = match first {
+                    None => return,
+                    Some(Some(Ok(event))) => event,
+                    Some(None) => {
+                        failures += 1;
+                        let why = format!("the subscription of {names} ended");
+                        if !self.store_failed(failures, why) {
+                            return;
+                        }
+                        continue 'subscribe;
+                    }
+                    Some(Some(Err(e))) => {
+                        failures += 1;
+                        if !self.store_failed(failures, e.to_string()) {
+                            return;
+                        }
+                        continue 'subscribe;
+                    }
+                };
+                failures = 0;
+                // While behind the head, wait for full batches (fewer, larger transactions);
+                // once live, hand over whatever has arrived.
+                let head = self.runtime.block_on(self.store.head()).unwrap_or_default();
+                let behind = head > first.position;
+                let mut batch = vec![first];
+                let mut broken = false;
+                let size = if behind { CATCH_UP_BATCH } else { BATCH };
+                while batch.len() < size {
+                    let next = match sub.next().now_or_never() {
+                        Some(next) => next,
+                        None if behind => self.runtime.block_on(sub.next()),
+                        None => break,
+                    };
+                    match next {
+                        Some(Ok(event)) => {
+                            let reached = event.position >= head;
+                            batch.push(event);
+                            if behind && reached {
+                                break;
+                            }
+                        }
+                        Some(Err(_)) | None => {
+                            broken = true;
+                            break;
+                        }
+                    }
+                }
+                let last = batch.last().map_or(position, |e| e.position);
+                let fed: Fed = match batch
+                    .into_iter()
+                    .map(leadflow_codec::decode)
+                    .collect::<Result<Vec<_>, _>>()
+                {
+                    Ok(envelopes) => Ok(envelopes.into()),
+                    Err(poison) => Err((poison.position, poison.reason)),
+                };
+                let poisoned = fed.is_err();
+                // A member that hung up has stopped; the others go on.
+                self.members.retain(|m| {
+                    let behind_it = m.checkpoint < last;
+                    !behind_it || m.inbox.send(fed.clone()).is_ok()
+                });
+                if self.members.is_empty() || poisoned {
+                    return;
+                }
+                position = last;
+                if broken {
+                    continue 'subscribe;
+                }
+            }
+        }
+    }
+}
+
+/// How a worker's draining ended.
+pub(crate) enum Drained {
+    /// Shut down.
+    Stopped,
+    /// Stopped for the operator at an event (the status says which and why).
+    Failed,
+    /// A transient failure at the checkpoint; nothing of the failed batch was committed.
+    Transient(ProjectionError),
+}
+
+impl Worker {
+    pub(crate) fn run(mut self, mut position: Position, rx: std::sync::mpsc::Receiver<Fed>) {
+        let runtime = self.runtime.clone();
+        let _context = runtime.enter();
+        let mut rx = rx;
+        // The sender that ends this worker's own feeder, once it has one.
+        let mut own: Option<watch::Sender<()>> = None;
+        let mut attempts = 0u32;
+        loop {
+            match self.drain(&mut position, &rx, &mut attempts) {
+                Drained::Stopped => break,
+                Drained::Failed => return,
+                Drained::Transient(error) => {
+                    // Leave the feeder: a shared one goes on for the others, an own one ends.
+                    drop(rx);
+                    drop(own.take());
+                    attempts += 1;
+                    let delay = retry_delay(attempts);
+                    self.retrying(position, &error, attempts, delay);
+                    let mut shutdown = self.shutdown.clone();
+                    let stopped = self.runtime.block_on(async {
+                        tokio::time::timeout(delay, shutdown.wait_for(|stop| *stop))
+                            .await
+                            .is_ok()
+                    });
+                    if stopped {
+                        break;
+                    }
+                    rx = match self.own_feeder(position) {
+                        Ok((rx, stop)) => {
+                            own = Some(stop);
+                            rx
+                        }
+                        Err(e) => {
+                            self.fail(position, &e);
+                            return;
+                        }
+                    };
+                }
+            }
+        }
+        self.status.lock().expect("status lock").state = ProjectionState::Stopped;
+    }
+
+    /// A feeder of this worker's own, from `position`: after a transient failure the shared
+    /// one has moved on.
+    /// Its batches, and the sender whose drop ends it.
+    fn own_feeder(
+        &self,
+        position: Position,
+    ) -> Result<(std::sync::mpsc::Receiver<Fed>, watch::Sender<()>), ProjectionError> {
+        let (inbox, rx) = std::sync::mpsc::sync_channel(READ_AHEAD);
+        let (stop, stopped) = watch::channel(());
+        let name = self.projection.name();
+        let feeder = Feeder {
+            store: self.store.clone(),
+            runtime: self.runtime.clone(),
+            shutdown: self.shutdown.clone(),
+            stop: Some(stopped),
+            members: vec![Member {
+                name,
+                checkpoint: position,
+                inbox,
+                status: self.status.clone(),
+            }],
+        };
+        let thread = spawn(format!("feed-{name}"), position, move || {
+            feeder.run(position)
+        })?;
+        self.threads.lock().expect("threads lock").push(thread);
+        Ok((rx, stop))
+    }
+
+    /// Publishes a transient failure and when the next attempt comes.
+    fn retrying(
+        &self,
+        position: Position,
+        error: &ProjectionError,
+        attempts: u32,
+        delay: Duration,
+    ) {
+        let name = self.projection.name();
+        let message = error.to_string();
+        tracing::warn!(
+            projection = name,
+            checkpoint = %position,
+            attempt = attempts,
+            retry_in_ms = delay.as_millis() as u64,
+            error = %message,
+            "transient failure, retrying from the checkpoint"
+        );
+        let mut s = self.status.lock().expect("status lock");
+        s.state = ProjectionState::Retrying;
+        s.error = Some(message);
+        s.attempts = attempts;
+        s.checkpoint = position;
+        s.next_attempt = chrono::Duration::from_std(delay)
+            .ok()
+            .map(|d| chrono::Utc::now() + d);
+    }
+
+    /// Ends a rebuild once the checkpoint is at the head; whether it did.
+    fn finish_if_caught_up(
+        &mut self,
+        position: Position,
+        spent: &Spent,
+    ) -> Result<bool, ProjectionError> {
+        if !self.rebuilding
+            || !self
+                .runtime
+                .block_on(self.store.head())
+                .is_ok_and(|head| position >= head)
+        {
+            return Ok(false);
+        }
+        let finishing = Instant::now();
+        finish_rebuild(&mut self.conn, self.projection.as_mut())?;
+        self.rebuilding = false;
+        tracing::info!(
+            projection = self.projection.name(),
+            events = spent.events,
+            waiting_ms = spent.waiting.as_millis() as u64,
+            applying_ms = spent.applying.as_millis() as u64,
+            committing_ms = spent.committing.as_millis() as u64,
+            other_ms = spent
+                .working
+                .saturating_sub(spent.applying + spent.committing)
+                .as_millis() as u64,
+            finishing_ms = finishing.elapsed().as_millis() as u64,
+            "caught up from zero"
+        );
+        Ok(true)
+    }
+
+    /// Stops for the operator on a permanent failure; hands a transient one back for a retry.
+    fn failed(&mut self, position: Position, error: ProjectionError) -> Drained {
+        if error.is_transient() {
+            Drained::Transient(error)
+        } else {
+            self.fail(position, &error);
+            Drained::Failed
+        }
+    }
+
+    /// Applies what the feeder hands over until shutdown or failure.
+    fn drain(
+        &mut self,
+        position: &mut Position,
+        rx: &std::sync::mpsc::Receiver<Fed>,
+        attempts: &mut u32,
+    ) -> Drained {
+        let mut window = (Instant::now(), 0u64);
+        let mut spent = Spent::default();
+        // A retry of a rebuild that failed while finishing has no event left to apply: once
+        // finished, it is caught up, and says so.
+        if *attempts > 0 {
+            match self.finish_if_caught_up(*position, &spent) {
+                Ok(true) => {
+                    *attempts = 0;
+                    self.publish(*position, &mut window);
+                    let _ = self.checkpoint.send(*position);
+                }
+                Ok(false) => {}
+                Err(e) => return self.failed(*position, e),
+            }
+        }
+        loop {
+            if *self.shutdown.borrow() {
+                return Drained::Stopped;
+            }
+            let waited = Instant::now();
+            let Ok(fed) = rx.recv() else {
+                return Drained::Stopped;
+            };
+            spent.waiting += waited.elapsed();
+            let working = Instant::now();
+            let from = *position;
+            let applied = fed
+                .map_err(|(position, reason)| ProjectionError::Decode { position, reason })
+                .and_then(|batch| {
+                    // A shared feeder may start below this projection's checkpoint.
+                    let fresh = &batch[batch.partition_point(|e| e.position <= from)..];
+                    let Some(last) = fresh.last().map(|e| e.position) else {
+                        return Ok((from, 0));
+                    };
+                    self.apply(fresh, &mut spent)?;
+                    Ok((last, fresh.len() as u64))
+                });
+            let (last, n) = match applied {
+                Ok(done) => done,
+                Err(e) => return self.failed(*position, e),
+            };
+            window.1 += n;
+            spent.events += n;
+            spent.working += working.elapsed();
+            *position = last;
+            if n > 0 {
+                *attempts = 0;
+            }
+            if let Err(e) = self.finish_if_caught_up(*position, &spent) {
+                // The batch is committed: publish it before retrying the finish.
+                self.publish(*position, &mut window);
+                let _ = self.checkpoint.send(*position);
+                return self.failed(*position, e);
+            }
+            // Status first: whoever the checkpoint wakes may read it.
+            self.publish(*position, &mut window);
+            let _ = self.checkpoint.send(*position);
+        }
+    }
+
+    fn apply(&mut self, envelopes: &[Envelope], spent: &mut Spent) -> Result<(), ProjectionError> {
+        let last = envelopes.last().map(|e| e.position).unwrap_or_default();
+        let started = Instant::now();
+        let tx = self.conn.transaction()?;
+        self.projection.apply(&tx, envelopes)?;
+        tx.execute(
+            "UPDATE projection_state SET position = ?2, state = 'ok', error = NULL WHERE name = ?1",
+            params![self.projection.name(), last.0 as i64],
+        )?;
+        let committing = Instant::now();
+        spent.applying += committing - started;
+        tx.commit()?;
+        spent.committing += committing.elapsed();
+        Ok(())
+    }
+
+    fn publish(&self, position: Position, window: &mut (Instant, u64)) {
+        let head = self.runtime.block_on(self.store.head()).unwrap_or(position);
+        let mut s = self.status.lock().expect("status lock");
+        if s.state == ProjectionState::Retrying {
+            tracing::info!(
+                projection = self.projection.name(),
+                checkpoint = %position,
+                attempts = s.attempts,
+                "recovered from a transient failure"
+            );
+            s.error = None;
+            s.attempts = 0;
+            s.next_attempt = None;
+        }
+        s.checkpoint = position;
+        s.head = head;
+        s.state = if position >= head {
+            ProjectionState::Live
+        } else {
+            ProjectionState::CatchingUp
+        };
+        let elapsed = window.0.elapsed();
+        if elapsed >= Duration::from_secs(1) {
+            s.events_per_sec = window.1 as f64 / elapsed.as_secs_f64();
+            *window = (Instant::now(), 0);
+        }
+    }
+
+    fn fail(&mut self, position: Position, error: &ProjectionError) {
+        let name = self.projection.name();
+        let message = error.to_string();
+        tracing::error!(projection = name, checkpoint = %position, error = %message, "projection stopped");
+        let _ = self.conn.execute(
+            "UPDATE projection_state SET state = 'failed', error = ?2 WHERE name = ?1",
+            params![name, message],
+        );
+        let mut s = self.status.lock().expect("status lock");
+        s.state = ProjectionState::Failed;
+        s.error = Some(message);
+        s.checkpoint = position;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn projections_near_one_checkpoint_share_a_feeder_and_one_far_behind_gets_its_own() {
+        let at = |p: &u64| Position(*p);
+        assert_eq!(
+            group_by_checkpoint(vec![0u64, 0], at),
+            vec![(Position(0), vec![0, 0])]
+        );
+        let live = 5_000_000;
+        assert_eq!(
+            group_by_checkpoint(vec![live + 3, 0, live], at),
+            vec![
+                (Position(0), vec![0]),
+                (Position(live), vec![live, live + 3])
+            ]
+        );
+        assert_eq!(
+            group_by_checkpoint(vec![SHARE_WINDOW + 1, 0], at),
+            vec![
+                (Position(0), vec![0]),
+                (Position(SHARE_WINDOW + 1), vec![SHARE_WINDOW + 1])
+            ]
+        );
+        assert!(group_by_checkpoint(Vec::<u64>::new(), at).is_empty());
+    }
+}

@@ -1,0 +1,116 @@
+//! Schema versions and rebuilds: a new version of a projection's SQL drops its tables and
+//! rebuilds it from zero, with its secondary indexes deferred until caught up.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use leadflow_store::Position;
+
+use super::sqlite::live_journal;
+use crate::{Projection, ProjectionError};
+
+/// Creates the projection's tables, or drops and recreates them when its version changed.
+/// Returns the checkpoint to resume from and whether the projection is rebuilding from zero.
+///
+/// A rebuild runs without the model's secondary indexes (their SQL waits in
+/// `projection_state.deferred`, so a rebuild killed midway still restores them) and builds
+/// them once caught up: one bulk index build is far cheaper than millions of index inserts.
+pub(crate) fn prepare(
+    conn: &mut Connection,
+    p: &dyn Projection,
+) -> Result<(Position, bool), ProjectionError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS projection_state (
+             name TEXT PRIMARY KEY, version INTEGER NOT NULL, position INTEGER NOT NULL,
+             state TEXT NOT NULL, error TEXT, deferred TEXT)",
+    )?;
+    let has_deferred: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('projection_state') WHERE name = 'deferred'")?
+        .exists([])?;
+    if !has_deferred {
+        conn.execute_batch("ALTER TABLE projection_state ADD COLUMN deferred TEXT")?;
+    }
+    let found: Option<(u32, i64, Option<String>)> = conn
+        .query_row(
+            "SELECT version, position, deferred FROM projection_state WHERE name = ?1",
+            [p.name()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    if let Some((version, position, deferred)) = found {
+        if version == p.version() {
+            return Ok((Position(position as u64), deferred.is_some()));
+        }
+        tracing::info!(
+            projection = p.name(),
+            from = version,
+            to = p.version(),
+            "new projection version, rebuilding"
+        );
+    }
+    let tx = conn.transaction()?;
+    // Virtual tables first: dropping one drops its shadow tables too.
+    for kind in ["sql LIKE 'CREATE VIRTUAL TABLE%'", "1 = 1"] {
+        let tables: Vec<String> = tx
+            .prepare(&format!(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'projection_state'
+                 AND name NOT LIKE 'sqlite_%' AND {kind}"
+            ))?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for table in tables {
+            tx.execute_batch(&format!("DROP TABLE IF EXISTS \"{table}\""))?;
+        }
+    }
+    tx.execute_batch(p.schema())?;
+    let indexes: Vec<(String, String)> = tx
+        .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name <> 'projection_state'")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (name, _) in &indexes {
+        tx.execute_batch(&format!("DROP INDEX \"{name}\""))?;
+    }
+    let deferred: Vec<String> = indexes.into_iter().map(|(_, sql)| sql).collect();
+    tx.execute(
+        "INSERT OR REPLACE INTO projection_state(name, version, position, state, error, deferred)
+         VALUES (?1, ?2, 0, 'rebuilding', NULL, ?3)",
+        params![p.name(), p.version(), deferred.join(";\n")],
+    )?;
+    tx.commit()?;
+    Ok((Position::START, true))
+}
+
+/// Ends a rebuild: the deferred indexes, whatever the projection builds in bulk, and the
+/// normal state, in one transaction.
+pub(crate) fn finish_rebuild(
+    conn: &mut Connection,
+    p: &mut dyn Projection,
+) -> Result<(), ProjectionError> {
+    let started = std::time::Instant::now();
+    let tx = conn.transaction()?;
+    let deferred: Option<String> = tx.query_row(
+        "SELECT deferred FROM projection_state WHERE name = ?1",
+        [p.name()],
+        |r| r.get(0),
+    )?;
+    if let Some(sql) = deferred.filter(|s| !s.is_empty()) {
+        tx.execute_batch(&sql)?;
+    }
+    let indexed = started.elapsed();
+    p.finish_rebuild(&tx)?;
+    let built = started.elapsed();
+    tx.execute(
+        "UPDATE projection_state SET deferred = NULL WHERE name = ?1",
+        [p.name()],
+    )?;
+    tx.commit()?;
+    live_journal(conn, p.name())?;
+    p.set_rebuilding(false);
+    tracing::info!(
+        projection = p.name(),
+        indexes_ms = indexed.as_millis() as u64,
+        bulk_ms = (built - indexed).as_millis() as u64,
+        commit_ms = (started.elapsed() - built).as_millis() as u64,
+        "rebuild finished, indexes built"
+    );
+    Ok(())
+}
