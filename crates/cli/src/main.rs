@@ -583,7 +583,9 @@ async fn status(data_dir: &Path, store: &StoreArgs) -> anyhow::Result<()> {
         "{:<10} {:>8} {:>12} {:>12} {:>10}  state",
         "projection", "version", "checkpoint", "head", "lag"
     );
-    for name in ["leads", "history"] {
+    for name in [leadflow_projections::LEADS, leadflow_projections::HISTORY]
+        .map(leadflow_projections::Model::name)
+    {
         let path = data_dir.join("read").join(format!("{name}.db"));
         let row = rusqlite::Connection::open_with_flags(&path, flags).and_then(|c| {
             c.query_row(

@@ -136,7 +136,7 @@ impl BoardColumnGql {
         let has_previous = after.is_some();
         let page = state
             .reads
-            .read("leads", move |c| {
+            .read(leadflow_projections::LEADS, move |c| {
                 q::leads_page(c, &filter, &sort, n, after.as_ref())
             })
             .await
@@ -157,7 +157,7 @@ pub async fn load_board(
     let owner = crate::owner_scope(actor);
     let board = state
         .reads
-        .read("leads", move |c| {
+        .read(leadflow_projections::LEADS, move |c| {
             q::board(c, &catalog, &funnel, hide_closed, owner.as_deref())
         })
         .await?
@@ -184,7 +184,10 @@ pub async fn load_card(
     id: leadflow_domain::LeadId,
     actor: &leadflow_domain::Actor,
 ) -> Result<Option<LeadCard>, ApiError> {
-    let found = state.reads.read("leads", move |c| q::card(c, id)).await?;
+    let found = state
+        .reads
+        .read(leadflow_projections::LEADS, move |c| q::card(c, id))
+        .await?;
     let found = found.filter(|(lead, _, _)| lead.in_scope_of(actor));
     Ok(found.map(|(lead, created, updated)| LeadCard {
         lead,
@@ -305,7 +308,7 @@ impl Query {
         let has_previous = after.is_some();
         let page = state
             .reads
-            .read("leads", move |c| {
+            .read(leadflow_projections::LEADS, move |c| {
                 q::leads_page(c, &filter, &sort, n, after.as_ref())
             })
             .await
@@ -357,7 +360,9 @@ impl Query {
         };
         let page = state
             .reads
-            .read("history", move |c| q::history(c, id, n, before))
+            .read(leadflow_projections::HISTORY, move |c| {
+                q::history(c, id, n, before)
+            })
             .await
             .map_err(ApiError::from)?;
         let mut c = Connection::with_additional_fields(
@@ -430,7 +435,9 @@ impl Query {
         };
         let rows = state
             .reads
-            .read("leads", move |c| q::report(c, dimension, &rf))
+            .read(leadflow_projections::LEADS, move |c| {
+                q::report(c, dimension, &rf)
+            })
             .await
             .map_err(ApiError::from)?;
         let catalog: &Arc<Catalog> = &state.catalog;

@@ -30,7 +30,7 @@ impl Subscription {
         let funnel = funnel_of_pub(&state.catalog, funnel)?;
         let watch = state
             .reads
-            .watch("leads")
+            .watch(leadflow_projections::LEADS)
             .ok_or_else(|| crate::error::ApiError::Internal("no leads read model".into()))?;
         Ok(futures::stream::unfold(
             (state, watch, None::<String>, true),
@@ -66,7 +66,7 @@ impl Subscription {
         let id = lead_id(&id)?;
         let watch = state
             .reads
-            .watch("leads")
+            .watch(leadflow_projections::LEADS)
             .ok_or_else(|| crate::error::ApiError::Internal("no leads read model".into()))?;
         Ok(futures::stream::unfold(
             (state, watch, None::<String>),

@@ -10,6 +10,9 @@ use leadflow_domain::Catalog;
 use crate::summary::summarize;
 use crate::{micros, Body, Envelope, Projection, ProjectionError};
 
+/// The `history` read model: one row per event, the lead's feed.
+pub const HISTORY: crate::Model = crate::Model("history");
+
 pub struct HistoryProjection {
     catalog: Arc<Catalog>,
 }
@@ -22,7 +25,7 @@ impl HistoryProjection {
 
 impl Projection for HistoryProjection {
     fn name(&self) -> &'static str {
-        "history"
+        HISTORY.name()
     }
 
     fn version(&self) -> u32 {

@@ -12,6 +12,9 @@ use leadflow_domain::{evolve, Lead, LeadId, Stage};
 
 use crate::{micros, Body, Envelope, Projection, ProjectionError};
 
+/// The `leads` read model: cards, the registry table, the board.
+pub const LEADS: crate::Model = crate::Model("leads");
+
 #[derive(Default)]
 pub struct LeadsProjection {
     /// While rebuilding from zero the search index is left empty and filled in bulk at the end.
@@ -29,7 +32,7 @@ struct Touched {
 
 impl Projection for LeadsProjection {
     fn name(&self) -> &'static str {
-        "leads"
+        LEADS.name()
     }
 
     fn version(&self) -> u32 {

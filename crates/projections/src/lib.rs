@@ -20,6 +20,26 @@ use leadflow_store::Position;
 pub use leadflow_codec::{Body, Envelope};
 pub use runner::{ProjectionState, ProjectionStatus, ReadSide};
 
+/// A read model, as queries name it: a handle the model's own module defines
+/// ([`leads::LEADS`], [`history::HISTORY`]), never a string typed at the call site.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Model(&'static str);
+
+impl Model {
+    /// The handle of the model `projection` builds.
+    pub fn of(projection: &dyn Projection) -> Self {
+        Self(projection.name())
+    }
+
+    /// Its name: the projection's, and its database file's.
+    pub fn name(self) -> &'static str {
+        self.0
+    }
+}
+
+pub use history::HISTORY;
+pub use leads::LEADS;
+
 /// Why a projection could not apply an event. It stops that projection, which then reports
 /// the event and the error; it is never skipped.
 #[derive(Debug, thiserror::Error)]

@@ -143,7 +143,7 @@ async fn the_read_models_follow_a_lead_along_the_creatio_path() {
 
     let cat = catalog();
     let board = reads
-        .read("leads", move |c| {
+        .read(leadflow_projections::LEADS, move |c| {
             query::board(c, &cat, &default_funnel(), false, None)
         })
         .await
@@ -182,7 +182,7 @@ async fn the_read_models_follow_a_lead_along_the_creatio_path() {
     reads.wait_for(pos, WAIT).await.unwrap();
     let cat = catalog();
     let board = reads
-        .read("leads", move |c| {
+        .read(leadflow_projections::LEADS, move |c| {
             query::board(c, &cat, &default_funnel(), true, None)
         })
         .await
@@ -210,7 +210,7 @@ async fn the_read_models_follow_a_lead_along_the_creatio_path() {
     let pos = run(&w.engine, b, dq, olga()).await;
     reads.wait_for(pos, WAIT).await.unwrap();
     let reasons = reads
-        .read("leads", |c| {
+        .read(leadflow_projections::LEADS, |c| {
             query::report(
                 c,
                 ReportDimension::DisqualificationReason,
@@ -225,7 +225,7 @@ async fn the_read_models_follow_a_lead_along_the_creatio_path() {
         (Some("no-budget"), 1)
     );
     let by_stage = reads
-        .read("leads", |c| {
+        .read(leadflow_projections::LEADS, |c| {
             query::report(c, ReportDimension::Stage, &ReportFilter::default())
         })
         .await
@@ -239,7 +239,7 @@ async fn the_read_models_follow_a_lead_along_the_creatio_path() {
         ..Default::default()
     };
     let page = reads
-        .read("leads", move |c| {
+        .read(leadflow_projections::LEADS, move |c| {
             query::leads_page(c, &filter, &[], 10, None)
         })
         .await
@@ -252,7 +252,7 @@ async fn the_read_models_follow_a_lead_along_the_creatio_path() {
         ..Default::default()
     };
     let page = reads
-        .read("leads", move |c| {
+        .read(leadflow_projections::LEADS, move |c| {
             query::leads_page(c, &filter, &[], 10, None)
         })
         .await
@@ -269,7 +269,7 @@ async fn the_read_models_follow_a_lead_along_the_creatio_path() {
         ..Default::default()
     };
     let page = reads
-        .read("leads", move |c| {
+        .read(leadflow_projections::LEADS, move |c| {
             query::leads_page(c, &filter, &[], 10, None)
         })
         .await
@@ -286,7 +286,7 @@ async fn the_read_models_follow_a_lead_along_the_creatio_path() {
         descending: true,
     }];
     let page = reads
-        .read("leads", move |c| {
+        .read(leadflow_projections::LEADS, move |c| {
             query::leads_page(c, &LeadFilter::default(), &sort, 1, None)
         })
         .await
@@ -295,7 +295,7 @@ async fn the_read_models_follow_a_lead_along_the_creatio_path() {
     assert_eq!(page.rows[0].0.title, "Boilers for Tver");
     let after = page.rows[0].1.clone();
     let next = reads
-        .read("leads", move |c| {
+        .read(leadflow_projections::LEADS, move |c| {
             query::leads_page(c, &LeadFilter::default(), &sort, 1, Some(&after))
         })
         .await
@@ -305,14 +305,16 @@ async fn the_read_models_follow_a_lead_along_the_creatio_path() {
 
     // The card and the feed.
     let card = reads
-        .read("leads", move |c| query::card(c, a))
+        .read(leadflow_projections::LEADS, move |c| query::card(c, a))
         .await
         .unwrap()
         .unwrap()
         .0;
     assert_eq!((card.stage, card.open_tasks.len()), (Stage::Handoff, 1));
     let feed = reads
-        .read("history", move |c| query::history(c, b, 50, None))
+        .read(leadflow_projections::HISTORY, move |c| {
+            query::history(c, b, 50, None)
+        })
         .await
         .unwrap();
     let summaries: Vec<&str> = feed.rows.iter().map(|r| r.0.summary.as_str()).collect();
@@ -694,7 +696,7 @@ proptest! {
             // leads they are responsible for or created (SPEC 3.7).
             for user in ["ivan.manager", "maria.manager"] {
                 let owner = UserId::named(user).to_string();
-                let (scoped, restricted, total, rows) = live.read("leads", move |c| {
+                let (scoped, restricted, total, rows) = live.read(leadflow_projections::LEADS, move |c| {
                     let board = query::board(c, &catalog(), &default_funnel(), false, Some(&owner))?.unwrap();
                     let scoped: Vec<(String, i64, i64)> = board.columns.iter()
                         .filter(|col| col.leads != 0)

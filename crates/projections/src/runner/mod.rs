@@ -248,13 +248,14 @@ impl ReadSide {
         Ok(())
     }
 
-    /// Runs `f` on a read connection of projection `name`, on the blocking pool. Everything `f`
-    /// reads comes from one snapshot of the database if it runs in one transaction.
+    /// Runs `f` on a read connection of `model`, on the blocking pool. Everything `f` reads
+    /// comes from one snapshot of the database if it runs in one transaction.
     pub async fn read<T: Send + 'static>(
         self: &Arc<Self>,
-        name: &'static str,
+        model: crate::Model,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, ReadError> {
+        let name = model.name();
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let path = this
@@ -286,11 +287,11 @@ impl ReadSide {
         .map_err(|e| ReadError::Task(e.to_string()))?
     }
 
-    /// The checkpoint of projection `name` as it moves (for live queries).
-    pub fn watch(&self, name: &str) -> Option<watch::Receiver<Position>> {
+    /// The checkpoint of `model` as it moves (for live queries).
+    pub fn watch(&self, model: crate::Model) -> Option<watch::Receiver<Position>> {
         self.handles
             .iter()
-            .find(|h| h.status.lock().expect("status lock").name == name)
+            .find(|h| h.status.lock().expect("status lock").name == model.name())
             .map(|h| h.checkpoint.clone())
     }
 
