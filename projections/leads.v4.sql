@@ -45,7 +45,8 @@ CREATE INDEX leads_by_created ON leads(funnel, created_at);
 CREATE INDEX leads_by_updated ON leads(funnel, updated_at);
 CREATE INDEX leads_by_responsible ON leads(funnel, responsible, updated_at);
 CREATE INDEX leads_by_creator ON leads(funnel, created_by, updated_at);
-CREATE INDEX leads_by_budget ON leads(funnel, budget_minor);
+-- Owners ride along so a manager's budget range is counted and paged from the index alone.
+CREATE INDEX leads_by_budget ON leads(funnel, budget_minor, responsible, created_by);
 CREATE INDEX leads_by_phone ON leads(phone);
 
 -- Substring search over title, contact name, phone and e-mail; rowid = leads.row_id.

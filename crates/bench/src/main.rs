@@ -65,13 +65,14 @@ impl Figure {
     }
 }
 
-const ALL: [&str; 11] = [
+const ALL: [&str; 12] = [
     "commands_per_sec",
     "command_latency",
     "bulk_append",
     "catch_up",
     "kanban_header",
     "manager_kanban_header",
+    "manager_table_page",
     "table_page",
     "mutation_latency",
     "serve_rss",
@@ -154,6 +155,9 @@ fn main() -> anyhow::Result<()> {
             "bulk_append" => figures.push(rt.block_on(bulk_append(scratch.path()))?),
             "catch_up" => figures.extend(rt.block_on(read::catch_up(&dir, leads))?),
             "kanban_header" => figures.push(rt.block_on(read::kanban_header(&dir, leads))?),
+            "manager_table_page" => {
+                figures.push(rt.block_on(read::manager_table_page(&dir, leads))?)
+            }
             "manager_kanban_header" => {
                 figures.push(rt.block_on(read::manager_kanban_header(&dir, leads))?)
             }

@@ -193,12 +193,11 @@ pub async fn manager_kanban_header(root: &Path, leads: u64) -> anyhow::Result<Fi
     })
 }
 
-/// Filtered, sorted table pages (first pages and a next page), beside a plain page read.
-pub async fn table_page(root: &Path, leads: u64) -> anyhow::Result<Figure> {
-    let data = read_models(root, leads).await?;
-    let mut conn = read_only(&data.join("read").join("leads.db"))?;
+/// The table cases of the figures: four filters and sorts, seen by `owner` (a manager's
+/// scope) or by a supervisor (`None`).
+fn table_cases(owner: Option<String>) -> Vec<(LeadFilter, Vec<Sort>)> {
     let funnel = Some("default".to_owned());
-    let cases: Vec<(LeadFilter, Vec<Sort>)> = vec![
+    let mut cases: Vec<(LeadFilter, Vec<Sort>)> = vec![
         (
             LeadFilter {
                 funnel: funnel.clone(),
@@ -244,19 +243,30 @@ pub async fn table_page(root: &Path, leads: u64) -> anyhow::Result<Figure> {
             }],
         ),
     ];
+    for (filter, _) in &mut cases {
+        filter.owner = owner.clone();
+    }
+    cases
+}
+
+/// First pages and next pages of every case: the samples, and each case's p99 in words.
+fn table_samples(
+    conn: &mut rusqlite::Connection,
+    cases: &[(LeadFilter, Vec<Sort>)],
+) -> anyhow::Result<(Vec<Duration>, String)> {
     let mut samples = Vec::new();
     let mut each = Vec::new();
     for (n, (filter, sort)) in cases.iter().enumerate() {
         let mut case = Vec::new();
         // One warm-up call: the figure is the steady state of a serving process.
-        query::leads_page(&mut conn, filter, sort, 50, None)?;
+        query::leads_page(conn, filter, sort, 50, None)?;
         for _ in 0..15 {
             let started = Instant::now();
-            let page = query::leads_page(&mut conn, filter, sort, 50, None)?;
+            let page = query::leads_page(conn, filter, sort, 50, None)?;
             case.push(started.elapsed());
             if let Some((_, cursor)) = page.rows.last() {
                 let started = Instant::now();
-                query::leads_page(&mut conn, filter, sort, 50, Some(cursor))?;
+                query::leads_page(conn, filter, sort, 50, Some(cursor))?;
                 case.push(started.elapsed());
             }
         }
@@ -267,7 +277,35 @@ pub async fn table_page(root: &Path, leads: u64) -> anyhow::Result<Figure> {
         ));
         samples.extend(case);
     }
-    eprintln!("  table pages: {}", each.join(", "));
+    Ok((samples, each.join(", ")))
+}
+
+/// A manager's filtered, sorted table pages (their scope only), beside the supervisor's
+/// pages of the same cases in the same run.
+pub async fn manager_table_page(root: &Path, leads: u64) -> anyhow::Result<Figure> {
+    let data = read_models(root, leads).await?;
+    let mut conn = read_only(&data.join("read").join("leads.db"))?;
+    let manager = leadflow_domain::UserId::named("ivan.manager").to_string();
+    let (mut samples, each) = table_samples(&mut conn, &table_cases(Some(manager)))?;
+    eprintln!("  a manager's table pages: {each}");
+    let (mut supervisor, _) = table_samples(&mut conn, &table_cases(None))?;
+    Ok(Figure {
+        name: "manager_table_page_p99",
+        value: micros(percentile(&mut samples, 0.99)),
+        unit: "µs",
+        limit: micros(percentile(&mut supervisor, 0.99)),
+        limit_what: format!("p99 of the supervisor's pages of the same cases, {leads} leads"),
+        goal: Some(10_000.0),
+        higher_is_better: false,
+    })
+}
+
+/// Filtered, sorted table pages (first pages and a next page), beside a plain page read.
+pub async fn table_page(root: &Path, leads: u64) -> anyhow::Result<Figure> {
+    let data = read_models(root, leads).await?;
+    let mut conn = read_only(&data.join("read").join("leads.db"))?;
+    let (mut samples, each) = table_samples(&mut conn, &table_cases(None))?;
+    eprintln!("  table pages: {each}");
     let mut raw = timed(200, || {
         let mut stmt = conn.prepare_cached("SELECT * FROM leads ORDER BY rowid LIMIT 50")?;
         let n = stmt.query_map([], |_| Ok(()))?.count();

@@ -133,7 +133,8 @@ pub fn from_micros(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
 }
 
-/// Every row of every read-model table of the database at `path` (checkpoints excluded),
+/// Every row of every read-model table of the database at `path` (checkpoints and SQLite's
+/// own tables, the planner statistics among them, excluded),
 /// rendered and sorted: two databases built from the same log must dump the same. Used by the
 /// rebuild-equals-incremental and kill-and-resume checks.
 pub fn dump_tables(path: &std::path::Path) -> rusqlite::Result<Vec<String>> {
@@ -146,7 +147,7 @@ pub fn dump_tables(path: &std::path::Path) -> rusqlite::Result<Vec<String>> {
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'projection_state' ORDER BY name")?
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'projection_state' AND name NOT LIKE 'sqlite_%' ORDER BY name")?
         .query_map([], |r| r.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?
         .into_iter()

@@ -330,6 +330,9 @@ impl Worker {
                 }
             }
         }
+        // SQLite's advice for long-lived connections: refresh the planner's statistics of the
+        // tables that changed much, on the way out (cheap when nothing did).
+        let _ = self.conn.execute_batch("PRAGMA optimize;");
         self.status.lock().expect("status lock").state = ProjectionState::Stopped;
     }
 

@@ -97,6 +97,11 @@ pub(crate) fn finish_rebuild(
     }
     let indexed = started.elapsed();
     p.finish_rebuild(&tx)?;
+    // Statistics for the query planner: without them SQLite may count a manager's leads by
+    // scanning a covering index of the whole funnel instead of seeking the manager's own
+    // range. A full pass (0.2 s at 100,000 leads): sampled statistics of indexes led by the
+    // funnel, a column of few values, mislead the planner as much as none.
+    tx.execute_batch("ANALYZE;")?;
     let built = started.elapsed();
     tx.execute(
         "UPDATE projection_state SET deferred = NULL WHERE name = ?1",
