@@ -3,10 +3,12 @@
 //! server) puts the authenticated [`Actor`] into each request's data; without one, every
 //! field answers `UNAUTHENTICATED`.
 
+pub mod catalog;
 pub mod depth;
 pub mod error;
 pub mod inputs;
 pub mod mutation;
+pub mod ops;
 pub mod query;
 pub mod subscription;
 pub mod types;
@@ -14,7 +16,7 @@ pub mod types;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::{Context, Schema};
+use async_graphql::{Context, MergedObject, Schema};
 
 use leadflow_domain::{Actor, Catalog};
 use leadflow_engine::Engine;
@@ -38,23 +40,36 @@ pub struct AppState {
     pub consistency_timeout: Duration,
 }
 
-pub type ApiSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
+/// The queries: the leads (board, table, card, history, reports), the catalog, the read
+/// models' status. One object per area, merged into this root.
+#[derive(MergedObject, Default)]
+pub struct Query(query::LeadQuery, catalog::CatalogQuery, ops::OpsQuery);
+
+pub type ApiSchema = Schema<Query, mutation::Mutation, subscription::Subscription>;
 
 /// The schema with its data and limits.
 pub fn schema(state: AppState) -> ApiSchema {
-    Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
-        .data(state.catalog.clone())
-        .data(state)
-        .extension(depth::DepthLimits)
-        .limit_complexity(MAX_COMPLEXITY)
-        .finish()
+    Schema::build(
+        Query::default(),
+        mutation::Mutation,
+        subscription::Subscription,
+    )
+    .data(state.catalog.clone())
+    .data(state)
+    .extension(depth::DepthLimits)
+    .limit_complexity(MAX_COMPLEXITY)
+    .finish()
 }
 
 /// The SDL, as checked in under `schemas/graphql/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
-        .finish()
-        .sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
+    Schema::build(
+        Query::default(),
+        mutation::Mutation,
+        subscription::Subscription,
+    )
+    .finish()
+    .sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
 }
 
 /// The request's authenticated actor.

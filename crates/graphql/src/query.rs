@@ -1,4 +1,4 @@
-//! The queries: board, registry table, lead card, history feed, reports, catalog, status.
+//! The lead area's queries: board, registry table, lead card, history feed, reports.
 //! Every query takes an optional `consistency` position and first waits (bounded) until the
 //! read models have applied the log up to it: read-your-writes after a mutation.
 
@@ -16,8 +16,7 @@ use leadflow_projections::query::{self as q, Cursor, Page, ReportDimension, Repo
 use crate::error::ApiError;
 use crate::inputs::{lead_id, sorts, LeadFilterInput, LeadOrderBy, StageFilter};
 use crate::types::{
-    user, Column, HistoryEntry, LeadCard, LeadSummary, LogPosition, Money, ProjectionStatusGql,
-    ReportRow, Stage, User,
+    user, Column, HistoryEntry, LeadCard, LeadSummary, LogPosition, Money, ReportRow,
 };
 use crate::{actor, consistent, AppState};
 
@@ -213,61 +212,12 @@ pub struct ReportFilterInput {
     pub registered_to: Option<DateTime<Utc>>,
 }
 
-#[derive(SimpleObject, Clone, Debug)]
-#[graphql(name = "FunnelStage")]
-pub struct FunnelStageGql {
-    pub key: String,
-    pub name: String,
-    pub colour: String,
-    pub stage: Stage,
-}
-
-#[derive(SimpleObject, Clone, Debug)]
-pub struct Funnel {
-    pub id: String,
-    pub name: String,
-    pub stages: Vec<FunnelStageGql>,
-}
-
-pub struct Query;
+/// The lead area's queries: board, registry table, card, history feed, reports.
+#[derive(Default)]
+pub struct LeadQuery;
 
 #[Object]
-impl Query {
-    /// The user the bearer token names.
-    async fn me(&self, ctx: &Context<'_>) -> Result<User> {
-        let a = actor(ctx)?;
-        Ok(user(&ctx.data_unchecked::<AppState>().catalog, a.user))
-    }
-
-    async fn funnels(&self, ctx: &Context<'_>) -> Result<Vec<Funnel>> {
-        actor(ctx)?;
-        let catalog = &ctx.data_unchecked::<AppState>().catalog;
-        Ok(catalog
-            .funnels
-            .iter()
-            .map(|f| Funnel {
-                id: f.id.to_string(),
-                name: f.name.clone(),
-                stages: f
-                    .stages
-                    .iter()
-                    .map(|s| FunnelStageGql {
-                        key: s.key.to_string(),
-                        name: s.name.clone(),
-                        colour: s.colour.clone(),
-                        stage: s.stage.into(),
-                    })
-                    .collect(),
-            })
-            .collect())
-    }
-
-    async fn users(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
-        actor(ctx)?;
-        let catalog = &ctx.data_unchecked::<AppState>().catalog;
-        Ok(catalog.users.iter().map(|u| user(catalog, u.id)).collect())
-    }
-
+impl LeadQuery {
     /// The kanban header of a funnel (the registry's default funnel when none is named).
     async fn board(
         &self,
@@ -478,19 +428,6 @@ impl Query {
                     budget: Money::from_minor(r.budget_minor, &currency),
                 }
             })
-            .collect())
-    }
-
-    /// Every projection: checkpoint, head of the log, lag, events/s, state.
-    async fn projections(&self, ctx: &Context<'_>) -> Result<Vec<ProjectionStatusGql>> {
-        actor(ctx)?;
-        let state = ctx.data_unchecked::<AppState>();
-        Ok(state
-            .reads
-            .status()
-            .await
-            .into_iter()
-            .map(Into::into)
             .collect())
     }
 }
