@@ -18,4 +18,4 @@ pub mod streams;
 pub use envelope::{decode, Body, DecodeError, Envelope};
 pub use lead::{CodecError, Upcaster, UPCASTERS};
 pub use metadata::{ActorMetadata, EventMetadata};
-pub use streams::{lead_stream, StreamRef};
+pub use streams::{lead_stream, stream_of, StreamRef};

@@ -1,15 +1,17 @@
 //! Stream names per aggregate category: `lead-<uuid>` today; each new aggregate (the catalog,
 //! tasks, contacts...) adds its category here, so one place builds and parses every name.
 
-use leadflow_domain::LeadId;
+use leadflow_domain::{Aggregate, LeadAggregate, LeadId};
 use leadflow_store::StreamName;
 
-/// The category prefix of lead streams.
-pub const LEAD: &str = "lead-";
+/// The stream of one instance of aggregate `A`: `<category>-<id>`.
+pub fn stream_of<A: Aggregate>(id: A::Id) -> StreamName {
+    StreamName::parse(format!("{}-{id}", A::CATEGORY)).expect("aggregate stream names are valid")
+}
 
 /// The stream of a lead.
 pub fn lead_stream(id: LeadId) -> StreamName {
-    StreamName::parse(format!("{LEAD}{id}")).expect("lead stream names are valid")
+    stream_of::<LeadAggregate>(id)
 }
 
 /// What a stream name designates.
@@ -23,7 +25,10 @@ pub enum StreamRef {
 impl StreamRef {
     /// Parses `name`; a name of a known category with a malformed id is an error.
     pub fn parse(name: &str) -> Result<Self, String> {
-        match name.strip_prefix(LEAD) {
+        let lead = name
+            .strip_prefix(LeadAggregate::CATEGORY)
+            .and_then(|rest| rest.strip_prefix('-'));
+        match lead {
             Some(id) => LeadId::parse(id)
                 .map(Self::Lead)
                 .map_err(|e| format!("stream {name}: {e}")),

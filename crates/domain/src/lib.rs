@@ -6,6 +6,7 @@
 //! come in a [`Context`]; ids the process mints are derived from the lead id. `make lint`
 //! checks this mechanically (`cargo tree` and `clippy.toml`).
 
+mod aggregate;
 pub mod catalog;
 pub mod commands;
 mod decide;
@@ -17,6 +18,7 @@ mod rejection;
 pub mod stage;
 pub mod values;
 
+pub use aggregate::{Aggregate, LeadAggregate};
 pub use catalog::{Catalog, Role};
 pub use commands::{CommandName, LeadCommand};
 pub use decide::{

@@ -18,7 +18,7 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 use leadflow_domain::details::{InquiryType, Quality};
-use leadflow_domain::event_schemas;
+use leadflow_domain::{event_schemas, Aggregate, LeadAggregate};
 use spec::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -741,12 +741,22 @@ proptest! {
     ) {
         let (decided, _) = run(&scenario);
         let mut model = Model::default();
+        let catalog = Catalog::default_catalog();
         for d in &decided {
             if let Ok(events) = &d.result {
                 let after = events
                     .iter()
                     .fold(d.before.clone(), evolve)
                     .expect("accepted events describe a lead");
+                // Through the Aggregate trait, the same decision and the same fold.
+                let ctx = Context { now: d.now, actor: d.actor, catalog: &catalog };
+                prop_assert_eq!(
+                    &<LeadAggregate as Aggregate>::decide(d.before.as_ref(), &d.command, &ctx),
+                    &d.result
+                );
+                if d.before.is_none() {
+                    prop_assert_eq!(LeadAggregate::fold(events), Some(after.clone()));
+                }
                 check_accepted(d.before.as_ref(), &d.command, events, &after, &mut model)?;
             }
         }

@@ -17,7 +17,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use leadflow_domain::{
-    decide, evolve, Actor, Catalog, Lead, LeadCommand, LeadEvent, LeadId, Rejection,
+    Actor, Aggregate, Catalog, Lead, LeadAggregate, LeadCommand, LeadEvent, LeadId, Rejection,
 };
 use leadflow_store::{
     ContentType, EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent, StoreError,
@@ -288,7 +288,7 @@ impl Engine {
                 actor: meta.actor,
                 catalog: &self.catalog,
             };
-            let events = decide(entry.state.as_ref(), command, &ctx)?;
+            let events = LeadAggregate::decide(entry.state.as_ref(), command, &ctx)?;
             if events.is_empty() {
                 return Ok(Outcome {
                     kind: OutcomeKind::Unchanged,
@@ -331,7 +331,7 @@ impl Engine {
                 Ok(appended) => {
                     let mut next = (*entry).clone();
                     for e in &events {
-                        next.state = evolve(next.state, e);
+                        next.state = LeadAggregate::evolve(next.state, e);
                     }
                     next.revision = Some(appended.last_revision);
                     let record = CommandRecord {
@@ -413,7 +413,7 @@ fn fold_recorded(entry: &mut CachedLead, recorded: &RecordedEvent) -> Result<(),
     let meta = EventMetadata::decode(&recorded.metadata).map_err(corrupt)?;
     let event =
         lead::decode(&recorded.event_type, meta.version, &recorded.data).map_err(corrupt)?;
-    entry.state = evolve(entry.state.take(), &event);
+    entry.state = LeadAggregate::evolve(entry.state.take(), &event);
     entry.revision = Some(recorded.revision);
     let record = entry
         .commands
