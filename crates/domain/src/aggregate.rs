@@ -3,7 +3,7 @@
 //! codec names their streams, the engine runs their commands and the tests state their rules
 //! the same way.
 
-use crate::decide::Context;
+use crate::context::Context;
 
 /// A pure decider: `decide(state, command) -> events | rejection` and `evolve(state, event)`.
 /// No IO, no clock, no randomness: time, the actor and the catalog come in the [`Context`].

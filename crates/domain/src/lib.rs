@@ -8,22 +8,23 @@
 
 mod aggregate;
 pub mod catalog;
-pub mod commands;
-mod decide;
-pub mod details;
-pub mod events;
+mod context;
 pub mod ids;
-mod lead;
-mod rejection;
-pub mod stage;
+pub mod lead;
 pub mod values;
+
+// What every aggregate shares is at the root (`catalog`, `context`, `ids`, `values`); each
+// aggregate has its folder (`lead/`). The lead's modules keep their short paths.
+pub use lead::{commands, details, events, stage};
+pub(crate) use lead::{decide, rejection};
 
 pub use aggregate::{Aggregate, LeadAggregate};
 pub use catalog::{Catalog, Role};
 pub use commands::{CommandName, LeadCommand};
+pub use context::{Actor, Context};
 pub use decide::{
-    allowed_in, decide, Actor, Context, DISTRIBUTION_TASK_TEXT, HANDOFF_DETAILS_TASK_TEXT,
-    HANDOFF_TASK_TEXT, SYSTEM_TASK_DUE,
+    allowed_in, decide, DISTRIBUTION_TASK_TEXT, HANDOFF_DETAILS_TASK_TEXT, HANDOFF_TASK_TEXT,
+    SYSTEM_TASK_DUE,
 };
 pub use events::{event_schemas, LeadEvent};
 pub use ids::*;

@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::catalog::{Catalog, Role};
 use crate::commands::*;
+use crate::context::Context;
 use crate::details::{DetailChange, LeadDetails};
 use crate::events::*;
 use crate::ids::{AccountId, ContactId, DealId, TaskId, UserId};
@@ -18,21 +19,6 @@ use crate::lead::{apply, Lead};
 use crate::rejection::Rejection;
 use crate::stage::{Maturity, Stage};
 use crate::values::Money;
-
-/// Who issues a command.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Actor {
-    pub user: UserId,
-    pub role: Role,
-}
-
-/// What a decision may know besides the lead: business time, the actor and the catalog.
-#[derive(Clone, Copy, Debug)]
-pub struct Context<'a> {
-    pub now: DateTime<Utc>,
-    pub actor: Actor,
-    pub catalog: &'a Catalog,
-}
 
 /// How long the stage machine gives a system task by default.
 pub const SYSTEM_TASK_DUE: Duration = Duration::days(1);

@@ -3,6 +3,13 @@
 //! The state serializes as a disposable snapshot (read models keep it; they rebuild it from
 //! the log when its shape changes), never as a source of truth.
 
+pub mod commands;
+pub(crate) mod decide;
+pub mod details;
+pub mod events;
+pub(crate) mod rejection;
+pub mod stage;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
