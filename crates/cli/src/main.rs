@@ -318,8 +318,8 @@ struct Opened {
     engine: Arc<Engine>,
 }
 
+/// Opens the store; the caller has made the data directory private first ([`private::prepare`]).
 fn open(data_dir: &Path, store: &StoreArgs) -> anyhow::Result<Opened> {
-    private::prepare(data_dir)?;
     let (store, embedded): (Arc<dyn EventStore>, _) = if store.store == "embedded" {
         let embedded = EmbeddedStore::open(data_dir.join("events.db"))?;
         (Arc::new(embedded.clone()), Some(embedded))
@@ -375,6 +375,7 @@ async fn run_demo(engine: &Engine, leads: u64, seed: u64) -> anyhow::Result<()> 
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    private::prepare(&args.data.data_dir)?;
     let Opened { engine, .. } = open(&args.data.data_dir, &args.store)?;
     run_demo(&engine, args.leads, args.seed).await
 }
@@ -503,6 +504,7 @@ async fn run_projections(
     read_dir: Option<PathBuf>,
     follow: bool,
 ) -> anyhow::Result<()> {
+    private::prepare(data_dir)?;
     let Opened { store, catalog, .. } = open(data_dir, store)?;
     let read_dir = read_dir.unwrap_or_else(|| data_dir.join("read"));
     let reads = leadflow_app::read_side(&read_dir, store.clone(), catalog)?;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use common::{client, graphql, Served, BIN};
+use common::{client, graphql, leadflow, Served, BIN};
 
 fn serve(data: &Path, extra: &[&str]) -> Served {
     let mut command = Command::new(BIN);
@@ -29,24 +29,6 @@ fn serve(data: &Path, extra: &[&str]) -> Served {
         .arg(data)
         .args(extra);
     Served::start(command)
-}
-
-/// Runs a subcommand to its end; its output, or a panic with its stderr.
-fn leadflow(data: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .env("LEADFLOW_LOG", "warn")
-        .env_remove("LEADFLOW_JWT_SECRET")
-        .output()
-        .expect("run leadflow");
-    assert!(
-        out.status.success(),
-        "leadflow {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
 }
 
 /// A subcommand expected to fail: its stderr. One that runs on (a server that started) is

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{client, graphql, Served, BIN};
+use common::{client, graphql, leadflow, Served, BIN};
 
 /// `serve` with `<data>/read` on a 2 MiB tmpfs that only it sees.
 fn serve_on_a_small_disk(data: &Path) -> Served {
@@ -78,22 +78,14 @@ async fn until_health(s: &Served, what: &str, check: impl Fn(u16, &Value) -> boo
     }
 }
 
-fn token(data: &Path) -> String {
-    let out = Command::new(BIN)
-        .args(["token", "issue", "--user", "olga.supervisor", "--data-dir"])
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn read_models_on_a_full_disk_retry_and_heal_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let olga = token(&data);
+    let olga = leadflow(&data, &["token", "issue", "--user", "olga.supervisor"])
+        .trim()
+        .to_owned();
     let s = serve_on_a_small_disk(&data);
     until_health(&s, "ok", |code, _| code == 200).await;
 

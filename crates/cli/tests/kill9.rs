@@ -6,23 +6,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_leadflow");
+mod common;
 
-fn leadflow(args: &[&str], data: &Path) -> std::process::Output {
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .env("LEADFLOW_LOG", "warn")
-        .output()
-        .expect("run leadflow");
-    assert!(
-        out.status.success(),
-        "leadflow {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use common::{leadflow, BIN};
 
 fn checkpoint(db: &Path) -> Option<i64> {
     let conn =
@@ -52,18 +38,18 @@ fn dumps(read: &Path) -> Vec<String> {
 fn a_projection_killed_mid_catch_up_resumes_with_the_same_rows() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    leadflow(&["demo", "--leads", "3000", "--seed", "7"], data);
+    leadflow(data, &["demo", "--leads", "3000", "--seed", "7"]);
     let head = head(data);
 
     let reference = data.join("reference");
     leadflow(
+        data,
         &[
             "projections",
             "run",
             "--read-dir",
             reference.to_str().unwrap(),
         ],
-        data,
     );
 
     let killed = data.join("killed");
@@ -110,8 +96,8 @@ fn a_projection_killed_mid_catch_up_resumes_with_the_same_rows() {
     );
 
     leadflow(
-        &["projections", "run", "--read-dir", killed.to_str().unwrap()],
         data,
+        &["projections", "run", "--read-dir", killed.to_str().unwrap()],
     );
     assert_eq!(checkpoint(&killed.join("leads.db")), Some(head));
     for model in ["leads.db", "history.db"] {

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses its own part
 
 use std::io::{BufRead as _, BufReader, Read as _};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -91,6 +92,24 @@ impl Served {
             startup,
         }
     }
+}
+
+/// Runs a subcommand over `data` to its end: its stdout, or a panic with its stderr.
+pub fn leadflow(data: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env("LEADFLOW_LOG", "warn")
+        .env_remove("LEADFLOW_JWT_SECRET")
+        .output()
+        .expect("run leadflow");
+    assert!(
+        out.status.success(),
+        "leadflow {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
 }
 
 pub fn client() -> reqwest::Client {
