@@ -213,7 +213,7 @@ async fn without_a_token_every_query_and_mutation_is_unauthenticated(backend: Ba
         assert_eq!(f.message, "a valid bearer token is required");
         assert!(answer["data"].is_null(), "{query} leaked {answer}");
     }
-    assert_eq!(app.head().await, 0, "nothing was registered");
+    assert_eq!(app.head().await, app.start, "nothing was registered");
 }
 
 /// `leadflow-graphql` promises that without an actor every field answers UNAUTHENTICATED; the
@@ -234,7 +234,7 @@ async fn without_a_token_a_mutation_is_unauthenticated_before_its_input_is_judge
         let f = ApiFailure::of(&answer).unwrap_or_else(|| panic!("{mutation} answered {answer}"));
         assert_eq!(f.code, "UNAUTHENTICATED", "{mutation}: {}", f.message);
     }
-    assert_eq!(app.head().await, 0);
+    assert_eq!(app.head().await, app.start);
 }
 
 async fn a_bad_token_or_a_malformed_header_is_refused_with_401(backend: Backend) {
@@ -262,7 +262,7 @@ async fn a_bad_token_or_a_malformed_header_is_refused_with_401(backend: Backend)
             "{answer}"
         );
     }
-    assert_eq!(app.head().await, 0, "nothing was registered");
+    assert_eq!(app.head().await, app.start, "nothing was registered");
 }
 
 async fn values_the_catalog_does_not_know_are_bad_user_input(backend: Backend) {

@@ -35,6 +35,7 @@ macro_rules! on_both_backends {
 
 mod access;
 mod bad_input;
+mod catalog;
 mod consistency;
 mod creatio_path;
 mod errors;

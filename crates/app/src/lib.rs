@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use leadflow_domain::Catalog;
-use leadflow_engine::{Engine, EngineConfig, SystemClock, V7Ids};
+use leadflow_engine::{Engine, EngineConfig, EngineError, LiveCatalog, SystemClock, V7Ids};
 use leadflow_graphql::AppState;
 use leadflow_projections::{all_projections, ProjectionError, ReadSide};
 use leadflow_server::{Auth, Origins, ServerState};
@@ -20,7 +20,9 @@ use leadflow_store::EventStore;
 /// How the product is wired.
 pub struct Config {
     pub store: Arc<dyn EventStore>,
-    pub catalog: Arc<Catalog>,
+    /// Follow the log for catalog changes other processes make (on a shared EventStoreDB; the
+    /// embedded store has one writing process, this one).
+    pub follow_catalog: bool,
     /// Where the read models live (`<data>/read`).
     pub read_dir: PathBuf,
     pub auth: Auth,
@@ -31,12 +33,12 @@ pub struct Config {
 }
 
 impl Config {
-    /// The defaults around a store, a read-model folder and token keys: the default catalog,
-    /// same-origin only, a 5 s consistency wait.
+    /// The defaults around a store, a read-model folder and token keys: same-origin only, a
+    /// 5 s consistency wait, no catalog follower.
     pub fn new(store: Arc<dyn EventStore>, read_dir: impl Into<PathBuf>, auth: Auth) -> Self {
         Self {
             store,
-            catalog: Arc::new(Catalog::default_catalog()),
+            follow_catalog: false,
             read_dir: read_dir.into(),
             auth,
             origins: Origins::none(),
@@ -45,22 +47,42 @@ impl Config {
     }
 }
 
-/// The write side over `store`: the engine with the system clock and time-ordered ids.
-pub fn engine(store: Arc<dyn EventStore>, catalog: Arc<Catalog>) -> Arc<Engine> {
-    Arc::new(Engine::new(
+/// Why the product could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot load the catalog: {0}")]
+    Catalog(#[from] EngineError),
+    #[error(transparent)]
+    ReadSide(#[from] ProjectionError),
+}
+
+/// The write side over `store`: the engine with the system clock and time-ordered ids, its
+/// catalog seeded into a new store (once) and loaded. With `follow`, it also follows the log
+/// for catalog changes made by other processes over the same store.
+pub async fn open_engine(
+    store: Arc<dyn EventStore>,
+    follow: bool,
+) -> Result<Arc<Engine>, EngineError> {
+    let head = store.head().await?;
+    let engine = Arc::new(Engine::new(
         store,
-        catalog,
+        Arc::new(Catalog::empty()),
         Arc::new(SystemClock),
         Arc::new(V7Ids),
         EngineConfig::default(),
-    ))
+    ));
+    engine.seed_catalog().await?;
+    if follow {
+        tokio::spawn(engine.clone().follow_catalog(head));
+    }
+    Ok(engine)
 }
 
 /// Every read model of the product over `store`, in `dir`. Must run inside a tokio runtime.
 pub fn read_side(
     dir: &Path,
     store: Arc<dyn EventStore>,
-    catalog: Arc<Catalog>,
+    catalog: Arc<LiveCatalog>,
 ) -> Result<ReadSide, ProjectionError> {
     ReadSide::start(dir, store, all_projections(catalog))
 }
@@ -68,7 +90,8 @@ pub fn read_side(
 /// The product, running: the engine, the read side and the API over one store.
 pub struct App {
     pub store: Arc<dyn EventStore>,
-    pub catalog: Arc<Catalog>,
+    /// The catalog as it stands.
+    pub catalog: Arc<LiveCatalog>,
     pub engine: Arc<Engine>,
     pub reads: Arc<ReadSide>,
     pub auth: Auth,
@@ -76,26 +99,23 @@ pub struct App {
 }
 
 impl App {
-    /// Wires the product and starts its read side. Must run inside a tokio runtime.
-    pub fn build(config: Config) -> Result<Self, ProjectionError> {
-        let engine = engine(config.store.clone(), config.catalog.clone());
-        Self::with_engine(config, engine)
+    /// Wires the product, loads (or seeds) its catalog and starts its read side.
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let engine = open_engine(config.store.clone(), config.follow_catalog).await?;
+        Ok(Self::with_engine(config, engine)?)
     }
 
-    /// [`App::build`] around an engine the caller already used (`serve --demo` writes the
-    /// demo data set before the read models start, so they build it in one rebuild).
+    /// [`App::build`] around an engine from [`open_engine`] the caller already used (`serve
+    /// --demo` writes the demo data set before the read models start, so they build it in one
+    /// rebuild).
     pub fn with_engine(config: Config, engine: Arc<Engine>) -> Result<Self, ProjectionError> {
+        let catalog = engine.live_catalog().clone();
         let reads = Arc::new(read_side(
             &config.read_dir,
             config.store.clone(),
-            config.catalog.clone(),
+            catalog.clone(),
         )?);
-        let app = AppState {
-            engine: engine.clone(),
-            reads: reads.clone(),
-            catalog: config.catalog.clone(),
-            consistency_timeout: config.consistency_timeout,
-        };
+        let app = AppState::new(engine.clone(), reads.clone(), config.consistency_timeout);
         let state = ServerState {
             schema: leadflow_graphql::schema(app.clone()),
             app,
@@ -104,7 +124,7 @@ impl App {
         };
         Ok(Self {
             store: config.store,
-            catalog: config.catalog,
+            catalog,
             engine,
             reads,
             auth: config.auth,

@@ -93,7 +93,9 @@ async fn rebuild(
     let reads = ReadSide::start(
         read,
         store,
-        all_projections(Arc::new(Catalog::default_catalog())),
+        all_projections(Arc::new(leadflow_engine::LiveCatalog::new(
+            Catalog::default_catalog(),
+        ))),
     )?;
     reads.wait_for(head, Duration::from_secs(3600)).await?;
     let secs = started.elapsed().as_secs_f64();

@@ -54,7 +54,8 @@ pub async fn mutation_latency(root: &Path) -> anyhow::Result<Figure> {
         store,
         dir.path().join("read"),
         auth.clone(),
-    ))?;
+    ))
+    .await?;
     let reads = app.reads.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/graphql", listener.local_addr()?);

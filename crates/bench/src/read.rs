@@ -45,7 +45,9 @@ pub async fn catch_up(root: &Path, leads: u64) -> anyhow::Result<Vec<Figure>> {
     let reads = ReadSide::start(
         &read,
         store.clone(),
-        all_projections(Arc::new(Catalog::default_catalog())),
+        all_projections(Arc::new(leadflow_engine::LiveCatalog::new(
+            Catalog::default_catalog(),
+        ))),
     )?;
     // Note when each projection reaches the head: the slowest sets the figure.
     let mut done: Vec<(&'static str, f64)> = Vec::new();

@@ -129,12 +129,12 @@ enum TokenCommand {
     Issue {
         #[command(flatten)]
         data: DataArgs,
-        /// A catalog user's name (e.g. olga.supervisor) or id.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// A catalog user's login (e.g. olga.supervisor) or id; the token acts with the role
+        /// the catalog gives them at each request.
         #[arg(long)]
         user: String,
-        /// Defaults to the user's role in the catalog.
-        #[arg(long, value_enum)]
-        role: Option<RoleArg>,
         #[arg(long, default_value_t = 24 * 30)]
         ttl_hours: u64,
     },
@@ -222,17 +222,18 @@ fn main() -> anyhow::Result<()> {
                 command:
                     TokenCommand::Issue {
                         data,
+                        store,
                         user,
-                        role,
                         ttl_hours,
                     },
             } => {
                 private::prepare(&data.data_dir)?;
-                let catalog = Catalog::default_catalog();
-                let (id, role) = resolve_user(&catalog, &user, role.map(Into::into))?;
+                let auth = auth(&data.data_dir)?;
+                let catalog = catalog_of(&data.data_dir, &store).await?;
+                let (id, role) = resolve_user(&catalog, &user)?;
                 println!(
                     "{}",
-                    auth(&data.data_dir)?.issue(id, role, Duration::from_secs(ttl_hours * 3600))
+                    auth.issue(id, role, Duration::from_secs(ttl_hours * 3600))
                 );
                 Ok(())
             }
@@ -288,20 +289,33 @@ async fn running_server(data_dir: &Path) -> Option<(String, serde_json::Value)> 
     Some((url, health))
 }
 
-fn resolve_user(
-    catalog: &Catalog,
-    raw: &str,
-    role: Option<Role>,
-) -> anyhow::Result<(UserId, Role)> {
+fn resolve_user(catalog: &Catalog, raw: &str) -> anyhow::Result<(UserId, Role)> {
     let found = catalog
         .users
         .iter()
         .find(|u| u.name == raw || u.id.to_string() == raw);
-    match (found, role) {
-        (Some(u), role) => Ok((u.id, role.unwrap_or(u.role))),
-        (None, Some(role)) => Ok((UserId::parse(raw).context("not a catalog user's name, nor a user id")?, role)),
-        (None, None) => bail!("unknown user {raw:?}: give a catalog user's name (e.g. olga.supervisor) or an id with --role"),
+    match found {
+        Some(u) if !u.active => bail!("user {} is dismissed: restore them (restoreUser) before issuing a token", u.name),
+        Some(u) => Ok((u.id, u.role)),
+        None => bail!("unknown user {raw:?}: give a catalog user's login (e.g. olga.supervisor); admins add users with the createUser mutation"),
     }
+}
+
+/// The catalog the store holds, read beside a running server if there is one; the default
+/// catalog for a store not created yet (its first start seeds exactly that).
+async fn catalog_of(data_dir: &Path, store: &StoreArgs) -> anyhow::Result<Catalog> {
+    let held = if store.store == "embedded" {
+        let path = data_dir.join("events.db");
+        if !path.is_file() {
+            return Ok(Catalog::default_catalog());
+        }
+        let reader = EmbeddedStore::open_reader(&path)?;
+        leadflow_engine::read_catalog(&reader).await?
+    } else {
+        let Opened { store, .. } = open(data_dir, store)?;
+        leadflow_engine::read_catalog(store.as_ref()).await?
+    };
+    Ok(held.unwrap_or_else(Catalog::default_catalog))
 }
 
 /// The token keys, from `LEADFLOW_JWT_SECRET` or the data directory's secret file.
@@ -309,13 +323,11 @@ fn auth(data_dir: &Path) -> anyhow::Result<Auth> {
     Ok(Auth::from_secret(&private::load_secret(data_dir)?))
 }
 
-/// The write side over the chosen store.
+/// The chosen store.
 struct Opened {
     store: Arc<dyn EventStore>,
     /// The embedded store's own handle, when that is the store (`serve --node` exposes it).
     embedded: Option<EmbeddedStore>,
-    catalog: Arc<Catalog>,
-    engine: Arc<Engine>,
 }
 
 /// Opens the store; the caller has made the data directory private first ([`private::prepare`]).
@@ -336,14 +348,22 @@ fn open(data_dir: &Path, store: &StoreArgs) -> anyhow::Result<Opened> {
             store.store
         );
     };
-    let catalog = Arc::new(Catalog::default_catalog());
-    let engine = leadflow_app::engine(store.clone(), catalog.clone());
-    Ok(Opened {
-        store,
-        embedded,
-        catalog,
-        engine,
-    })
+    Ok(Opened { store, embedded })
+}
+
+/// Whether the store holds no lead yet (only the catalog and system events, if anything): the
+/// demo data set goes into such a store.
+async fn holds_no_leads(store: &dyn EventStore) -> anyhow::Result<bool> {
+    let first = store
+        .read_all(leadflow_store::Position::START, 1000)
+        .await?;
+    let lead = first.iter().any(|e| {
+        matches!(
+            leadflow_codec::StreamRef::parse(&e.stream),
+            Ok(leadflow_codec::StreamRef::Lead(_))
+        )
+    });
+    Ok(!lead && first.len() < 1000)
 }
 
 async fn run_demo(engine: &Engine, leads: u64, seed: u64) -> anyhow::Result<()> {
@@ -376,7 +396,8 @@ async fn run_demo(engine: &Engine, leads: u64, seed: u64) -> anyhow::Result<()> 
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     private::prepare(&args.data.data_dir)?;
-    let Opened { engine, .. } = open(&args.data.data_dir, &args.store)?;
+    let Opened { store, .. } = open(&args.data.data_dir, &args.store)?;
+    let engine = leadflow_app::open_engine(store, false).await?;
     run_demo(&engine, args.leads, args.seed).await
 }
 
@@ -392,14 +413,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     private::prepare(&data_dir)?;
     // Before anything else: a secret other accounts can read refuses the start.
     let auth = auth(&data_dir)?;
-    let Opened {
-        store,
-        embedded,
-        catalog,
-        engine,
-    } = open(&data_dir, &args.store)?;
+    let Opened { store, embedded } = open(&data_dir, &args.store)?;
     // Before the node starts: a new node writes its own first (system) event.
-    let empty = store.head().await? == leadflow_store::Position::START;
+    let empty = holds_no_leads(store.as_ref()).await?;
+    // Catalog changes can come from elsewhere when others write the same log: through an
+    // EventStoreDB cluster, or through this process's own node.
+    let follow = args.node.is_some() || embedded.is_none();
     let node = match (args.node, embedded) {
         (None, _) => None,
         (Some(addr), Some(embedded)) => Some(
@@ -409,6 +428,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         (Some(_), None) => unreachable!("--node with another store is refused above"),
     };
+    let engine = leadflow_app::open_engine(store.clone(), follow).await?;
     if args.demo && empty {
         println!(
             "empty store: creating the demo data set ({} leads, seed {})",
@@ -418,7 +438,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let app = leadflow_app::App::with_engine(
         leadflow_app::Config {
-            catalog,
+            follow_catalog: follow,
             origins,
             ..leadflow_app::Config::new(store, data_dir.join("read"), auth.clone())
         },
@@ -505,7 +525,11 @@ async fn run_projections(
     follow: bool,
 ) -> anyhow::Result<()> {
     private::prepare(data_dir)?;
-    let Opened { store, catalog, .. } = open(data_dir, store)?;
+    let Opened { store, .. } = open(data_dir, store)?;
+    let catalog = leadflow_engine::read_catalog(store.as_ref())
+        .await?
+        .unwrap_or_else(Catalog::default_catalog);
+    let catalog = Arc::new(leadflow_engine::LiveCatalog::new(catalog));
     let read_dir = read_dir.unwrap_or_else(|| data_dir.join("read"));
     let reads = leadflow_app::read_side(&read_dir, store.clone(), catalog)?;
     let started = Instant::now();

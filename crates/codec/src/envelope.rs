@@ -1,7 +1,7 @@
 //! A recorded event decoded for the read side: its place in the log and, for the streams of a
 //! known category, the typed event and its metadata.
 
-use leadflow_domain::{LeadEvent, LeadId};
+use leadflow_domain::{CatalogEvent, CatalogPart, LeadEvent, LeadId};
 use leadflow_store::{Position, RecordedEvent};
 
 use crate::metadata::EventMetadata;
@@ -28,6 +28,12 @@ pub enum Body {
         event: LeadEvent,
         meta: EventMetadata,
     },
+    /// An event of a `catalog-{part}` stream.
+    Catalog {
+        part: CatalogPart,
+        event: CatalogEvent,
+        meta: EventMetadata,
+    },
     /// An event of a stream no aggregate here owns.
     Other,
 }
@@ -44,24 +50,38 @@ pub struct DecodeError {
 pub fn decode(event: RecordedEvent) -> Result<Envelope, DecodeError> {
     let position = event.position;
     let bad = |reason: String| DecodeError { position, reason };
-    let body = match StreamRef::parse(&event.stream).map_err(bad)? {
-        StreamRef::Lead(lead_id) => {
-            let meta = EventMetadata::decode(&event.metadata)
-                .map_err(|e| bad(format!("{} ({})", e, event.event_type)))?;
-            let lead_event = crate::lead::decode(&event.event_type, meta.version, &event.data)
-                .map_err(|e| {
-                    bad(format!(
-                        "{e} in stream {} revision {}",
-                        event.stream, event.revision
-                    ))
-                })?;
-            Body::Lead {
-                lead_id,
-                event: lead_event,
-                meta,
-            }
-        }
-        StreamRef::Other => Body::Other,
+    let stream_ref = StreamRef::parse(&event.stream).map_err(bad)?;
+    if stream_ref == StreamRef::Other {
+        return Ok(Envelope {
+            position,
+            stream: event.stream,
+            revision: event.revision,
+            data: event.data,
+            body: Body::Other,
+        });
+    }
+    let meta = EventMetadata::decode(&event.metadata)
+        .map_err(|e| bad(format!("{} ({})", e, event.event_type)))?;
+    let in_stream = |e: crate::lead::CodecError| {
+        bad(format!(
+            "{e} in stream {} revision {}",
+            event.stream, event.revision
+        ))
+    };
+    let body = match stream_ref {
+        StreamRef::Lead(lead_id) => Body::Lead {
+            lead_id,
+            event: crate::lead::decode(&event.event_type, meta.version, &event.data)
+                .map_err(in_stream)?,
+            meta,
+        },
+        StreamRef::Catalog(part) => Body::Catalog {
+            part,
+            event: crate::catalog::decode(&event.event_type, meta.version, &event.data)
+                .map_err(in_stream)?,
+            meta,
+        },
+        StreamRef::Other => unreachable!("answered above"),
     };
     Ok(Envelope {
         position,

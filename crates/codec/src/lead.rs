@@ -84,7 +84,27 @@ pub fn decode_with(
     version: u32,
     data: &[u8],
 ) -> Result<LeadEvent, CodecError> {
-    let current = current_version(event_type).ok_or_else(|| CodecError::UnknownType {
+    decode_versioned(
+        upcasters,
+        current_version(event_type),
+        event_type,
+        version,
+        data,
+        decode_current,
+    )
+}
+
+/// The versioned decode every event table shares: refuse unknown and newer versions, run the
+/// upcasters from `version` to `current`, then decode the current payload.
+pub(crate) fn decode_versioned<E>(
+    upcasters: &[Upcaster],
+    current: Option<u32>,
+    event_type: &str,
+    version: u32,
+    data: &[u8],
+    decode_current: fn(&str, &[u8]) -> Result<E, serde_json::Error>,
+) -> Result<E, CodecError> {
+    let current = current.ok_or_else(|| CodecError::UnknownType {
         event_type: event_type.to_owned(),
     })?;
     let payload_err = |reason: String| CodecError::Payload {

@@ -1,7 +1,10 @@
 //! The events as they are stored: what the write side appends and the read side decodes.
 //!
+//! - [`aggregates`]: [`Stored`], each aggregate's events as stored behind one trait;
+//! - [`catalog`]: the catalog events' table;
 //! - [`lead`]: the lead events' table (`LeadEvent` <-> event type and JSON payload), their
 //!   versions and upcasters;
+//! - [`live`]: [`LiveCatalog`], the catalog as it stands, shared by both sides;
 //! - [`metadata`]: the envelope every event carries (actor, business time, correlation,
 //!   causation, command, payload version);
 //! - [`streams`]: stream names per aggregate category, built and parsed in one place;
@@ -10,12 +13,17 @@
 //! The engine and the projections both use it, so the read side never depends on the write
 //! side. It does no IO: the store moves the bytes.
 
+pub mod aggregates;
+pub mod catalog;
 pub mod envelope;
 pub mod lead;
+pub mod live;
 pub mod metadata;
 pub mod streams;
 
+pub use aggregates::Stored;
 pub use envelope::{decode, Body, DecodeError, Envelope};
 pub use lead::{CodecError, Upcaster, UPCASTERS};
+pub use live::LiveCatalog;
 pub use metadata::{ActorMetadata, EventMetadata};
-pub use streams::{lead_stream, stream_of, StreamRef};
+pub use streams::{catalog_stream, lead_stream, stream_of, StreamRef};

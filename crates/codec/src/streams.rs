@@ -1,7 +1,9 @@
-//! Stream names per aggregate category: `lead-<uuid>` today; each new aggregate (the catalog,
-//! tasks, contacts...) adds its category here, so one place builds and parses every name.
+//! Stream names per aggregate category: `lead-<uuid>`, `catalog-<part>`; each new aggregate
+//! (tasks, contacts...) adds its category here, so one place builds and parses every name.
 
-use leadflow_domain::{Aggregate, LeadAggregate, LeadId};
+use leadflow_domain::{Aggregate, CatalogAggregate, CatalogPart, LeadAggregate, LeadId};
+
+use crate::aggregates::Stored;
 use leadflow_store::StreamName;
 
 /// The stream of one instance of aggregate `A`: `<category>-<id>`.
@@ -14,10 +16,23 @@ pub fn lead_stream(id: LeadId) -> StreamName {
     stream_of::<LeadAggregate>(id)
 }
 
+/// The stream of one part of the catalog (`catalog-users`).
+pub fn catalog_stream(part: CatalogPart) -> StreamName {
+    stream_of::<CatalogAggregate>(part)
+}
+
+/// The id of aggregate `A` that `name` designates, if it is a stream of `A`'s category; a
+/// name of the category with a malformed id is an error.
+fn id_in<A: Stored>(name: &str) -> Option<Result<A::Id, String>> {
+    let id = name.strip_prefix(A::CATEGORY)?.strip_prefix('-')?;
+    Some(A::parse_id(id).map_err(|e| format!("stream {name}: {e}")))
+}
+
 /// What a stream name designates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StreamRef {
     Lead(LeadId),
+    Catalog(CatalogPart),
     /// A stream of no category this build knows (system streams, other writers).
     Other,
 }
@@ -25,15 +40,13 @@ pub enum StreamRef {
 impl StreamRef {
     /// Parses `name`; a name of a known category with a malformed id is an error.
     pub fn parse(name: &str) -> Result<Self, String> {
-        let lead = name
-            .strip_prefix(LeadAggregate::CATEGORY)
-            .and_then(|rest| rest.strip_prefix('-'));
-        match lead {
-            Some(id) => LeadId::parse(id)
-                .map(Self::Lead)
-                .map_err(|e| format!("stream {name}: {e}")),
-            None => Ok(Self::Other),
+        if let Some(lead) = id_in::<LeadAggregate>(name) {
+            return lead.map(Self::Lead);
         }
+        if let Some(part) = id_in::<CatalogAggregate>(name) {
+            return part.map(Self::Catalog);
+        }
+        Ok(Self::Other)
     }
 }
 
@@ -48,5 +61,12 @@ mod tests {
         assert_eq!(StreamRef::parse(name.as_str()), Ok(StreamRef::Lead(id)));
         assert_eq!(StreamRef::parse("$all-ish"), Ok(StreamRef::Other));
         assert!(StreamRef::parse("lead-not-a-uuid").is_err());
+        let users = catalog_stream(CatalogPart::Users);
+        assert_eq!(users.as_str(), "catalog-users");
+        assert_eq!(
+            StreamRef::parse(users.as_str()),
+            Ok(StreamRef::Catalog(CatalogPart::Users))
+        );
+        assert!(StreamRef::parse("catalog-nope").is_err());
     }
 }

@@ -129,7 +129,8 @@ pub async fn generate(
     config: &DemoConfig,
     progress: impl Fn(u64) + Send + Sync,
 ) -> Result<DemoReport, DemoError> {
-    let cast = Cast::from_catalog(engine.catalog())?;
+    let catalog = engine.catalog();
+    let cast = Cast::from_catalog(&catalog)?;
     let mut report = DemoReport {
         by_stage: Stage::ALL.iter().map(|s| (*s, 0)).collect(),
         ..DemoReport::default()

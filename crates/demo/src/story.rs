@@ -168,7 +168,7 @@ impl<'a> Story<'a> {
             OutcomeKind::Appended => {
                 self.tally.accepted += 1;
                 self.tally.events += outcome.events.len() as u64;
-                self.lead = outcome.lead;
+                self.lead = outcome.state;
             }
             OutcomeKind::Replayed => {
                 self.tally.replayed += 1;

@@ -30,6 +30,10 @@ pub trait Aggregate {
     /// The state after `event`.
     fn evolve(state: Option<Self::State>, event: &Self::Event) -> Option<Self::State>;
 
+    /// The command's name as recorded in event metadata (`QualifyLead`), so a key reused for
+    /// another command is caught.
+    fn command_name(command: &Self::Command) -> &'static str;
+
     /// The state after every event of `events`, from nothing.
     fn fold<'e>(events: impl IntoIterator<Item = &'e Self::Event>) -> Option<Self::State>
     where
@@ -60,5 +64,9 @@ impl Aggregate for LeadAggregate {
 
     fn evolve(state: Option<crate::Lead>, event: &crate::LeadEvent) -> Option<crate::Lead> {
         crate::evolve(state, event)
+    }
+
+    fn command_name(command: &crate::LeadCommand) -> &'static str {
+        command.name().as_str()
     }
 }

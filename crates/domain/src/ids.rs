@@ -165,6 +165,56 @@ code_id!(
     /// A department of the catalog.
     DepartmentId, "department"
 );
+code_id!(
+    /// An office of the catalog.
+    OfficeId, "office"
+);
+code_id!(
+    /// An entry of a plain catalog list (sales direction, industry, business region), or an
+    /// automation rule's key.
+    EntryCode, "list entry"
+);
+
+/// A user's login (`olga.supervisor`): 1-64 characters of `a-z`, `0-9`, `.`, `_` and `-`,
+/// starting with a letter. The user's id derives from it ([`UserId::named`]).
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(transparent)]
+pub struct Login(String);
+
+impl Login {
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let ok = raw.len() <= 64
+            && raw.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+            && raw.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            });
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(ValueError::Code {
+                kind: "login",
+                input: raw.to_owned(),
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id of the user with this login.
+    pub fn user_id(&self) -> UserId {
+        UserId::named(&self.0)
+    }
+}
+
+impl fmt::Display for Login {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -179,6 +229,18 @@ mod tests {
             AccountId::for_lead(lead).as_uuid()
         );
         assert_ne!(TaskId::for_lead(lead, 1), TaskId::for_lead(lead, 2));
+    }
+
+    #[test]
+    fn logins_allow_dots_but_start_with_a_letter() {
+        assert!(Login::parse("olga.supervisor").is_ok());
+        assert!(Login::parse(".olga").is_err());
+        assert!(Login::parse("Olga").is_err());
+        assert!(Login::parse("").is_err());
+        assert_eq!(
+            Login::parse("admin").unwrap().user_id(),
+            UserId::named("admin")
+        );
     }
 
     #[test]

@@ -14,12 +14,15 @@ pub mod lead;
 pub mod values;
 
 // What every aggregate shares is at the root (`catalog`, `context`, `ids`, `values`); each
-// aggregate has its folder (`lead/`). The lead's modules keep their short paths.
+// aggregate has its folder (`lead/`, `catalog/`). The lead's modules keep their short paths.
 pub use lead::{commands, details, events, stage};
 pub(crate) use lead::{decide, rejection};
 
 pub use aggregate::{Aggregate, LeadAggregate};
-pub use catalog::{Catalog, Role};
+pub use catalog::{
+    catalog_event_schemas, Catalog, CatalogAggregate, CatalogCommand, CatalogEvent, CatalogPart,
+    CatalogRejection, Role,
+};
 pub use commands::{CommandName, LeadCommand};
 pub use context::{Actor, Context};
 pub use decide::{

@@ -40,7 +40,10 @@ fn event_schemas_are_up_to_date() {
     fs::create_dir_all(&dir).expect("create schemas/events");
     let mut expected_files = BTreeSet::new();
     let mut rewritten = Vec::new();
-    for (name, version, schema) in leadflow_domain::event_schemas() {
+    let every = leadflow_domain::event_schemas()
+        .into_iter()
+        .chain(leadflow_domain::catalog_event_schemas());
+    for (name, version, schema) in every {
         let file = format!("{name}.v{version}.json");
         let value = sorted_keys(serde_json::to_value(&schema).expect("schemas serialise"));
         let contents = serde_json::to_string_pretty(&value).expect("schemas serialise") + "\n";

@@ -1,9 +1,14 @@
-//! The command engine: load the lead (from the cache, else its stream), decide, append with
-//! the expected revision. On a conflict it catches up from the store and decides again, a
-//! bounded number of times. A command's idempotency key fixes its command id and so its event
-//! ids: a retried command finds itself in the stream and returns the first result.
+//! The command engine, one generic path for every aggregate: load it (from its cache, else its
+//! stream), decide, append with the expected revision. On a conflict it catches up from the
+//! store and decides again, a bounded number of times. A command's idempotency key fixes its
+//! command id and so its event ids: a retried command finds itself in the stream and returns
+//! the first result.
 //!
-//! It joins the pure domain and the event-store port and owns the codec; it knows no HTTP and
+//! Commands are decided against the catalog as it stands ([`LiveCatalog`]), which the engine
+//! keeps: it seeds a new store with the default catalog, feeds every catalog change it makes,
+//! and follows the ones other nodes make ([`Engine::follow_catalog`]).
+//!
+//! It joins the pure domain and the event-store port through the codec; it knows no HTTP and
 //! no GraphQL.
 
 pub mod cache;
@@ -16,16 +21,19 @@ use chrono::{DateTime, Utc};
 use tracing::Instrument;
 use uuid::Uuid;
 
+use futures::StreamExt;
 use leadflow_domain::{
-    Actor, Aggregate, Catalog, Lead, LeadAggregate, LeadCommand, LeadEvent, LeadId, Rejection,
+    Actor, Aggregate, Catalog, CatalogAggregate, CatalogCommand, CatalogPart, CatalogRejection,
+    Lead, LeadAggregate, LeadCommand, LeadId, Rejection,
 };
 use leadflow_store::{
     ContentType, EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent, StoreError,
 };
 
-pub use cache::{CachedLead, CommandRecord, LeadCache};
+pub use cache::{AggregateCache, Cached, CachedLead, CommandRecord, LeadCache};
 pub use clock::{Clock, FixedClock, IdGenerator, SequentialIds, SystemClock, V7Ids};
-use leadflow_codec::{lead, lead_stream, CodecError, EventMetadata};
+pub use leadflow_codec::LiveCatalog;
+use leadflow_codec::{stream_of, CodecError, EventMetadata, Stored, StreamRef};
 
 /// Namespace of the ids derived from idempotency keys.
 const KEY_NAMESPACE: Uuid = Uuid::from_u128(0x6c65_6164_666c_6f77_0000_0000_0000_0001);
@@ -76,44 +84,65 @@ pub enum OutcomeKind {
     Unchanged,
 }
 
-/// What a command did.
-#[derive(Clone, Debug)]
-pub struct Outcome {
+/// What a command did to aggregate `A` (the lead unless named).
+pub struct Outcome<A: Aggregate = LeadAggregate> {
     pub kind: OutcomeKind,
-    pub lead_id: LeadId,
+    pub id: A::Id,
     pub command_id: Uuid,
     /// The events this execution appended (empty when replayed or unchanged).
-    pub events: Vec<LeadEvent>,
+    pub events: Vec<A::Event>,
     /// The stream revision and global position of the command's last event; for an unchanged
-    /// command, the lead's current revision and no position.
+    /// command, the aggregate's current revision and no position.
     pub revision: Option<u64>,
     pub position: Option<Position>,
-    /// The lead after the command.
-    pub lead: Option<Lead>,
+    /// The aggregate after the command.
+    pub state: Option<A::State>,
+}
+
+impl<A: Aggregate> std::fmt::Debug for Outcome<A>
+where
+    A::Event: std::fmt::Debug,
+    A::State: std::fmt::Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outcome")
+            .field("kind", &self.kind)
+            .field("id", &self.id)
+            .field("command_id", &self.command_id)
+            .field("events", &self.events)
+            .field("revision", &self.revision)
+            .field("position", &self.position)
+            .field("state", &self.state)
+            .finish()
+    }
 }
 
 /// Why a command was not carried out. Nothing was appended in any of these cases, except
 /// possibly for `Store(Unavailable)`, which a retry with the same idempotency key settles.
 ///
 /// ### Handling
-/// - `Rejected`: the caller's to fix (see [`Rejection`]); `BAD_USER_INPUT`, `FORBIDDEN` or
-///   `INVALID_TRANSITION` by rule.
-/// - `Conflict`: the lead kept changing under the command; retry later (`CONFLICT`).
+/// - `Rejected`, `CatalogRejected`: the caller's to fix (see [`Rejection`],
+///   [`CatalogRejection`]); `BAD_USER_INPUT`, `FORBIDDEN` or `INVALID_TRANSITION` by rule.
+/// - `Conflict`: the aggregate kept changing under the command; retry later (`CONFLICT`).
 /// - `IdempotencyKeyReused`, `MisaddressedRegistration`: caller bugs (`BAD_USER_INPUT`).
 /// - `Store`, `Corrupt`: report (`INTERNAL`); retry `Store(Unavailable)` with the same key.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
     Rejected(#[from] Rejection),
-    #[error("lead {lead_id} changed concurrently {attempts} times in a row; try again")]
-    Conflict { lead_id: LeadId, attempts: u32 },
-    /// The key already recorded another command on this lead.
-    #[error("idempotency key {key:?} was already used for {recorded} on lead {lead_id}, not for {command}")]
+    #[error(transparent)]
+    CatalogRejected(#[from] CatalogRejection),
+    #[error("{stream} changed concurrently {attempts} times in a row; try again")]
+    Conflict { stream: String, attempts: u32 },
+    /// The key already recorded another command on this aggregate.
+    #[error(
+        "idempotency key {key:?} was already used for {recorded} on {stream}, not for {command}"
+    )]
     IdempotencyKeyReused {
         key: String,
-        lead_id: LeadId,
-        recorded: leadflow_domain::CommandName,
-        command: leadflow_domain::CommandName,
+        stream: String,
+        recorded: &'static str,
+        command: &'static str,
     },
     /// A registration sent to another lead's id than the one it names.
     #[error("RegisterLead names lead {named} but is sent to lead {sent_to}")]
@@ -132,11 +161,20 @@ impl EngineError {
     /// A short outcome label for traces and metrics.
     pub fn label(&self) -> &'static str {
         match self {
-            Self::Rejected(_) => "rejected",
+            Self::Rejected(_) | Self::CatalogRejected(_) => "rejected",
             Self::Conflict { .. } => "conflict",
             Self::IdempotencyKeyReused { .. } | Self::MisaddressedRegistration { .. } => "invalid",
             Self::Store(_) => "store_error",
             Self::Corrupt { .. } => "corrupt",
+        }
+    }
+
+    /// The rule a rejection names, for traces.
+    fn rule(&self) -> Option<&'static str> {
+        match self {
+            Self::Rejected(r) => Some(r.rule()),
+            Self::CatalogRejected(r) => Some(r.rule()),
+            _ => None,
         }
     }
 }
@@ -157,16 +195,26 @@ impl Default for EngineConfig {
     }
 }
 
+/// What seeding the catalog did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeedReport {
+    /// Seed commands that appended events (0 on every start after the first).
+    pub appended: usize,
+}
+
 pub struct Engine {
     store: Arc<dyn EventStore>,
-    catalog: Arc<Catalog>,
+    catalog: Arc<LiveCatalog>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
-    cache: LeadCache,
+    leads: AggregateCache<LeadAggregate>,
+    catalogs: AggregateCache<CatalogAggregate>,
     max_retries: u32,
 }
 
 impl Engine {
+    /// An engine deciding against `catalog` until the catalog streams say otherwise
+    /// ([`Engine::seed_catalog`] loads them; tests that never call it keep `catalog`).
     pub fn new(
         store: Arc<dyn EventStore>,
         catalog: Arc<Catalog>,
@@ -176,15 +224,22 @@ impl Engine {
     ) -> Self {
         Self {
             store,
-            catalog,
+            catalog: Arc::new(LiveCatalog::new((*catalog).clone())),
             clock,
             ids,
-            cache: LeadCache::new(config.cache_capacity),
+            leads: AggregateCache::new(config.cache_capacity),
+            catalogs: AggregateCache::new(CatalogPart::ALL.len() * 2),
             max_retries: config.max_retries,
         }
     }
 
-    pub fn catalog(&self) -> &Catalog {
+    /// The catalog as it stands now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.current()
+    }
+
+    /// The live catalog, for the read side and the API to share.
+    pub fn live_catalog(&self) -> &Arc<LiveCatalog> {
         &self.catalog
     }
 
@@ -203,7 +258,7 @@ impl Engine {
 
     /// The lead as the store has it now (through the cache).
     pub async fn load(&self, lead_id: LeadId) -> Result<Option<Lead>, EngineError> {
-        Ok(self.entry(lead_id, false).await?.state.clone())
+        Ok(self.entry(&self.leads, lead_id, false).await?.state.clone())
     }
 
     /// Runs `command` on lead `lead_id`.
@@ -213,16 +268,114 @@ impl Engine {
         command: LeadCommand,
         meta: CommandMeta,
     ) -> Result<Outcome, EngineError> {
-        let name = command.name();
-        let span = tracing::info_span!("command", lead_id = %lead_id, command = %name);
+        if let LeadCommand::Register(r) = &command {
+            if r.lead_id != lead_id {
+                return Err(EngineError::MisaddressedRegistration {
+                    named: r.lead_id,
+                    sent_to: lead_id,
+                });
+            }
+        }
+        self.traced(&self.leads, lead_id, &command, &meta).await
+    }
+
+    /// Runs a catalog command on the stream of its part; the live catalog takes the change
+    /// before this returns.
+    pub async fn execute_catalog(
+        &self,
+        command: CatalogCommand,
+        meta: CommandMeta,
+    ) -> Result<Outcome<CatalogAggregate>, EngineError> {
+        let part = command.part();
+        let outcome = self.traced(&self.catalogs, part, &command, &meta).await?;
+        self.publish_part(part).await?;
+        Ok(outcome)
+    }
+
+    /// Writes the default catalog into a new store (its seed commands, with fixed idempotency
+    /// keys, so a second start appends nothing) and loads every catalog stream.
+    pub async fn seed_catalog(&self) -> Result<SeedReport, EngineError> {
+        let mut appended = 0;
+        for (n, command) in leadflow_domain::catalog::seed::commands()
+            .into_iter()
+            .enumerate()
+        {
+            let meta = CommandMeta::by(leadflow_domain::catalog::seed::actor())
+                .with_key(leadflow_domain::catalog::seed::seed_key(n));
+            let part = command.part();
+            let outcome = self.run(&self.catalogs, part, &command, &meta).await?;
+            if outcome.kind == OutcomeKind::Appended {
+                appended += 1;
+            }
+            self.publish_part(part).await?;
+        }
+        for part in CatalogPart::ALL {
+            self.publish_part(part).await?;
+        }
+        if appended > 0 {
+            tracing::info!(commands = appended, "seeded the default catalog");
+        }
+        Ok(SeedReport { appended })
+    }
+
+    /// Follows the log from `after` for catalog changes made elsewhere (another `serve` node
+    /// over the same EventStoreDB, a CLI) and takes them into the live catalog. Runs until the
+    /// subscription ends.
+    pub async fn follow_catalog(self: Arc<Self>, after: Position) {
+        let mut log = self.store.subscribe_all(after);
+        while let Some(next) = log.next().await {
+            let recorded = match next {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the catalog follower lost the log");
+                    return;
+                }
+            };
+            if let Ok(StreamRef::Catalog(part)) = StreamRef::parse(&recorded.stream) {
+                if self.catalog.revision(part) < Some(recorded.revision) {
+                    if let Err(e) = self.refresh_part(part).await {
+                        tracing::warn!(%part, error = %e, "cannot reload a catalog stream");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn refresh_part(&self, part: CatalogPart) -> Result<(), EngineError> {
+        self.entry(&self.catalogs, part, true).await?;
+        self.publish_part(part).await
+    }
+
+    /// Hands `part`'s cached state to the live catalog.
+    async fn publish_part(&self, part: CatalogPart) -> Result<(), EngineError> {
+        let entry = self.entry(&self.catalogs, part, false).await?;
+        if let (Some(revision), Some(state)) = (entry.revision, &entry.state) {
+            self.catalog.update(part, revision, Arc::new(state.clone()));
+        }
+        Ok(())
+    }
+
+    /// [`Engine::run`] in a span, with its outcome traced.
+    async fn traced<A: Stored>(
+        &self,
+        cache: &AggregateCache<A>,
+        id: A::Id,
+        command: &A::Command,
+        meta: &CommandMeta,
+    ) -> Result<Outcome<A>, EngineError>
+    where
+        EngineError: From<A::Rejection>,
+    {
+        let name = A::command_name(command);
+        let span = tracing::info_span!("command", stream = %stream_of::<A>(id), command = name);
         async move {
             let started = Instant::now();
-            let result = self.run(lead_id, &command, &meta).await;
+            let result = self.run(cache, id, command, meta).await;
             let latency_us = started.elapsed().as_micros() as u64;
             match &result {
                 Ok(o) => tracing::debug!(outcome = ?o.kind, events = o.events.len(), latency_us, "command done"),
-                Err(EngineError::Rejected(r)) => {
-                    tracing::debug!(outcome = "rejected", rule = r.rule(), latency_us, "command rejected")
+                Err(e) if e.rule().is_some() => {
+                    tracing::debug!(outcome = "rejected", rule = e.rule(), latency_us, "command rejected")
                 }
                 Err(e) => tracing::warn!(outcome = e.label(), error = %e, latency_us, "command failed"),
             }
@@ -232,72 +385,68 @@ impl Engine {
         .await
     }
 
-    async fn run(
+    /// The one path every command takes: cache -> decide -> append, retried on conflicts.
+    async fn run<A: Stored>(
         &self,
-        lead_id: LeadId,
-        command: &LeadCommand,
+        cache: &AggregateCache<A>,
+        id: A::Id,
+        command: &A::Command,
         meta: &CommandMeta,
-    ) -> Result<Outcome, EngineError> {
-        if let LeadCommand::Register(r) = command {
-            if r.lead_id != lead_id {
-                return Err(EngineError::MisaddressedRegistration {
-                    named: r.lead_id,
-                    sent_to: lead_id,
-                });
-            }
-        }
+    ) -> Result<Outcome<A>, EngineError>
+    where
+        EngineError: From<A::Rejection>,
+    {
         let command_id = match &meta.idempotency_key {
-            Some(key) => Uuid::new_v5(&KEY_NAMESPACE, format!("{lead_id}/{key}").as_bytes()),
+            Some(key) => Uuid::new_v5(&KEY_NAMESPACE, format!("{id}/{key}").as_bytes()),
             None => self.ids.new_id(),
         };
-        let stream = lead_stream(lead_id);
+        let command_name = A::command_name(command);
+        let stream = stream_of::<A>(id);
         let mut refresh = false;
         for attempt in 0..=self.max_retries {
-            let entry = self.entry(lead_id, refresh).await?;
+            let entry = self.entry(cache, id, refresh).await?;
             if let Some(record) = entry.commands.get(&command_id) {
-                if let Some(recorded) = record
-                    .command
-                    .filter(|recorded| *recorded != command.name())
-                {
+                if let Some(recorded) = record.command.filter(|r| *r != command_name) {
                     return Err(EngineError::IdempotencyKeyReused {
                         key: meta.idempotency_key.clone().unwrap_or_default(),
-                        lead_id,
+                        stream: stream.to_string(),
                         recorded,
-                        command: command.name(),
+                        command: command_name,
                     });
                 }
-                // The first result: the lead as that command left it, even if it moved on since.
-                let lead = if entry.revision == Some(record.last_revision) {
+                // The first result: the state as that command left it, even if it moved on since.
+                let state = if entry.revision == Some(record.last_revision) {
                     entry.state.clone()
                 } else {
-                    self.state_at(lead_id, record.last_revision).await?
+                    self.state_at::<A>(id, record.last_revision).await?
                 };
                 return Ok(Outcome {
                     kind: OutcomeKind::Replayed,
-                    lead_id,
+                    id,
                     command_id,
                     events: Vec::new(),
                     revision: Some(record.last_revision),
                     position: Some(record.position),
-                    lead,
+                    state,
                 });
             }
             let now = meta.occurred_at.unwrap_or_else(|| self.clock.now());
+            let catalog = self.catalog.current();
             let ctx = leadflow_domain::Context {
                 now,
                 actor: meta.actor,
-                catalog: &self.catalog,
+                catalog: &catalog,
             };
-            let events = LeadAggregate::decide(entry.state.as_ref(), command, &ctx)?;
+            let events = A::decide(entry.state.as_ref(), command, &ctx)?;
             if events.is_empty() {
                 return Ok(Outcome {
                     kind: OutcomeKind::Unchanged,
-                    lead_id,
+                    id,
                     command_id,
                     events,
                     revision: entry.revision,
                     position: None,
-                    lead: entry.state.clone(),
+                    state: entry.state.clone(),
                 });
             }
             let metadata = EventMetadata {
@@ -306,7 +455,7 @@ impl Engine {
                 correlation_id: meta.correlation_id.unwrap_or(command_id),
                 causation_id: meta.causation_id.unwrap_or(command_id),
                 command_id,
-                command: Some(command.name().to_string()),
+                command: Some(command_name.to_owned()),
                 version: 0,
             };
             let new_events = events
@@ -314,10 +463,10 @@ impl Engine {
                 .enumerate()
                 .map(|(i, e)| NewEvent {
                     id: Uuid::new_v5(&command_id, &(i as u32).to_be_bytes()),
-                    event_type: e.event_type().to_owned(),
-                    data: lead::encode(e),
+                    event_type: A::event_type(e).to_owned(),
+                    data: A::encode(e),
                     metadata: EventMetadata {
-                        version: e.version(),
+                        version: A::version(e),
                         ..metadata.clone()
                     }
                     .encode(),
@@ -331,26 +480,26 @@ impl Engine {
                 Ok(appended) => {
                     let mut next = (*entry).clone();
                     for e in &events {
-                        next.state = LeadAggregate::evolve(next.state, e);
+                        next.state = A::evolve(next.state, e);
                     }
                     next.revision = Some(appended.last_revision);
                     let record = CommandRecord {
                         first_revision: appended.first_revision,
                         last_revision: appended.last_revision,
                         position: appended.last_position,
-                        command: Some(command.name()),
+                        command: Some(command_name),
                     };
                     next.commands.insert(command_id, record);
-                    let lead = next.state.clone();
-                    self.cache.put_if_newer(lead_id, Arc::new(next));
+                    let state = next.state.clone();
+                    cache.put_if_newer(id, Arc::new(next));
                     return Ok(Outcome {
                         kind: OutcomeKind::Appended,
-                        lead_id,
+                        id,
                         command_id,
                         events,
                         revision: Some(appended.last_revision),
                         position: Some(appended.last_position),
-                        lead,
+                        state,
                     });
                 }
                 Err(StoreError::WrongExpectedRevision { actual, .. }) => {
@@ -361,33 +510,42 @@ impl Engine {
             }
         }
         Err(EngineError::Conflict {
-            lead_id,
+            stream: stream.to_string(),
             attempts: self.max_retries + 1,
         })
     }
 
-    /// The lead as it was at `revision` (for answering a replayed command).
-    async fn state_at(&self, lead_id: LeadId, revision: u64) -> Result<Option<Lead>, EngineError> {
+    /// The aggregate as it was at `revision` (for answering a replayed command).
+    async fn state_at<A: Stored>(
+        &self,
+        id: A::Id,
+        revision: u64,
+    ) -> Result<Option<A::State>, EngineError> {
         let events = self
             .store
-            .read_stream(&lead_stream(lead_id), 0, revision as usize + 1)
+            .read_stream(&stream_of::<A>(id), 0, revision as usize + 1)
             .await?;
-        let mut entry = CachedLead::default();
+        let mut entry = Cached::<A>::default();
         for recorded in &events {
             fold_recorded(&mut entry, recorded)?;
         }
         Ok(entry.state)
     }
 
-    /// The cached lead, caught up with its stream when `refresh` (after a conflict) or when not
-    /// cached at all.
-    async fn entry(&self, lead_id: LeadId, refresh: bool) -> Result<Arc<CachedLead>, EngineError> {
-        let cached = self.cache.get(lead_id);
+    /// The cached aggregate, caught up with its stream when `refresh` (after a conflict) or
+    /// when not cached at all.
+    async fn entry<A: Stored>(
+        &self,
+        cache: &AggregateCache<A>,
+        id: A::Id,
+        refresh: bool,
+    ) -> Result<Arc<Cached<A>>, EngineError> {
+        let cached = cache.get(id);
         if let (Some(entry), false) = (&cached, refresh) {
             return Ok(entry.clone());
         }
         let mut entry = cached.map(|e| (*e).clone()).unwrap_or_default();
-        let stream = lead_stream(lead_id);
+        let stream = stream_of::<A>(id);
         loop {
             let from = entry.revision.map_or(0, |r| r + 1);
             let batch = self.store.read_stream(&stream, from, 4096).await?;
@@ -399,21 +557,52 @@ impl Engine {
             }
         }
         let entry = Arc::new(entry);
-        self.cache.put_if_newer(lead_id, entry.clone());
+        cache.put_if_newer(id, entry.clone());
         Ok(entry)
     }
 }
 
-fn fold_recorded(entry: &mut CachedLead, recorded: &RecordedEvent) -> Result<(), EngineError> {
+/// The catalog a store holds, read without writing: `None` when no catalog stream exists yet
+/// (the first `serve` seeds the default one). For tools beside a running server.
+pub async fn read_catalog(store: &dyn EventStore) -> Result<Option<Catalog>, EngineError> {
+    let mut parts = Vec::new();
+    for part in CatalogPart::ALL {
+        let mut entry = Cached::<CatalogAggregate>::default();
+        let stream = stream_of::<CatalogAggregate>(part);
+        loop {
+            let from = entry.revision.map_or(0, |r| r + 1);
+            let batch = store.read_stream(&stream, from, 4096).await?;
+            if batch.is_empty() {
+                break;
+            }
+            for recorded in &batch {
+                fold_recorded(&mut entry, recorded)?;
+            }
+        }
+        if let Some(state) = entry.state {
+            parts.push((part, state));
+        }
+    }
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Catalog::assemble(|p| {
+        parts.iter().find(|(q, _)| *q == p).map(|(_, s)| s.clone())
+    })))
+}
+
+fn fold_recorded<A: Stored>(
+    entry: &mut Cached<A>,
+    recorded: &RecordedEvent,
+) -> Result<(), EngineError> {
     let corrupt = |source| EngineError::Corrupt {
         stream: recorded.stream.clone(),
         revision: recorded.revision,
         source,
     };
     let meta = EventMetadata::decode(&recorded.metadata).map_err(corrupt)?;
-    let event =
-        lead::decode(&recorded.event_type, meta.version, &recorded.data).map_err(corrupt)?;
-    entry.state = LeadAggregate::evolve(entry.state.take(), &event);
+    let event = A::decode(&recorded.event_type, meta.version, &recorded.data).map_err(corrupt)?;
+    entry.state = A::evolve(entry.state.take(), &event);
     entry.revision = Some(recorded.revision);
     let record = entry
         .commands
@@ -422,10 +611,7 @@ fn fold_recorded(entry: &mut CachedLead, recorded: &RecordedEvent) -> Result<(),
             first_revision: recorded.revision,
             last_revision: recorded.revision,
             position: recorded.position,
-            command: meta
-                .command
-                .as_deref()
-                .and_then(leadflow_domain::CommandName::parse),
+            command: meta.command.as_deref().and_then(A::known_command),
         });
     record.last_revision = recorded.revision;
     record.position = recorded.position;

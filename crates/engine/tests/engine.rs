@@ -160,7 +160,7 @@ async fn a_command_appends_its_events_with_the_full_envelope() {
         Uuid::new_v5(&out.command_id, &0u32.to_be_bytes()),
         "event ids derive from the command id"
     );
-    let lead = out.lead.unwrap();
+    let lead = out.state.unwrap();
     assert_eq!(
         (lead.stage, lead.responsible),
         (Stage::Qualification, Some(ivan().user))
@@ -240,7 +240,7 @@ async fn a_retried_command_returns_the_first_result_and_appends_nothing() {
         .unwrap();
     assert_eq!(late.kind, OutcomeKind::Replayed);
     assert_eq!(
-        late.lead, first.lead,
+        late.state, first.state,
         "the first result, not the lead as it is now"
     );
     let head = f.store.head().await.unwrap();
@@ -282,7 +282,7 @@ async fn an_idempotency_key_reused_for_another_command_is_refused() {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, EngineError::IdempotencyKeyReused { recorded, .. } if *recorded == leadflow_domain::CommandName::QualifyLead)
+            matches!(&err, EngineError::IdempotencyKeyReused { recorded, .. } if *recorded == "QualifyLead")
                 && err.to_string().contains("already used for QualifyLead"),
             "{err:?}"
         );
@@ -404,7 +404,7 @@ async fn a_stale_cache_catches_up_after_a_conflict() {
         )
         .await
         .unwrap();
-    let lead = out.lead.unwrap();
+    let lead = out.state.unwrap();
     assert_eq!(lead.responsible, Some(UserId::named("maria.manager")));
     assert_eq!(
         lead.stage,
@@ -627,7 +627,7 @@ async fn the_creatio_path_round_trips_through_the_store() {
     };
     run(register(id, ResponsibleChoice::Unassigned), ivan()).await;
     let out = run(LeadCommand::Qualify(QualifyLead::default()), ivan()).await;
-    assert_eq!(out.lead.as_ref().unwrap().stage, Stage::Distribution);
+    assert_eq!(out.state.as_ref().unwrap().stage, Stage::Distribution);
     run(
         LeadCommand::AssignResponsible(AssignResponsible {
             to: ivan().user,
@@ -641,7 +641,7 @@ async fn the_creatio_path_round_trips_through_the_store() {
         olga(),
     )
     .await;
-    let task = out.lead.as_ref().unwrap().open_tasks[0].id;
+    let task = out.state.as_ref().unwrap().open_tasks[0].id;
     let transfer = HandoffResult::TransferToSale {
         comment: Comment::parse("comment", "ready to talk budget").unwrap(),
     };
@@ -653,7 +653,7 @@ async fn the_creatio_path_round_trips_through_the_store() {
         ivan(),
     )
     .await;
-    let details_task = out.lead.as_ref().unwrap().open_tasks[0].id;
+    let details_task = out.state.as_ref().unwrap().open_tasks[0].id;
     let submit = SubmitHandoffDetails {
         task_id: details_task,
         budget: Money::parse_decimal("1500000", Currency::rub()).unwrap(),
@@ -664,7 +664,7 @@ async fn the_creatio_path_round_trips_through_the_store() {
         comment: None,
     };
     let out = run(LeadCommand::SubmitHandoffDetails(submit), ivan()).await;
-    let lead = out.lead.unwrap();
+    let lead = out.state.unwrap();
     assert_eq!(
         (lead.stage, lead.maturity),
         (Stage::AwaitingSale, Maturity::ReadyForSale)
@@ -675,7 +675,7 @@ async fn the_creatio_path_round_trips_through_the_store() {
         ivan(),
     )
     .await;
-    let warm = out.lead.unwrap();
+    let warm = out.state.unwrap();
     assert_eq!(
         (warm.stage, warm.maturity),
         (Stage::NeedSatisfied, Maturity::Satisfied)

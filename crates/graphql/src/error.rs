@@ -3,7 +3,7 @@
 
 use async_graphql::ErrorExtensions;
 
-use leadflow_domain::{Rejection, ValueError};
+use leadflow_domain::{CatalogRejection, Rejection, ValueError};
 use leadflow_engine::EngineError;
 use leadflow_projections::runner::ReadError;
 
@@ -106,10 +106,22 @@ impl From<Rejection> for ApiError {
     }
 }
 
+impl From<CatalogRejection> for ApiError {
+    fn from(r: CatalogRejection) -> Self {
+        let message = r.to_string();
+        match r {
+            CatalogRejection::NotAdmin => Self::Forbidden(message),
+            CatalogRejection::Unknown { .. } => Self::NotFound(message),
+            _ => Self::BadUserInput(message),
+        }
+    }
+}
+
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::Rejected(r) => r.into(),
+            EngineError::CatalogRejected(r) => r.into(),
             EngineError::Conflict { .. } => Self::Conflict(e.to_string()),
             EngineError::IdempotencyKeyReused { .. }
             | EngineError::MisaddressedRegistration { .. } => Self::BadUserInput(e.to_string()),
@@ -166,13 +178,22 @@ mod tests {
             ),
             (
                 EngineError::Conflict {
-                    lead_id: leadflow_domain::LeadId::from_uuid(uuid::Uuid::nil()),
+                    stream: "lead-00000000-0000-0000-0000-000000000000".into(),
                     attempts: 3,
                 }
                 .into(),
                 "CONFLICT",
             ),
             (ApiError::Internal("boom".into()), "INTERNAL"),
+            (CatalogRejection::NotAdmin.into(), "FORBIDDEN"),
+            (
+                CatalogRejection::AlreadyExists {
+                    kind: "user",
+                    code: "ivan.manager".into(),
+                }
+                .into(),
+                "BAD_USER_INPUT",
+            ),
         ];
         for (error, code) in cases {
             assert_eq!(error.code(), code, "{error:?}");

@@ -19,7 +19,7 @@ use std::time::Duration;
 use async_graphql::{Context, MergedObject, Schema};
 
 use leadflow_domain::{Actor, Catalog};
-use leadflow_engine::Engine;
+use leadflow_engine::{Engine, LiveCatalog};
 use leadflow_projections::ReadSide;
 
 pub use error::ApiError;
@@ -35,9 +35,50 @@ pub const MAX_COMPLEXITY: usize = 2000;
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub reads: Arc<ReadSide>,
-    pub catalog: Arc<Catalog>,
+    /// The catalog as it stands (the engine's).
+    pub live: Arc<LiveCatalog>,
     /// How long a query waits for `consistency`.
     pub consistency_timeout: Duration,
+}
+
+impl AppState {
+    /// The state around an engine and a read side.
+    pub fn new(engine: Arc<Engine>, reads: Arc<ReadSide>, consistency_timeout: Duration) -> Self {
+        Self {
+            live: engine.live_catalog().clone(),
+            engine,
+            reads,
+            consistency_timeout,
+        }
+    }
+
+    /// The catalog now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.live.current()
+    }
+
+    /// The actor a valid token names, as the catalog has them now: the catalog's role (a role
+    /// change applies at once). A user the catalog does not know or has dismissed is refused,
+    /// with the reason.
+    pub fn admit(&self, token_actor: Actor) -> Result<Actor, String> {
+        let catalog = self.catalog();
+        match catalog.user(token_actor.user) {
+            None => Err(format!(
+                "the token names user {}, whom the catalog does not know",
+                token_actor.user
+            )),
+            Some(u) if !u.active => Err(format!("user {} is dismissed", u.name)),
+            Some(u) => Ok(Actor {
+                user: u.id,
+                role: u.role,
+            }),
+        }
+    }
+}
+
+/// The catalog as it stands, for resolvers.
+pub fn catalog_of(ctx: &Context<'_>) -> Arc<Catalog> {
+    ctx.data_unchecked::<AppState>().catalog()
 }
 
 /// The queries: the leads (board, table, card, history, reports), the catalog, the read
@@ -45,16 +86,19 @@ pub struct AppState {
 #[derive(MergedObject, Default)]
 pub struct Query(query::LeadQuery, catalog::CatalogQuery, ops::OpsQuery);
 
-pub type ApiSchema = Schema<Query, mutation::Mutation, subscription::Subscription>;
+/// The mutations: the lead's commands and the catalog's (admins only), merged.
+#[derive(MergedObject, Default)]
+pub struct Mutation(mutation::LeadMutation, catalog::CatalogMutation);
+
+pub type ApiSchema = Schema<Query, Mutation, subscription::Subscription>;
 
 /// The schema with its data and limits.
 pub fn schema(state: AppState) -> ApiSchema {
     Schema::build(
         Query::default(),
-        mutation::Mutation,
+        Mutation::default(),
         subscription::Subscription,
     )
-    .data(state.catalog.clone())
     .data(state)
     .extension(depth::DepthLimits)
     .limit_complexity(MAX_COMPLEXITY)
@@ -65,7 +109,7 @@ pub fn schema(state: AppState) -> ApiSchema {
 pub fn sdl() -> String {
     Schema::build(
         Query::default(),
-        mutation::Mutation,
+        Mutation::default(),
         subscription::Subscription,
     )
     .finish()

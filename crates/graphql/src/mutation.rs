@@ -54,7 +54,7 @@ async fn execute(
         .await
         .map_err(ApiError::from)?;
     let lead = out
-        .lead
+        .state
         .ok_or_else(|| ApiError::Internal("the command left no lead".into()))?;
     // A replay is answered without deciding again: someone else's idempotency key must not
     // show their lead (SPEC 3.7). A fresh decision checked the scope before anything else.
@@ -166,14 +166,16 @@ fn target<Id>(
         .transpose()
 }
 
-pub struct Mutation;
+/// The lead's mutations.
+#[derive(Default)]
+pub struct LeadMutation;
 
 // Every resolver authenticates before it looks at its arguments: without a token a request
 // learns nothing about how its input would be judged (UNAUTHENTICATED, never BAD_USER_INPUT),
 // as the crate promises for every field. (A plain comment: a doc comment here would become the
 // type's description in the SDL.)
 #[Object]
-impl Mutation {
+impl LeadMutation {
     /// Registers a new lead. With an idempotency key, the lead id derives from it, so a retried
     /// registration lands on the same lead.
     async fn register_lead(

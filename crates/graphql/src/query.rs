@@ -128,7 +128,7 @@ impl BoardColumnGql {
             }),
             ..Default::default()
         }
-        .to_filter(Some(self.funnel.clone()), &state.catalog.base_currency)?;
+        .to_filter(Some(self.funnel.clone()), &state.catalog().base_currency)?;
         filter.owner = owner;
         let sort = sorts(&[])?;
         let (n, after) = (page_size(first)?, cursor_for(after, &sort)?);
@@ -151,7 +151,7 @@ pub async fn load_board(
     hide_closed: bool,
     actor: &leadflow_domain::Actor,
 ) -> Result<Board, ApiError> {
-    let catalog = state.catalog.clone();
+    let catalog = state.catalog();
     let currency = catalog.base_currency.to_string();
     let owner = crate::owner_scope(actor);
     let board = state
@@ -229,7 +229,7 @@ impl LeadQuery {
         let actor = actor(ctx)?;
         let state = ctx.data_unchecked::<AppState>();
         consistent(state, consistency).await?;
-        let funnel = funnel_of(&state.catalog, funnel)?;
+        let funnel = funnel_of(&state.catalog(), funnel)?;
         Ok(load_board(state, funnel, hide_closed, &actor).await?)
     }
 
@@ -248,10 +248,10 @@ impl LeadQuery {
         let owner = crate::owner_scope(&actor(ctx)?);
         let state = ctx.data_unchecked::<AppState>();
         consistent(state, consistency).await?;
-        let funnel = funnel_of(&state.catalog, funnel)?;
+        let funnel = funnel_of(&state.catalog(), funnel)?;
         let mut filter = filter
             .unwrap_or_default()
-            .to_filter(Some(funnel.to_string()), &state.catalog.base_currency)?;
+            .to_filter(Some(funnel.to_string()), &state.catalog().base_currency)?;
         filter.owner = owner;
         let sort = sorts(&order_by)?;
         let (n, after) = (page_size(first)?, cursor_for(after, &sort)?);
@@ -346,7 +346,7 @@ impl LeadQuery {
                 )
             }));
         }
-        let catalog = state.catalog.clone();
+        let catalog = state.catalog();
         c.edges.extend(page.rows.into_iter().map(|(row, cur)| {
             let data = payloads.remove(&row.revision).unwrap_or_default();
             Edge::new(cur.encode(), HistoryEntry::new(&catalog, row, data))
@@ -369,7 +369,7 @@ impl LeadQuery {
         let filter = filter.unwrap_or_default();
         let funnel = filter
             .funnel
-            .map(|f| funnel_of(&state.catalog, Some(f)))
+            .map(|f| funnel_of(&state.catalog(), Some(f)))
             .transpose()?;
         let dimension = match kind {
             ReportKind::ByManager => ReportDimension::Manager,
@@ -390,7 +390,7 @@ impl LeadQuery {
             })
             .await
             .map_err(ApiError::from)?;
-        let catalog: &Arc<Catalog> = &state.catalog;
+        let catalog: Arc<Catalog> = state.catalog();
         let currency = catalog.base_currency.to_string();
         Ok(rows
             .into_iter()
@@ -398,7 +398,7 @@ impl LeadQuery {
                 let label = match (&r.key, kind) {
                     (None, _) => "none".to_owned(),
                     (Some(k), ReportKind::ByManager) => leadflow_domain::UserId::parse(k)
-                        .map(|u| user(catalog, u).name)
+                        .map(|u| user(&catalog, u).name)
                         .unwrap_or_else(|_| k.clone()),
                     (Some(k), ReportKind::ByStage) => funnel
                         .as_ref()

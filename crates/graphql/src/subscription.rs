@@ -27,7 +27,7 @@ impl Subscription {
     ) -> Result<impl Stream<Item = Board>> {
         let actor = actor(ctx)?;
         let state = ctx.data_unchecked::<AppState>().clone();
-        let funnel = funnel_of_pub(&state.catalog, funnel)?;
+        let funnel = funnel_of_pub(&state.catalog(), funnel)?;
         let watch = state
             .reads
             .watch(leadflow_projections::LEADS)

@@ -1,8 +1,6 @@
 //! What the API shows: the lead card, registry rows, the board, the feed, reports, users and
 //! projection status. Enums mirror the domain's and render in SCREAMING_CASE.
 
-use std::sync::Arc;
-
 use async_graphql::{Context, Enum, Object, Scalar, ScalarType, SimpleObject, Value, ID};
 use chrono::{DateTime, Utc};
 
@@ -130,12 +128,20 @@ impl From<&leadflow_domain::values::Money> for Money {
     }
 }
 
+/// A member of staff (their records are employment data, kept for the audit trail).
 #[derive(SimpleObject, Clone, Debug)]
 pub struct User {
     pub id: ID,
+    /// The login (`olga.supervisor`).
     pub name: String,
+    pub display_name: String,
     pub role: Option<Role>,
     pub department: Option<String>,
+    pub office: Option<String>,
+    pub email: Option<String>,
+    /// `ru` or `en`.
+    pub locale: Option<String>,
+    /// False once dismissed: their tokens are refused and they take no new leads.
     pub active: bool,
 }
 
@@ -144,15 +150,26 @@ pub fn user(catalog: &Catalog, id: UserId) -> User {
         Some(u) => User {
             id: ID(id.to_string()),
             name: u.name.clone(),
+            display_name: u.display_name.clone(),
             role: Some(u.role.into()),
             department: Some(u.department.to_string()),
+            office: u.office.as_ref().map(ToString::to_string),
+            email: u.email.as_ref().map(|e| e.as_str().to_owned()),
+            locale: Some(match u.locale {
+                leadflow_domain::catalog::Locale::Ru => "ru".to_owned(),
+                leadflow_domain::catalog::Locale::En => "en".to_owned(),
+            }),
             active: u.active,
         },
         None => User {
             id: ID(id.to_string()),
             name: format!("user {id}"),
+            display_name: format!("user {id}"),
             role: None,
             department: None,
+            office: None,
+            email: None,
+            locale: None,
             active: false,
         },
     }
@@ -214,7 +231,7 @@ impl LeadCard {
     }
     /// The stage as the funnel names it.
     async fn stage_name(&self, ctx: &Context<'_>) -> Option<String> {
-        let catalog = ctx.data_unchecked::<Arc<Catalog>>();
+        let catalog = crate::catalog_of(ctx);
         catalog
             .funnel(&self.lead.funnel)
             .map(|f| f.column(self.lead.stage).name.clone())
@@ -231,10 +248,10 @@ impl LeadCard {
     async fn responsible(&self, ctx: &Context<'_>) -> Option<User> {
         self.lead
             .responsible
-            .map(|u| user(ctx.data_unchecked::<Arc<Catalog>>(), u))
+            .map(|u| user(&crate::catalog_of(ctx), u))
     }
     async fn created_by(&self, ctx: &Context<'_>) -> User {
-        user(ctx.data_unchecked::<Arc<Catalog>>(), self.lead.created_by)
+        user(&crate::catalog_of(ctx), self.lead.created_by)
     }
     async fn contact_name(&self) -> Option<&str> {
         self.lead.details.contact_name.as_ref().map(|n| n.as_str())
@@ -302,7 +319,7 @@ impl LeadCard {
         self.lead
             .details
             .taken_by
-            .map(|u| user(ctx.data_unchecked::<Arc<Catalog>>(), u))
+            .map(|u| user(&crate::catalog_of(ctx), u))
     }
     async fn taken_at(&self) -> Option<DateTime<Utc>> {
         self.lead.details.taken_at
@@ -331,7 +348,7 @@ impl LeadCard {
         })
     }
     async fn disqualification(&self, ctx: &Context<'_>) -> Option<Disqualification> {
-        let catalog = ctx.data_unchecked::<Arc<Catalog>>();
+        let catalog = crate::catalog_of(ctx);
         self.lead
             .disqualification
             .as_ref()
@@ -348,14 +365,14 @@ impl LeadCard {
         self.lead.nurturing.as_ref().map(|n| n.next_check_at)
     }
     async fn open_tasks(&self, ctx: &Context<'_>) -> Vec<Task> {
-        let catalog = ctx.data_unchecked::<Arc<Catalog>>();
+        let catalog = crate::catalog_of(ctx);
         self.lead
             .open_tasks
             .iter()
             .map(|t| Task {
                 id: ID(t.id.to_string()),
                 kind: kind(t.kind),
-                assignee: t.assignee.map(|u| user(catalog, u)),
+                assignee: t.assignee.map(|u| user(&catalog, u)),
                 due_at: t.due_at,
             })
             .collect()
@@ -417,7 +434,8 @@ impl LeadSummary {
     }
     async fn budget(&self, ctx: &Context<'_>) -> Option<Money> {
         let currency = ctx
-            .data_unchecked::<Arc<Catalog>>()
+            .data_unchecked::<crate::AppState>()
+            .catalog()
             .base_currency
             .to_string();
         self.0.budget_minor.map(|m| Money::from_minor(m, &currency))
@@ -426,7 +444,7 @@ impl LeadSummary {
         self.0
             .responsible
             .as_deref()
-            .and_then(|r| user_str(ctx.data_unchecked::<Arc<Catalog>>(), r))
+            .and_then(|r| user_str(&crate::catalog_of(ctx), r))
     }
     async fn source(&self) -> Option<&str> {
         self.0.source.as_deref()
@@ -507,8 +525,12 @@ impl HistoryEntry {
         let actor = user_str(catalog, &r.actor_user).unwrap_or_else(|| User {
             id: ID(r.actor_user.clone()),
             name: r.actor_user.clone(),
+            display_name: r.actor_user.clone(),
             role: None,
             department: None,
+            office: None,
+            email: None,
+            locale: None,
             active: false,
         });
         Self {

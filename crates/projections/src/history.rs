@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rusqlite::{params, Transaction};
 
-use leadflow_domain::Catalog;
+use leadflow_codec::LiveCatalog;
 
 use crate::summary::summarize;
 use crate::{micros, Body, Envelope, Projection, ProjectionError};
@@ -14,11 +14,13 @@ use crate::{micros, Body, Envelope, Projection, ProjectionError};
 pub const HISTORY: crate::Model = crate::Model("history");
 
 pub struct HistoryProjection {
-    catalog: Arc<Catalog>,
+    /// Names users, funnels and stages in the summaries as the catalog has them when the event
+    /// is projected.
+    catalog: Arc<LiveCatalog>,
 }
 
 impl HistoryProjection {
-    pub fn new(catalog: Arc<Catalog>) -> Self {
+    pub fn new(catalog: Arc<LiveCatalog>) -> Self {
         Self { catalog }
     }
 }
@@ -41,6 +43,7 @@ impl Projection for HistoryProjection {
             "INSERT INTO history(position, lead_id, revision, event_type, actor_user, actor_role, occurred_at, summary)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
+        let catalog = self.catalog.current();
         for env in events {
             let Body::Lead {
                 lead_id,
@@ -58,7 +61,7 @@ impl Projection for HistoryProjection {
                 meta.actor.user_id.as_uuid().as_bytes(),
                 format!("{:?}", meta.actor.role),
                 micros(meta.occurred_at),
-                summarize(&self.catalog, event),
+                summarize(&catalog, event),
             ])?;
         }
         Ok(())

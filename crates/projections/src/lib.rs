@@ -116,7 +116,7 @@ pub trait Projection: Send + 'static {
 
 /// Every projection of the product, fresh.
 pub fn all_projections(
-    catalog: std::sync::Arc<leadflow_domain::Catalog>,
+    catalog: std::sync::Arc<leadflow_codec::LiveCatalog>,
 ) -> Vec<Box<dyn Projection>> {
     vec![
         Box::<leads::LeadsProjection>::default(),

@@ -76,7 +76,6 @@ struct World {
     dir: tempfile::TempDir,
     store: Arc<dyn EventStore>,
     engine: Engine,
-    catalog: Arc<Catalog>,
 }
 
 fn world() -> World {
@@ -94,12 +93,7 @@ fn world() -> World {
         Arc::new(SequentialIds::default()),
         EngineConfig::default(),
     );
-    World {
-        dir,
-        store,
-        engine,
-        catalog,
-    }
+    World { dir, store, engine }
 }
 
 impl World {
@@ -111,7 +105,7 @@ impl World {
         };
         let projections: Vec<Box<dyn Projection>> = vec![
             Box::new(leads),
-            Box::new(HistoryProjection::new(self.catalog.clone())),
+            Box::new(HistoryProjection::new(self.engine.live_catalog().clone())),
         ];
         ReadSide::start(dir, self.store.clone(), projections).unwrap()
     }

@@ -70,7 +70,16 @@ fn world() -> World {
 }
 
 fn read_side(store: &Arc<dyn EventStore>, dir: &Path) -> Arc<ReadSide> {
-    Arc::new(ReadSide::start(dir, store.clone(), all_projections(catalog())).unwrap())
+    Arc::new(
+        ReadSide::start(
+            dir,
+            store.clone(),
+            all_projections(Arc::new(leadflow_codec::LiveCatalog::new(
+                Catalog::default_catalog(),
+            ))),
+        )
+        .unwrap(),
+    )
 }
 
 fn lead(n: u128) -> LeadId {
@@ -544,7 +553,7 @@ async fn a_new_projection_version_rebuilds_from_zero() {
         .unwrap();
     // The history, already at the head, runs beside the rebuild.
     let history = Box::new(leadflow_projections::history::HistoryProjection::new(
-        catalog(),
+        Arc::new(leadflow_codec::LiveCatalog::new(Catalog::default_catalog())),
     ));
     let v2 = Arc::new(
         ReadSide::start(
@@ -732,7 +741,13 @@ async fn a_second_runner_on_the_same_read_models_is_refused() {
     let w = world();
     let dir = w.dir.path().join("read");
     let first = read_side(&w.store, &dir);
-    let second = ReadSide::start(&dir, w.store.clone(), all_projections(catalog()));
+    let second = ReadSide::start(
+        &dir,
+        w.store.clone(),
+        all_projections(Arc::new(leadflow_codec::LiveCatalog::new(
+            Catalog::default_catalog(),
+        ))),
+    );
     let error = second.err().expect("a second runner must not start");
     assert!(
         matches!(&error, leadflow_projections::ProjectionError::Locked { dir: d } if *d == dir),

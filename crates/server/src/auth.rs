@@ -24,6 +24,9 @@ pub enum AuthError {
     Malformed,
     #[error("invalid token: {0}")]
     Invalid(String),
+    /// A valid token of a user the catalog refuses (dismissed, or unknown to it).
+    #[error("token refused: {0}")]
+    Refused(String),
 }
 
 #[derive(Clone)]

@@ -137,6 +137,7 @@ async fn graphql(State(s): State<ServerState>, headers: HeaderMap, body: Bytes) 
             .to_str()
             .map_err(|_| auth::AuthError::Malformed)
             .and_then(|v| s.auth.from_header(v))
+            .and_then(|actor| s.app.admit(actor).map_err(auth::AuthError::Refused))
         {
             Ok(actor) => request = request.data(actor),
             Err(e) => {
@@ -185,6 +186,7 @@ async fn subscriptions(
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
             let auth = s.auth.clone();
+            let app = s.app.clone();
             GraphQLWebSocket::new(socket, s.schema.clone(), protocol)
                 .on_connection_init(move |payload| async move {
                     // graphql-ws clients send the token in the connection_init payload.
@@ -197,6 +199,7 @@ async fn subscriptions(
                     if let Some(h) = header {
                         let actor = auth
                             .from_header(&h)
+                            .and_then(|a| app.admit(a).map_err(auth::AuthError::Refused))
                             .map_err(|e| async_graphql::Error::new(e.to_string()))?;
                         data.insert(actor);
                     }

@@ -104,6 +104,39 @@ impl EmbeddedStore {
         })
     }
 
+    /// Opens the store at `path` to read it beside the process that has it open (WAL readers
+    /// never block its writer): the CLI reads the catalog this way while `serve` runs. Appends
+    /// are refused and subscriptions see no new events.
+    pub fn open_reader(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let open_err = |reason: String| StoreError::Open {
+            path: path.display().to_string(),
+            reason,
+        };
+        if !path.is_file() {
+            return Err(open_err("there is no store file".to_owned()));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags)
+            .map_err(|e| open_err(schema::describe(&e)))?;
+        let head: i64 = conn
+            .query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| open_err(schema::describe(&e)))?;
+        schema::apply_reader_pragmas(&conn).map_err(|e| open_err(schema::describe(&e)))?;
+        let (_, head_rx) = watch::channel(Position(head as u64));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                sender: None,
+                writer: None,
+                head: head_rx,
+                readers: Mutex::new(vec![conn]),
+            }),
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
@@ -283,11 +316,9 @@ impl EventStore for EmbeddedStore {
             events,
             reply,
         };
-        let sender = self
-            .inner
-            .sender
-            .as_ref()
-            .ok_or_else(|| StoreError::Unavailable("store is closing".to_owned()))?;
+        let sender = self.inner.sender.as_ref().ok_or_else(|| {
+            StoreError::Unavailable("the store is closing or open for reading only".to_owned())
+        })?;
         sender
             .send(request)
             .map_err(|_| StoreError::Unavailable("the writer has stopped".to_owned()))?;

@@ -81,7 +81,7 @@ async fn projections_resume_from_their_checkpoints_across_a_node_restart() {
     let reads = ReadSide::start(
         &dir.path().join("read"),
         store.clone(),
-        all_projections(catalog.clone()),
+        all_projections(engine.live_catalog().clone()),
     )
     .unwrap();
 
@@ -112,7 +112,12 @@ async fn projections_resume_from_their_checkpoints_across_a_node_restart() {
     // A rebuild from zero over the same log, straight from the file.
     let log: Arc<dyn EventStore> = Arc::new(EmbeddedStore::open(&file).unwrap());
     let rebuilt = dir.path().join("rebuilt");
-    let fresh = ReadSide::start(&rebuilt, log.clone(), all_projections(catalog)).unwrap();
+    let fresh = ReadSide::start(
+        &rebuilt,
+        log.clone(),
+        all_projections(engine.live_catalog().clone()),
+    )
+    .unwrap();
     caught_up(&fresh, log.as_ref()).await;
     fresh.shutdown();
     for db in ["leads.db", "history.db"] {

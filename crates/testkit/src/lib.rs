@@ -22,7 +22,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use leadflow_domain::{Catalog, UserId};
+use leadflow_domain::UserId;
 use leadflow_esdb_node::RunningNode;
 use leadflow_projections::ReadSide;
 use leadflow_server::Auth;
@@ -69,7 +69,10 @@ impl Default for Settings {
 /// A running server over its own temporary data directory.
 pub struct TestApp {
     pub address: SocketAddr,
-    pub catalog: Arc<Catalog>,
+    pub catalog: Arc<leadflow_codec::LiveCatalog>,
+    /// The log's head when the app had started (the catalog seeded, nothing else): what a
+    /// test compares with to see that nothing was appended since.
+    pub start: u64,
     auth: Auth,
     client: reqwest::Client,
     store: Arc<dyn EventStore>,
@@ -128,10 +131,13 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     };
     // Wired exactly as `leadflow serve` wires it.
     let auth = Auth::from_secret(SECRET);
+    let follow_catalog = node.is_some();
     let app = leadflow_app::App::build(leadflow_app::Config {
         consistency_timeout: settings.consistency_timeout,
+        follow_catalog,
         ..leadflow_app::Config::new(store.clone(), dir.path().join("read"), auth.clone())
     })
+    .await
     .expect("start the app");
     let (catalog, reads, router) = (app.catalog.clone(), app.reads.clone(), app.router());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -151,9 +157,11 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("an HTTP client");
+    let start = store.head().await.expect("read the log's head").0;
     TestApp {
         address,
         catalog,
+        start,
         auth,
         client,
         store,
@@ -183,8 +191,8 @@ impl TestApp {
     /// A bearer token for a user of the catalog, with the catalog's role, as `leadflow token
     /// issue --user NAME` gives it.
     pub fn token(&self, user_name: &str) -> String {
-        let user = self
-            .catalog
+        let catalog = self.catalog.current();
+        let user = catalog
             .users
             .iter()
             .find(|u| u.name == user_name)

@@ -212,9 +212,31 @@ impl CommandName {
     }
 }
 
+impl CommandName {
+    /// The name as recorded in event metadata (`QualifyLead`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RegisterLead => "RegisterLead",
+            Self::UpdateLeadDetails => "UpdateLeadDetails",
+            Self::QualifyLead => "QualifyLead",
+            Self::DisqualifyLead => "DisqualifyLead",
+            Self::AssignResponsible => "AssignResponsible",
+            Self::Distribute => "Distribute",
+            Self::CompleteHandoffTask => "CompleteHandoffTask",
+            Self::SubmitHandoffDetails => "SubmitHandoffDetails",
+            Self::ScheduleHandoffTask => "ScheduleHandoffTask",
+            Self::ConvertLead => "ConvertLead",
+            Self::RecordDealWon => "RecordDealWon",
+            Self::RecordDealLost => "RecordDealLost",
+            Self::JumpToStage => "JumpToStage",
+            Self::ReopenLead => "ReopenLead",
+        }
+    }
+}
+
 impl fmt::Display for CommandName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
+        f.write_str(self.as_str())
     }
 }
 

@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::catalog::{Catalog, Role};
+use crate::catalog::{Catalog, ConvertPolicy, Role};
 use crate::commands::*;
 use crate::context::Context;
 use crate::details::{DetailChange, LeadDetails};
@@ -550,15 +550,23 @@ impl Decision<'_> {
     fn may_convert(&self) -> bool {
         let actor = self.ctx.actor;
         let creator = self.lead.created_by;
+        let policy = self.ctx.catalog.settings.who_may_convert;
+        let own = match policy {
+            ConvertPolicy::CreatorAndSupervisor => actor.user == creator,
+            ConvertPolicy::CreatorResponsibleAndSupervisor => {
+                actor.user == creator || self.lead.responsible == Some(actor.user)
+            }
+            ConvertPolicy::SupervisorsOnly | ConvertPolicy::AdminsOnly => false,
+        };
         match actor.role {
             Role::Admin => true,
-            _ if actor.user == creator => true,
-            Role::Supervisor => {
+            _ if own => true,
+            Role::Supervisor if policy != ConvertPolicy::AdminsOnly => {
                 let dept = |u| self.ctx.catalog.user(u).map(|u| u.department.clone());
                 // A creator outside the catalog (an integration) has no department: any supervisor.
                 dept(creator).is_none() || dept(creator) == dept(actor.user)
             }
-            Role::Manager => false,
+            _ => false,
         }
     }
 

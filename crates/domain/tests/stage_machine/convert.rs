@@ -429,6 +429,56 @@ fn any_supervisor_may_convert_a_lead_an_integration_registered() {
 }
 
 #[test]
+fn the_settings_decide_who_may_convert() {
+    use leadflow_domain::catalog::ConvertPolicy;
+    let maria_responsible = history()
+        .run(RegisterLead {
+            responsible: ResponsibleChoice::User(maria()),
+            ..register()
+        })
+        .events();
+    let contact_only = || ConvertLead {
+        contact: Some(Target::CreateFromLead),
+        ..convert()
+    };
+    // The responsible too, when the settings say so.
+    LeadSpec::new()
+        .given(maria_responsible.clone())
+        .by("maria.manager")
+        .with_catalog(|c| {
+            c.settings.who_may_convert = ConvertPolicy::CreatorResponsibleAndSupervisor
+        })
+        .when(contact_only())
+        .then_matches(|events| events.len() == 1);
+    // Supervisors only: not even the creator.
+    LeadSpec::new()
+        .given(maria_responsible.clone())
+        .by("ivan.manager")
+        .with_catalog(|c| c.settings.who_may_convert = ConvertPolicy::SupervisorsOnly)
+        .when(contact_only())
+        .then_rejects(Rejection::NotAllowedToConvert { user: ivan() });
+    LeadSpec::new()
+        .given(maria_responsible.clone())
+        .by("olga.supervisor")
+        .with_catalog(|c| c.settings.who_may_convert = ConvertPolicy::SupervisorsOnly)
+        .when(contact_only())
+        .then_matches(|events| events.len() == 1);
+    // Admins only.
+    LeadSpec::new()
+        .given(maria_responsible.clone())
+        .by("olga.supervisor")
+        .with_catalog(|c| c.settings.who_may_convert = ConvertPolicy::AdminsOnly)
+        .when(contact_only())
+        .then_rejects(Rejection::NotAllowedToConvert { user: olga() });
+    LeadSpec::new()
+        .given(maria_responsible)
+        .by("admin")
+        .with_catalog(|c| c.settings.who_may_convert = ConvertPolicy::AdminsOnly)
+        .when(contact_only())
+        .then_matches(|events| events.len() == 1);
+}
+
+#[test]
 fn converting_is_rejected_outside_the_working_stages() {
     LeadSpec::new()
         .given(awaiting_sale())
