@@ -292,6 +292,60 @@ async fn lead_commands_see_the_catalog_as_it_stands(backend: Backend) {
     assert_eq!(f.code, "FORBIDDEN", "{}", f.message);
 }
 
+async fn the_feed_names_things_as_the_catalog_stood_at_each_event(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let (admin, olga) = (app.token("admin"), app.token("olga.supervisor"));
+    ok(&app, &admin, CREATE_USER, json!({ "input": elena() })).await;
+    let first = app.register_lead(&olga, manual_lead("First")).await;
+    app.must(
+        &olga,
+        ops::ASSIGN,
+        json!({ "lead": first.id(), "to": app.user_id("elena.manager") }),
+    )
+    .await;
+    app.must(
+        &olga,
+        ops::DISQUALIFY,
+        json!({ "lead": first.id(), "reason": "no-budget" }),
+    )
+    .await;
+    ok(
+        &app,
+        &admin,
+        "mutation { renameCatalogEntry(list: REASON, code: \"no-budget\", name: \"Budget frozen\") { changed } }",
+        json!({}),
+    )
+    .await;
+    let second = app.register_lead(&olga, manual_lead("Second")).await;
+    let done = app
+        .must(
+            &olga,
+            ops::DISQUALIFY,
+            json!({ "lead": second.id(), "reason": "no-budget" }),
+        )
+        .await;
+    let at = done.at().map(str::to_owned);
+    let summaries = |h: leadflow_testkit::api::History| {
+        h.nodes
+            .iter()
+            .map(|e| e.summary.clone())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    let old = summaries(app.history(&olga, first.id(), at.as_deref()).await);
+    assert!(
+        old.contains("elena.manager"),
+        "a user created later is named: {old}"
+    );
+    assert!(old.contains("No budget"), "the old name stays: {old}");
+    assert!(!old.contains("Budget frozen"), "{old}");
+    let new = summaries(app.history(&olga, second.id(), at.as_deref()).await);
+    assert!(
+        new.contains("Budget frozen"),
+        "the new name from then on: {new}"
+    );
+}
+
 async fn the_last_admin_stays(backend: Backend) {
     let app = spawn_app_on(backend).await;
     let admin = app.token("admin");
@@ -306,5 +360,6 @@ on_both_backends!(
     a_user_an_admin_creates_signs_in_and_works,
     a_dismissed_users_token_is_refused_until_restored,
     lead_commands_see_the_catalog_as_it_stands,
+    the_feed_names_things_as_the_catalog_stood_at_each_event,
     the_last_admin_stays,
 );

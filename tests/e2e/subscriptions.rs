@@ -1,6 +1,7 @@
 //! Live board updates over WebSocket (graphql-ws at `/graphql/ws`, the token in the
 //! `connection_init` payload): a subscriber gets the board at once, then the board after a
-//! lead registered over HTTP; without a valid token it gets no board.
+//! lead registered over HTTP; without a valid token it gets no board; a user dismissed while
+//! subscribed gets nothing more.
 
 use serde_json::json;
 
@@ -72,7 +73,52 @@ async fn a_subscriber_without_a_valid_token_gets_no_board(backend: Backend) {
     );
 }
 
+async fn a_dismissed_users_open_socket_gets_nothing_more(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let (ivan, olga, admin) = (
+        app.token("ivan.manager"),
+        app.token("olga.supervisor"),
+        app.token("admin"),
+    );
+    let mut ws = app
+        .subscriptions(Some(&ivan))
+        .await
+        .expect("connection_ack");
+    ws.subscribe("board", BOARD, json!({})).await;
+    let board = ws.next_payload("board").await["data"]["boardChanged"].clone();
+    assert_eq!(board["totalCount"], 0, "{board}");
+
+    let dismissed = app
+        .graphql(
+            Some(&admin),
+            "mutation { dismissUser(user: \"ivan.manager\") { changed } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        dismissed["data"]["dismissUser"]["changed"], true,
+        "{dismissed}"
+    );
+    // The next change of the board ends ivan's subscription instead of reaching him ...
+    app.register_lead(&olga, web_form_lead("After the dismissal", "1000"))
+        .await;
+    let message = ws.next_message().await.expect("an answer");
+    assert_eq!(
+        (&message["type"], &message["id"]),
+        (&json!("complete"), &json!("board")),
+        "{message}"
+    );
+    // ... and a new operation on the same socket is refused.
+    ws.subscribe("again", BOARD, json!({})).await;
+    let payload = ws.next_payload("again").await;
+    assert_eq!(
+        payload["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{payload}"
+    );
+}
+
 on_both_backends!(
+    a_dismissed_users_open_socket_gets_nothing_more,
     a_board_subscriber_sees_a_new_lead_arrive,
     a_subscriber_without_a_valid_token_gets_no_board,
 );

@@ -79,12 +79,8 @@ pub async fn open_engine(
 }
 
 /// Every read model of the product over `store`, in `dir`. Must run inside a tokio runtime.
-pub fn read_side(
-    dir: &Path,
-    store: Arc<dyn EventStore>,
-    catalog: Arc<LiveCatalog>,
-) -> Result<ReadSide, ProjectionError> {
-    ReadSide::start(dir, store, all_projections(catalog))
+pub fn read_side(dir: &Path, store: Arc<dyn EventStore>) -> Result<ReadSide, ProjectionError> {
+    ReadSide::start(dir, store, all_projections())
 }
 
 /// The product, running: the engine, the read side and the API over one store.
@@ -110,11 +106,7 @@ impl App {
     /// rebuild).
     pub fn with_engine(config: Config, engine: Arc<Engine>) -> Result<Self, ProjectionError> {
         let catalog = engine.live_catalog().clone();
-        let reads = Arc::new(read_side(
-            &config.read_dir,
-            config.store.clone(),
-            catalog.clone(),
-        )?);
+        let reads = Arc::new(read_side(&config.read_dir, config.store.clone())?);
         let app = AppState::new(engine.clone(), reads.clone(), config.consistency_timeout);
         let state = ServerState {
             schema: leadflow_graphql::schema(app.clone()),

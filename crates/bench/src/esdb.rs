@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use leadflow_domain::Catalog;
 use leadflow_esdb_node::RunningNode;
 use leadflow_projections::{all_projections, ReadSide};
 use leadflow_store::EventStore;
@@ -90,13 +89,7 @@ async fn rebuild(
     head: leadflow_store::Position,
 ) -> anyhow::Result<f64> {
     let started = Instant::now();
-    let reads = ReadSide::start(
-        read,
-        store,
-        all_projections(Arc::new(leadflow_engine::LiveCatalog::new(
-            Catalog::default_catalog(),
-        ))),
-    )?;
+    let reads = ReadSide::start(read, store, all_projections())?;
     reads.wait_for(head, Duration::from_secs(3600)).await?;
     let secs = started.elapsed().as_secs_f64();
     reads.shutdown();

@@ -42,13 +42,7 @@ pub async fn catch_up(root: &Path, leads: u64) -> anyhow::Result<Vec<Figure>> {
         std::fs::remove_dir_all(&read)?;
     }
     let started = Instant::now();
-    let reads = ReadSide::start(
-        &read,
-        store.clone(),
-        all_projections(Arc::new(leadflow_engine::LiveCatalog::new(
-            Catalog::default_catalog(),
-        ))),
-    )?;
+    let reads = ReadSide::start(&read, store.clone(), all_projections())?;
     // Note when each projection reaches the head: the slowest sets the figure.
     let mut done: Vec<(&'static str, f64)> = Vec::new();
     loop {

@@ -526,12 +526,8 @@ async fn run_projections(
 ) -> anyhow::Result<()> {
     private::prepare(data_dir)?;
     let Opened { store, .. } = open(data_dir, store)?;
-    let catalog = leadflow_engine::read_catalog(store.as_ref())
-        .await?
-        .unwrap_or_else(Catalog::default_catalog);
-    let catalog = Arc::new(leadflow_engine::LiveCatalog::new(catalog));
     let read_dir = read_dir.unwrap_or_else(|| data_dir.join("read"));
-    let reads = leadflow_app::read_side(&read_dir, store.clone(), catalog)?;
+    let reads = leadflow_app::read_side(&read_dir, store.clone())?;
     let started = Instant::now();
     loop {
         let status = reads.status().await;

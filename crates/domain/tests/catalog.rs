@@ -271,11 +271,30 @@ fn departments_and_offices_are_created_once_and_updated_when_known() {
             ..
         })
     ));
+    // A rename keeps the head it does not name; clearing the head is a change of its own.
+    let rename = UpdateDepartment {
+        department: sales.department.clone(),
+        name: Some(short("Direct sales")),
+        supervisor: None,
+    };
     assert_eq!(
-        spec.when(admin(), CatalogCommand::UpdateDepartment(sales.clone()))
+        spec.when(admin(), CatalogCommand::UpdateDepartment(rename)),
+        Ok(vec![DepartmentDefined {
+            department: sales.department.clone(),
+            name: short("Direct sales"),
+            supervisor: Some(UserId::named("olga.supervisor")),
+        }
+        .into()])
+    );
+    let headless = UpdateDepartment {
+        department: sales.department.clone(),
+        name: None,
+        supervisor: Some(None),
+    };
+    assert_eq!(
+        spec.when(admin(), CatalogCommand::UpdateDepartment(headless))
             .map(|e| e.len()),
-        Ok(1),
-        "clearing the supervisor is a change"
+        Ok(1)
     );
     let kazan = DefineOffice {
         office: OfficeId::parse("kazan").unwrap(),
@@ -423,8 +442,28 @@ fn sources_and_list_entries() {
         after.when(admin(), CatalogCommand::CreateSource(source.clone())),
         Err(CatalogRejection::AlreadyExists { kind: "source", .. })
     ));
+    // An update keeps what it does not name: renaming leaves the source uncounted.
+    let rename = UpdateSource {
+        code: source.code.clone(),
+        name: Some(short("Podcasts")),
+        group: None,
+        tags: None,
+        counted_in_statistics: None,
+    };
+    let renamed = after
+        .when(admin(), CatalogCommand::UpdateSource(rename.clone()))
+        .unwrap();
+    let CatalogEvent::SourceDefined(e) = &renamed[0] else {
+        panic!("{renamed:?}")
+    };
+    assert!(!e.counted_in_statistics);
+    assert_eq!(e.tags, vec![short("audio")]);
+    let same = UpdateSource {
+        name: Some(short("Podcast")),
+        ..rename
+    };
     assert_eq!(
-        after.when(admin(), CatalogCommand::UpdateSource(source)),
+        after.when(admin(), CatalogCommand::UpdateSource(same)),
         Ok(vec![])
     );
     let folded = CatalogAggregate::fold(&after.given).unwrap();
@@ -474,34 +513,98 @@ fn sources_and_list_entries() {
 // --- settings ----------------------------------------------------------------------------------
 
 #[test]
-fn settings_are_checked_and_written_whole() {
+fn settings_are_patched_and_checked() {
     let spec = given(CatalogPart::Settings);
-    let mut s = Catalog::default_catalog().settings;
+    let current = Catalog::default_catalog().settings;
     assert_eq!(
-        spec.when(admin(), CatalogCommand::ChangeSettings(s.clone())),
+        spec.when(
+            admin(),
+            CatalogCommand::ChangeSettings(SettingsPatch::default())
+        ),
         Ok(vec![])
     );
-    s.who_may_convert = ConvertPolicy::SupervisorsOnly;
-    s.base_currency = Currency::parse("EUR").unwrap();
+    let patch = SettingsPatch {
+        who_may_convert: Some(ConvertPolicy::SupervisorsOnly),
+        ..SettingsPatch::default()
+    };
+    let mut after = current.clone();
+    after.who_may_convert = ConvertPolicy::SupervisorsOnly;
     assert_eq!(
-        spec.when(admin(), CatalogCommand::ChangeSettings(s.clone())),
-        Ok(vec![SettingsChanged {
-            settings: s.clone()
-        }
-        .into()])
+        spec.when(admin(), CatalogCommand::ChangeSettings(patch)),
+        Ok(vec![SettingsChanged { settings: after }.into()]),
+        "the rest stays as the stream has it"
     );
-    let mut twice = s.clone();
-    twice.automation.push(twice.automation[0].clone());
-    assert!(matches!(
-        spec.when(admin(), CatalogCommand::ChangeSettings(twice)),
-        Err(CatalogRejection::InvalidSettings { .. })
-    ));
-    let mut long = s;
-    long.non_target_call_seconds = 7200;
+    let rules = |edit: fn(&mut Vec<AutomationRule>)| {
+        let mut r = current.automation.clone();
+        edit(&mut r);
+        CatalogCommand::ChangeSettings(SettingsPatch {
+            automation: Some(r),
+            ..SettingsPatch::default()
+        })
+    };
+    for (why, command) in [
+        ("twice", rules(|r| r.push(r[0].clone()))),
+        (
+            "dropped",
+            rules(|r| {
+                r.pop();
+            }),
+        ),
+        (
+            "unknown trigger",
+            rules(|r| r[0].key = EntryCode::parse("on-full-moon").unwrap()),
+        ),
+        ("no text", rules(|r| r[0].text_en = " ".to_owned())),
+    ] {
+        assert!(
+            matches!(
+                spec.when(admin(), command),
+                Err(CatalogRejection::InvalidSettings { .. })
+            ),
+            "{why}"
+        );
+    }
+    let disabled = spec.when(admin(), rules(|r| r[1].enabled = false)).unwrap();
+    assert_eq!(disabled.len(), 1, "a rule is switched off, not dropped");
+    let long = SettingsPatch {
+        non_target_call_seconds: Some(7200),
+        ..SettingsPatch::default()
+    };
     assert!(matches!(
         spec.when(admin(), CatalogCommand::ChangeSettings(long)),
         Err(CatalogRejection::InvalidSettings { .. })
     ));
+}
+
+#[test]
+fn a_department_head_keeps_a_role_that_may_head_it() {
+    let spec = given(CatalogPart::Users);
+    let olga = UserId::named("olga.supervisor");
+    let mut demote = UpdateUser::of(olga);
+    demote.role = Some(Role::Manager);
+    assert_eq!(
+        spec.when(admin(), CatalogCommand::UpdateUser(demote)),
+        Err(CatalogRejection::HeadsDepartment {
+            user: olga,
+            department: "sales".to_owned()
+        })
+    );
+    assert!(matches!(
+        spec.when(admin(), CatalogCommand::DismissUser { user: olga }),
+        Err(CatalogRejection::HeadsDepartment { .. })
+    ));
+}
+
+#[test]
+fn seed_keys_name_what_each_command_does() {
+    let keys: std::collections::HashSet<String> =
+        seed::commands().iter().map(seed::seed_key).collect();
+    assert_eq!(
+        keys.len(),
+        seed::commands().len(),
+        "one key per seed command"
+    );
+    assert!(keys.contains("catalog-seed/CreateUser/admin"), "{keys:?}");
 }
 
 // --- the catalog as lead commands see it ------------------------------------------------------

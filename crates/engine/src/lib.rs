@@ -296,12 +296,9 @@ impl Engine {
     /// keys, so a second start appends nothing) and loads every catalog stream.
     pub async fn seed_catalog(&self) -> Result<SeedReport, EngineError> {
         let mut appended = 0;
-        for (n, command) in leadflow_domain::catalog::seed::commands()
-            .into_iter()
-            .enumerate()
-        {
+        for command in leadflow_domain::catalog::seed::commands() {
             let meta = CommandMeta::by(leadflow_domain::catalog::seed::actor())
-                .with_key(leadflow_domain::catalog::seed::seed_key(n));
+                .with_key(leadflow_domain::catalog::seed::seed_key(&command));
             let part = command.part();
             let outcome = self.run(&self.catalogs, part, &command, &meta).await?;
             if outcome.kind == OutcomeKind::Appended {
@@ -319,25 +316,34 @@ impl Engine {
     }
 
     /// Follows the log from `after` for catalog changes made elsewhere (another `serve` node
-    /// over the same EventStoreDB, a CLI) and takes them into the live catalog. Runs until the
-    /// subscription ends.
+    /// over the same EventStoreDB, a CLI) and takes them into the live catalog. Runs until
+    /// aborted; a lost subscription is resumed from the last event seen, with a capped backoff.
     pub async fn follow_catalog(self: Arc<Self>, after: Position) {
-        let mut log = self.store.subscribe_all(after);
-        while let Some(next) = log.next().await {
-            let recorded = match next {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %e, "the catalog follower lost the log");
-                    return;
-                }
-            };
-            if let Ok(StreamRef::Catalog(part)) = StreamRef::parse(&recorded.stream) {
-                if self.catalog.revision(part) < Some(recorded.revision) {
-                    if let Err(e) = self.refresh_part(part).await {
-                        tracing::warn!(%part, error = %e, "cannot reload a catalog stream");
+        let mut seen = after;
+        let mut backoff = std::time::Duration::from_millis(250);
+        loop {
+            let mut log = self.store.subscribe_all(seen);
+            while let Some(next) = log.next().await {
+                let recorded = match next {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in = ?backoff, "the catalog follower lost the log");
+                        break;
+                    }
+                };
+                seen = recorded.position;
+                backoff = std::time::Duration::from_millis(250);
+                if let Ok(StreamRef::Catalog(part)) = StreamRef::parse(&recorded.stream) {
+                    if self.catalog.revision(part) < Some(recorded.revision) {
+                        if let Err(e) = self.refresh_part(part).await {
+                            tracing::warn!(%part, error = %e, "cannot reload a catalog stream");
+                        }
                     }
                 }
             }
+            // The subscription ended or failed: resubscribe from the last event seen.
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(std::time::Duration::from_secs(30));
         }
     }
 

@@ -7,7 +7,7 @@ use async_graphql::{Context, Enum, InputObject, MaybeUndefined, Object, Result, 
 
 use leadflow_domain::catalog::{self as cat, CatalogCommand};
 use leadflow_domain::ids::{EntryCode, Login, OfficeId};
-use leadflow_domain::values::{Currency, Email, Name, Short};
+use leadflow_domain::values::{Email, Name, Short};
 use leadflow_domain::{Catalog, DepartmentId, FunnelId, SourceCode, StageKey, UserId};
 use leadflow_engine::{CommandMeta, OutcomeKind};
 
@@ -304,6 +304,13 @@ pub struct DepartmentInput {
     pub supervisor: Option<String>,
 }
 
+/// The fields to change; an absent field stays, `supervisor: null` removes the head.
+#[derive(InputObject)]
+pub struct UpdateDepartmentInput {
+    pub name: Option<String>,
+    pub supervisor: MaybeUndefined<String>,
+}
+
 #[derive(InputObject)]
 pub struct OfficeInput {
     pub id: String,
@@ -339,15 +346,24 @@ pub struct SourceInput {
     pub counted_in_statistics: bool,
 }
 
-/// The settings to change; absent fields stay.
+/// The fields to change; an absent field stays, `group: null` removes the group.
+#[derive(InputObject)]
+pub struct UpdateSourceInput {
+    pub name: Option<String>,
+    pub group: MaybeUndefined<String>,
+    pub tags: Option<Vec<String>>,
+    pub counted_in_statistics: Option<bool>,
+}
+
+/// The settings to change; absent fields stay (merged with the settings as they stand when
+/// the change is decided). The base currency is fixed at installation.
 #[derive(InputObject, Default)]
 pub struct SettingsInput {
     pub who_may_convert: Option<ConvertPolicy>,
     pub who_may_export: Option<ExportPolicy>,
     pub pin_inquiries_to_taker: Option<bool>,
     pub non_target_call_seconds: Option<u32>,
-    pub base_currency: Option<String>,
-    /// The whole list of rules, replacing the current one.
+    /// The whole list of rules, one per trigger (switch one off with `enabled: false`).
     pub automation: Option<Vec<AutomationRule>>,
 }
 
@@ -572,7 +588,7 @@ impl CatalogMutation {
     ) -> Result<CatalogPayload> {
         execute(
             ctx,
-            |c| define_department(c, input).map(CatalogCommand::CreateDepartment),
+            |c| create_department(c, input).map(CatalogCommand::CreateDepartment),
             idempotency_key,
         )
         .await
@@ -582,12 +598,27 @@ impl CatalogMutation {
     async fn update_department(
         &self,
         ctx: &Context<'_>,
-        input: DepartmentInput,
+        department: ID,
+        input: UpdateDepartmentInput,
         idempotency_key: Option<String>,
     ) -> Result<CatalogPayload> {
         execute(
             ctx,
-            |c| define_department(c, input).map(CatalogCommand::UpdateDepartment),
+            |catalog| {
+                Ok(CatalogCommand::UpdateDepartment(cat::UpdateDepartment {
+                    department: self::department(&department)?,
+                    name: input
+                        .name
+                        .as_deref()
+                        .map(|n| short("department name", n))
+                        .transpose()?,
+                    supervisor: match &input.supervisor {
+                        MaybeUndefined::Undefined => None,
+                        MaybeUndefined::Null => Some(None),
+                        MaybeUndefined::Value(v) => Some(Some(user_ref(catalog, v)?)),
+                    },
+                }))
+            },
             idempotency_key,
         )
         .await
@@ -703,12 +734,29 @@ impl CatalogMutation {
     async fn update_source(
         &self,
         ctx: &Context<'_>,
-        input: SourceInput,
+        code: ID,
+        input: UpdateSourceInput,
         idempotency_key: Option<String>,
     ) -> Result<CatalogPayload> {
         execute(
             ctx,
-            |_| source(input).map(CatalogCommand::UpdateSource),
+            |_| {
+                Ok(CatalogCommand::UpdateSource(cat::UpdateSource {
+                    code: SourceCode::parse(&code).map_err(bad)?,
+                    name: input
+                        .name
+                        .as_deref()
+                        .map(|n| short("source name", n))
+                        .transpose()?,
+                    group: maybe(&input.group, |g| short("source group", g))?,
+                    tags: input
+                        .tags
+                        .as_ref()
+                        .map(|tags| tags.iter().map(|t| short("tag", t)).collect())
+                        .transpose()?,
+                    counted_in_statistics: input.counted_in_statistics,
+                }))
+            },
             idempotency_key,
         )
         .await
@@ -822,38 +870,31 @@ impl CatalogMutation {
     ) -> Result<CatalogPayload> {
         execute(
             ctx,
-            |catalog| {
-                let mut s = catalog.settings.clone();
-                if let Some(v) = input.who_may_convert {
-                    s.who_may_convert = v.into();
-                }
-                if let Some(v) = input.who_may_export {
-                    s.who_may_export = v.into();
-                }
-                if let Some(v) = input.pin_inquiries_to_taker {
-                    s.pin_inquiries_to_taker = v;
-                }
-                if let Some(v) = input.non_target_call_seconds {
-                    s.non_target_call_seconds = v;
-                }
-                if let Some(v) = &input.base_currency {
-                    s.base_currency = Currency::parse(v).map_err(bad)?;
-                }
-                if let Some(rules) = input.automation {
-                    s.automation = rules
-                        .into_iter()
-                        .map(|r| {
-                            Ok(cat::AutomationRule {
-                                key: EntryCode::parse(&r.key).map_err(bad)?,
-                                enabled: r.enabled,
-                                delay_minutes: r.delay_minutes,
-                                text_ru: r.text_ru,
-                                text_en: r.text_en,
+            |_| {
+                let automation = input
+                    .automation
+                    .map(|rules| {
+                        rules
+                            .into_iter()
+                            .map(|r| {
+                                Ok(cat::AutomationRule {
+                                    key: EntryCode::parse(&r.key).map_err(bad)?,
+                                    enabled: r.enabled,
+                                    delay_minutes: r.delay_minutes,
+                                    text_ru: r.text_ru,
+                                    text_en: r.text_en,
+                                })
                             })
-                        })
-                        .collect::<Result<_, ApiError>>()?;
-                }
-                Ok(CatalogCommand::ChangeSettings(s))
+                            .collect::<Result<_, ApiError>>()
+                    })
+                    .transpose()?;
+                Ok(CatalogCommand::ChangeSettings(cat::SettingsPatch {
+                    who_may_convert: input.who_may_convert.map(Into::into),
+                    who_may_export: input.who_may_export.map(Into::into),
+                    pin_inquiries_to_taker: input.pin_inquiries_to_taker,
+                    non_target_call_seconds: input.non_target_call_seconds,
+                    automation,
+                }))
             },
             idempotency_key,
         )
@@ -861,7 +902,7 @@ impl CatalogMutation {
     }
 }
 
-fn define_department(
+fn create_department(
     catalog: &Catalog,
     input: DepartmentInput,
 ) -> Result<cat::DefineDepartment, ApiError> {

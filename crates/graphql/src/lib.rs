@@ -116,11 +116,16 @@ pub fn sdl() -> String {
     .sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
 }
 
-/// The request's authenticated actor.
+/// The request's authenticated actor, admitted again by the catalog as it stands: a WebSocket
+/// opened before its user was dismissed or demoted gets no further than a new request would.
 pub fn actor(ctx: &Context<'_>) -> Result<Actor, ApiError> {
-    ctx.data_opt::<Actor>()
+    let token = ctx
+        .data_opt::<Actor>()
         .copied()
-        .ok_or(ApiError::Unauthenticated)
+        .ok_or(ApiError::Unauthenticated)?;
+    ctx.data_unchecked::<AppState>()
+        .admit(token)
+        .map_err(|_| ApiError::Unauthenticated)
 }
 
 /// The leads `actor` may see (SPEC 3.7): `None` for every lead (supervisors and admins), or

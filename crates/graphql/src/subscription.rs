@@ -42,6 +42,8 @@ impl Subscription {
                             watch.changed().await.ok()?;
                             tokio::time::sleep(DEBOUNCE).await;
                         }
+                        // A user dismissed meanwhile gets nothing more: the stream ends.
+                        let actor = state.admit(actor).ok()?;
                         let board = load_board(&state, funnel.clone(), hide_closed, &actor)
                             .await
                             .ok()?;
@@ -76,6 +78,7 @@ impl Subscription {
                         watch.changed().await.ok()?;
                         tokio::time::sleep(DEBOUNCE).await;
                     }
+                    let actor = state.admit(actor).ok()?;
                     // Out of the actor's scope (or not there yet): nothing until it is.
                     match load_card(&state, id, &actor).await.ok()? {
                         Some(card) => {

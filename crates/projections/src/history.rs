@@ -1,11 +1,12 @@
 //! The `history` read model: one row per lead event with its actor, business time and a
-//! readable summary, for the feed on the lead card.
-
-use std::sync::Arc;
+//! readable summary, for the feed on the lead card. The summaries name users, funnels and
+//! stages as the catalog stood at the event's position: the model keeps the catalog events it
+//! has seen and folds them itself, in log order (from the default catalog, which is what a new
+//! store's first events write).
 
 use rusqlite::{params, Transaction};
 
-use leadflow_codec::LiveCatalog;
+use leadflow_domain::{Catalog, CatalogEvent};
 
 use crate::summary::summarize;
 use crate::{micros, Body, Envelope, Projection, ProjectionError};
@@ -13,16 +14,48 @@ use crate::{micros, Body, Envelope, Projection, ProjectionError};
 /// The `history` read model: one row per event, the lead's feed.
 pub const HISTORY: crate::Model = crate::Model("history");
 
+#[derive(Default)]
 pub struct HistoryProjection {
-    /// Names users, funnels and stages in the summaries as the catalog has them when the event
-    /// is projected.
-    catalog: Arc<LiveCatalog>,
+    /// The catalog as of the checkpoint; loaded from `catalog_events` on the first batch, and
+    /// again after a batch that failed (its rows rolled back).
+    catalog: Option<Catalog>,
 }
 
 impl HistoryProjection {
-    pub fn new(catalog: Arc<LiveCatalog>) -> Self {
-        Self { catalog }
+    pub fn new() -> Self {
+        Self::default()
     }
+
+    fn load(tx: &Transaction<'_>) -> Result<Catalog, ProjectionError> {
+        let mut stmt = tx.prepare(
+            "SELECT position, event_type, version, data FROM catalog_events ORDER BY position",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u32>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+            ))
+        })?;
+        let mut catalog = Catalog::default_catalog();
+        for row in rows {
+            let (position, event_type, version, data) = row?;
+            let event =
+                leadflow_codec::catalog::decode(&event_type, version, &data).map_err(|e| {
+                    ProjectionError::Apply {
+                        position: leadflow_store::Position(position as u64),
+                        reason: format!("the stored catalog event does not decode: {e}"),
+                    }
+                })?;
+            catalog = fold(catalog, &event);
+        }
+        Ok(catalog)
+    }
+}
+
+fn fold(catalog: Catalog, event: &CatalogEvent) -> Catalog {
+    leadflow_domain::catalog::evolve(Some(catalog), event).expect("evolve keeps a catalog")
 }
 
 impl Projection for HistoryProjection {
@@ -31,11 +64,11 @@ impl Projection for HistoryProjection {
     }
 
     fn version(&self) -> u32 {
-        3
+        4
     }
 
     fn schema(&self) -> &'static str {
-        include_str!("../../../projections/history.v3.sql")
+        include_str!("../../../projections/history.v4.sql")
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, events: &[Envelope]) -> Result<(), ProjectionError> {
@@ -43,8 +76,24 @@ impl Projection for HistoryProjection {
             "INSERT INTO history(position, lead_id, revision, event_type, actor_user, actor_role, occurred_at, summary)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
-        let catalog = self.catalog.current();
+        let mut catalog = match self.catalog.take() {
+            Some(c) => c,
+            None => Self::load(tx)?,
+        };
+        let mut keep = tx.prepare_cached(
+            "INSERT OR REPLACE INTO catalog_events(position, event_type, version, data) VALUES (?1, ?2, ?3, ?4)",
+        )?;
         for env in events {
+            if let Body::Catalog { event, meta, .. } = &env.body {
+                keep.execute(params![
+                    env.position.0 as i64,
+                    event.event_type(),
+                    meta.version,
+                    env.data,
+                ])?;
+                catalog = fold(catalog, event);
+                continue;
+            }
             let Body::Lead {
                 lead_id,
                 event,
@@ -64,6 +113,8 @@ impl Projection for HistoryProjection {
                 summarize(&catalog, event),
             ])?;
         }
+        // Kept only once the batch went through: after an error the next batch reloads it.
+        self.catalog = Some(catalog);
         Ok(())
     }
 }

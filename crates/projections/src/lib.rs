@@ -115,12 +115,10 @@ pub trait Projection: Send + 'static {
 }
 
 /// Every projection of the product, fresh.
-pub fn all_projections(
-    catalog: std::sync::Arc<leadflow_codec::LiveCatalog>,
-) -> Vec<Box<dyn Projection>> {
+pub fn all_projections() -> Vec<Box<dyn Projection>> {
     vec![
         Box::<leads::LeadsProjection>::default(),
-        Box::new(history::HistoryProjection::new(catalog)),
+        Box::new(history::HistoryProjection::new()),
     ]
 }
 

@@ -103,10 +103,8 @@ impl World {
             full: full.clone(),
             violate: violate.map(|id| format!("lead-{id}")),
         };
-        let projections: Vec<Box<dyn Projection>> = vec![
-            Box::new(leads),
-            Box::new(HistoryProjection::new(self.engine.live_catalog().clone())),
-        ];
+        let projections: Vec<Box<dyn Projection>> =
+            vec![Box::new(leads), Box::new(HistoryProjection::new())];
         ReadSide::start(dir, self.store.clone(), projections).unwrap()
     }
 

@@ -70,16 +70,7 @@ fn world() -> World {
 }
 
 fn read_side(store: &Arc<dyn EventStore>, dir: &Path) -> Arc<ReadSide> {
-    Arc::new(
-        ReadSide::start(
-            dir,
-            store.clone(),
-            all_projections(Arc::new(leadflow_codec::LiveCatalog::new(
-                Catalog::default_catalog(),
-            ))),
-        )
-        .unwrap(),
-    )
+    Arc::new(ReadSide::start(dir, store.clone(), all_projections()).unwrap())
 }
 
 fn lead(n: u128) -> LeadId {
@@ -552,9 +543,7 @@ async fn a_new_projection_version_rebuilds_from_zero() {
         .query_row("SELECT count(*) FROM leads", [], |r| r.get(0))
         .unwrap();
     // The history, already at the head, runs beside the rebuild.
-    let history = Box::new(leadflow_projections::history::HistoryProjection::new(
-        Arc::new(leadflow_codec::LiveCatalog::new(Catalog::default_catalog())),
-    ));
+    let history = Box::new(leadflow_projections::history::HistoryProjection::new());
     let v2 = Arc::new(
         ReadSide::start(
             &dir,
@@ -741,13 +730,7 @@ async fn a_second_runner_on_the_same_read_models_is_refused() {
     let w = world();
     let dir = w.dir.path().join("read");
     let first = read_side(&w.store, &dir);
-    let second = ReadSide::start(
-        &dir,
-        w.store.clone(),
-        all_projections(Arc::new(leadflow_codec::LiveCatalog::new(
-            Catalog::default_catalog(),
-        ))),
-    );
+    let second = ReadSide::start(&dir, w.store.clone(), all_projections());
     let error = second.err().expect("a second runner must not start");
     assert!(
         matches!(&error, leadflow_projections::ProjectionError::Locked { dir: d } if *d == dir),

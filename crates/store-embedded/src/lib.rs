@@ -43,6 +43,8 @@ pub struct EmbeddedStore {
 
 struct Inner {
     path: PathBuf,
+    /// Opened by [`EmbeddedStore::open_reader`]: every connection is read-only.
+    read_only: bool,
     sender: Option<Sender<AppendRequest>>,
     writer: Option<JoinHandle<()>>,
     head: watch::Receiver<Position>,
@@ -96,6 +98,7 @@ impl EmbeddedStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
+                read_only: false,
                 sender: Some(sender),
                 writer: Some(handle),
                 head: head_rx,
@@ -129,6 +132,7 @@ impl EmbeddedStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
+                read_only: true,
                 sender: None,
                 writer: None,
                 head: head_rx,
@@ -211,7 +215,12 @@ impl Inner {
         let conn = match pooled {
             Some(conn) => conn,
             None => {
-                let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let access = if self.read_only {
+                    OpenFlags::SQLITE_OPEN_READ_ONLY
+                } else {
+                    OpenFlags::SQLITE_OPEN_READ_WRITE
+                };
+                let flags = access | OpenFlags::SQLITE_OPEN_NO_MUTEX;
                 let conn = Connection::open_with_flags(&self.path, flags).map_err(internal)?;
                 schema::apply_reader_pragmas(&conn).map_err(internal)?;
                 conn

@@ -78,12 +78,8 @@ async fn projections_resume_from_their_checkpoints_across_a_node_restart() {
         Arc::new(V7Ids),
         EngineConfig::default(),
     );
-    let reads = ReadSide::start(
-        &dir.path().join("read"),
-        store.clone(),
-        all_projections(engine.live_catalog().clone()),
-    )
-    .unwrap();
+    let reads =
+        ReadSide::start(&dir.path().join("read"), store.clone(), all_projections()).unwrap();
 
     demo(&engine, 30).await;
     caught_up(&reads, store.as_ref()).await;
@@ -112,12 +108,7 @@ async fn projections_resume_from_their_checkpoints_across_a_node_restart() {
     // A rebuild from zero over the same log, straight from the file.
     let log: Arc<dyn EventStore> = Arc::new(EmbeddedStore::open(&file).unwrap());
     let rebuilt = dir.path().join("rebuilt");
-    let fresh = ReadSide::start(
-        &rebuilt,
-        log.clone(),
-        all_projections(engine.live_catalog().clone()),
-    )
-    .unwrap();
+    let fresh = ReadSide::start(&rebuilt, log.clone(), all_projections()).unwrap();
     caught_up(&fresh, log.as_ref()).await;
     fresh.shutdown();
     for db in ["leads.db", "history.db"] {

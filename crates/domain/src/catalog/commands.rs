@@ -1,7 +1,9 @@
 //! What an admin asks of the catalog. Values come parsed (codes, logins, bounded texts); the
 //! rules that need the catalog itself are checked by `decide`.
 
-use crate::catalog::{CatalogPart, ListKind, Locale, Role, Settings};
+use crate::catalog::{
+    AutomationRule, CatalogPart, ConvertPolicy, ExportPolicy, ListKind, Locale, Role,
+};
 use crate::ids::{
     DepartmentId, EntryCode, FunnelId, Login, OfficeId, SourceCode, StageKey, UserId,
 };
@@ -37,6 +39,14 @@ pub struct DefineDepartment {
     pub department: DepartmentId,
     pub name: Short,
     pub supervisor: Option<UserId>,
+}
+
+/// Changes the fields given; `None` keeps a field (`Some(None)` removes the supervisor).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdateDepartment {
+    pub department: DepartmentId,
+    pub name: Option<Short>,
+    pub supervisor: Option<Option<UserId>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +89,28 @@ pub struct DefineSource {
     pub counted_in_statistics: bool,
 }
 
+/// Changes the fields given; `None` keeps a field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdateSource {
+    pub code: SourceCode,
+    pub name: Option<Short>,
+    pub group: Option<Option<Short>>,
+    pub tags: Option<Vec<Short>>,
+    pub counted_in_statistics: Option<bool>,
+}
+
+/// Changes the settings given; `None` keeps a setting. The base currency is fixed at
+/// installation (budgets already entered are in it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SettingsPatch {
+    pub who_may_convert: Option<ConvertPolicy>,
+    pub who_may_export: Option<ExportPolicy>,
+    pub pin_inquiries_to_taker: Option<bool>,
+    pub non_target_call_seconds: Option<u32>,
+    /// The whole list of rules: one per known trigger ([`AUTOMATION_TRIGGERS`]).
+    pub automation: Option<Vec<AutomationRule>>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DefineEntry {
     pub list: ListKind,
@@ -94,17 +126,17 @@ pub enum CatalogCommand {
     DismissUser { user: UserId },
     RestoreUser { user: UserId },
     CreateDepartment(DefineDepartment),
-    UpdateDepartment(DefineDepartment),
+    UpdateDepartment(UpdateDepartment),
     CreateOffice(DefineOffice),
     UpdateOffice(DefineOffice),
     CreateFunnel(DefineFunnel),
     UpdateFunnel(UpdateFunnel),
     SetDefaultFunnel { funnel: FunnelId },
     CreateSource(DefineSource),
-    UpdateSource(DefineSource),
+    UpdateSource(UpdateSource),
     CreateEntry(DefineEntry),
     UpdateEntry(DefineEntry),
-    ChangeSettings(Settings),
+    ChangeSettings(SettingsPatch),
 }
 
 impl CatalogCommand {

@@ -22,17 +22,17 @@ pub(super) fn decide(state: Option<&Catalog>, command: &CatalogCommand, ctx: &Co
     match command {
         CatalogCommand::CreateUser(c) => create_user(own, ctx.catalog, c),
         CatalogCommand::UpdateUser(c) => update_user(own, ctx.catalog, c),
-        CatalogCommand::DismissUser { user } => dismiss_user(own, *user),
+        CatalogCommand::DismissUser { user } => dismiss_user(own, ctx.catalog, *user),
         CatalogCommand::RestoreUser { user } => restore_user(own, *user),
-        CatalogCommand::CreateDepartment(c) => define_department(own, ctx.catalog, c, true),
-        CatalogCommand::UpdateDepartment(c) => define_department(own, ctx.catalog, c, false),
+        CatalogCommand::CreateDepartment(c) => create_department(own, ctx.catalog, c),
+        CatalogCommand::UpdateDepartment(c) => update_department(own, ctx.catalog, c),
         CatalogCommand::CreateOffice(c) => define_office(own, c, true),
         CatalogCommand::UpdateOffice(c) => define_office(own, c, false),
         CatalogCommand::CreateFunnel(c) => create_funnel(own, c),
         CatalogCommand::UpdateFunnel(c) => update_funnel(own, c),
         CatalogCommand::SetDefaultFunnel { funnel } => set_default_funnel(own, funnel),
-        CatalogCommand::CreateSource(c) => define_source(own, c, true),
-        CatalogCommand::UpdateSource(c) => define_source(own, c, false),
+        CatalogCommand::CreateSource(c) => create_source(own, c),
+        CatalogCommand::UpdateSource(c) => update_source(own, c),
         CatalogCommand::CreateEntry(c) => define_entry(own, c, true),
         CatalogCommand::UpdateEntry(c) => define_entry(own, c, false),
         CatalogCommand::ChangeSettings(s) => change_settings(own, s),
@@ -145,11 +145,29 @@ fn update_user(own: &Catalog, catalog: &Catalog, c: &UpdateUser) -> Decision {
     {
         return Err(CatalogRejection::LastAdmin);
     }
+    if !after.role.is_supervising() {
+        check_heads_nothing(catalog, c.user)?;
+    }
     check_placement(catalog, &after.department, after.office.as_ref())?;
     unless(after == before, UserUpdated { user: after })
 }
 
-fn dismiss_user(own: &Catalog, id: UserId) -> Decision {
+/// Refuses to leave a department headed by someone who cannot head it.
+fn check_heads_nothing(catalog: &Catalog, user: UserId) -> Result<(), CatalogRejection> {
+    match catalog
+        .departments
+        .iter()
+        .find(|d| d.supervisor == Some(user))
+    {
+        Some(d) => Err(CatalogRejection::HeadsDepartment {
+            user,
+            department: d.id.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn dismiss_user(own: &Catalog, catalog: &Catalog, id: UserId) -> Decision {
     let user = own.user(id).ok_or_else(|| unknown("user", id))?;
     if !user.active {
         return Err(CatalogRejection::AlreadyDismissed { user: id });
@@ -157,6 +175,7 @@ fn dismiss_user(own: &Catalog, id: UserId) -> Decision {
     if user.role == Role::Admin && own.active_admins() <= 1 {
         return Err(CatalogRejection::LastAdmin);
     }
+    check_heads_nothing(catalog, id)?;
     Ok(vec![UserDismissed { user_id: id }.into()])
 }
 
@@ -170,19 +189,8 @@ fn restore_user(own: &Catalog, id: UserId) -> Decision {
 
 // --- departments and offices -------------------------------------------------------------------
 
-fn define_department(
-    own: &Catalog,
-    catalog: &Catalog,
-    c: &DefineDepartment,
-    create: bool,
-) -> Decision {
-    let held = own.department(&c.department);
-    match (create, held) {
-        (true, Some(_)) => return Err(exists("department", &c.department)),
-        (false, None) => return Err(unknown("department", &c.department)),
-        _ => {}
-    }
-    if let Some(s) = c.supervisor {
+fn check_head(catalog: &Catalog, head: Option<UserId>) -> Result<(), CatalogRejection> {
+    if let Some(s) = head {
         match catalog.user(s) {
             None => return Err(unknown("user", s)),
             Some(u) if !u.active || !u.role.is_supervising() => {
@@ -191,13 +199,40 @@ fn define_department(
             Some(_) => {}
         }
     }
-    let unchanged = held.is_some_and(|d| d.name == c.name.as_str() && d.supervisor == c.supervisor);
+    Ok(())
+}
+
+fn create_department(own: &Catalog, catalog: &Catalog, c: &DefineDepartment) -> Decision {
+    if own.department(&c.department).is_some() {
+        return Err(exists("department", &c.department));
+    }
+    check_head(catalog, c.supervisor)?;
+    Ok(vec![DepartmentDefined {
+        department: c.department.clone(),
+        name: c.name.clone(),
+        supervisor: c.supervisor,
+    }
+    .into()])
+}
+
+fn update_department(own: &Catalog, catalog: &Catalog, c: &UpdateDepartment) -> Decision {
+    let held = own
+        .department(&c.department)
+        .ok_or_else(|| unknown("department", &c.department))?;
+    let supervisor = c.supervisor.unwrap_or(held.supervisor);
+    if c.supervisor.is_some() {
+        check_head(catalog, supervisor)?;
+    }
+    let name = match &c.name {
+        Some(n) => n.clone(),
+        None => Short::parse("department name", &held.name).expect("catalog names are valid"),
+    };
     unless(
-        unchanged,
+        held.name == name.as_str() && held.supervisor == supervisor,
         DepartmentDefined {
             department: c.department.clone(),
-            name: c.name.clone(),
-            supervisor: c.supervisor,
+            name,
+            supervisor,
         },
     )
 }
@@ -300,22 +335,41 @@ fn set_default_funnel(own: &Catalog, funnel: &FunnelId) -> Decision {
 
 // --- sources and lists -------------------------------------------------------------------------
 
-fn define_source(own: &Catalog, c: &DefineSource, create: bool) -> Decision {
-    let held = own.source(&c.code);
-    match (create, held) {
-        (true, Some(_)) => return Err(exists("source", &c.code)),
-        (false, None) => return Err(unknown("source", &c.code)),
-        _ => {}
+fn create_source(own: &Catalog, c: &DefineSource) -> Decision {
+    if own.source(&c.code).is_some() {
+        return Err(exists("source", &c.code));
     }
-    let event = SourceDefined {
+    Ok(vec![SourceDefined {
         code: c.code.clone(),
         name: c.name.clone(),
         group: c.group.clone(),
         tags: c.tags.clone(),
         counted_in_statistics: c.counted_in_statistics,
+    }
+    .into()])
+}
+
+fn update_source(own: &Catalog, c: &UpdateSource) -> Decision {
+    let held = own
+        .source(&c.code)
+        .ok_or_else(|| unknown("source", &c.code))?;
+    let short = |s: &str| Short::parse("name", s).expect("catalog names are valid");
+    let event = SourceDefined {
+        code: c.code.clone(),
+        name: c.name.clone().unwrap_or_else(|| short(&held.name)),
+        group: c
+            .group
+            .clone()
+            .unwrap_or_else(|| held.group.as_deref().map(short)),
+        tags: c
+            .tags
+            .clone()
+            .unwrap_or_else(|| held.tags.iter().map(|t| short(t)).collect()),
+        counted_in_statistics: c
+            .counted_in_statistics
+            .unwrap_or(held.counted_in_statistics),
     };
-    let unchanged = held.is_some_and(|s| *s == source_of(&event));
-    unless(unchanged, event)
+    unless(*held == source_of(&event), event)
 }
 
 fn source_of(e: &SourceDefined) -> Source {
@@ -351,37 +405,60 @@ fn define_entry(own: &Catalog, c: &DefineEntry, create: bool) -> Decision {
 
 // --- settings ----------------------------------------------------------------------------------
 
-fn change_settings(own: &Catalog, s: &Settings) -> Decision {
+fn change_settings(own: &Catalog, patch: &SettingsPatch) -> Decision {
     let bad = |reason: &str| CatalogRejection::InvalidSettings {
         reason: reason.to_owned(),
     };
-    if s.non_target_call_seconds > 3600 {
-        return Err(bad("the non-target call threshold is at most 3600 s"));
+    let mut s = own.settings.clone();
+    if let Some(v) = patch.who_may_convert {
+        s.who_may_convert = v;
     }
-    let mut keys = HashSet::new();
-    for rule in &s.automation {
-        if !keys.insert(&rule.key) {
-            return Err(bad(&format!("automation rule {} is given twice", rule.key)));
-        }
-        if rule.text_ru.trim().is_empty() || rule.text_en.trim().is_empty() {
-            return Err(bad(&format!(
-                "automation rule {} needs its ru and en texts",
-                rule.key
-            )));
-        }
-        if rule.delay_minutes > 60 * 24 * 365 {
-            return Err(bad(&format!(
-                "automation rule {} waits over a year",
-                rule.key
-            )));
-        }
+    if let Some(v) = patch.who_may_export {
+        s.who_may_export = v;
     }
-    unless(
-        &own.settings == s,
-        SettingsChanged {
-            settings: s.clone(),
-        },
-    )
+    if let Some(v) = patch.pin_inquiries_to_taker {
+        s.pin_inquiries_to_taker = v;
+    }
+    if let Some(v) = patch.non_target_call_seconds {
+        if v > 3600 {
+            return Err(bad("the non-target call threshold is at most 3600 s"));
+        }
+        s.non_target_call_seconds = v;
+    }
+    if let Some(rules) = &patch.automation {
+        let mut keys = HashSet::new();
+        for rule in rules {
+            if !AUTOMATION_TRIGGERS.contains(&rule.key.as_str()) {
+                return Err(bad(&format!(
+                    "no automation trigger is named {}; the triggers are {}",
+                    rule.key,
+                    AUTOMATION_TRIGGERS.join(", ")
+                )));
+            }
+            if !keys.insert(&rule.key) {
+                return Err(bad(&format!("automation rule {} is given twice", rule.key)));
+            }
+            if rule.text_ru.trim().is_empty() || rule.text_en.trim().is_empty() {
+                return Err(bad(&format!(
+                    "automation rule {} needs its ru and en texts",
+                    rule.key
+                )));
+            }
+            if rule.delay_minutes > 60 * 24 * 365 {
+                return Err(bad(&format!(
+                    "automation rule {} waits over a year",
+                    rule.key
+                )));
+            }
+        }
+        if keys.len() != AUTOMATION_TRIGGERS.len() {
+            return Err(bad(
+                "every automation trigger needs its rule (disable one with enabled: false)",
+            ));
+        }
+        s.automation = rules.clone();
+    }
+    unless(own.settings == s, SettingsChanged { settings: s })
 }
 
 // --- evolve ------------------------------------------------------------------------------------

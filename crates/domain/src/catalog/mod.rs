@@ -227,6 +227,15 @@ pub enum ExportPolicy {
     AdminsOnly,
 }
 
+/// The triggers of SPEC 3.6's automation rules, by key: the settings hold one rule for each.
+pub const AUTOMATION_TRIGGERS: [&str; 5] = [
+    "lead-registered",
+    "lead-untouched",
+    "lead-in-handoff",
+    "handoff-no-contact",
+    "stage-idle-escalation",
+];
+
 /// One automation rule of SPEC 3.6, as data: its trigger is fixed by its key, the rest is
 /// editable.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

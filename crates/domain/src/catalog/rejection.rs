@@ -20,6 +20,9 @@ pub enum CatalogRejection {
     LastAdmin,
     #[error("user {user} cannot head a department: a department's supervisor is an active supervisor or admin")]
     NotASupervisor { user: UserId },
+    /// A department's head stays an active supervisor or admin: change the head first.
+    #[error("user {user} heads department {department}: give it another head first")]
+    HeadsDepartment { user: UserId, department: String },
     /// A funnel's columns map every process stage exactly once, with distinct keys.
     #[error("invalid funnel columns: {reason}")]
     FunnelColumns { reason: String },
@@ -40,6 +43,7 @@ impl CatalogRejection {
             Self::NotDismissed { .. } => "not_dismissed",
             Self::LastAdmin => "last_admin",
             Self::NotASupervisor { .. } => "not_a_supervisor",
+            Self::HeadsDepartment { .. } => "heads_department",
             Self::FunnelColumns { .. } => "funnel_columns",
             Self::InvalidColour { .. } => "invalid_colour",
             Self::InvalidSettings { .. } => "invalid_settings",

@@ -20,9 +20,29 @@ pub fn actor() -> Actor {
     }
 }
 
-/// The idempotency key of the `n`-th seed command.
-pub fn seed_key(n: usize) -> String {
-    format!("catalog-seed/{n}")
+/// The idempotency key of a seed command, from what it does (never from its place in the
+/// list), so a later release may add seed commands without disturbing what a store holds.
+pub fn seed_key(command: &CatalogCommand) -> String {
+    let what = match command {
+        CatalogCommand::CreateUser(c) => c.login.to_string(),
+        CatalogCommand::UpdateUser(c) => c.user.to_string(),
+        CatalogCommand::DismissUser { user } | CatalogCommand::RestoreUser { user } => {
+            user.to_string()
+        }
+        CatalogCommand::CreateDepartment(c) => c.department.to_string(),
+        CatalogCommand::UpdateDepartment(c) => c.department.to_string(),
+        CatalogCommand::CreateOffice(c) | CatalogCommand::UpdateOffice(c) => c.office.to_string(),
+        CatalogCommand::CreateFunnel(c) => c.funnel.to_string(),
+        CatalogCommand::UpdateFunnel(c) => c.funnel.to_string(),
+        CatalogCommand::SetDefaultFunnel { funnel } => funnel.to_string(),
+        CatalogCommand::CreateSource(c) => c.code.to_string(),
+        CatalogCommand::UpdateSource(c) => c.code.to_string(),
+        CatalogCommand::CreateEntry(c) | CatalogCommand::UpdateEntry(c) => {
+            format!("{:?}/{}", c.list, c.code)
+        }
+        CatalogCommand::ChangeSettings(_) => "settings".to_owned(),
+    };
+    format!("catalog-seed/{}/{what}", command.name())
 }
 
 fn short(s: &str) -> Short {
@@ -194,10 +214,10 @@ pub fn commands() -> Vec<CatalogCommand> {
         ("sales", "Sales", "olga.supervisor"),
         ("partners", "Partner sales", "sergey.supervisor"),
     ] {
-        out.push(CatalogCommand::UpdateDepartment(DefineDepartment {
+        out.push(CatalogCommand::UpdateDepartment(UpdateDepartment {
             department: dep(id),
-            name: short(name),
-            supervisor: Some(UserId::named(head)),
+            name: Some(short(name)),
+            supervisor: Some(Some(UserId::named(head))),
         }));
     }
     out.push(funnel(
@@ -300,9 +320,9 @@ pub fn commands() -> Vec<CatalogCommand> {
     ] {
         out.push(entry(ListKind::BusinessRegion, c, name));
     }
-    out.push(CatalogCommand::ChangeSettings(Settings {
-        automation: automation_rules(),
-        ..Settings::default()
+    out.push(CatalogCommand::ChangeSettings(SettingsPatch {
+        automation: Some(automation_rules()),
+        ..SettingsPatch::default()
     }));
     out
 }

@@ -1,4 +1,4 @@
--- The `history` read model, version 3: every event of a lead with its actor, business time
+-- The `history` read model, version 4: every event of a lead with its actor, business time
 -- and a readable summary, for the lead card's feed (newest first).
 -- v2: no copy of the payload (the log has it; the API reads it from there when asked), which
 -- halves the model's size.
@@ -16,3 +16,13 @@ CREATE TABLE history (
     summary     TEXT NOT NULL
 );
 CREATE INDEX history_by_lead ON history(lead_id, position);
+
+-- v4: the catalog events as the log has them, so the model names users, funnels and stages as
+-- the catalog stood at each event's position (a rename never rewrites the feed, and a rebuild
+-- writes what the live run wrote). The read side folds them itself; it never asks the engine.
+CREATE TABLE catalog_events (
+    position   INTEGER PRIMARY KEY,
+    event_type TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    data       BLOB NOT NULL
+);
