@@ -315,7 +315,7 @@ pub async fn table_page(root: &Path, leads: u64) -> anyhow::Result<Figure> {
         limit_what: format!(
             "p99 of a plain 50-row page read in rowid order, {leads} leads (pages: 4 filters x first and next page, after one warm-up each)"
         ),
-        goal: Some(20_000.0),
+        goal: Some(10_000.0),
         higher_is_better: false,
     })
 }

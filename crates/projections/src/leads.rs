@@ -10,6 +10,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use leadflow_domain::events::LeadEvent;
 use leadflow_domain::{evolve, Lead, LeadId, Stage};
 
+use crate::query::budget_bucket;
 use crate::{micros, Body, Envelope, Projection, ProjectionError};
 
 /// The `leads` read model: cards, the registry table, the board.
@@ -36,11 +37,11 @@ impl Projection for LeadsProjection {
     }
 
     fn version(&self) -> u32 {
-        4
+        5
     }
 
     fn schema(&self) -> &'static str {
-        include_str!("../../../projections/leads.v4.sql")
+        include_str!("../../../projections/leads.v5.sql")
     }
 
     fn set_rebuilding(&mut self, rebuilding: bool) {
@@ -79,7 +80,7 @@ impl Projection for LeadsProjection {
         tx.execute_batch(
             "INSERT INTO lead_search(lead_search, rank) VALUES ('hashsize', 1048576)",
         )?;
-        Ok(())
+        count_buckets(tx)
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, events: &[Envelope]) -> Result<(), ProjectionError> {
@@ -126,14 +127,27 @@ impl Projection for LeadsProjection {
         }
         // The board's counters move once per column, scope and batch, not once per lead.
         let mut board: HashMap<(&str, String, Stage), (i64, i64)> = HashMap::new();
+        let mut buckets: HashMap<(&str, String, Stage, i64), i64> = HashMap::new();
         for id in order {
             let t = &touched[&id];
             let Some(lead) = &t.after else { continue };
             save(tx, id, lead, t, !self.rebuilding)?;
             for (state, sign) in [(t.before.as_ref(), -1), (Some(lead), 1)] {
                 if let Some(l) = state {
-                    let budget = l.details.budget.as_ref().map_or(0, |m| m.minor());
+                    let minor = l.details.budget.as_ref().map(|m| m.minor());
+                    let budget = minor.unwrap_or(0);
                     for scope in scopes(l) {
+                        // A rebuild counts the buckets in bulk at its end instead.
+                        if let Some(b) = minor.filter(|b| *b >= 0 && !self.rebuilding) {
+                            *buckets
+                                .entry((
+                                    l.funnel.as_str(),
+                                    scope.clone(),
+                                    l.stage,
+                                    budget_bucket(b),
+                                ))
+                                .or_default() += sign;
+                        }
                         let cell = board
                             .entry((l.funnel.as_str(), scope, l.stage))
                             .or_default();
@@ -143,6 +157,19 @@ impl Projection for LeadsProjection {
                 }
             }
         }
+        let mut buckets: Vec<_> = buckets.into_iter().filter(|(_, d)| *d != 0).collect();
+        buckets.sort_by(|((f1, s1, c1, b1), _), ((f2, s2, c2, b2), _)| {
+            (f1, s1, b1, c1.to_string()).cmp(&(f2, s2, b2, c2.to_string()))
+        });
+        let mut count = tx.prepare_cached(
+            "INSERT INTO budget_counts(funnel, scope, stage, bucket, leads) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(funnel, scope, bucket, stage) DO UPDATE SET leads = leads + excluded.leads",
+        )?;
+        for ((funnel, scope, stage, bucket), leads) in buckets {
+            count.execute(params![funnel, scope, stage.to_string(), bucket, leads])?;
+        }
+        tx.prepare_cached("DELETE FROM budget_counts WHERE leads = 0")?
+            .execute([])?;
         let mut board: Vec<_> = board.into_iter().filter(|(_, d)| *d != (0, 0)).collect();
         board.sort_by(|((f1, s1, c1), _), ((f2, s2, c2), _)| {
             (f1, s1, c1.to_string()).cmp(&(f2, s2, c2.to_string()))
@@ -162,8 +189,92 @@ impl Projection for LeadsProjection {
     }
 }
 
+/// The budget counters from the registry in one scan (after a rebuild, which skips them batch
+/// by batch: per lead and scope they cost more than the whole rebuild of the board). Funnels,
+/// stages and scopes are interned, so a million rows allocate next to nothing.
+fn count_buckets(tx: &Transaction<'_>) -> Result<(), ProjectionError> {
+    let started = std::time::Instant::now();
+    tx.execute("DELETE FROM budget_counts", [])?;
+    #[derive(Default)]
+    struct Names(HashMap<String, usize>, Vec<String>);
+    impl Names {
+        fn id(&mut self, name: &str) -> usize {
+            if let Some(id) = self.0.get(name) {
+                return *id;
+            }
+            self.1.push(name.to_owned());
+            self.0.insert(name.to_owned(), self.1.len() - 1);
+            self.1.len() - 1
+        }
+    }
+    let (mut funnels, mut stages, mut scopes) =
+        (Names::default(), Names::default(), Names::default());
+    let everyone = scopes.id("");
+    // Per user: their scopes as responsible, as creator and as both.
+    let mut user_scopes: HashMap<String, [usize; 3]> = HashMap::new();
+    let mut scopes_of = |user: &str, scopes: &mut Names| -> [usize; 3] {
+        if let Some(ids) = user_scopes.get(user) {
+            return *ids;
+        }
+        let ids = [
+            scopes.id(&format!("r:{user}")),
+            scopes.id(&format!("c:{user}")),
+            scopes.id(&format!("b:{user}")),
+        ];
+        user_scopes.insert(user.to_owned(), ids);
+        ids
+    };
+    let mut counts: HashMap<(usize, usize, usize, i64), i64> = HashMap::new();
+    let mut stmt = tx.prepare(
+        "SELECT funnel, stage, budget_minor, responsible, created_by FROM leads WHERE budget_minor >= 0",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let funnel = funnels.id(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?);
+        let stage = stages.id(row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?);
+        let bucket = budget_bucket(row.get(2)?);
+        let responsible = row.get_ref(3)?.as_str().map_err(rusqlite::Error::from)?;
+        let creator = row.get_ref(4)?.as_str().map_err(rusqlite::Error::from)?;
+        let mut add = |scope| *counts.entry((funnel, scope, stage, bucket)).or_default() += 1;
+        add(everyone);
+        let [_, created, _] = scopes_of(creator, &mut scopes);
+        add(created);
+        if !responsible.is_empty() {
+            let [as_responsible, _, both] = scopes_of(responsible, &mut scopes);
+            add(as_responsible);
+            if responsible == creator {
+                add(both);
+            }
+        }
+    }
+    drop(rows);
+    let mut insert = tx.prepare(
+        "INSERT INTO budget_counts(funnel, scope, stage, bucket, leads) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let mut counts: Vec<_> = counts.into_iter().collect();
+    counts.sort_by(|((f1, s1, c1, b1), _), ((f2, s2, c2, b2), _)| {
+        (&funnels.1[*f1], &scopes.1[*s1], b1, &stages.1[*c1]).cmp(&(
+            &funnels.1[*f2],
+            &scopes.1[*s2],
+            b2,
+            &stages.1[*c2],
+        ))
+    });
+    for ((funnel, scope, stage, bucket), leads) in counts {
+        insert.execute(params![
+            funnels.1[funnel],
+            scopes.1[scope],
+            stages.1[stage],
+            bucket,
+            leads
+        ])?;
+    }
+    tracing::info!(elapsed = ?started.elapsed(), "counted the budget buckets");
+    Ok(())
+}
+
 /// The board scopes a lead counts in: everyone's, its responsible's, its creator's, and both
-/// when they are the same user (see `projections/leads.v4.sql`).
+/// when they are the same user (see `projections/leads.v5.sql`).
 fn scopes(lead: &Lead) -> Vec<String> {
     let mut scopes = vec![String::new(), format!("c:{}", lead.created_by)];
     if let Some(r) = lead.responsible {

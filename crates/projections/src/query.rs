@@ -401,9 +401,12 @@ pub fn leads_page(
     let filter_sql = where_clause(filter, &mut args);
     let total_count = match board_count(&tx, filter)? {
         Some(n) => n,
-        None => tx
-            .prepare_cached(&format!("SELECT count(*) FROM leads WHERE {filter_sql}"))?
-            .query_row(params_from_iter(&args), |r| r.get(0))?,
+        None => match budget_count(&tx, filter)? {
+            Some(n) => n,
+            None => tx
+                .prepare_cached(&format!("SELECT count(*) FROM leads WHERE {filter_sql}"))?
+                .query_row(params_from_iter(&args), |r| r.get(0))?,
+        },
     };
 
     // The row id breaks ties in the direction of the last key, so a single-key sort is one
@@ -484,25 +487,26 @@ pub fn leads_page(
     })
 }
 
-/// The count of a filter on funnel and stages alone, from the board counters (the common
-/// case: a kanban column, the table filtered by stage); `None` when the filter needs a scan.
+/// The count of a filter the board counters answer, kept in the read model's transaction:
+/// funnel and stages (a kanban column, the table filtered by stage), for everyone or in a
+/// manager's scope, and optionally one responsible (whose counters are `r:<user>`); `None`
+/// when the filter needs a scan.
 fn board_count(conn: &Connection, f: &LeadFilter) -> rusqlite::Result<Option<i64>> {
-    let only_stages = LeadFilter {
+    let countable = LeadFilter {
         funnel: f.funnel.clone(),
         stages: f.stages.clone(),
+        responsible: f.responsible.clone(),
         owner: f.owner.clone(),
         ..LeadFilter::default()
     };
     let Some(funnel) = &f.funnel else {
         return Ok(None);
     };
-    if *f != only_stages {
+    if *f != countable {
         return Ok(None);
     }
-    // Everyone's counters, or a manager's: responsible + created - both.
-    let (r, c, b) = match &f.owner {
-        None => (String::new(), String::new(), String::new()),
-        Some(u) => (format!("r:{u}"), format!("c:{u}"), format!("b:{u}")),
+    let Some((r, c, b)) = counter_scopes(f) else {
+        return Ok(None);
     };
     let mut stmt = conn.prepare_cached(
         "SELECT stage, sum(CASE WHEN scope = ?4 AND ?4 <> '' THEN -leads ELSE leads END)
@@ -518,6 +522,117 @@ fn board_count(conn: &Connection, f: &LeadFilter) -> rusqlite::Result<Option<i64
             .map(|(_, n)| n)
             .sum(),
     ))
+}
+
+/// The counter scopes `(r, c, b)` whose `r + c - b` is the filter's set of leads, or `None`
+/// when no counter holds it.
+fn counter_scopes(f: &LeadFilter) -> Option<(String, String, String)> {
+    Some(match (f.responsible.as_slice(), &f.owner) {
+        // Everyone's counters, or a manager's: responsible + created - both.
+        ([], None) => (String::new(), String::new(), String::new()),
+        ([], Some(u)) => (format!("r:{u}"), format!("c:{u}"), format!("b:{u}")),
+        // One responsible: their counters, which a manager's scope contains when it is them.
+        // ("-" names no scope.)
+        ([r], None) => (format!("r:{r}"), "-".to_owned(), "-".to_owned()),
+        ([r], Some(u)) if r == u => (format!("r:{r}"), "-".to_owned(), "-".to_owned()),
+        _ => return None,
+    })
+}
+
+/// The budget bucket of an amount in minor units (>= 0): the amount itself below 16, else its
+/// top five significant bits, so 16 buckets per doubling, each ~4 % wide. Monotonic.
+pub fn budget_bucket(minor: i64) -> i64 {
+    if minor < 16 {
+        return minor;
+    }
+    let exponent = 63 - i64::from(minor.leading_zeros());
+    exponent * 16 + ((minor >> (exponent - 4)) & 15)
+}
+
+/// The smallest amount in bucket `k` or any later one (the inverse of [`budget_bucket`] at
+/// its lower edge; saturating past the largest amount).
+fn bucket_floor(k: i64) -> i64 {
+    match k {
+        ..=15 => k.max(0),
+        // No bucket between 15 (the amount 15) and 64 (the amounts 16 and 17).
+        16..=64 => 16,
+        _ => {
+            let floor = i128::from(16 + k % 16) << (k / 16 - 4);
+            i64::try_from(floor).unwrap_or(i64::MAX)
+        }
+    }
+}
+
+/// The exact count of a filter on funnel, budget range and optionally stages, one responsible
+/// or a manager's scope: the counters of the buckets wholly inside the range, plus a count of
+/// the rows in the (at most two) buckets the range cuts. `None` when the filter needs a scan.
+fn budget_count(conn: &Connection, f: &LeadFilter) -> rusqlite::Result<Option<i64>> {
+    let countable = LeadFilter {
+        funnel: f.funnel.clone(),
+        stages: f.stages.clone(),
+        responsible: f.responsible.clone(),
+        owner: f.owner.clone(),
+        budget_min: f.budget_min,
+        budget_max: f.budget_max,
+        ..LeadFilter::default()
+    };
+    let Some(funnel) = &f.funnel else {
+        return Ok(None);
+    };
+    if *f != countable || (f.budget_min.is_none() && f.budget_max.is_none()) {
+        return Ok(None);
+    }
+    let (min, max) = (
+        f.budget_min.unwrap_or(0).max(0),
+        f.budget_max.unwrap_or(i64::MAX),
+    );
+    if max < min {
+        return Ok(Some(0));
+    }
+    let Some((r, c, b)) = counter_scopes(f) else {
+        return Ok(None);
+    };
+    let low = budget_bucket(min);
+    // Without a maximum every bucket past the low edge is inside the range.
+    let high = f.budget_max.map_or(i64::MAX, |_| budget_bucket(max));
+    // Buckets strictly between the edges hold only amounts inside the range.
+    let mut stmt = conn.prepare_cached(
+        "SELECT stage, sum(CASE WHEN scope = ?4 AND ?4 <> '' THEN -leads ELSE leads END)
+         FROM budget_counts WHERE funnel = ?1 AND scope IN (?2, ?3, ?4) AND bucket > ?5 AND bucket < ?6
+         GROUP BY stage",
+    )?;
+    let inner: i64 = stmt
+        .query_map(params![funnel, r, c, b, low, high], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .iter()
+        .filter(|(s, _)| f.stages.is_empty() || f.stages.contains(s))
+        .map(|(_, n)| n)
+        .sum();
+    // The edge buckets, counted row by row (an index range of a few per cent of the rows).
+    let low_end = bucket_floor(low + 1).saturating_sub(1);
+    let edges = if low == high {
+        vec![(min, max)]
+    } else if high == i64::MAX {
+        vec![(min, low_end)]
+    } else {
+        vec![(min, low_end.min(max)), (bucket_floor(high).max(min), max)]
+    };
+    let mut edge_count = 0;
+    for (from, to) in edges {
+        let edge = LeadFilter {
+            budget_min: Some(from),
+            budget_max: Some(to),
+            ..f.clone()
+        };
+        let mut args = Vec::new();
+        let sql = where_clause(&edge, &mut args);
+        edge_count += conn
+            .prepare_cached(&format!("SELECT count(*) FROM leads WHERE {sql}"))?
+            .query_row(params_from_iter(&args), |r| r.get::<_, i64>(0))?;
+    }
+    Ok(Some(inner + edge_count))
 }
 
 /// The lead card: the folded state and its registry times (registration, last change).
@@ -668,4 +783,34 @@ pub fn report(
         })?
         .collect();
     rows
+}
+
+#[cfg(test)]
+mod bucket_tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_monotonic_and_their_floors_invert_them() {
+        let mut amounts: Vec<i64> = (0..5000).collect();
+        amounts.extend((1..62).flat_map(|e| [1i64 << e, (1i64 << e) - 1, (1i64 << e) + 1]));
+        amounts.extend([150_000_000, 149_999_999, i64::MAX, i64::MAX - 1]);
+        amounts.sort();
+        for pair in amounts.windows(2) {
+            assert!(budget_bucket(pair[0]) <= budget_bucket(pair[1]), "{pair:?}");
+        }
+        for a in amounts {
+            let k = budget_bucket(a);
+            assert!(bucket_floor(k) <= a, "{a} in bucket {k}");
+            let next = bucket_floor(k + 1);
+            assert!(
+                next > a || next == i64::MAX,
+                "{a} in bucket {k}, next floor {next}"
+            );
+            assert_eq!(
+                budget_bucket(bucket_floor(k)),
+                k,
+                "the floor of {k} is in {k}"
+            );
+        }
+    }
 }

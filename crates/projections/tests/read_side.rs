@@ -709,6 +709,50 @@ proptest! {
                     let filter = LeadFilter { funnel: Some("default".into()), owner: Some(owner.clone()), ..Default::default() };
                     let page = query::leads_page(c, &filter, &[], 100, None)?;
                     let rows: i64 = restricted.iter().map(|r| r.1).sum();
+                    // Totals the counters serve (one responsible, with or without the scope,
+                    // with or without stages) equal a count of the rows.
+                    for (stages, scoped_too) in [(vec![], false), (vec![], true), (vec!["Qualification".to_owned(), "Distribution".to_owned()], true)] {
+                        let filter = LeadFilter {
+                            funnel: Some("default".into()),
+                            responsible: vec![owner.clone()],
+                            stages: stages.clone(),
+                            owner: scoped_too.then(|| owner.clone()),
+                            ..Default::default()
+                        };
+                        let served = query::leads_page(c, &filter, &[], 1, None)?.total_count;
+                        let counted: i64 = c.query_row(
+                            &format!(
+                                "SELECT count(*) FROM leads WHERE funnel = 'default' AND responsible = ?1 {}",
+                                if stages.is_empty() { "" } else { "AND stage IN ('Qualification', 'Distribution')" }
+                            ),
+                            [&owner],
+                            |r| r.get(0),
+                        )?;
+                        assert_eq!(served, counted, "{user}'s leads as responsible, stages {stages:?}");
+                    }
+                    // Totals under a budget range (budget counters plus the edge buckets) equal
+                    // a count of the rows, for everyone, a manager's scope and one responsible.
+                    for (min, max) in [(Some(150), None), (None, Some(250)), (Some(100), Some(300)), (Some(0), Some(0)), (Some(101), Some(399)), (Some(17), Some(17)), (Some(400), Some(100))] {
+                        for (scoped, responsible) in [(false, false), (true, false), (false, true), (true, true)] {
+                            let filter = LeadFilter {
+                                funnel: Some("default".into()),
+                                budget_min: min,
+                                budget_max: max,
+                                owner: scoped.then(|| owner.clone()),
+                                responsible: if responsible { vec![owner.clone()] } else { vec![] },
+                                ..Default::default()
+                            };
+                            let served = query::leads_page(c, &filter, &[], 1, None)?.total_count;
+                            let counted: i64 = c.query_row(
+                                "SELECT count(*) FROM leads WHERE funnel = 'default' AND budget_minor >= max(coalesce(?1, 0), 0)
+                                   AND budget_minor <= coalesce(?2, 9223372036854775807)
+                                   AND (NOT ?3 OR responsible = ?5 OR created_by = ?5) AND (NOT ?4 OR responsible = ?5)",
+                                rusqlite::params![min, max, scoped, responsible, owner],
+                                |r| r.get(0),
+                            )?;
+                            assert_eq!(served, counted, "{user}: budget {min:?}..={max:?}, scoped {scoped}, responsible {responsible}");
+                        }
+                    }
                     Ok((scoped, restricted, page.total_count, rows))
                 }).await.unwrap();
                 assert_eq!(&scoped, &restricted, "{}'s board", user);

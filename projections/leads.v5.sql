@@ -1,4 +1,4 @@
--- The `leads` read model, version 4: the lead card (a snapshot of the domain state), the
+-- The `leads` read model, version 5: the lead card (a snapshot of the domain state), the
 -- registry row with every filterable column, and the kanban counters per funnel column.
 -- A new version of this file rebuilds the read model from the log.
 -- v2: sortable columns are NOT NULL ('' and -1 stand for "none"), so that an index can serve
@@ -10,6 +10,9 @@
 -- v4: the kanban counters per scope as well (SPEC 3.7: a manager sees the leads they are
 -- responsible for or created), so a manager's board is an index read like a supervisor's;
 -- an index on the creator for a manager's table.
+-- v5: lead counts per budget bucket as well (`budget_counts`), so the table's exact total under
+-- a budget range is a sum of counters and a scan of the two edge buckets, not a count of a
+-- quarter of a million index entries.
 
 CREATE TABLE leads (
     row_id                  INTEGER PRIMARY KEY,
@@ -63,4 +66,16 @@ CREATE TABLE board (
     leads        INTEGER NOT NULL,
     budget_minor INTEGER NOT NULL,
     PRIMARY KEY (funnel, scope, stage)
+) WITHOUT ROWID;
+
+-- Leads with a budget, per funnel, scope (as in `board`), stage and budget bucket: the top
+-- five significant bits of the amount in minor units (16 buckets per doubling, ~4 % wide; see
+-- `query::budget_bucket`). Kept in step with `leads` in the same transaction.
+CREATE TABLE budget_counts (
+    funnel TEXT NOT NULL,
+    scope  TEXT NOT NULL,
+    stage  TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    leads  INTEGER NOT NULL,
+    PRIMARY KEY (funnel, scope, bucket, stage)
 ) WITHOUT ROWID;
