@@ -165,11 +165,18 @@ impl Projection for LeadsProjection {
             "INSERT INTO budget_counts(funnel, scope, stage, bucket, leads) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(funnel, scope, bucket, stage) DO UPDATE SET leads = leads + excluded.leads",
         )?;
+        // An emptied bucket leaves no row; only the cells this batch lowered can have emptied,
+        // so they are looked up by key rather than the table scanned.
+        let mut emptied = tx.prepare_cached(
+            "DELETE FROM budget_counts WHERE funnel = ?1 AND scope = ?2 AND bucket = ?3 AND stage = ?4 AND leads = 0",
+        )?;
         for ((funnel, scope, stage, bucket), leads) in buckets {
-            count.execute(params![funnel, scope, stage.to_string(), bucket, leads])?;
+            let stage = stage.to_string();
+            count.execute(params![funnel, scope, stage, bucket, leads])?;
+            if leads < 0 {
+                emptied.execute(params![funnel, scope, bucket, stage])?;
+            }
         }
-        tx.prepare_cached("DELETE FROM budget_counts WHERE leads = 0")?
-            .execute([])?;
         let mut board: Vec<_> = board.into_iter().filter(|(_, d)| *d != (0, 0)).collect();
         board.sort_by(|((f1, s1, c1), _), ((f2, s2, c2), _)| {
             (f1, s1, c1.to_string()).cmp(&(f2, s2, c2.to_string()))
@@ -178,13 +185,18 @@ impl Projection for LeadsProjection {
             "INSERT INTO board(funnel, scope, stage, leads, budget_minor) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(funnel, scope, stage) DO UPDATE SET leads = leads + excluded.leads, budget_minor = budget_minor + excluded.budget_minor",
         )?;
-        for ((funnel, scope, stage), (leads, budget)) in board {
-            upsert.execute(params![funnel, scope, stage.to_string(), leads, budget])?;
-        }
         // An emptied column leaves no row, so the table is the same however the log was batched
-        // (the board query shows absent columns as zero).
-        tx.prepare_cached("DELETE FROM board WHERE leads = 0")?
-            .execute([])?;
+        // (the board query shows absent columns as zero); only a lowered cell can have emptied.
+        let mut emptied = tx.prepare_cached(
+            "DELETE FROM board WHERE funnel = ?1 AND scope = ?2 AND stage = ?3 AND leads = 0",
+        )?;
+        for ((funnel, scope, stage), (leads, budget)) in board {
+            let stage = stage.to_string();
+            upsert.execute(params![funnel, scope, stage, leads, budget])?;
+            if leads < 0 {
+                emptied.execute(params![funnel, scope, stage])?;
+            }
+        }
         Ok(())
     }
 }
