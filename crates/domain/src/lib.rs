@@ -11,6 +11,7 @@ pub mod catalog;
 mod context;
 pub mod ids;
 pub mod lead;
+pub mod personal;
 pub mod values;
 
 // What every aggregate shares is at the root (`catalog`, `context`, `ids`, `values`); each

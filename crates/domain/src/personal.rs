@@ -1,0 +1,142 @@
+//! Which fields of the events can hold a person's data (SPEC 3.8). Every string field of every
+//! event is classified here, by event type and path; `tests/schemas.rs` fails on a string field
+//! that is in neither list, marks each one in `schemas/events/` (`"x-personal": true | false`),
+//! and fails on an entry that names no field. The codec seals the personal ones under the data
+//! subject's key (issue 20).
+//!
+//! A path names a field from the payload's root: `details.title`, `details.phones[]` (each
+//! item of an array), `changes[]<title>.value` (the `value` of a change whose tag is `title`),
+//! `via<jump>.reason` (the `reason` of the variant tagged `jump`).
+//!
+//! Personal: a contact's or client's name, phones, e-mails, websites and call recordings, and
+//! every free text (titles, comments, reasons written by hand, needs, objects). Not personal:
+//! codes and ids from the catalog, currencies, texts the product itself writes, and everything
+//! of the catalog: staff records are employment data kept for the audit trail (docs/privacy.md).
+
+/// Whether a field can hold a data subject's personal data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    Personal,
+    NotPersonal,
+}
+
+use Class::{NotPersonal as N, Personal as P};
+
+/// Every string field of every event: `(event type, path, class)`.
+pub const FIELDS: &[(&str, &str, Class)] = &[
+    // The lead.
+    ("LeadRegistered", "funnel", N),
+    ("LeadRegistered", "details.title", P),
+    ("LeadRegistered", "details.contactName", P),
+    ("LeadRegistered", "details.phones[]", P),
+    ("LeadRegistered", "details.emails[]", P),
+    ("LeadRegistered", "details.accountName", P),
+    ("LeadRegistered", "details.website", P),
+    ("LeadRegistered", "details.comment", P),
+    ("LeadRegistered", "details.needType", P),
+    ("LeadRegistered", "details.object", P),
+    ("LeadRegistered", "details.call.recording", P),
+    ("LeadRegistered", "details.externalRef", N),
+    ("LeadRegistered", "details.industry", N),
+    ("LeadRegistered", "details.businessRegion", N),
+    ("LeadRegistered", "details.region", N),
+    ("LeadRegistered", "details.office", N),
+    ("LeadRegistered", "details.department", N),
+    ("LeadRegistered", "details.source", N),
+    ("LeadRegistered", "details.channel", N),
+    ("LeadRegistered", "details.budget.currency", N),
+    ("LeadDetailsUpdated", "changes[]<title>.value", P),
+    ("LeadDetailsUpdated", "changes[]<contactName>.value", P),
+    ("LeadDetailsUpdated", "changes[]<phones>.value[]", P),
+    ("LeadDetailsUpdated", "changes[]<emails>.value[]", P),
+    ("LeadDetailsUpdated", "changes[]<accountName>.value", P),
+    ("LeadDetailsUpdated", "changes[]<website>.value", P),
+    ("LeadDetailsUpdated", "changes[]<comment>.value", P),
+    ("LeadDetailsUpdated", "changes[]<needType>.value", P),
+    ("LeadDetailsUpdated", "changes[]<object>.value", P),
+    ("LeadDetailsUpdated", "changes[]<call>.value.recording", P),
+    ("LeadDetailsUpdated", "changes[]<externalRef>.value", N),
+    ("LeadDetailsUpdated", "changes[]<industry>.value", N),
+    ("LeadDetailsUpdated", "changes[]<businessRegion>.value", N),
+    ("LeadDetailsUpdated", "changes[]<region>.value", N),
+    ("LeadDetailsUpdated", "changes[]<office>.value", N),
+    ("LeadDetailsUpdated", "changes[]<department>.value", N),
+    ("LeadDetailsUpdated", "changes[]<source>.value", N),
+    ("LeadDetailsUpdated", "changes[]<channel>.value", N),
+    ("LeadDetailsUpdated", "changes[]<salesDirection>.value", N),
+    ("LeadDetailsUpdated", "changes[]<budget>.value.currency", N),
+    ("LeadQualified", "contact.name", P),
+    ("LeadQualified", "account.name", P),
+    ("LeadConverted", "contact.name", P),
+    ("LeadConverted", "account.name", P),
+    ("LeadDisqualified", "reason", N),
+    ("LeadDisqualified", "comment", P),
+    ("LeadDistributed", "decision<needAbsent>.comment", P),
+    ("LeadDistributed", "decision<continueNurturing>.strategy", P),
+    ("LeadStageChanged", "via<jump>.reason", P),
+    ("LeadReopened", "comment", P),
+    ("SystemTaskOpened", "text", N),
+    ("SystemTaskCompleted", "result<placeOrder>.comment", P),
+    ("SystemTaskCompleted", "result<transferToSale>.comment", P),
+    (
+        "SystemTaskCompleted",
+        "result<returnToDistribution>.comment",
+        P,
+    ),
+    ("SystemTaskCompleted", "result<postponed>.comment", P),
+    ("SystemTaskCompleted", "result<noInterest>.comment", P),
+    ("HandoffDetailsRecorded", "comment", P),
+    ("HandoffDetailsRecorded", "needType", P),
+    ("HandoffDetailsRecorded", "salesDirection", N),
+    ("HandoffDetailsRecorded", "budget.currency", N),
+    ("DealOpened", "salesDirection", N),
+    ("DealOpened", "budget.currency", N),
+    ("DealLost", "reason", P),
+    // The catalog: staff and settings, none of it a data subject's.
+    ("UserCreated", "login", N),
+    ("UserCreated", "displayName", N),
+    ("UserCreated", "department", N),
+    ("UserCreated", "office", N),
+    ("UserCreated", "email", N),
+    ("UserUpdated", "login", N),
+    ("UserUpdated", "displayName", N),
+    ("UserUpdated", "department", N),
+    ("UserUpdated", "office", N),
+    ("UserUpdated", "email", N),
+    ("DepartmentDefined", "department", N),
+    ("DepartmentDefined", "name", N),
+    ("OfficeDefined", "office", N),
+    ("OfficeDefined", "name", N),
+    ("FunnelDefined", "funnel", N),
+    ("FunnelDefined", "name", N),
+    ("FunnelDefined", "stages[].key", N),
+    ("FunnelDefined", "stages[].name", N),
+    ("FunnelDefined", "stages[].colour", N),
+    ("DefaultFunnelSet", "funnel", N),
+    ("SourceDefined", "code", N),
+    ("SourceDefined", "name", N),
+    ("SourceDefined", "group", N),
+    ("SourceDefined", "tags[]", N),
+    ("ListEntryDefined", "code", N),
+    ("ListEntryDefined", "name", N),
+    ("SettingsChanged", "settings.baseCurrency", N),
+    ("SettingsChanged", "settings.automation[].key", N),
+    ("SettingsChanged", "settings.automation[].textRu", N),
+    ("SettingsChanged", "settings.automation[].textEn", N),
+];
+
+/// The class of the field at `path` of `event_type`, if it is classified.
+pub fn class_of(event_type: &str, path: &str) -> Option<Class> {
+    FIELDS
+        .iter()
+        .find(|(e, p, _)| *e == event_type && *p == path)
+        .map(|(_, _, c)| *c)
+}
+
+/// The personal fields of `event_type`.
+pub fn personal_fields(event_type: &str) -> impl Iterator<Item = &'static str> + '_ {
+    FIELDS
+        .iter()
+        .filter(move |(e, _, c)| *e == event_type && *c == Class::Personal)
+        .map(|(_, p, _)| *p)
+}
