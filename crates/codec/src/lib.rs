@@ -7,11 +7,14 @@
 //! - [`live`]: [`LiveCatalog`], the catalog as it stands, shared by both sides;
 //! - [`metadata`]: the envelope every event carries (actor, business time, correlation,
 //!   causation, command, payload version);
+//! - [`seal`]: sealing personal fields under a key per data subject, wrapping those keys with
+//!   the master key, and blind-index tokens (issue 20);
 //! - [`streams`]: stream names per aggregate category, built and parsed in one place;
 //! - [`envelope`]: a recorded event decoded into a typed [`Envelope`].
 //!
 //! The engine and the projections both use it, so the read side never depends on the write
-//! side. It does no IO: the store moves the bytes.
+//! side. It does no IO (beyond the system's random source for keys and nonces): the store
+//! moves the bytes.
 
 pub mod aggregates;
 pub mod catalog;
@@ -19,6 +22,7 @@ pub mod envelope;
 pub mod lead;
 pub mod live;
 pub mod metadata;
+pub mod seal;
 pub mod streams;
 
 pub use aggregates::Stored;

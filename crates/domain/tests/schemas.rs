@@ -188,9 +188,13 @@ impl Walk<'_> {
                     let tag = branch
                         .get("properties")
                         .and_then(Value::as_object)
-                        .and_then(|ps| ps.values().find_map(|p| p.get("const")))
-                        .and_then(Value::as_str)
-                        .map(str::to_owned);
+                        .and_then(|ps| {
+                            ps.iter().find_map(|(name, p)| {
+                                p.get("const")
+                                    .and_then(Value::as_str)
+                                    .map(|value| format!("{name}={value}"))
+                            })
+                        });
                     let at = match tag {
                         Some(tag) => format!("{path}<{tag}>"),
                         None => path.to_owned(),

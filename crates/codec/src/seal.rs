@@ -1,0 +1,565 @@
+//! Sealing personal data (SPEC 3.8, issue 20): the primitives the codec seals personal fields
+//! with. Each data subject has a key of its own; a master key from the configuration wraps it
+//! where it is stored; erasing a subject destroys its key, after which its fields cannot be
+//! read anywhere, while the rest of each event (type, ids, stages, times, amounts) stays
+//! readable.
+//!
+//! - [`SubjectKey`]: 256 random bits per subject, wrapped by the [`MasterKey`] with
+//!   XChaCha20-Poly1305 ([`MasterKey::wrap`]), bound to the subject's id, so a wrapped key
+//!   moved to another subject does not open.
+//! - [`SubjectKey::seal`] / [`SubjectKey::open`]: one field, XChaCha20-Poly1305 with a random
+//!   192-bit nonce; the associated data binds the ciphertext to its subject, event id and field
+//!   path, so a sealed value copied into another event or field does not open.
+//! - [`BlindIndex`]: HMAC-SHA256 of a normalized value under a secret derived from the master
+//!   key, for matching (a phone, an e-mail) without the plaintext, and without which a stolen
+//!   read model cannot be brute-forced over the space of phone numbers.
+//!
+//! No key is ever printed: `Debug` shows none.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use uuid::Uuid;
+
+/// The prefix of a sealed field's text: the format's version.
+const SEALED_PREFIX: &str = "s1:";
+const NONCE_LEN: usize = 24;
+
+/// Why sealed data could not be read.
+///
+/// ### Handling
+/// - `WrongMasterKey`: the configuration's master key is not the one that wrapped the keys;
+///   refuse to start (never treat it as "erased").
+/// - `Tampered`: a sealed value or a wrapped key was changed, or belongs to another subject,
+///   event or field: report it, with where it was found.
+/// - `Malformed`: not a value this format wrote.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    #[error("the master key is not the one that wrapped this subject's key")]
+    WrongMasterKey,
+    #[error(
+        "a sealed value does not open: changed, or sealed for another subject, event or field"
+    )]
+    Tampered,
+    #[error("not a sealed value: {0}")]
+    Malformed(String),
+    #[error("invalid master key: {0}")]
+    InvalidMasterKey(String),
+    #[error("the system's random source failed: {0}")]
+    Random(String),
+}
+
+fn random<const N: usize>() -> Result<[u8; N], SealError> {
+    let mut bytes = [0u8; N];
+    getrandom::getrandom(&mut bytes).map_err(|e| SealError::Random(e.to_string()))?;
+    Ok(bytes)
+}
+
+/// The key that wraps every subject's key: 256 bits from the configuration.
+#[derive(Clone)]
+pub struct MasterKey([u8; 32]);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+impl MasterKey {
+    /// A new random master key.
+    pub fn generate() -> Result<Self, SealError> {
+        random().map(Self)
+    }
+
+    /// Parses 64 hex digits (as `LEADFLOW_MASTER_KEY` or the key file holds it).
+    pub fn parse_hex(text: &str) -> Result<Self, SealError> {
+        let text = text.trim();
+        if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(SealError::InvalidMasterKey(format!(
+                "expected 64 hex digits (256 bits), got {} characters",
+                text.len()
+            )));
+        }
+        let mut key = [0u8; 32];
+        for (i, byte) in key.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
+                .map_err(|e| SealError::InvalidMasterKey(e.to_string()))?;
+        }
+        Ok(Self(key))
+    }
+
+    /// The key as 64 hex digits, for writing the key file.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn aead(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new((&self.0).into())
+    }
+
+    /// `key` wrapped for storage beside the events it protects: nonce and ciphertext, bound
+    /// to `subject`.
+    pub fn wrap(&self, subject: Uuid, key: &SubjectKey) -> Result<Vec<u8>, SealError> {
+        let nonce: [u8; NONCE_LEN] = random()?;
+        let aad = wrap_aad(subject);
+        let sealed = self
+            .aead()
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &key.0,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| SealError::Malformed("cannot wrap a key".into()))?;
+        Ok([nonce.as_slice(), &sealed].concat())
+    }
+
+    /// The subject's key from its wrapped form. A wrong master key is told apart from a
+    /// changed record only as far as AEAD allows: both fail authentication; callers that
+    /// check the master key first (against a known record) report `WrongMasterKey`.
+    pub fn unwrap(&self, subject: Uuid, wrapped: &[u8]) -> Result<SubjectKey, SealError> {
+        if wrapped.len() < NONCE_LEN {
+            return Err(SealError::Malformed("a wrapped key too short".into()));
+        }
+        let (nonce, sealed) = wrapped.split_at(NONCE_LEN);
+        let aad = wrap_aad(subject);
+        let key = self
+            .aead()
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| SealError::WrongMasterKey)?;
+        let key: [u8; 32] = key
+            .try_into()
+            .map_err(|_| SealError::Malformed("a wrapped key of the wrong size".into()))?;
+        Ok(SubjectKey(key))
+    }
+
+    /// The blind index's secret, derived from the master key (one secret to keep, not two).
+    pub fn blind_index(&self) -> BlindIndex {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
+        mac.update(b"leadflow/blind-index/v1");
+        BlindIndex(mac.finalize().into_bytes().into())
+    }
+}
+
+fn wrap_aad(subject: Uuid) -> Vec<u8> {
+    [b"leadflow/subject-key/v1/".as_slice(), subject.as_bytes()].concat()
+}
+
+fn field_aad(subject: Uuid, event: Uuid, field: &str) -> Vec<u8> {
+    [
+        b"leadflow/field/v1/".as_slice(),
+        subject.as_bytes(),
+        event.as_bytes(),
+        field.as_bytes(),
+    ]
+    .concat()
+}
+
+/// One data subject's key.
+#[derive(Clone)]
+pub struct SubjectKey([u8; 32]);
+
+impl std::fmt::Debug for SubjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubjectKey(..)")
+    }
+}
+
+impl SubjectKey {
+    /// A new random key for a new subject.
+    pub fn generate() -> Result<Self, SealError> {
+        random().map(Self)
+    }
+
+    /// The key's bytes, for the erasure test that searches every file for them.
+    pub fn expose_for_tests(&self) -> [u8; 32] {
+        self.0
+    }
+
+    fn aead(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new((&self.0).into())
+    }
+
+    /// `plaintext` sealed as the field `field` of event `event`, a subject's: `s1:` and the
+    /// URL-safe base64 of nonce and ciphertext.
+    pub fn seal(
+        &self,
+        subject: Uuid,
+        event: Uuid,
+        field: &str,
+        plaintext: &str,
+    ) -> Result<String, SealError> {
+        let nonce: [u8; NONCE_LEN] = random()?;
+        let aad = field_aad(subject, event, field);
+        let sealed = self
+            .aead()
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| SealError::Malformed("cannot seal a value".into()))?;
+        let bytes = [nonce.as_slice(), &sealed].concat();
+        Ok(format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    /// The plaintext of a value [`SubjectKey::seal`] wrote for this subject, event and field.
+    pub fn open(
+        &self,
+        subject: Uuid,
+        event: Uuid,
+        field: &str,
+        sealed: &str,
+    ) -> Result<String, SealError> {
+        let encoded = sealed
+            .strip_prefix(SEALED_PREFIX)
+            .ok_or_else(|| SealError::Malformed("no s1: prefix".into()))?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|e| SealError::Malformed(e.to_string()))?;
+        if bytes.len() < NONCE_LEN {
+            return Err(SealError::Malformed("too short".into()));
+        }
+        let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
+        let aad = field_aad(subject, event, field);
+        let plain = self
+            .aead()
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| SealError::Tampered)?;
+        String::from_utf8(plain).map_err(|e| SealError::Malformed(e.to_string()))
+    }
+}
+
+/// Whether a stored string is a sealed value (rather than a plain one of an older version).
+pub fn is_sealed(text: &str) -> bool {
+    text.starts_with(SEALED_PREFIX)
+}
+
+/// Tokens for matching personal values without holding them: HMAC-SHA256 under a secret
+/// derived from the master key.
+#[derive(Clone)]
+pub struct BlindIndex([u8; 32]);
+
+impl std::fmt::Debug for BlindIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BlindIndex(..)")
+    }
+}
+
+impl BlindIndex {
+    /// The token of an already normalized value of `kind` (`phone` in E.164, `email`
+    /// lower-cased, ...): 64 hex digits. Kinds are kept apart, so a phone never matches an
+    /// e-mail that happens to spell the same.
+    pub fn token(&self, kind: &str, normalized: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
+        mac.update(kind.as_bytes());
+        mac.update(&[0]);
+        mac.update(normalized.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// What personal fields read as once their subject's key is destroyed.
+pub const ERASED: &str = "[erased]";
+
+/// One step of a field path of `leadflow_domain::personal`: a property, `[]` for each item of
+/// an array, and `<k=v>` for only the objects whose `k` is `v` (a tagged variant).
+struct Step<'a> {
+    name: &'a str,
+    each: bool,
+    tag: Option<(&'a str, &'a str)>,
+}
+
+fn steps(path: &str) -> Vec<Step<'_>> {
+    path.split('.')
+        .map(|part| {
+            let (part, tag) = match part.split_once('<') {
+                Some((head, tag)) => (head, tag.trim_end_matches('>').split_once('=')),
+                None => (part, None),
+            };
+            let (name, each) = match part.strip_suffix("[]") {
+                Some(name) => (name, true),
+                None => (part, false),
+            };
+            Step { name, each, tag }
+        })
+        .collect()
+}
+
+fn tagged(node: &serde_json::Value, tag: Option<(&str, &str)>) -> bool {
+    tag.is_none_or(|(k, v)| node.get(k).and_then(serde_json::Value::as_str) == Some(v))
+}
+
+/// Calls `f` on every string the path reaches in `node`.
+fn each_string(
+    node: &mut serde_json::Value,
+    steps: &[Step<'_>],
+    f: &mut dyn FnMut(&mut serde_json::Value) -> Result<(), SealError>,
+) -> Result<(), SealError> {
+    let Some((step, rest)) = steps.split_first() else {
+        return if node.is_string() { f(node) } else { Ok(()) };
+    };
+    let Some(child) = node.get_mut(step.name) else {
+        return Ok(());
+    };
+    if step.each {
+        if let Some(items) = child.as_array_mut() {
+            for item in items.iter_mut().filter(|i| tagged(i, step.tag)) {
+                each_string(item, rest, f)?;
+            }
+        }
+        Ok(())
+    } else if tagged(child, step.tag) {
+        each_string(child, rest, f)
+    } else {
+        Ok(())
+    }
+}
+
+/// Seals, in `payload` (an event's JSON as the codec writes it), every personal field of
+/// `event_type` (per `leadflow_domain::personal`) that holds a plain string; answers how many.
+/// The field's path is part of each value's associated data.
+pub fn seal_fields(
+    payload: &mut serde_json::Value,
+    event_type: &str,
+    key: &SubjectKey,
+    subject: Uuid,
+    event: Uuid,
+) -> Result<usize, SealError> {
+    let mut sealed = 0;
+    for path in leadflow_domain::personal::personal_fields(event_type) {
+        each_string(payload, &steps(path), &mut |value| {
+            let text = value.as_str().expect("a string");
+            if !is_sealed(text) {
+                *value = serde_json::Value::String(key.seal(subject, event, path, text)?);
+                sealed += 1;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(sealed)
+}
+
+/// How sealed fields are read: with the subject's key, or as erased (its key destroyed on
+/// purpose: `PersonalDataErased` is in the log). A key that merely cannot be read is neither:
+/// the caller waits for it.
+pub enum Opening<'a> {
+    Key(&'a SubjectKey),
+    Erased,
+}
+
+/// Opens, in `payload`, every sealed personal field of `event_type`; answers how many.
+pub fn open_fields(
+    payload: &mut serde_json::Value,
+    event_type: &str,
+    opening: &Opening<'_>,
+    subject: Uuid,
+    event: Uuid,
+) -> Result<usize, SealError> {
+    let mut opened = 0;
+    for path in leadflow_domain::personal::personal_fields(event_type) {
+        each_string(payload, &steps(path), &mut |value| {
+            let text = value.as_str().expect("a string");
+            if is_sealed(text) {
+                let plain = match opening {
+                    Opening::Key(key) => key.open(subject, event, path, text)?,
+                    Opening::Erased => ERASED.to_owned(),
+                };
+                *value = serde_json::Value::String(plain);
+                opened += 1;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(opened)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_personal_field_of_a_payload_is_sealed_and_opens_back() {
+        let payload = serde_json::json!({
+            "leadId": "0190a3b4-0000-7000-8000-000000000001",
+            "funnel": "default",
+            "details": {
+                "title": "10 pumps for Anna's farm",
+                "contactName": "Anna Smirnova",
+                "phones": ["+79161234567", "+74957654321"],
+                "emails": ["anna@farm.example"],
+                "source": "website",
+                "budget": { "minor": 15000000, "currency": "RUB" },
+                "call": { "recording": "rec-anna-01", "seconds": 42 }
+            }
+        });
+        let update = serde_json::json!({
+            "changes": [
+                { "field": "title", "value": "New title for Anna" },
+                { "field": "source", "value": "referral" },
+                { "field": "phones", "value": ["+79160000000"] }
+            ]
+        });
+        let key = SubjectKey::generate().unwrap();
+        let (subject, event) = ids();
+        for (event_type, original, personal, kept) in [
+            (
+                "LeadRegistered",
+                payload,
+                6,
+                vec!["default", "website", "RUB"],
+            ),
+            ("LeadDetailsUpdated", update, 2, vec!["referral"]),
+        ] {
+            let mut sealed = original.clone();
+            assert_eq!(
+                seal_fields(&mut sealed, event_type, &key, subject, event),
+                Ok(personal)
+            );
+            let text = sealed.to_string();
+            for plain in ["Anna", "+7916", "anna@", "rec-anna"] {
+                assert!(!text.contains(plain), "{plain} in {text}");
+            }
+            for value in kept {
+                assert!(text.contains(value), "{value} should stay readable: {text}");
+            }
+            // Sealing again seals nothing twice.
+            assert_eq!(
+                seal_fields(&mut sealed.clone(), event_type, &key, subject, event),
+                Ok(0)
+            );
+            let mut opened = sealed.clone();
+            open_fields(&mut opened, event_type, &Opening::Key(&key), subject, event).unwrap();
+            assert_eq!(opened, original);
+            let mut erased = sealed.clone();
+            open_fields(&mut erased, event_type, &Opening::Erased, subject, event).unwrap();
+            assert!(erased.to_string().contains(ERASED));
+            assert!(!erased.to_string().contains("Anna"));
+            // Another event's id does not open them.
+            assert_eq!(
+                open_fields(
+                    &mut sealed,
+                    event_type,
+                    &Opening::Key(&key),
+                    subject,
+                    Uuid::from_u128(5)
+                ),
+                Err(SealError::Tampered)
+            );
+        }
+    }
+
+    fn ids() -> (Uuid, Uuid) {
+        (Uuid::from_u128(1), Uuid::from_u128(2))
+    }
+
+    #[test]
+    fn a_sealed_field_opens_only_for_its_subject_event_and_field() {
+        let key = SubjectKey::generate().unwrap();
+        let (subject, event) = ids();
+        let sealed = key
+            .seal(subject, event, "details.contactName", "Анна Смирнова")
+            .unwrap();
+        assert!(is_sealed(&sealed));
+        assert!(!sealed.contains("Анна"), "{sealed}");
+        assert_eq!(
+            key.open(subject, event, "details.contactName", &sealed),
+            Ok("Анна Смирнова".to_owned())
+        );
+        for (s, e, f) in [
+            (Uuid::from_u128(9), event, "details.contactName"),
+            (subject, Uuid::from_u128(9), "details.contactName"),
+            (subject, event, "details.title"),
+        ] {
+            assert_eq!(key.open(s, e, f, &sealed), Err(SealError::Tampered));
+        }
+        let other = SubjectKey::generate().unwrap();
+        assert_eq!(
+            other.open(subject, event, "details.contactName", &sealed),
+            Err(SealError::Tampered)
+        );
+        // A flipped byte does not open either.
+        let mut bytes = sealed.clone().into_bytes();
+        let last = bytes.len() - 2;
+        bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(bytes).unwrap();
+        assert!(key
+            .open(subject, event, "details.contactName", &flipped)
+            .is_err());
+        // The same value sealed twice differs (random nonces), so equal values do not show.
+        assert_ne!(
+            sealed,
+            key.seal(subject, event, "details.contactName", "Анна Смирнова")
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn a_wrapped_key_opens_with_its_master_key_and_subject_only() {
+        let master = MasterKey::generate().unwrap();
+        let key = SubjectKey::generate().unwrap();
+        let (subject, event) = ids();
+        let wrapped = master.wrap(subject, &key).unwrap();
+        let unwrapped = master.unwrap(subject, &wrapped).unwrap();
+        let sealed = key.seal(subject, event, "f", "x").unwrap();
+        assert_eq!(unwrapped.open(subject, event, "f", &sealed), Ok("x".into()));
+        let wrong = MasterKey::generate().unwrap();
+        assert!(matches!(
+            wrong.unwrap(subject, &wrapped),
+            Err(SealError::WrongMasterKey)
+        ));
+        assert!(master.unwrap(Uuid::from_u128(7), &wrapped).is_err());
+        assert!(!wrapped
+            .windows(32)
+            .any(|w| w == key.expose_for_tests().as_slice()));
+    }
+
+    #[test]
+    fn master_keys_parse_from_hex_and_never_print() {
+        let master = MasterKey::generate().unwrap();
+        let again = MasterKey::parse_hex(&master.to_hex()).unwrap();
+        assert_eq!(again.to_hex(), master.to_hex());
+        assert!(MasterKey::parse_hex("abc").is_err());
+        assert!(MasterKey::parse_hex(&"zz".repeat(32)).is_err());
+        assert_eq!(format!("{master:?}"), "MasterKey(..)");
+        assert_eq!(
+            format!("{:?}", SubjectKey::generate().unwrap()),
+            "SubjectKey(..)"
+        );
+    }
+
+    #[test]
+    fn blind_tokens_are_stable_per_secret_and_kind() {
+        let master = MasterKey::generate().unwrap();
+        let index = master.blind_index();
+        let phone = index.token("phone", "+79161234567");
+        assert_eq!(phone, master.blind_index().token("phone", "+79161234567"));
+        assert_eq!(phone.len(), 64);
+        assert_ne!(phone, index.token("email", "+79161234567"));
+        assert_ne!(phone, index.token("phone", "+79161234568"));
+        let other = MasterKey::generate().unwrap().blind_index();
+        assert_ne!(phone, other.token("phone", "+79161234567"));
+    }
+}
