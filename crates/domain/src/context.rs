@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::catalog::{Catalog, Role};
+use crate::catalog::value::{Catalog, Role};
 use crate::ids::UserId;
 
 /// Who issues a command.

@@ -1,7 +1,7 @@
 //! What an admin asks of the catalog. Values come parsed (codes, logins, bounded texts); the
 //! rules that need the catalog itself are checked by `decide`.
 
-use crate::catalog::{
+use crate::catalog::value::{
     AutomationRule, CatalogPart, ConvertPolicy, ExportPolicy, ListKind, Locale, Role,
 };
 use crate::ids::{

@@ -5,7 +5,10 @@
 
 use std::collections::HashSet;
 
-use crate::catalog::*;
+use super::commands::*;
+use super::events::*;
+use super::rejection::CatalogRejection;
+use super::value::*;
 use crate::context::Context;
 use crate::ids::{ChannelCode, DepartmentId, FunnelId, Login, OfficeId, ReasonCode, UserId};
 use crate::stage::Stage;

@@ -5,7 +5,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{CatalogPart, FunnelStage, ListKind, Locale, Role, Settings};
+use crate::catalog::value::{CatalogPart, FunnelStage, ListKind, Locale, Role, Settings};
 use crate::ids::{DepartmentId, EntryCode, FunnelId, Login, OfficeId, SourceCode, UserId};
 use crate::values::{Email, Name, Short};
 

@@ -4,9 +4,14 @@
 //! sources and channels, and the automation rules of SPEC 3.6. The engine runs them on every
 //! start with the keys [`seed_key`], so a second start adds nothing.
 
-use crate::catalog::*;
+use super::commands::*;
+use super::decide::evolve;
+use super::events::CatalogEvent;
+use super::value::*;
 use crate::context::{Actor, Context};
-use crate::ids::{EntryCode, FunnelId, Login, SourceCode, StageKey, UserId};
+use crate::ids::{
+    DepartmentId, EntryCode, FunnelId, Login, OfficeId, SourceCode, StageKey, UserId,
+};
 use crate::values::{Name, Short};
 
 /// The login of the admin the seed creates and acts as.
@@ -363,4 +368,11 @@ pub fn default_catalog() -> Catalog {
         })
         .collect();
     Catalog::assemble(|p| folded.iter().find(|(q, _)| *q == p).map(|(_, c)| c.clone()))
+}
+
+impl Catalog {
+    /// The catalog a fresh installation starts with: the seed folded.
+    pub fn default_catalog() -> Self {
+        default_catalog()
+    }
 }
