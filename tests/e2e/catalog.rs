@@ -243,8 +243,47 @@ async fn lead_commands_see_the_catalog_as_it_stands(backend: Backend) {
         json!({ "stages": stages }),
     )
     .await;
-    app.register_lead(&ivan, json!({ "title": "Abroad", "funnel": "export" }))
+    let abroad = app
+        .register_lead(&ivan, json!({ "title": "Abroad", "funnel": "export" }))
         .await;
+    // Its board shows the new columns, in the order given, with the lead in the first.
+    let board = ok(
+        &app,
+        &ivan,
+        "query($at: Position) { board(funnel: \"export\", consistency: $at) { totalCount columns { key name count } } }",
+        json!({ "at": abroad.at() }),
+    )
+    .await;
+    assert_eq!(board["board"]["totalCount"], 1, "{board}");
+    assert_eq!(board["board"]["columns"][0]["key"], "fresh", "{board}");
+    assert_eq!(board["board"]["columns"][0]["count"], 1, "{board}");
+    // Renaming a column shows at once; the lead keeps its stage.
+    let renamed: Vec<Value> = stages
+        .iter()
+        .map(|s| {
+            let mut s = s.clone();
+            if s["key"] == "fresh" {
+                s["name"] = json!("Just in");
+            }
+            s
+        })
+        .collect();
+    ok(
+        &app,
+        &admin,
+        "mutation($stages: [FunnelStageInput!]!) { updateFunnel(funnel: \"export\", stages: $stages) { changed } }",
+        json!({ "stages": renamed }),
+    )
+    .await;
+    let board = ok(
+        &app,
+        &ivan,
+        "{ board(funnel: \"export\") { columns { key name count } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(board["board"]["columns"][0]["name"], "Just in", "{board}");
+    assert_eq!(board["board"]["columns"][0]["count"], 1, "{board}");
 
     // A role change applies to the next request, with the token already issued.
     let before = app
