@@ -413,6 +413,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     private::prepare(&data_dir)?;
     // Before anything else: a secret other accounts can read refuses the start.
     let auth = auth(&data_dir)?;
+    // The master key of personal data is made on the first start (so the first backup holds
+    // it) and checked on every start: a readable or malformed one refuses the start. Sealing
+    // with it is issue 20's next step.
+    private::load_master_key(&data_dir)?;
     let Opened { store, embedded } = open(&data_dir, &args.store)?;
     // Before the node starts: a new node writes its own first (system) event.
     let empty = holds_no_leads(store.as_ref()).await?;

@@ -1,6 +1,7 @@
 //! The data directory is the service's alone: umask `077` for the whole process, the directory
-//! `0700`, every file in it `0600`, as PostgreSQL insists for its own. The token secret is
-//! written atomically and refused when short or readable by anyone but its owner.
+//! `0700`, every file in it `0600`, as PostgreSQL insists for its own. The token secret and the
+//! master key of personal data are written atomically and refused when short, malformed or
+//! readable by anyone but their owner.
 
 use std::fs;
 use std::io::Write as _;
@@ -8,11 +9,15 @@ use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
+use leadflow_codec::seal::MasterKey;
 
 /// The token secret's file name in the data directory.
 pub const SECRET_FILE: &str = "jwt.secret";
 /// The shortest secret accepted, from the file or `LEADFLOW_JWT_SECRET`.
 pub const MIN_SECRET_BYTES: usize = 32;
+/// The master key's file name in the data directory (issue 20: it wraps every data subject's
+/// key; keep a copy apart from the data, as losing it loses every personal value).
+pub const MASTER_KEY_FILE: &str = "master.key";
 
 /// Every file this process creates from now on is `0600` and every directory `0700`,
 /// SQLite's database, WAL and shared-memory files included.
@@ -114,20 +119,32 @@ pub fn write_new_secret(data_dir: &Path) -> anyhow::Result<PathBuf> {
 
 /// Writes a fresh secret; over an existing one only if `replace`.
 fn write_secret(data_dir: &Path, replace: bool) -> anyhow::Result<PathBuf> {
-    let path = secret_path(data_dir);
     let secret = format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
+    write_private(data_dir, SECRET_FILE, &secret, replace)
+}
+
+/// Writes `contents` to `data_dir/name`, `0600`: a temporary file in the same directory, fsync,
+/// rename (over an existing file only if `replace`), fsync of the directory, so a crash or a
+/// full disk leaves the old file or the new one, never an empty one.
+fn write_private(
+    data_dir: &Path,
+    name: &str,
+    contents: &str,
+    replace: bool,
+) -> anyhow::Result<PathBuf> {
+    let path = data_dir.join(name);
     let mut file = tempfile::Builder::new()
-        .prefix(".jwt.secret.")
+        .prefix(&format!(".{name}."))
         .permissions(fs::Permissions::from_mode(0o600))
         .tempfile_in(data_dir)
         .with_context(|| format!("cannot create a file in {}", data_dir.display()))?;
-    file.write_all(secret.as_bytes())
+    file.write_all(contents.as_bytes())
         .and_then(|()| file.as_file().sync_all())
-        .with_context(|| format!("cannot write a new secret in {}", data_dir.display()))?;
+        .with_context(|| format!("cannot write {name} in {}", data_dir.display()))?;
     let persisted = if replace {
         file.persist(&path).map(drop)
     } else {
@@ -136,11 +153,45 @@ fn write_secret(data_dir: &Path, replace: bool) -> anyhow::Result<PathBuf> {
             other => other.map(drop),
         }
     };
-    persisted.with_context(|| format!("cannot move the new secret to {}", path.display()))?;
+    persisted.with_context(|| format!("cannot move the new {name} to {}", path.display()))?;
     fs::File::open(data_dir)
         .and_then(|d| d.sync_all())
         .with_context(|| format!("cannot sync {}", data_dir.display()))?;
     Ok(path)
+}
+
+/// The master key of personal data: `LEADFLOW_MASTER_KEY` (64 hex digits), else the data
+/// directory's `master.key`, created on first use. A file that group or others can read is
+/// refused (the key may have been copied), as is one that does not hold a key, with what to do.
+pub fn load_master_key(data_dir: &Path) -> anyhow::Result<MasterKey> {
+    if let Ok(hex) = std::env::var("LEADFLOW_MASTER_KEY") {
+        return MasterKey::parse_hex(&hex).context("LEADFLOW_MASTER_KEY");
+    }
+    let path = data_dir.join(MASTER_KEY_FILE);
+    if !path.exists() {
+        let key = MasterKey::generate()?;
+        write_private(data_dir, MASTER_KEY_FILE, &key.to_hex(), false)?;
+    }
+    let mode = fs::metadata(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "{} is readable by other local accounts (mode {:04o}), so anyone on this machine could read every person's data: run `chmod 600 {}` (docs/privacy.md)",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        );
+    }
+    let text =
+        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    MasterKey::parse_hex(&text).with_context(|| {
+        format!(
+            "{} does not hold a master key; restore it from your copy (a new one cannot read what the old one wrapped)",
+            path.display()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -188,6 +239,28 @@ mod tests {
         );
         let rotated = write_new_secret(dir.path()).unwrap();
         assert_ne!(fs::read(rotated).unwrap(), secret);
+    }
+
+    #[test]
+    fn the_master_key_is_made_once_private_and_refused_when_readable_or_malformed() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_master_key(dir.path()).unwrap();
+        let path = dir.path().join(MASTER_KEY_FILE);
+        assert_eq!(mode(&path) & 0o777, 0o600);
+        assert_eq!(
+            load_master_key(dir.path()).unwrap().to_hex(),
+            first.to_hex(),
+            "made once"
+        );
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let e = load_master_key(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("chmod 600"), "{e}");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::write(&path, b"not a key").unwrap();
+        let e = format!("{:#}", load_master_key(dir.path()).unwrap_err());
+        assert!(e.contains("restore it from your copy"), "{e}");
+        assert!(e.contains("64 hex digits"), "{e}");
+        assert!(!e.contains(&first.to_hex()), "an error never shows a key");
     }
 
     #[test]
