@@ -86,18 +86,7 @@ pub fn load_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
         // Two first starts at once: whichever lands first is the secret, both read it.
         write_secret(data_dir, false)?;
     }
-    let mode = fs::metadata(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        bail!(
-            "{} is readable by other local accounts (mode {:04o}), so anyone on this machine could sign tokens: run `chmod 600 {}` and rotate it (docs/security.md)",
-            path.display(),
-            mode & 0o777,
-            path.display()
-        );
-    }
+    refuse_if_readable(&path, "sign tokens", " and rotate it (docs/security.md)")?;
     let secret = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let secret = secret.trim_ascii().to_vec();
     if secret.len() < MIN_SECRET_BYTES {
@@ -108,6 +97,24 @@ pub fn load_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
         );
     }
     Ok(secret)
+}
+
+/// Refuses a key file group or others can read: it may have been copied, so `chmod 600` alone
+/// is not enough (what anyone could then do with it and what else to do are in the message).
+fn refuse_if_readable(path: &Path, could: &str, then: &str) -> anyhow::Result<()> {
+    let mode = fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "{} is readable by other local accounts (mode {:04o}), so anyone on this machine could {could}: run `chmod 600 {}`{then}",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Writes a fresh random secret (256 bits, hex): a temporary file in the same directory,
@@ -172,18 +179,7 @@ pub fn load_master_key(data_dir: &Path) -> anyhow::Result<MasterKey> {
         let key = MasterKey::generate()?;
         write_private(data_dir, MASTER_KEY_FILE, &key.to_hex(), false)?;
     }
-    let mode = fs::metadata(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        bail!(
-            "{} is readable by other local accounts (mode {:04o}), so anyone on this machine could read every person's data: run `chmod 600 {}` (docs/privacy.md)",
-            path.display(),
-            mode & 0o777,
-            path.display()
-        );
-    }
+    refuse_if_readable(&path, "read every person's data", " (docs/privacy.md)")?;
     let text =
         fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     MasterKey::parse_hex(&text).with_context(|| {

@@ -9,29 +9,8 @@ use crate::lead::{decode_versioned, CodecError, Upcaster};
 pub const UPCASTERS: &[Upcaster] = &[];
 
 macro_rules! codec {
-    ($($name:ident = $version:literal,)*) => {
-        /// The current version of `event_type`, if it is a catalog event.
-        pub fn current_version(event_type: &str) -> Option<u32> {
-            match event_type {
-                $(stringify!($name) => Some($version),)*
-                _ => None,
-            }
-        }
-
-        /// The payload of `event` as JSON.
-        pub fn encode(event: &CatalogEvent) -> Vec<u8> {
-            let encoded = match event {
-                $(CatalogEvent::$name(e) => serde_json::to_vec(e),)*
-            };
-            encoded.expect("catalog events always serialize")
-        }
-
-        fn decode_current(event_type: &str, data: &[u8]) -> Result<CatalogEvent, serde_json::Error> {
-            match event_type {
-                $(stringify!($name) => serde_json::from_slice::<$name>(data).map(CatalogEvent::from),)*
-                _ => unreachable!("checked by current_version"),
-            }
-        }
+    ($($list:tt)*) => {
+        event_table!(CatalogEvent, "a catalog event"; $($list)*);
     };
 }
 

@@ -44,29 +44,8 @@ pub enum CodecError {
 }
 
 macro_rules! codec {
-    ($($name:ident = $version:literal,)*) => {
-        /// The current version of `event_type`, if it is a lead event.
-        pub fn current_version(event_type: &str) -> Option<u32> {
-            match event_type {
-                $(stringify!($name) => Some($version),)*
-                _ => None,
-            }
-        }
-
-        /// The payload of `event` as JSON.
-        pub fn encode(event: &LeadEvent) -> Vec<u8> {
-            let encoded = match event {
-                $(LeadEvent::$name(e) => serde_json::to_vec(e),)*
-            };
-            encoded.expect("lead events always serialize")
-        }
-
-        fn decode_current(event_type: &str, data: &[u8]) -> Result<LeadEvent, serde_json::Error> {
-            match event_type {
-                $(stringify!($name) => serde_json::from_slice::<$name>(data).map(LeadEvent::from),)*
-                _ => unreachable!("checked by current_version"),
-            }
-        }
+    ($($list:tt)*) => {
+        event_table!(LeadEvent, "a lead event"; $($list)*);
     };
 }
 

@@ -16,6 +16,9 @@
 //! side. It does no IO (beyond the system's random source for keys and nonces): the store
 //! moves the bytes.
 
+#[macro_use]
+mod table;
+
 pub mod aggregates;
 pub mod catalog;
 pub mod envelope;

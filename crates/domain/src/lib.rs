@@ -6,6 +6,9 @@
 //! come in a [`Context`]; ids the process mints are derived from the lead id. `make lint`
 //! checks this mechanically (`cargo tree` and `clippy.toml`).
 
+#[macro_use]
+mod event_enum;
+
 mod aggregate;
 pub mod catalog;
 mod context;

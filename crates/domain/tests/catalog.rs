@@ -624,7 +624,7 @@ fn the_seed_folds_into_the_default_catalog_with_its_admin() {
     assert_eq!(c.funnels.len(), 2);
     assert_eq!(c.sources.len(), 7);
     assert_eq!(c.channels.len(), 6);
-    assert_eq!(c.base_currency, Currency::rub());
+    assert_eq!(c.base_currency(), &Currency::rub());
     // Every part's events belong to it.
     for (part, events) in seed::events() {
         assert!(events.iter().all(|e| e.part() == part), "{part}");

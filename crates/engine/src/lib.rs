@@ -306,9 +306,6 @@ impl Engine {
             }
             self.publish_part(part).await?;
         }
-        for part in CatalogPart::ALL {
-            self.publish_part(part).await?;
-        }
         if appended > 0 {
             tracing::info!(commands = appended, "seeded the default catalog");
         }
@@ -551,17 +548,7 @@ impl Engine {
             return Ok(entry.clone());
         }
         let mut entry = cached.map(|e| (*e).clone()).unwrap_or_default();
-        let stream = stream_of::<A>(id);
-        loop {
-            let from = entry.revision.map_or(0, |r| r + 1);
-            let batch = self.store.read_stream(&stream, from, 4096).await?;
-            if batch.is_empty() {
-                break;
-            }
-            for recorded in &batch {
-                fold_recorded(&mut entry, recorded)?;
-            }
-        }
+        catch_up(self.store.as_ref(), id, &mut entry).await?;
         let entry = Arc::new(entry);
         cache.put_if_newer(id, entry.clone());
         Ok(entry)
@@ -574,17 +561,7 @@ pub async fn read_catalog(store: &dyn EventStore) -> Result<Option<Catalog>, Eng
     let mut parts = Vec::new();
     for part in CatalogPart::ALL {
         let mut entry = Cached::<CatalogAggregate>::default();
-        let stream = stream_of::<CatalogAggregate>(part);
-        loop {
-            let from = entry.revision.map_or(0, |r| r + 1);
-            let batch = store.read_stream(&stream, from, 4096).await?;
-            if batch.is_empty() {
-                break;
-            }
-            for recorded in &batch {
-                fold_recorded(&mut entry, recorded)?;
-            }
-        }
+        catch_up(store, part, &mut entry).await?;
         if let Some(state) = entry.state {
             parts.push((part, state));
         }
@@ -595,6 +572,25 @@ pub async fn read_catalog(store: &dyn EventStore) -> Result<Option<Catalog>, Eng
     Ok(Some(Catalog::assemble(|p| {
         parts.iter().find(|(q, _)| *q == p).map(|(_, s)| s.clone())
     })))
+}
+
+/// Folds into `entry` the events of `id`'s stream after the revision it holds.
+async fn catch_up<A: Stored>(
+    store: &dyn EventStore,
+    id: A::Id,
+    entry: &mut Cached<A>,
+) -> Result<(), EngineError> {
+    let stream = stream_of::<A>(id);
+    loop {
+        let from = entry.revision.map_or(0, |r| r + 1);
+        let batch = store.read_stream(&stream, from, 4096).await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for recorded in &batch {
+            fold_recorded(entry, recorded)?;
+        }
+    }
 }
 
 fn fold_recorded<A: Stored>(

@@ -128,7 +128,7 @@ impl BoardColumnGql {
             }),
             ..Default::default()
         }
-        .to_filter(Some(self.funnel.clone()), &state.catalog().base_currency)?;
+        .to_filter(Some(self.funnel.clone()), state.catalog().base_currency())?;
         filter.owner = owner;
         let sort = sorts(&[])?;
         let (n, after) = (page_size(first)?, cursor_for(after, &sort)?);
@@ -152,7 +152,7 @@ pub async fn load_board(
     actor: &leadflow_domain::Actor,
 ) -> Result<Board, ApiError> {
     let catalog = state.catalog();
-    let currency = catalog.base_currency.to_string();
+    let currency = catalog.base_currency().to_string();
     let owner = crate::owner_scope(actor);
     let board = state
         .reads
@@ -251,7 +251,7 @@ impl LeadQuery {
         let funnel = funnel_of(&state.catalog(), funnel)?;
         let mut filter = filter
             .unwrap_or_default()
-            .to_filter(Some(funnel.to_string()), &state.catalog().base_currency)?;
+            .to_filter(Some(funnel.to_string()), state.catalog().base_currency())?;
         filter.owner = owner;
         let sort = sorts(&order_by)?;
         let (n, after) = (page_size(first)?, cursor_for(after, &sort)?);
@@ -391,7 +391,7 @@ impl LeadQuery {
             .await
             .map_err(ApiError::from)?;
         let catalog: Arc<Catalog> = state.catalog();
-        let currency = catalog.base_currency.to_string();
+        let currency = catalog.base_currency().to_string();
         Ok(rows
             .into_iter()
             .map(|r| {

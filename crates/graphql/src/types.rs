@@ -436,7 +436,7 @@ impl LeadSummary {
         let currency = ctx
             .data_unchecked::<crate::AppState>()
             .catalog()
-            .base_currency
+            .base_currency()
             .to_string();
         self.0.budget_minor.map(|m| Money::from_minor(m, &currency))
     }

@@ -566,10 +566,7 @@ pub fn evolve(state: Option<Catalog>, event: &CatalogEvent) -> Option<Catalog> {
                 }
             }
         }
-        CatalogEvent::SettingsChanged(e) => {
-            c.base_currency = e.settings.base_currency.clone();
-            c.settings = e.settings.clone();
-        }
+        CatalogEvent::SettingsChanged(e) => c.settings = e.settings.clone(),
     }
     Some(c)
 }

@@ -30,38 +30,10 @@ macro_rules! for_each_catalog_event {
 }
 
 macro_rules! define_catalog_event {
-    ($($name:ident = $version:literal,)*) => {
-        /// Every event of a catalog stream.
-        #[derive(Clone, Debug, PartialEq, Eq)]
-        pub enum CatalogEvent {
-            $($name($name),)*
-        }
-
-        impl CatalogEvent {
-            /// The event type as stored (`UserCreated`).
-            pub fn event_type(&self) -> &'static str {
-                match self {
-                    $(Self::$name(_) => stringify!($name),)*
-                }
-            }
-
-            /// The payload's schema version.
-            pub fn version(&self) -> u32 {
-                match self {
-                    $(Self::$name(_) => $version,)*
-                }
-            }
-        }
-
-        $(impl From<$name> for CatalogEvent {
-            fn from(e: $name) -> Self {
-                Self::$name(e)
-            }
-        })*
-
-        /// The JSON schema of every catalog event, with its type name and version.
-        pub fn catalog_event_schemas() -> Vec<(&'static str, u32, schemars::Schema)> {
-            vec![$((stringify!($name), $version, schemars::schema_for!($name)),)*]
+    ($($list:tt)*) => {
+        event_enum! {
+            /// Every event of a catalog stream.
+            CatalogEvent, catalog_event_schemas; $($list)*
         }
     };
 }

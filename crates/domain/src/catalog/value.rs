@@ -318,8 +318,6 @@ pub struct Catalog {
     pub industries: Vec<Entry>,
     pub business_regions: Vec<Entry>,
     pub settings: Settings,
-    /// Handoff budgets are entered in this currency (mirrors `settings.base_currency`).
-    pub base_currency: Currency,
 }
 
 impl Catalog {
@@ -338,7 +336,6 @@ impl Catalog {
             industries: Vec::new(),
             business_regions: Vec::new(),
             settings: Settings::default(),
-            base_currency: Currency::rub(),
         }
     }
 
@@ -366,10 +363,14 @@ impl Catalog {
             c.business_regions = p.business_regions;
         }
         if let Some(p) = part(CatalogPart::Settings) {
-            c.base_currency = p.settings.base_currency.clone();
             c.settings = p.settings;
         }
         c
+    }
+
+    /// Handoff budgets are entered in this currency («Бюджет, б.в»).
+    pub fn base_currency(&self) -> &Currency {
+        &self.settings.base_currency
     }
 
     pub fn funnel(&self, id: &FunnelId) -> Option<&Funnel> {

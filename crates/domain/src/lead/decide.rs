@@ -146,11 +146,11 @@ fn check_assignable(catalog: &Catalog, user: UserId) -> Result<(), Rejection> {
 }
 
 fn check_currency(catalog: &Catalog, money: &Money) -> Result<(), Rejection> {
-    if money.currency() == &catalog.base_currency {
+    if money.currency() == catalog.base_currency() {
         Ok(())
     } else {
         Err(Rejection::NotBaseCurrency {
-            expected: catalog.base_currency.clone(),
+            expected: catalog.base_currency().clone(),
             given: money.currency().clone(),
         })
     }

@@ -40,42 +40,12 @@ macro_rules! for_each_lead_event {
 }
 
 macro_rules! define_lead_event {
-    ($($name:ident = $version:literal,)*) => {
-        /// Every event of a lead stream. (Registration carries the whole card; events are
-        /// short-lived values, so its size is not worth a box.)
-        #[allow(clippy::large_enum_variant)]
-        #[derive(Clone, Debug, PartialEq, Eq)]
-        pub enum LeadEvent {
-            $($name($name),)*
-        }
-
-        impl LeadEvent {
-            /// The event type as stored (`LeadQualified`).
-            pub fn event_type(&self) -> &'static str {
-                match self {
-                    $(Self::$name(_) => stringify!($name),)*
-                }
-            }
-
-            /// The payload's schema version.
-            pub fn version(&self) -> u32 {
-                match self {
-                    $(Self::$name(_) => $version,)*
-                }
-            }
-        }
-
-        $(
-            impl From<$name> for LeadEvent {
-                fn from(e: $name) -> Self {
-                    Self::$name(e)
-                }
-            }
-        )*
-
-        /// The JSON Schema of every event type at its current version.
-        pub fn event_schemas() -> Vec<(&'static str, u32, schemars::Schema)> {
-            vec![$((stringify!($name), $version, schemars::schema_for!($name)),)*]
+    ($($list:tt)*) => {
+        event_enum! {
+            /// Every event of a lead stream. (Registration carries the whole card; events are
+            /// short-lived values, so its size is not worth a box.)
+            #[allow(clippy::large_enum_variant)]
+            LeadEvent, event_schemas; $($list)*
         }
     };
 }

@@ -1,0 +1,31 @@
+//! What every aggregate's event table is made of: `event_table!` writes, for an event enum and
+//! its list of `Type = version`, `current_version`, `encode` and the decoder of current
+//! payloads. Each table module calls it once with its aggregate's list.
+
+/// `event_table!(Enum, "what"; Type = version, ...)`.
+macro_rules! event_table {
+    ($enum:ident, $what:literal; $($name:ident = $version:literal,)*) => {
+        #[doc = concat!("The current version of `event_type`, if it is ", $what, ".")]
+        pub fn current_version(event_type: &str) -> Option<u32> {
+            match event_type {
+                $(stringify!($name) => Some($version),)*
+                _ => None,
+            }
+        }
+
+        /// The payload of `event` as JSON.
+        pub fn encode(event: &$enum) -> Vec<u8> {
+            let encoded = match event {
+                $($enum::$name(e) => serde_json::to_vec(e),)*
+            };
+            encoded.expect("events always serialize")
+        }
+
+        fn decode_current(event_type: &str, data: &[u8]) -> Result<$enum, serde_json::Error> {
+            match event_type {
+                $(stringify!($name) => serde_json::from_slice::<$name>(data).map($enum::from),)*
+                _ => unreachable!("checked by current_version"),
+            }
+        }
+    };
+}
