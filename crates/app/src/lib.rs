@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use leadflow_domain::Catalog;
 use leadflow_engine::{Engine, EngineConfig, EngineError, LiveCatalog, SystemClock, V7Ids};
+pub use leadflow_engine::{KeyError, Keyring};
 use leadflow_graphql::AppState;
 use leadflow_projections::{all_projections, ProjectionError, ReadSide};
 use leadflow_server::{Auth, Origins, ServerState};
@@ -30,6 +31,9 @@ pub struct Config {
     pub origins: Origins,
     /// How long a query waits for its `consistency` position.
     pub consistency_timeout: Duration,
+    /// The data subjects' keys personal fields are sealed with (issue 20); `None` writes them
+    /// in plain text and cannot read sealed ones (tests of other things only).
+    pub keyring: Option<Arc<Keyring>>,
 }
 
 impl Config {
@@ -43,6 +47,7 @@ impl Config {
             auth,
             origins: Origins::none(),
             consistency_timeout: Duration::from_secs(5),
+            keyring: None,
         }
     }
 }
@@ -61,6 +66,7 @@ pub enum StartError {
 /// for catalog changes made by other processes over the same store.
 pub async fn open_engine(
     store: Arc<dyn EventStore>,
+    keyring: Option<Arc<Keyring>>,
     follow: bool,
 ) -> Result<Arc<Engine>, EngineError> {
     let head = store.head().await?;
@@ -69,7 +75,10 @@ pub async fn open_engine(
         Arc::new(Catalog::empty()),
         Arc::new(SystemClock),
         Arc::new(V7Ids),
-        EngineConfig::default(),
+        EngineConfig {
+            keyring,
+            ..EngineConfig::default()
+        },
     ));
     engine.seed_catalog().await?;
     if follow {
@@ -78,9 +87,14 @@ pub async fn open_engine(
     Ok(engine)
 }
 
-/// Every read model of the product over `store`, in `dir`. Must run inside a tokio runtime.
-pub fn read_side(dir: &Path, store: Arc<dyn EventStore>) -> Result<ReadSide, ProjectionError> {
-    ReadSide::start(dir, store, all_projections())
+/// Every read model of the product over `store`, in `dir`, opening personal fields with
+/// `keys`. Must run inside a tokio runtime.
+pub fn read_side(
+    dir: &Path,
+    store: Arc<dyn EventStore>,
+    keys: Option<Arc<Keyring>>,
+) -> Result<ReadSide, ProjectionError> {
+    ReadSide::start_with_keys(dir, store, keys, all_projections())
 }
 
 /// The product, running: the engine, the read side and the API over one store.
@@ -97,7 +111,12 @@ pub struct App {
 impl App {
     /// Wires the product, loads (or seeds) its catalog and starts its read side.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let engine = open_engine(config.store.clone(), config.follow_catalog).await?;
+        let engine = open_engine(
+            config.store.clone(),
+            config.keyring.clone(),
+            config.follow_catalog,
+        )
+        .await?;
         Ok(Self::with_engine(config, engine)?)
     }
 
@@ -106,7 +125,11 @@ impl App {
     /// rebuild).
     pub fn with_engine(config: Config, engine: Arc<Engine>) -> Result<Self, ProjectionError> {
         let catalog = engine.live_catalog().clone();
-        let reads = Arc::new(read_side(&config.read_dir, config.store.clone())?);
+        let reads = Arc::new(read_side(
+            &config.read_dir,
+            config.store.clone(),
+            engine.keyring().cloned(),
+        )?);
         let app = AppState::new(engine.clone(), reads.clone(), config.consistency_timeout);
         let state = ServerState {
             schema: leadflow_graphql::schema(app.clone()),

@@ -61,6 +61,7 @@ pub fn decided(
                 command_id,
                 command: None,
                 version: e.version(),
+                subject: None,
             };
             out.push(NewEvent {
                 id: Uuid::new_v5(&command_id, &(out.len() as u32).to_be_bytes()),

@@ -50,11 +50,14 @@ pub async fn mutation_latency(root: &Path) -> anyhow::Result<Figure> {
     let store: Arc<dyn EventStore> = Arc::new(EmbeddedStore::open(dir.path().join("events.db"))?);
     // Wired exactly as `leadflow serve` wires it.
     let auth = Auth::from_secret(b"bench secret bench secret bench secret");
-    let app = leadflow_app::App::build(leadflow_app::Config::new(
-        store,
-        dir.path().join("read"),
-        auth.clone(),
-    ))
+    let keyring = Arc::new(leadflow_engine::Keyring::new(
+        store.clone(),
+        Some(leadflow_codec::seal::MasterKey::generate()?),
+    ));
+    let app = leadflow_app::App::build(leadflow_app::Config {
+        keyring: Some(keyring),
+        ..leadflow_app::Config::new(store, dir.path().join("read"), auth.clone())
+    })
     .await?;
     let reads = app.reads.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

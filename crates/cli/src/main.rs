@@ -397,8 +397,45 @@ async fn run_demo(engine: &Engine, leads: u64, seed: u64) -> anyhow::Result<()> 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     private::prepare(&args.data.data_dir)?;
     let Opened { store, .. } = open(&args.data.data_dir, &args.store)?;
-    let engine = leadflow_app::open_engine(store, false).await?;
+    let keyring = keyring(&args.data.data_dir, &store, true).await?;
+    let engine = leadflow_app::open_engine(store, Some(keyring), false).await?;
     run_demo(&engine, args.leads, args.seed).await
+}
+
+/// The data subjects' keys under the master key (issue 20). The master key is made on a
+/// store's first start (so the first backup holds it) and checked on every start: a readable
+/// or malformed key file, or a key that did not wrap the store's keys, refuses the start. A
+/// store already holding sealed data and no master key opens without one: personal fields
+/// are then unavailable (the read models wait for them; nothing reads as erased).
+///
+/// `required`: a batch command (rebuilding the read models) refuses to run without the key
+/// rather than wait for it.
+async fn keyring(
+    data_dir: &Path,
+    store: &Arc<dyn EventStore>,
+    required: bool,
+) -> anyhow::Result<Arc<leadflow_app::Keyring>> {
+    let sealed = leadflow_app::Keyring::new(store.clone(), None)
+        .first_sealed_subject()
+        .await?;
+    let master = private::load_master_key(data_dir, sealed.is_none())?;
+    if master.is_none() && required {
+        bail!(
+            "this store holds sealed personal data and no master key is configured: set LEADFLOW_MASTER_KEY to the key `serve` uses, or put its master.key (mode 0600) in {}",
+            data_dir.display()
+        );
+    }
+    if master.is_none() {
+        tracing::warn!(
+            "no master key (LEADFLOW_MASTER_KEY or {}/master.key): personal fields are unavailable until it is restored",
+            data_dir.display()
+        );
+    }
+    let keyring = leadflow_app::Keyring::new(store.clone(), master);
+    if keyring.has_master_key() {
+        keyring.check_master_key().await?;
+    }
+    Ok(Arc::new(keyring))
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -413,11 +450,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     private::prepare(&data_dir)?;
     // Before anything else: a secret other accounts can read refuses the start.
     let auth = auth(&data_dir)?;
-    // The master key of personal data is made on the first start (so the first backup holds
-    // it) and checked on every start: a readable or malformed one refuses the start. Sealing
-    // with it is issue 20's next step.
-    private::load_master_key(&data_dir)?;
     let Opened { store, embedded } = open(&data_dir, &args.store)?;
+    let keyring = keyring(&data_dir, &store, false).await?;
     // Before the node starts: a new node writes its own first (system) event.
     let empty = holds_no_leads(store.as_ref()).await?;
     // Catalog changes can come from elsewhere when others write the same log: through an
@@ -432,7 +466,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         (Some(_), None) => unreachable!("--node with another store is refused above"),
     };
-    let engine = leadflow_app::open_engine(store.clone(), follow).await?;
+    let engine = leadflow_app::open_engine(store.clone(), Some(keyring), follow).await?;
     if args.demo && empty {
         println!(
             "empty store: creating the demo data set ({} leads, seed {})",
@@ -531,7 +565,8 @@ async fn run_projections(
     private::prepare(data_dir)?;
     let Opened { store, .. } = open(data_dir, store)?;
     let read_dir = read_dir.unwrap_or_else(|| data_dir.join("read"));
-    let reads = leadflow_app::read_side(&read_dir, store.clone())?;
+    let keyring = keyring(data_dir, &store, true).await?;
+    let reads = leadflow_app::read_side(&read_dir, store.clone(), Some(keyring))?;
     let started = Instant::now();
     loop {
         let status = reads.status().await;

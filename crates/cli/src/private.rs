@@ -170,24 +170,31 @@ fn write_private(
 /// The master key of personal data: `LEADFLOW_MASTER_KEY` (64 hex digits), else the data
 /// directory's `master.key`, created on first use. A file that group or others can read is
 /// refused (the key may have been copied), as is one that does not hold a key, with what to do.
-pub fn load_master_key(data_dir: &Path) -> anyhow::Result<MasterKey> {
+pub fn load_master_key(data_dir: &Path, create: bool) -> anyhow::Result<Option<MasterKey>> {
     if let Ok(hex) = std::env::var("LEADFLOW_MASTER_KEY") {
-        return MasterKey::parse_hex(&hex).context("LEADFLOW_MASTER_KEY");
+        return MasterKey::parse_hex(&hex)
+            .context("LEADFLOW_MASTER_KEY")
+            .map(Some);
     }
     let path = data_dir.join(MASTER_KEY_FILE);
     if !path.exists() {
+        if !create {
+            return Ok(None);
+        }
         let key = MasterKey::generate()?;
         write_private(data_dir, MASTER_KEY_FILE, &key.to_hex(), false)?;
     }
     refuse_if_readable(&path, "read every person's data", " (docs/privacy.md)")?;
     let text =
         fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    MasterKey::parse_hex(&text).with_context(|| {
-        format!(
-            "{} does not hold a master key; restore it from your copy (a new one cannot read what the old one wrapped)",
-            path.display()
-        )
-    })
+    MasterKey::parse_hex(&text)
+        .with_context(|| {
+            format!(
+                "{} does not hold a master key; restore it from your copy (a new one cannot read what the old one wrapped)",
+                path.display()
+            )
+        })
+        .map(Some)
 }
 
 #[cfg(test)]
@@ -240,20 +247,22 @@ mod tests {
     #[test]
     fn the_master_key_is_made_once_private_and_refused_when_readable_or_malformed() {
         let dir = tempfile::tempdir().unwrap();
-        let first = load_master_key(dir.path()).unwrap();
+        // A store that already holds sealed data never gets a new key made up for it.
+        assert!(load_master_key(dir.path(), false).unwrap().is_none());
+        let first = load_master_key(dir.path(), true).unwrap().unwrap();
         let path = dir.path().join(MASTER_KEY_FILE);
         assert_eq!(mode(&path) & 0o777, 0o600);
         assert_eq!(
-            load_master_key(dir.path()).unwrap().to_hex(),
+            load_master_key(dir.path(), true).unwrap().unwrap().to_hex(),
             first.to_hex(),
             "made once"
         );
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
-        let e = load_master_key(dir.path()).unwrap_err().to_string();
+        let e = load_master_key(dir.path(), false).unwrap_err().to_string();
         assert!(e.contains("chmod 600"), "{e}");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         fs::write(&path, b"not a key").unwrap();
-        let e = format!("{:#}", load_master_key(dir.path()).unwrap_err());
+        let e = format!("{:#}", load_master_key(dir.path(), false).unwrap_err());
         assert!(e.contains("restore it from your copy"), "{e}");
         assert!(e.contains("64 hex digits"), "{e}");
         assert!(!e.contains(&first.to_hex()), "an error never shows a key");

@@ -11,11 +11,16 @@ use std::time::Duration;
 const BIN: &str = env!("CARGO_BIN_EXE_leadflow");
 
 fn leadflow(args: &[&str], data: &Path) -> std::process::Output {
+    leadflow_with(args, data, &[])
+}
+
+fn leadflow_with(args: &[&str], data: &Path, env: &[(&str, &str)]) -> std::process::Output {
     Command::new(BIN)
         .args(args)
         .arg("--data-dir")
         .arg(data)
         .env("LEADFLOW_LOG", "warn")
+        .envs(env.iter().copied())
         .output()
         .expect("run leadflow")
 }
@@ -52,9 +57,21 @@ fn serve_node_exposes_the_store_and_projections_run_through_it() {
         .recv_timeout(Duration::from_secs(120))
         .expect("serve --node prints the node's connection string");
 
-    // Through the node.
+    // Through the node: personal fields are sealed, so another process needs the master key.
     let remote = dir.path().join("remote");
     let out = leadflow(&["projections", "run", "--store", &connection], &remote);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("LEADFLOW_MASTER_KEY"),
+        "{stderr}"
+    );
+    let master = std::fs::read_to_string(served.join("master.key")).unwrap();
+    let key = [("LEADFLOW_MASTER_KEY", master.trim())];
+    let out = leadflow_with(
+        &["projections", "run", "--store", &connection],
+        &remote,
+        &key,
+    );
     assert!(
         out.status.success(),
         "{}",

@@ -2,8 +2,8 @@
 //! one generic path and the read side decodes them alike.
 
 use leadflow_domain::{
-    Aggregate, CatalogAggregate, CatalogEvent, CatalogPart, CommandName, LeadAggregate, LeadEvent,
-    LeadId,
+    Aggregate, CatalogAggregate, CatalogEvent, CatalogPart, CommandName, Lead, LeadAggregate,
+    LeadEvent, LeadId, SubjectAggregate, SubjectCommand, SubjectEvent, SubjectId,
 };
 
 use crate::lead::CodecError;
@@ -19,6 +19,12 @@ pub trait Stored: Aggregate {
     fn parse_id(raw: &str) -> Result<Self::Id, String>;
     /// A command name read back from metadata, if it is one of this aggregate's.
     fn known_command(name: &str) -> Option<&'static str>;
+    /// The data subject whose key seals `event`'s personal fields, given the state before it
+    /// (issue 20); `None` for aggregates that hold no one's personal data.
+    fn subject(state: Option<&Self::State>, event: &Self::Event) -> Option<uuid::Uuid> {
+        let _ = (state, event);
+        None
+    }
 }
 
 impl Stored for LeadAggregate {
@@ -44,6 +50,13 @@ impl Stored for LeadAggregate {
 
     fn known_command(name: &str) -> Option<&'static str> {
         CommandName::parse(name).map(CommandName::as_str)
+    }
+
+    fn subject(state: Option<&Lead>, event: &LeadEvent) -> Option<uuid::Uuid> {
+        match event {
+            LeadEvent::LeadRegistered(e) => Some(e.subject.as_uuid()),
+            _ => state.map(|lead| lead.subject.as_uuid()),
+        }
     }
 }
 
@@ -72,5 +85,31 @@ impl Stored for CatalogAggregate {
         leadflow_domain::CatalogCommand::NAMES
             .into_iter()
             .find(|n| *n == name)
+    }
+}
+
+impl Stored for SubjectAggregate {
+    fn event_type(event: &SubjectEvent) -> &'static str {
+        event.event_type()
+    }
+
+    fn version(event: &SubjectEvent) -> u32 {
+        event.version()
+    }
+
+    fn encode(event: &SubjectEvent) -> Vec<u8> {
+        crate::subject::encode(event)
+    }
+
+    fn decode(event_type: &str, version: u32, data: &[u8]) -> Result<SubjectEvent, CodecError> {
+        crate::subject::decode(event_type, version, data)
+    }
+
+    fn parse_id(raw: &str) -> Result<SubjectId, String> {
+        SubjectId::parse(raw).map_err(|e| e.to_string())
+    }
+
+    fn known_command(name: &str) -> Option<&'static str> {
+        SubjectCommand::NAMES.into_iter().find(|n| *n == name)
     }
 }

@@ -1,11 +1,43 @@
 //! A recorded event decoded for the read side: its place in the log and, for the streams of a
 //! known category, the typed event and its metadata.
 
-use leadflow_domain::{CatalogEvent, CatalogPart, LeadEvent, LeadId};
+use leadflow_domain::{CatalogEvent, CatalogPart, LeadEvent, LeadId, SubjectEvent, SubjectId};
 use leadflow_store::{Position, RecordedEvent};
+use uuid::Uuid;
 
 use crate::metadata::EventMetadata;
+use crate::seal::Opening;
 use crate::streams::StreamRef;
+
+/// The subjects' keys a reader has at hand, to open sealed personal fields with.
+pub trait Keys {
+    /// How `subject`'s fields open, if that is known without waiting (a cached key, or
+    /// erased); `None`: fetch it first ([`Opened::NeedsKey`]).
+    fn opening(&self, subject: Uuid) -> Option<Opening>;
+}
+
+/// No keys at all: every sealed event needs one.
+pub struct NoKeys;
+
+impl Keys for NoKeys {
+    fn opening(&self, _: Uuid) -> Option<Opening> {
+        None
+    }
+}
+
+/// A decoded event, or the key it waits for. (Boxing the envelope would cost an allocation
+/// per event of the log, the common case.)
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Opened {
+    Envelope(Envelope),
+    /// The event has personal fields sealed under `subject`'s key, which is not at hand:
+    /// fetch it and decode again.
+    NeedsKey {
+        subject: Uuid,
+        event: RecordedEvent,
+    },
+}
 
 /// A decoded event of the log.
 #[derive(Clone, Debug)]
@@ -34,6 +66,12 @@ pub enum Body {
         event: CatalogEvent,
         meta: EventMetadata,
     },
+    /// An event of a `subject-{id}` stream: an erasure or an export.
+    Subject {
+        subject: SubjectId,
+        event: SubjectEvent,
+        meta: EventMetadata,
+    },
     /// An event of a stream no aggregate here owns.
     Other,
 }
@@ -46,22 +84,60 @@ pub struct DecodeError {
     pub reason: String,
 }
 
-/// Decodes `event`; events of streams of no known category come out as [`Body::Other`].
+/// Decodes `event` when it seals nothing; events of streams of no known category come out as
+/// [`Body::Other`]. A sealed event is a [`DecodeError`] here: read those with
+/// [`decode_with_keys`].
 pub fn decode(event: RecordedEvent) -> Result<Envelope, DecodeError> {
+    let position = event.position;
+    match decode_with_keys(event, &NoKeys)? {
+        Opened::Envelope(envelope) => Ok(envelope),
+        Opened::NeedsKey { subject, .. } => Err(DecodeError {
+            position,
+            reason: format!("personal fields sealed under subject {subject}, and no key at hand"),
+        }),
+    }
+}
+
+/// Decodes `event`, opening its sealed personal fields with `keys` (an erased subject's read
+/// as [`crate::seal::ERASED`]).
+pub fn decode_with_keys(event: RecordedEvent, keys: &dyn Keys) -> Result<Opened, DecodeError> {
     let position = event.position;
     let bad = |reason: String| DecodeError { position, reason };
     let stream_ref = StreamRef::parse(&event.stream).map_err(bad)?;
     if stream_ref == StreamRef::Other {
-        return Ok(Envelope {
+        return Ok(Opened::Envelope(Envelope {
             position,
             stream: event.stream,
             revision: event.revision,
             data: event.data,
             body: Body::Other,
-        });
+        }));
     }
     let meta = EventMetadata::decode(&event.metadata)
         .map_err(|e| bad(format!("{} ({})", e, event.event_type)))?;
+    let opened;
+    let data = match meta.subject {
+        None => &event.data,
+        Some(subject) => {
+            let Some(opening) = keys.opening(subject) else {
+                return Ok(Opened::NeedsKey { subject, event });
+            };
+            opened = crate::seal::open_payload(
+                &event.data,
+                &event.event_type,
+                &opening,
+                subject,
+                event.id,
+            )
+            .map_err(|e| {
+                bad(format!(
+                    "{} in stream {} revision {}: {e}",
+                    event.event_type, event.stream, event.revision
+                ))
+            })?;
+            &opened
+        }
+    };
     let in_stream = |e: crate::lead::CodecError| {
         bad(format!(
             "{e} in stream {} revision {}",
@@ -71,23 +147,28 @@ pub fn decode(event: RecordedEvent) -> Result<Envelope, DecodeError> {
     let body = match stream_ref {
         StreamRef::Lead(lead_id) => Body::Lead {
             lead_id,
-            event: crate::lead::decode(&event.event_type, meta.version, &event.data)
-                .map_err(in_stream)?,
+            event: crate::lead::decode(&event.event_type, meta.version, data).map_err(in_stream)?,
             meta,
         },
         StreamRef::Catalog(part) => Body::Catalog {
             part,
-            event: crate::catalog::decode(&event.event_type, meta.version, &event.data)
+            event: crate::catalog::decode(&event.event_type, meta.version, data)
+                .map_err(in_stream)?,
+            meta,
+        },
+        StreamRef::Subject(subject) => Body::Subject {
+            subject,
+            event: crate::subject::decode(&event.event_type, meta.version, data)
                 .map_err(in_stream)?,
             meta,
         },
         StreamRef::Other => unreachable!("answered above"),
     };
-    Ok(Envelope {
+    Ok(Opened::Envelope(Envelope {
         position,
         stream: event.stream,
         revision: event.revision,
         data: event.data,
         body,
-    })
+    }))
 }

@@ -12,9 +12,53 @@ pub struct Upcaster {
     pub upcast: fn(serde_json::Value) -> serde_json::Value,
 }
 
-/// Every upcaster of the lead events. Every event is at version 1 so far; a `v2` of an event
-/// adds its `1 -> 2` upcaster here.
-pub const UPCASTERS: &[Upcaster] = &[];
+/// Every upcaster of the lead events.
+///
+/// Version 2 of the events with personal fields (issue 20) seals those fields under the data
+/// subject's key; the shape is the same, so a version-1 payload (plain text, written before
+/// sealing) is a valid version-2 one as it stands, except that `LeadRegistered` v2 names its
+/// subject: a v1 registration's subject is the one a registration mints today
+/// ([`leadflow_domain::SubjectId::for_lead`]). Opening sealed fields happens before the
+/// upcasters, on version-2 payloads only (`crate::sealing`).
+pub const UPCASTERS: &[Upcaster] = &[
+    Upcaster {
+        event_type: "LeadRegistered",
+        from_version: 1,
+        upcast: registration_names_its_subject,
+    },
+    unchanged("LeadDetailsUpdated", 1),
+    unchanged("LeadQualified", 1),
+    unchanged("LeadStageChanged", 1),
+    unchanged("LeadDisqualified", 1),
+    unchanged("LeadDistributed", 1),
+    unchanged("SystemTaskCompleted", 1),
+    unchanged("HandoffDetailsRecorded", 1),
+    unchanged("LeadConverted", 1),
+    unchanged("DealLost", 1),
+    unchanged("LeadReopened", 1),
+];
+
+/// A version step that changed what the fields may hold (sealed), not their shape.
+const fn unchanged(event_type: &'static str, from_version: u32) -> Upcaster {
+    Upcaster {
+        event_type,
+        from_version,
+        upcast: |v| v,
+    }
+}
+
+/// `LeadRegistered` 1 -> 2: adds `subject`, minted from the lead id as registration does.
+fn registration_names_its_subject(mut payload: serde_json::Value) -> serde_json::Value {
+    let subject = payload
+        .get("leadId")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|id| leadflow_domain::LeadId::parse(id).ok())
+        .map(|lead| leadflow_domain::SubjectId::for_lead(lead).to_string());
+    if let (Some(object), Some(subject)) = (payload.as_object_mut(), subject) {
+        object.insert("subject".to_owned(), subject.into());
+    }
+    payload
+}
 
 /// Why a stored event could not be read.
 ///
@@ -130,13 +174,31 @@ mod tests {
             })
         );
         assert!(matches!(
-            decode("DealWon", 2, b"{}"),
+            decode("DealWon", 9, b"{}"),
             Err(CodecError::NewerVersion { .. })
         ));
         assert!(matches!(
             decode("DealWon", 1, b"{\"nope\":1}"),
             Err(CodecError::Payload { .. })
         ));
+    }
+
+    #[test]
+    fn every_event_with_personal_fields_has_a_sealed_version() {
+        for (event_type, version, _) in leadflow_domain::event_schemas() {
+            if crate::seal::has_personal_fields(event_type) {
+                assert!(
+                    version >= 2,
+                    "{event_type} v{version} holds personal fields in the clear"
+                );
+                assert!(
+                    UPCASTERS
+                        .iter()
+                        .any(|u| u.event_type == event_type && u.from_version == 1),
+                    "{event_type} has no upcaster from its plain-text version"
+                );
+            }
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`seal`]: sealing personal fields under a key per data subject, wrapping those keys with
 //!   the master key, and blind-index tokens (issue 20);
 //! - [`streams`]: stream names per aggregate category, built and parsed in one place;
+//! - [`subject`]: the data subjects' events' table (erasures and exports);
 //! - [`envelope`]: a recorded event decoded into a typed [`Envelope`].
 //!
 //! The engine and the projections both use it, so the read side never depends on the write
@@ -27,10 +28,11 @@ pub mod live;
 pub mod metadata;
 pub mod seal;
 pub mod streams;
+pub mod subject;
 
 pub use aggregates::Stored;
-pub use envelope::{decode, Body, DecodeError, Envelope};
+pub use envelope::{decode, decode_with_keys, Body, DecodeError, Envelope, Keys, NoKeys, Opened};
 pub use lead::{CodecError, Upcaster, UPCASTERS};
 pub use live::LiveCatalog;
 pub use metadata::{ActorMetadata, EventMetadata};
-pub use streams::{catalog_stream, lead_stream, stream_of, StreamRef};
+pub use streams::{catalog_stream, lead_stream, stream_of, subject_stream, StreamRef};

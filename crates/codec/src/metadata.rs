@@ -40,6 +40,10 @@ pub struct EventMetadata {
     pub command: Option<String>,
     /// The payload's schema version.
     pub version: u32,
+    /// The data subject whose key seals the payload's personal fields (issue 20); `None`:
+    /// nothing in it is sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Uuid>,
 }
 
 impl EventMetadata {

@@ -282,7 +282,7 @@ impl BlindIndex {
 }
 
 /// What personal fields read as once their subject's key is destroyed.
-pub const ERASED: &str = "[erased]";
+pub use leadflow_domain::personal::ERASED;
 
 /// One step of a field path of `leadflow_domain::personal`: a property, `[]` for each item of
 /// an array, and `<k=v>` for only the objects whose `k` is `v` (a tagged variant).
@@ -339,8 +339,9 @@ fn each_string(
 }
 
 /// Seals, in `payload` (an event's JSON as the codec writes it), every personal field of
-/// `event_type` (per `leadflow_domain::personal`) that holds a plain string; answers how many.
-/// The field's path is part of each value's associated data.
+/// `event_type` (per `leadflow_domain::personal`); answers how many. Every one is sealed, even
+/// text that happens to look sealed, so a sealed payload holds no plain personal value. The
+/// field's path is part of each value's associated data.
 pub fn seal_fields(
     payload: &mut serde_json::Value,
     event_type: &str,
@@ -352,10 +353,8 @@ pub fn seal_fields(
     for path in leadflow_domain::personal::personal_fields(event_type) {
         each_string(payload, &steps(path), &mut |value| {
             let text = value.as_str().expect("a string");
-            if !is_sealed(text) {
-                *value = serde_json::Value::String(key.seal(subject, event, path, text)?);
-                sealed += 1;
-            }
+            *value = serde_json::Value::String(key.seal(subject, event, path, text)?);
+            sealed += 1;
             Ok(())
         })?;
     }
@@ -365,16 +364,18 @@ pub fn seal_fields(
 /// How sealed fields are read: with the subject's key, or as erased (its key destroyed on
 /// purpose: `PersonalDataErased` is in the log). A key that merely cannot be read is neither:
 /// the caller waits for it.
-pub enum Opening<'a> {
-    Key(&'a SubjectKey),
+#[derive(Clone, Debug)]
+pub enum Opening {
+    Key(std::sync::Arc<SubjectKey>),
     Erased,
 }
 
-/// Opens, in `payload`, every sealed personal field of `event_type`; answers how many.
+/// Opens, in `payload` (sealed by [`seal_fields`]), every personal field of `event_type`;
+/// answers how many.
 pub fn open_fields(
     payload: &mut serde_json::Value,
     event_type: &str,
-    opening: &Opening<'_>,
+    opening: &Opening,
     subject: Uuid,
     event: Uuid,
 ) -> Result<usize, SealError> {
@@ -382,18 +383,51 @@ pub fn open_fields(
     for path in leadflow_domain::personal::personal_fields(event_type) {
         each_string(payload, &steps(path), &mut |value| {
             let text = value.as_str().expect("a string");
-            if is_sealed(text) {
-                let plain = match opening {
-                    Opening::Key(key) => key.open(subject, event, path, text)?,
-                    Opening::Erased => ERASED.to_owned(),
-                };
-                *value = serde_json::Value::String(plain);
-                opened += 1;
-            }
+            let plain = match opening {
+                Opening::Key(key) => key.open(subject, event, path, text)?,
+                Opening::Erased => ERASED.to_owned(),
+            };
+            *value = serde_json::Value::String(plain);
+            opened += 1;
             Ok(())
         })?;
     }
     Ok(opened)
+}
+
+/// Whether events of `event_type` have personal fields to seal.
+pub fn has_personal_fields(event_type: &str) -> bool {
+    leadflow_domain::personal::personal_fields(event_type)
+        .next()
+        .is_some()
+}
+
+/// [`seal_fields`] on an encoded payload.
+pub fn seal_payload(
+    data: &[u8],
+    event_type: &str,
+    key: &SubjectKey,
+    subject: Uuid,
+    event: Uuid,
+) -> Result<Vec<u8>, SealError> {
+    let mut payload: serde_json::Value =
+        serde_json::from_slice(data).map_err(|e| SealError::Malformed(e.to_string()))?;
+    seal_fields(&mut payload, event_type, key, subject, event)?;
+    Ok(serde_json::to_vec(&payload).expect("JSON values serialize"))
+}
+
+/// [`open_fields`] on an encoded payload.
+pub fn open_payload(
+    data: &[u8],
+    event_type: &str,
+    opening: &Opening,
+    subject: Uuid,
+    event: Uuid,
+) -> Result<Vec<u8>, SealError> {
+    let mut payload: serde_json::Value =
+        serde_json::from_slice(data).map_err(|e| SealError::Malformed(e.to_string()))?;
+    open_fields(&mut payload, event_type, opening, subject, event)?;
+    Ok(serde_json::to_vec(&payload).expect("JSON values serialize"))
 }
 
 #[cfg(test)]
@@ -445,13 +479,16 @@ mod tests {
             for value in kept {
                 assert!(text.contains(value), "{value} should stay readable: {text}");
             }
-            // Sealing again seals nothing twice.
-            assert_eq!(
-                seal_fields(&mut sealed.clone(), event_type, &key, subject, event),
-                Ok(0)
-            );
+            let key = std::sync::Arc::new(key.clone());
             let mut opened = sealed.clone();
-            open_fields(&mut opened, event_type, &Opening::Key(&key), subject, event).unwrap();
+            open_fields(
+                &mut opened,
+                event_type,
+                &Opening::Key(key.clone()),
+                subject,
+                event,
+            )
+            .unwrap();
             assert_eq!(opened, original);
             let mut erased = sealed.clone();
             open_fields(&mut erased, event_type, &Opening::Erased, subject, event).unwrap();
@@ -462,7 +499,7 @@ mod tests {
                 open_fields(
                     &mut sealed,
                     event_type,
-                    &Opening::Key(&key),
+                    &Opening::Key(key),
                     subject,
                     Uuid::from_u128(5)
                 ),

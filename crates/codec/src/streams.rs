@@ -1,7 +1,9 @@
 //! Stream names per aggregate category: `lead-<uuid>`, `catalog-<part>`; each new aggregate
 //! (tasks, contacts...) adds its category here, so one place builds and parses every name.
 
-use leadflow_domain::{Aggregate, CatalogAggregate, CatalogPart, LeadAggregate, LeadId};
+use leadflow_domain::{
+    Aggregate, CatalogAggregate, CatalogPart, LeadAggregate, LeadId, SubjectAggregate, SubjectId,
+};
 
 use crate::aggregates::Stored;
 use leadflow_store::StreamName;
@@ -21,6 +23,11 @@ pub fn catalog_stream(part: CatalogPart) -> StreamName {
     stream_of::<CatalogAggregate>(part)
 }
 
+/// The stream of a data subject (what was done with their data on request).
+pub fn subject_stream(id: SubjectId) -> StreamName {
+    stream_of::<SubjectAggregate>(id)
+}
+
 /// The id of aggregate `A` that `name` designates, if it is a stream of `A`'s category; a
 /// name of the category with a malformed id is an error.
 fn id_in<A: Stored>(name: &str) -> Option<Result<A::Id, String>> {
@@ -33,6 +40,7 @@ fn id_in<A: Stored>(name: &str) -> Option<Result<A::Id, String>> {
 pub enum StreamRef {
     Lead(LeadId),
     Catalog(CatalogPart),
+    Subject(SubjectId),
     /// A stream of no category this build knows (system streams, other writers).
     Other,
 }
@@ -45,6 +53,9 @@ impl StreamRef {
         }
         if let Some(part) = id_in::<CatalogAggregate>(name) {
             return part.map(Self::Catalog);
+        }
+        if let Some(subject) = id_in::<SubjectAggregate>(name) {
+            return subject.map(Self::Subject);
         }
         Ok(Self::Other)
     }

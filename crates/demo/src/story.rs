@@ -13,8 +13,8 @@ use chrono::{DateTime, Datelike, Duration, Timelike, Utc, Weekday};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use leadflow_codec::{lead, lead_stream, EventMetadata};
-use leadflow_domain::{evolve, Actor, Lead, LeadCommand, LeadEvent, LeadId};
+use leadflow_codec::lead_stream;
+use leadflow_domain::{evolve, Actor, Lead, LeadAggregate, LeadCommand, LeadEvent, LeadId};
 use leadflow_engine::{CommandMeta, Engine, EngineError, OutcomeKind};
 
 use crate::cast::{Cast, Team};
@@ -208,15 +208,11 @@ impl<'a> Story<'a> {
                 .await
                 .map_err(|e| read_error(e.into()))?;
             for r in recorded {
-                let corrupt = |source| EngineError::Corrupt {
-                    stream: r.stream.clone(),
-                    revision: r.revision,
-                    source,
-                };
-                let meta =
-                    EventMetadata::decode(&r.metadata).map_err(|e| read_error(corrupt(e)))?;
-                let event = lead::decode(&r.event_type, meta.version, &r.data)
-                    .map_err(|e| read_error(corrupt(e)))?;
+                let (_, event) = self
+                    .engine
+                    .decode_recorded::<LeadAggregate>(&r)
+                    .await
+                    .map_err(read_error)?;
                 rb.events.push((r.revision, event));
             }
         }

@@ -66,6 +66,12 @@ uuid_id!(
     DealId, "deal id"
 );
 uuid_id!(
+    /// A data subject: a person outside the company whose personal data the CRM holds (a
+    /// lead's contact). Its key seals every personal field about them; erasing them destroys
+    /// it (issue 20).
+    SubjectId, "subject id"
+);
+uuid_id!(
     /// A task, including the system tasks the stage machine opens.
     TaskId, "task id"
 );
@@ -84,6 +90,14 @@ impl ContactId {
     /// The contact a lead creates from its own data.
     pub fn for_lead(lead: LeadId) -> Self {
         Self(Uuid::new_v5(&lead.0, b"contact"))
+    }
+}
+
+impl SubjectId {
+    /// The subject minted when `lead` is registered with contact data of its own. (Stored
+    /// leads from before subjects existed read as this subject too.)
+    pub fn for_lead(lead: LeadId) -> Self {
+        Self(Uuid::new_v5(&lead.0, b"subject"))
     }
 }
 

@@ -15,6 +15,7 @@ mod context;
 pub mod ids;
 pub mod lead;
 pub mod personal;
+pub mod subject;
 pub mod values;
 
 // What every aggregate shares is at the root (`catalog`, `context`, `ids`, `values`); each
@@ -38,4 +39,8 @@ pub use ids::*;
 pub use lead::{evolve, Disqualification, Lead, Nurturing, OpenDeal, OpenTask};
 pub use rejection::Rejection;
 pub use stage::{Maturity, Stage};
+pub use subject::{
+    subject_event_schemas, ErasureReason, SubjectAggregate, SubjectCommand, SubjectEvent,
+    SubjectRejection, TicketRef,
+};
 pub use values::ValueError;

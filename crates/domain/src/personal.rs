@@ -12,6 +12,10 @@
 //! codes and ids from the catalog, currencies, texts the product itself writes, and everything
 //! of the catalog: staff records are employment data kept for the audit trail (docs/privacy.md).
 
+/// What a personal field reads as once its subject's key is destroyed (erased on request):
+/// every read model, export and query shows this instead of the value.
+pub const ERASED: &str = "[erased]";
+
 /// Whether a field can hold a data subject's personal data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
@@ -170,6 +174,9 @@ pub const FIELDS: &[(&str, &str, Class)] = &[
     ("SettingsChanged", "settings.automation[].key", N),
     ("SettingsChanged", "settings.automation[].textRu", N),
     ("SettingsChanged", "settings.automation[].textEn", N),
+    // A data subject's stream: codes and references, never a value about the person.
+    ("PersonalDataErased", "ticket", N),
+    ("PersonalDataExported", "ticket", N),
 ];
 
 /// The class of the field at `path` of `event_type`, if it is classified.

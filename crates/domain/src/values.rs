@@ -48,6 +48,11 @@ pub enum ValueError {
 pub struct Phone(String);
 
 impl Phone {
+    /// What a number reads as once its data subject is erased.
+    pub fn erased() -> Self {
+        Self(crate::personal::ERASED.to_owned())
+    }
+
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
         let err = |reason| ValueError::Phone {
             input: raw.to_owned(),
@@ -102,10 +107,12 @@ fn russian_8xx(raw: &str) -> Option<String> {
 impl<'de> Deserialize<'de> for Phone {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        let well_formed = s.len() > 2
-            && s.len() <= 16
-            && s.starts_with('+')
-            && s[1..].bytes().all(|b| b.is_ascii_digit());
+        // A stored number whose subject was erased reads as the marker.
+        let well_formed = s == crate::personal::ERASED
+            || s.len() > 2
+                && s.len() <= 16
+                && s.starts_with('+')
+                && s[1..].bytes().all(|b| b.is_ascii_digit());
         if well_formed {
             Ok(Self(s))
         } else {
@@ -131,6 +138,11 @@ impl fmt::Display for Phone {
 pub struct Email(String);
 
 impl Email {
+    /// What an address reads as once its data subject is erased.
+    pub fn erased() -> Self {
+        Self(crate::personal::ERASED.to_owned())
+    }
+
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
         let trimmed = raw.trim();
         let err = || ValueError::Email {
@@ -268,6 +280,11 @@ pub type Comment = Text<4000>;
 pub type Short = Text<100>;
 
 impl<const MAX: usize> Text<MAX> {
+    /// What the text reads as once its data subject is erased.
+    pub fn erased() -> Self {
+        Self(crate::personal::ERASED.to_owned())
+    }
+
     /// Parses `raw` for the field named `field` (the name appears in the error).
     pub fn parse(field: &'static str, raw: &str) -> Result<Self, ValueError> {
         let trimmed = raw.trim();

@@ -38,6 +38,7 @@ use spec::*;
 fn registered_event(responsible: Option<UserId>, details: LeadDetails) -> LeadEvent {
     LeadRegistered {
         lead_id: lead_id(),
+        subject: leadflow_domain::SubjectId::for_lead(lead_id()),
         funnel: funnel("default"),
         stage: Stage::Qualification,
         responsible,

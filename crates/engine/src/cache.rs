@@ -98,6 +98,13 @@ impl<A: Aggregate> AggregateCache<A> {
         newer
     }
 
+    /// Forgets every aggregate.
+    pub fn clear(&self) {
+        let mut g = self.generations.lock().expect("cache lock");
+        g.0.clear();
+        g.1.clear();
+    }
+
     pub fn remove(&self, id: A::Id) {
         let mut g = self.generations.lock().expect("cache lock");
         g.0.remove(&id);

@@ -22,10 +22,13 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use futures::StreamExt;
+use leadflow_codec::seal::{self, Opening};
 use leadflow_domain::{
     Actor, Aggregate, Catalog, CatalogAggregate, CatalogCommand, CatalogPart, CatalogRejection,
-    Lead, LeadAggregate, LeadCommand, LeadId, Rejection,
+    Lead, LeadAggregate, LeadCommand, LeadId, Rejection, SubjectAggregate, SubjectCommand,
+    SubjectRejection,
 };
+pub use leadflow_keyring::{KeyError, Keyring};
 use leadflow_store::{
     ContentType, EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent, StoreError,
 };
@@ -126,12 +129,16 @@ where
 /// - `Conflict`: the aggregate kept changing under the command; retry later (`CONFLICT`).
 /// - `IdempotencyKeyReused`, `MisaddressedRegistration`: caller bugs (`BAD_USER_INPUT`).
 /// - `Store`, `Corrupt`: report (`INTERNAL`); retry `Store(Unavailable)` with the same key.
+/// - `Keys`: personal data keys cannot be had (no master key, a wrong one, the key store
+///   down); retry once it is fixed (`UNAVAILABLE`). Never read as "erased".
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
     Rejected(#[from] Rejection),
     #[error(transparent)]
     CatalogRejected(#[from] CatalogRejection),
+    #[error(transparent)]
+    SubjectRejected(#[from] SubjectRejection),
     #[error("{stream} changed concurrently {attempts} times in a row; try again")]
     Conflict { stream: String, attempts: u32 },
     /// The key already recorded another command on this aggregate.
@@ -155,17 +162,25 @@ pub enum EngineError {
         revision: u64,
         source: CodecError,
     },
+    #[error("personal data keys: {0}")]
+    Keys(#[from] KeyError),
+    #[error("cannot seal or open the personal fields of stream {stream}: {source}")]
+    Seal {
+        stream: String,
+        source: seal::SealError,
+    },
 }
 
 impl EngineError {
     /// A short outcome label for traces and metrics.
     pub fn label(&self) -> &'static str {
         match self {
-            Self::Rejected(_) | Self::CatalogRejected(_) => "rejected",
+            Self::Rejected(_) | Self::CatalogRejected(_) | Self::SubjectRejected(_) => "rejected",
             Self::Conflict { .. } => "conflict",
             Self::IdempotencyKeyReused { .. } | Self::MisaddressedRegistration { .. } => "invalid",
             Self::Store(_) => "store_error",
-            Self::Corrupt { .. } => "corrupt",
+            Self::Corrupt { .. } | Self::Seal { .. } => "corrupt",
+            Self::Keys(_) => "keys_unavailable",
         }
     }
 
@@ -174,6 +189,7 @@ impl EngineError {
         match self {
             Self::Rejected(r) => Some(r.rule()),
             Self::CatalogRejected(r) => Some(r.rule()),
+            Self::SubjectRejected(r) => Some(r.rule()),
             _ => None,
         }
     }
@@ -184,6 +200,10 @@ pub struct EngineConfig {
     pub max_retries: u32,
     /// Leads kept folded in memory.
     pub cache_capacity: usize,
+    /// Seals personal fields under their subjects' keys (issue 20) and opens them. `None`
+    /// writes them in plain text (tests, and the benchmark's run without sealing) and cannot
+    /// read sealed ones.
+    pub keyring: Option<Arc<Keyring>>,
 }
 
 impl Default for EngineConfig {
@@ -191,6 +211,7 @@ impl Default for EngineConfig {
         Self {
             max_retries: 8,
             cache_capacity: 200_000,
+            keyring: None,
         }
     }
 }
@@ -209,7 +230,9 @@ pub struct Engine {
     ids: Arc<dyn IdGenerator>,
     leads: AggregateCache<LeadAggregate>,
     catalogs: AggregateCache<CatalogAggregate>,
+    subjects: AggregateCache<SubjectAggregate>,
     max_retries: u32,
+    keyring: Option<Arc<Keyring>>,
 }
 
 impl Engine {
@@ -229,8 +252,23 @@ impl Engine {
             ids,
             leads: AggregateCache::new(config.cache_capacity),
             catalogs: AggregateCache::new(CatalogPart::ALL.len() * 2),
+            subjects: AggregateCache::new(1024),
             max_retries: config.max_retries,
+            keyring: config.keyring,
         }
+    }
+
+    /// The keys personal fields are sealed with, when sealing.
+    pub fn keyring(&self) -> Option<&Arc<Keyring>> {
+        self.keyring.as_ref()
+    }
+
+    /// Decodes a recorded event of `A`'s streams, opening its sealed personal fields.
+    pub async fn decode_recorded<A: Stored>(
+        &self,
+        recorded: &RecordedEvent,
+    ) -> Result<(EventMetadata, A::Event), EngineError> {
+        decode_opened::<A>(recorded, self.keyring.as_deref()).await
     }
 
     /// The catalog as it stands now.
@@ -292,6 +330,38 @@ impl Engine {
         Ok(outcome)
     }
 
+    /// Runs a command on a data subject (issue 20). An erasure appends `PersonalDataErased`,
+    /// then destroys the subject's key for good and drops every lead this engine holds in
+    /// memory (their cached state may hold the subject's data in the clear). The key goes
+    /// after the event is in the log, so a retried erasure (a no-op in the log) finishes a
+    /// destroy that a crash cut short.
+    pub async fn execute_subject(
+        &self,
+        command: SubjectCommand,
+        meta: CommandMeta,
+    ) -> Result<Outcome<SubjectAggregate>, EngineError> {
+        let subject = command.subject();
+        let outcome = self
+            .traced(&self.subjects, subject, &command, &meta)
+            .await?;
+        if matches!(command, SubjectCommand::Erase { .. })
+            && outcome.state.as_ref().is_some_and(|s| s.erased)
+        {
+            self.forget(subject.as_uuid()).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Destroys `subject`'s key and drops what this engine holds of it in the clear.
+    async fn forget(&self, subject: Uuid) -> Result<(), EngineError> {
+        if let Some(keyring) = &self.keyring {
+            keyring.destroy(subject).await?;
+        }
+        self.leads.clear();
+        tracing::info!(%subject, "a data subject's key is destroyed");
+        Ok(())
+    }
+
     /// Writes the default catalog into a new store (its seed commands, with fixed idempotency
     /// keys, so a second start appends nothing) and loads every catalog stream.
     pub async fn seed_catalog(&self) -> Result<SeedReport, EngineError> {
@@ -313,8 +383,9 @@ impl Engine {
     }
 
     /// Follows the log from `after` for catalog changes made elsewhere (another `serve` node
-    /// over the same EventStoreDB, a CLI) and takes them into the live catalog. Runs until
-    /// aborted; a lost subscription is resumed from the last event seen, with a capped backoff.
+    /// over the same EventStoreDB, a CLI) and takes them into the live catalog, and for
+    /// subjects erased elsewhere, whose keys it forgets. Runs until aborted; a lost
+    /// subscription is resumed from the last event seen, with a capped backoff.
     pub async fn follow_catalog(self: Arc<Self>, after: Position) {
         let mut seen = after;
         let mut backoff = std::time::Duration::from_millis(250);
@@ -330,12 +401,24 @@ impl Engine {
                 };
                 seen = recorded.position;
                 backoff = std::time::Duration::from_millis(250);
-                if let Ok(StreamRef::Catalog(part)) = StreamRef::parse(&recorded.stream) {
-                    if self.catalog.revision(part) < Some(recorded.revision) {
+                match StreamRef::parse(&recorded.stream) {
+                    Ok(StreamRef::Catalog(part))
+                        if self.catalog.revision(part) < Some(recorded.revision) =>
+                    {
                         if let Err(e) = self.refresh_part(part).await {
                             tracing::warn!(%part, error = %e, "cannot reload a catalog stream");
                         }
                     }
+                    // Another process erased a subject: what this one holds of it goes too.
+                    Ok(StreamRef::Subject(subject))
+                        if recorded.event_type == leadflow_domain::subject::ERASED_EVENT =>
+                    {
+                        if let Some(keyring) = &self.keyring {
+                            keyring.erased(subject.as_uuid());
+                        }
+                        self.leads.clear();
+                    }
+                    _ => {}
                 }
             }
             // The subscription ended or failed: resubscribe from the last event seen.
@@ -406,6 +489,9 @@ impl Engine {
         let command_name = A::command_name(command);
         let stream = stream_of::<A>(id);
         let mut refresh = false;
+        // A new stream's subject is new too, so its key is minted without asking the store,
+        // unless an append found the subject already had one.
+        let mut key_taken = false;
         for attempt in 0..=self.max_retries {
             let entry = self.entry(cache, id, refresh).await?;
             if let Some(record) = entry.commands.get(&command_id) {
@@ -460,27 +546,59 @@ impl Engine {
                 command_id,
                 command: Some(command_name.to_owned()),
                 version: 0,
+                subject: None,
             };
-            let new_events = events
-                .iter()
-                .enumerate()
-                .map(|(i, e)| NewEvent {
-                    id: Uuid::new_v5(&command_id, &(i as u32).to_be_bytes()),
-                    event_type: A::event_type(e).to_owned(),
-                    data: A::encode(e),
+            let mut new_events = Vec::with_capacity(events.len());
+            // One key per command: every event of it is about the same subject.
+            let mut sealing = None;
+            for (i, e) in events.iter().enumerate() {
+                let id = Uuid::new_v5(&command_id, &(i as u32).to_be_bytes());
+                let event_type = A::event_type(e);
+                let mut data = A::encode(e);
+                let mut subject = None;
+                let to_seal = A::subject(entry.state.as_ref(), e)
+                    .filter(|_| seal::has_personal_fields(event_type));
+                if let (Some(keyring), Some(about)) = (&self.keyring, to_seal) {
+                    let key = match &sealing {
+                        Some(key) => key,
+                        None if entry.revision.is_none() && !key_taken => {
+                            sealing.insert(keyring.mint(about)?)
+                        }
+                        None => sealing.insert(keyring.for_sealing(about).await?),
+                    };
+                    data = seal::seal_payload(&data, event_type, &key.key, key.subject, id)
+                        .map_err(|source| EngineError::Seal {
+                            stream: stream.to_string(),
+                            source,
+                        })?;
+                    subject = Some(key.subject);
+                }
+                new_events.push(NewEvent {
+                    id,
+                    event_type: event_type.to_owned(),
+                    data,
                     metadata: EventMetadata {
                         version: A::version(e),
+                        subject,
                         ..metadata.clone()
                     }
                     .encode(),
                     content_type: ContentType::Json,
-                })
-                .collect();
+                });
+            }
+            let keys = sealing.iter().filter_map(|s| s.new.clone()).collect();
             let expected = entry
                 .revision
                 .map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
-            match self.store.append(&stream, expected, new_events).await {
+            match self
+                .store
+                .append_with_keys(&stream, expected, new_events, keys)
+                .await
+            {
                 Ok(appended) => {
+                    if let (Some(keyring), Some(key)) = (&self.keyring, &sealing) {
+                        keyring.stored(key);
+                    }
                     let mut next = (*entry).clone();
                     for e in &events {
                         next.state = A::evolve(next.state, e);
@@ -509,6 +627,12 @@ impl Engine {
                     tracing::debug!(attempt, expected = ?entry.revision, ?actual, "append conflict, catching up");
                     refresh = true;
                 }
+                Err(StoreError::SubjectKeyTaken { subject }) => {
+                    // Another writer stored the subject's key first: seal with that one.
+                    tracing::debug!(attempt, %subject, "the subject's key was taken, sealing again");
+                    refresh = true;
+                    key_taken = true;
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -530,7 +654,7 @@ impl Engine {
             .await?;
         let mut entry = Cached::<A>::default();
         for recorded in &events {
-            fold_recorded(&mut entry, recorded)?;
+            fold_recorded(&mut entry, recorded, self.keyring.as_deref()).await?;
         }
         Ok(entry.state)
     }
@@ -548,7 +672,7 @@ impl Engine {
             return Ok(entry.clone());
         }
         let mut entry = cached.map(|e| (*e).clone()).unwrap_or_default();
-        catch_up(self.store.as_ref(), id, &mut entry).await?;
+        catch_up(self.store.as_ref(), id, &mut entry, self.keyring.as_deref()).await?;
         let entry = Arc::new(entry);
         cache.put_if_newer(id, entry.clone());
         Ok(entry)
@@ -561,7 +685,7 @@ pub async fn read_catalog(store: &dyn EventStore) -> Result<Option<Catalog>, Eng
     let mut parts = Vec::new();
     for part in CatalogPart::ALL {
         let mut entry = Cached::<CatalogAggregate>::default();
-        catch_up(store, part, &mut entry).await?;
+        catch_up(store, part, &mut entry, None).await?;
         if let Some(state) = entry.state {
             parts.push((part, state));
         }
@@ -579,6 +703,7 @@ async fn catch_up<A: Stored>(
     store: &dyn EventStore,
     id: A::Id,
     entry: &mut Cached<A>,
+    keyring: Option<&Keyring>,
 ) -> Result<(), EngineError> {
     let stream = stream_of::<A>(id);
     loop {
@@ -588,22 +713,51 @@ async fn catch_up<A: Stored>(
             return Ok(());
         }
         for recorded in &batch {
-            fold_recorded(entry, recorded)?;
+            fold_recorded(entry, recorded, keyring).await?;
         }
     }
 }
 
-fn fold_recorded<A: Stored>(
-    entry: &mut Cached<A>,
+/// Decodes a recorded event of `A`'s, opening its sealed personal fields with `keyring`.
+async fn decode_opened<A: Stored>(
     recorded: &RecordedEvent,
-) -> Result<(), EngineError> {
+    keyring: Option<&Keyring>,
+) -> Result<(EventMetadata, A::Event), EngineError> {
     let corrupt = |source| EngineError::Corrupt {
         stream: recorded.stream.clone(),
         revision: recorded.revision,
         source,
     };
     let meta = EventMetadata::decode(&recorded.metadata).map_err(corrupt)?;
-    let event = A::decode(&recorded.event_type, meta.version, &recorded.data).map_err(corrupt)?;
+    let opened;
+    let data = match meta.subject {
+        None => &recorded.data,
+        Some(subject) => {
+            let opening: Opening = keyring.ok_or(KeyError::NoMasterKey)?.load(subject).await?;
+            opened = seal::open_payload(
+                &recorded.data,
+                &recorded.event_type,
+                &opening,
+                subject,
+                recorded.id,
+            )
+            .map_err(|source| EngineError::Seal {
+                stream: recorded.stream.clone(),
+                source,
+            })?;
+            &opened
+        }
+    };
+    let event = A::decode(&recorded.event_type, meta.version, data).map_err(corrupt)?;
+    Ok((meta, event))
+}
+
+async fn fold_recorded<A: Stored>(
+    entry: &mut Cached<A>,
+    recorded: &RecordedEvent,
+    keyring: Option<&Keyring>,
+) -> Result<(), EngineError> {
+    let (meta, event) = decode_opened::<A>(recorded, keyring).await?;
     entry.state = A::evolve(entry.state.take(), &event);
     entry.revision = Some(recorded.revision);
     let record = entry

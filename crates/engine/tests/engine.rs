@@ -9,6 +9,7 @@ use chrono::{TimeZone, Utc};
 use futures::stream::BoxStream;
 use uuid::Uuid;
 
+use leadflow_codec::seal::{MasterKey, ERASED};
 use leadflow_codec::{lead_stream, EventMetadata};
 use leadflow_domain::commands::*;
 use leadflow_domain::details::{DetailChange, LeadDetails};
@@ -16,14 +17,14 @@ use leadflow_domain::events::HandoffResult;
 use leadflow_domain::values::{Comment, Currency, Email, Money, Name, Phone, Short, ValueError};
 use leadflow_domain::{
     Actor, Catalog, FunnelId, LeadCommand, LeadId, Maturity, Rejection, Role, Stage, StageKey,
-    UserId,
+    SubjectId, UserId,
 };
 use leadflow_engine::{
-    CommandMeta, Engine, EngineConfig, EngineError, FixedClock, OutcomeKind, SequentialIds,
+    CommandMeta, Engine, EngineConfig, EngineError, FixedClock, Keyring, OutcomeKind, SequentialIds,
 };
 use leadflow_store::{
-    AppendResult, EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent, StoreError,
-    StreamName,
+    AppendResult, EventStore, ExpectedRevision, NewEvent, NewKey, Position, RecordedEvent,
+    StoreError, StoredKey, StreamName,
 };
 use leadflow_store_embedded::EmbeddedStore;
 
@@ -154,7 +155,8 @@ async fn a_command_appends_its_events_with_the_full_envelope() {
         "a command starts its own correlation"
     );
     assert_eq!(meta.causation_id, out.command_id);
-    assert_eq!(meta.version, 1);
+    assert_eq!(meta.version, 2);
+    assert_eq!(meta.subject, None, "no keyring: nothing sealed");
     assert_eq!(
         *event_id,
         Uuid::new_v5(&out.command_id, &0u32.to_be_bytes()),
@@ -434,6 +436,21 @@ impl EventStore for AlwaysConflicting {
             actual: Some(99),
         })
     }
+    async fn append_with_keys(
+        &self,
+        stream: &StreamName,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+        _: Vec<NewKey>,
+    ) -> Result<AppendResult, StoreError> {
+        self.append(stream, expected, events).await
+    }
+    async fn read_key(&self, subject: Uuid) -> Result<StoredKey, StoreError> {
+        self.inner.read_key(subject).await
+    }
+    async fn destroy_key(&self, subject: Uuid) -> Result<(), StoreError> {
+        self.inner.destroy_key(subject).await
+    }
     async fn read_stream(
         &self,
         s: &StreamName,
@@ -686,4 +703,138 @@ async fn the_creatio_path_round_trips_through_the_store() {
         .unwrap()
         .unwrap();
     assert_eq!(cold, warm, "every event decodes back to the same state");
+}
+
+fn sealing_engine(store: Arc<dyn EventStore>, master: Option<MasterKey>) -> Engine {
+    Engine::new(
+        store.clone(),
+        Arc::new(Catalog::default_catalog()),
+        Arc::new(FixedClock::at(now())),
+        Arc::new(leadflow_engine::V7Ids),
+        EngineConfig {
+            keyring: Some(Arc::new(Keyring::new(store, master))),
+            ..EngineConfig::default()
+        },
+    )
+}
+
+#[tokio::test]
+async fn personal_fields_are_sealed_under_the_subjects_key_and_open_for_a_fresh_engine() {
+    let f = fixture();
+    let master = MasterKey::generate().unwrap();
+    let engine = sealing_engine(f.store.clone(), Some(master.clone()));
+    let id = lead(40);
+    engine
+        .execute(
+            id,
+            register(id, ResponsibleChoice::Creator),
+            CommandMeta::by(ivan()),
+        )
+        .await
+        .unwrap();
+    let comment = "Позвонить после обеда, Иван Петров";
+    engine
+        .execute(
+            id,
+            LeadCommand::Disqualify(DisqualifyLead {
+                reason: leadflow_domain::ReasonCode::parse("spam").unwrap(),
+                comment: Some(leadflow_domain::values::Comment::parse("c", comment).unwrap()),
+            }),
+            CommandMeta::by(ivan()),
+        )
+        .await
+        .unwrap();
+    let recorded = f.store.read_stream(&lead_stream(id), 0, 10).await.unwrap();
+    let subject = SubjectId::for_lead(id).as_uuid();
+    for e in &recorded {
+        let text = String::from_utf8_lossy(&e.data);
+        for plain in [
+            "Ivan Petrov",
+            "+79161234567",
+            "dairy farm",
+            "Позвонить",
+            "Петров",
+        ] {
+            assert!(!text.contains(plain), "{plain} in {}: {text}", e.event_type);
+        }
+        let meta = EventMetadata::decode(&e.metadata).unwrap();
+        if leadflow_codec::seal::has_personal_fields(&e.event_type) {
+            assert_eq!(meta.subject, Some(subject), "{}", e.event_type);
+        }
+    }
+    assert!(
+        text_of(&recorded).contains("\"spam\""),
+        "codes stay readable"
+    );
+    assert!(matches!(
+        f.store.read_key(subject).await.unwrap(),
+        StoredKey::Present(_)
+    ));
+    // Another engine over the same store and master key reads the lead back in plain text.
+    let fresh = sealing_engine(f.store.clone(), Some(master));
+    let back = fresh.load(id).await.unwrap().unwrap();
+    assert_eq!(back.details.contact_name.unwrap().as_str(), "Ivan Petrov");
+    assert_eq!(
+        back.disqualification.unwrap().comment.unwrap().as_str(),
+        comment
+    );
+    // Without the master key, or with another, the lead cannot be loaded: never "erased".
+    for master in [None, Some(MasterKey::generate().unwrap())] {
+        let blind = sealing_engine(f.store.clone(), master);
+        let err = blind.load(id).await.unwrap_err();
+        assert!(matches!(err, EngineError::Keys(_)), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn new_data_about_an_erased_subject_is_sealed_under_its_successor() {
+    let f = fixture();
+    let master = MasterKey::generate().unwrap();
+    let engine = sealing_engine(f.store.clone(), Some(master.clone()));
+    let id = lead(41);
+    engine
+        .execute(
+            id,
+            register(id, ResponsibleChoice::Creator),
+            CommandMeta::by(ivan()),
+        )
+        .await
+        .unwrap();
+    let subject = SubjectId::for_lead(id).as_uuid();
+    engine.keyring().unwrap().destroy(subject).await.unwrap();
+    // A fresh engine reads the erased lead, and a command on it still works.
+    let fresh = sealing_engine(f.store.clone(), Some(master));
+    let erased = fresh.load(id).await.unwrap().unwrap();
+    assert_eq!(erased.details.title.as_str(), ERASED);
+    assert_eq!(erased.details.phones[0].as_str(), ERASED);
+    fresh
+        .execute(
+            id,
+            LeadCommand::Disqualify(DisqualifyLead {
+                reason: leadflow_domain::ReasonCode::parse("spam").unwrap(),
+                comment: Some(leadflow_domain::values::Comment::parse("c", "new words").unwrap()),
+            }),
+            CommandMeta::by(ivan()),
+        )
+        .await
+        .unwrap();
+    let last = f.store.read_stream(&lead_stream(id), 0, 10).await.unwrap();
+    let meta = EventMetadata::decode(&last.last().unwrap().metadata).unwrap();
+    assert_eq!(meta.subject, Some(leadflow_keyring_successor(subject)));
+    let lead = fresh.load(id).await.unwrap().unwrap();
+    assert_eq!(
+        lead.disqualification.unwrap().comment.unwrap().as_str(),
+        "new words"
+    );
+}
+
+fn leadflow_keyring_successor(subject: Uuid) -> Uuid {
+    Uuid::new_v5(&subject, b"successor")
+}
+
+fn text_of(events: &[RecordedEvent]) -> String {
+    events
+        .iter()
+        .map(|e| String::from_utf8_lossy(&e.data).into_owned())
+        .collect()
 }

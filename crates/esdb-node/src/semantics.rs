@@ -28,6 +28,37 @@ pub const TOMBSTONE_REVISION: u64 = i64::MAX as u64;
 pub const DELETED_TB: u64 = i64::MAX as u64;
 pub const METADATA_TYPE: &str = "$metadata";
 
+/// The streams of data subjects' keys (issue 20), as the EventStoreDB adapter writes them:
+/// `$leadflow-key-<subject>`, one event, the wrapped key. The node keeps them where the engine
+/// beside it keeps them, in the store's key table, so both paths see the same keys; a
+/// tombstone destroys the key there for good (overwritten, the log truncated), which is all
+/// the scavenge such a stream needs.
+pub const KEY_STREAM_PREFIX: &str = "$leadflow-key-";
+/// The event type of a stored key, and the id it reads back with.
+pub const KEY_TYPE: &str = "SubjectKey";
+
+/// The subject of a key stream.
+pub fn key_subject(stream: &str) -> Option<Uuid> {
+    stream
+        .strip_prefix(KEY_STREAM_PREFIX)
+        .and_then(|s| Uuid::parse_str(s).ok())
+}
+
+/// A key as a key stream's only event (revision 0).
+pub fn key_event(stream: &str, subject: Uuid, wrapped: Vec<u8>) -> RecordedEvent {
+    RecordedEvent {
+        stream: stream.to_owned(),
+        revision: 0,
+        position: Position::START,
+        id: Uuid::new_v5(&subject, b"key"),
+        event_type: KEY_TYPE.to_owned(),
+        data: wrapped,
+        metadata: Vec::new(),
+        content_type: ContentType::Binary,
+        recorded_at_micros: 0,
+    }
+}
+
 /// The content type the node reports for a stored event: `application/json` if the write
 /// said exactly that, else `application/octet-stream`.
 pub fn content_type_of(e: &RecordedEvent) -> &'static str {
@@ -198,6 +229,14 @@ impl Db {
     }
 
     pub async fn state(&self, stream: &str) -> Result<StreamState, Status> {
+        if let Some(subject) = key_subject(stream) {
+            let key = self.store.read_key(subject).await.map_err(errors::store)?;
+            return Ok(StreamState {
+                last: (key != leadflow_store::StoredKey::Absent).then_some(0),
+                tombstoned: key == leadflow_store::StoredKey::Destroyed,
+                ..StreamState::default()
+            });
+        }
         let last = self.last_event(stream).await?;
         let meta = if stream.starts_with("$$") {
             None
@@ -225,6 +264,9 @@ impl Db {
             .sum();
         if size > self.max_append_size {
             return Err(errors::too_large(self.max_append_size));
+        }
+        if let Some(subject) = key_subject(stream) {
+            return self.append_key(stream, subject, expected, events).await;
         }
         let _one_at_a_time = self.write_lock(stream).lock().await;
         // A write to a soft-deleted stream's metastream undeletes it: `$tb` moves to the
@@ -435,8 +477,51 @@ impl Db {
         self.write_meta(stream, json!({ "$tb": DELETED_TB })).await
     }
 
+    /// A key stream's one event goes to the key table.
+    async fn append_key(
+        &self,
+        stream: &str,
+        subject: Uuid,
+        expected: Expected,
+        events: Vec<Proposed>,
+    ) -> Result<AppendOutcome, Status> {
+        let [event] = <[Proposed; 1]>::try_from(events).map_err(|_| {
+            Status::invalid_argument("a key stream holds exactly one event, the wrapped key")
+        })?;
+        let key = leadflow_store::NewKey {
+            subject,
+            wrapped: event.data,
+        };
+        match self.store.put_key(key).await {
+            Ok(()) => Ok(AppendOutcome::Success {
+                current: Some(0),
+                position: Some(self.store.head().await.map_err(errors::store)?.0),
+            }),
+            Err(StoreError::SubjectKeyTaken { .. }) => {
+                if self.state(stream).await?.tombstoned {
+                    return Err(errors::stream_deleted(stream));
+                }
+                Ok(AppendOutcome::WrongExpectedVersion {
+                    current: Some(0),
+                    expected,
+                })
+            }
+            Err(e) => Err(errors::store(e)),
+        }
+    }
+
     /// Tombstone: a `$streamDeleted` event closes the stream for good.
     pub async fn tombstone(&self, stream: &str, expected: Expected) -> Result<u64, Status> {
+        if let Some(subject) = key_subject(stream) {
+            if self.state(stream).await?.tombstoned {
+                return Err(errors::stream_deleted(stream));
+            }
+            self.store
+                .destroy_key(subject)
+                .await
+                .map_err(errors::store)?;
+            return Ok(self.store.head().await.map_err(errors::store)?.0);
+        }
         let _one_at_a_time = self.write_lock(stream).lock().await;
         let st = self.state(stream).await?;
         if st.tombstoned {

@@ -175,6 +175,16 @@ async fn read_stream(
 ) -> Result<(), Status> {
     let st = db.state(stream).await?;
     let visible_from = st.truncate_before().unwrap_or(0);
+    if let Some(subject) = crate::semantics::key_subject(stream) {
+        if let leadflow_store::StoredKey::Present(wrapped) =
+            db.store.read_key(subject).await.map_err(errors::store)?
+        {
+            let e = crate::semantics::key_event(stream, subject, wrapped);
+            let event = read_resp::Content::Event(convert::read_event(&e, plan.structured));
+            let _ = tx.send(Ok(content(event))).await;
+            return Ok(());
+        }
+    }
     if st.last.is_none() || st.soft_deleted() {
         let _ = tx
             .send(Ok(content(read_resp::Content::StreamNotFound(

@@ -122,10 +122,14 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::Rejected(r) => r.into(),
             EngineError::CatalogRejected(r) => r.into(),
+            EngineError::SubjectRejected(r) => Self::Forbidden(r.to_string()),
             EngineError::Conflict { .. } => Self::Conflict(e.to_string()),
             EngineError::IdempotencyKeyReused { .. }
             | EngineError::MisaddressedRegistration { .. } => Self::BadUserInput(e.to_string()),
-            EngineError::Store(_) | EngineError::Corrupt { .. } => {
+            EngineError::Store(_)
+            | EngineError::Corrupt { .. }
+            | EngineError::Seal { .. }
+            | EngineError::Keys(_) => {
                 tracing::error!(error = %e, "command failed inside");
                 Self::Internal(e.to_string())
             }

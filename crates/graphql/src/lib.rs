@@ -9,6 +9,7 @@ pub mod error;
 pub mod inputs;
 pub mod mutation;
 pub mod ops;
+pub mod privacy;
 pub mod query;
 pub mod subscription;
 pub mod types;
@@ -86,9 +87,14 @@ pub fn catalog_of(ctx: &Context<'_>) -> Arc<Catalog> {
 #[derive(MergedObject, Default)]
 pub struct Query(query::LeadQuery, catalog::CatalogQuery, ops::OpsQuery);
 
-/// The mutations: the lead's commands and the catalog's (admins only), merged.
+/// The mutations: the lead's commands, the catalog's and personal data's (admins only),
+/// merged.
 #[derive(MergedObject, Default)]
-pub struct Mutation(mutation::LeadMutation, catalog::CatalogMutation);
+pub struct Mutation(
+    mutation::LeadMutation,
+    catalog::CatalogMutation,
+    privacy::PrivacyMutation,
+);
 
 pub type ApiSchema = Schema<Query, Mutation, subscription::Subscription>;
 

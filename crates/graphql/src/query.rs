@@ -339,12 +339,19 @@ impl LeadQuery {
                 .read_stream(&lead_stream(id), low as u64, (high - low + 1) as usize)
                 .await
                 .map_err(|e| ApiError::Internal(format!("reading the lead's events: {e}")))?;
-            payloads.extend(events.into_iter().map(|e| {
-                (
+            for e in events {
+                // Sealed personal fields are shown opened (or as erased), never sealed.
+                let data = match state.engine.keyring() {
+                    Some(keys) => keys.open_recorded(&e).await.map_err(|err| {
+                        ApiError::Internal(format!("opening the lead's events: {err}"))
+                    })?,
+                    None => e.data,
+                };
+                payloads.insert(
                     e.revision as i64,
-                    String::from_utf8_lossy(&e.data).into_owned(),
-                )
-            }));
+                    String::from_utf8_lossy(&data).into_owned(),
+                );
+            }
         }
         let catalog = state.catalog();
         c.edges.extend(page.rows.into_iter().map(|(row, cur)| {

@@ -223,6 +223,11 @@ impl LeadCard {
     async fn id(&self) -> ID {
         ID(self.lead.id.to_string())
     }
+    /// The data subject whose personal data the lead holds (for `erasePersonalData` and
+    /// `personalData`); an id, never a value about the person.
+    async fn subject(&self) -> ID {
+        ID(self.lead.subject.to_string())
+    }
     async fn funnel(&self) -> &str {
         self.lead.funnel.as_str()
     }

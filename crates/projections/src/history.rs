@@ -6,7 +6,8 @@
 
 use rusqlite::{params, Transaction};
 
-use leadflow_domain::{Catalog, CatalogEvent};
+use leadflow_codec::seal;
+use leadflow_domain::{Catalog, CatalogEvent, SubjectEvent, SubjectId};
 
 use crate::summary::summarize;
 use crate::{micros, Body, Envelope, Projection, ProjectionError};
@@ -64,17 +65,21 @@ impl Projection for HistoryProjection {
     }
 
     fn version(&self) -> u32 {
-        4
+        5
     }
 
     fn schema(&self) -> &'static str {
-        include_str!("../../../projections/history.v4.sql")
+        include_str!("../../../projections/history.v5.sql")
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, events: &[Envelope]) -> Result<(), ProjectionError> {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO history(position, lead_id, revision, event_type, actor_user, actor_role, occurred_at, summary)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO history(position, lead_id, revision, event_type, actor_user, actor_role, occurred_at, summary, subject, erased_summary)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        let mut erase = tx.prepare_cached(
+            "UPDATE history SET summary = erased_summary, subject = NULL, erased_summary = NULL
+             WHERE subject = ?1",
         )?;
         let mut catalog = match self.catalog.take() {
             Some(c) => c,
@@ -84,6 +89,14 @@ impl Projection for HistoryProjection {
             "INSERT OR REPLACE INTO catalog_events(position, event_type, version, data) VALUES (?1, ?2, ?3, ?4)",
         )?;
         for env in events {
+            if let Body::Subject {
+                event: SubjectEvent::PersonalDataErased(e),
+                ..
+            } = &env.body
+            {
+                erase.execute([e.subject.as_uuid().as_bytes().as_slice()])?;
+                continue;
+            }
             if let Body::Catalog { event, meta, .. } = &env.body {
                 keep.execute(params![
                     env.position.0 as i64,
@@ -102,6 +115,16 @@ impl Projection for HistoryProjection {
             else {
                 continue;
             };
+            let summary = summarize(&catalog, event);
+            // The summary as it reads once the event's subject is erased, kept only when it
+            // differs (the event shows personal data).
+            let erased = seal::has_personal_fields(event.event_type())
+                .then(|| summarize(&catalog, &event.without_personal_data()))
+                .filter(|erased| *erased != summary);
+            let subject = erased.as_ref().map(|_| {
+                meta.subject
+                    .unwrap_or_else(|| SubjectId::for_lead(*lead_id).as_uuid())
+            });
             insert.execute(params![
                 env.position.0 as i64,
                 lead_id.as_uuid().as_bytes(),
@@ -110,7 +133,9 @@ impl Projection for HistoryProjection {
                 meta.actor.user_id.as_uuid().as_bytes(),
                 format!("{:?}", meta.actor.role),
                 micros(meta.occurred_at),
-                summarize(&catalog, event),
+                summary,
+                subject.map(|s| s.as_bytes().to_vec()),
+                erased,
             ])?;
         }
         // Kept only once the batch went through: after an error the next batch reloads it.

@@ -3,12 +3,13 @@
 //! row with every filterable column, and the kanban counters per funnel column, all written
 //! in the batch's transaction so counts and cards never drift apart.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use rusqlite::{params, OptionalExtension, Transaction};
+use uuid::Uuid;
 
 use leadflow_domain::events::LeadEvent;
-use leadflow_domain::{evolve, Lead, LeadId, Stage};
+use leadflow_domain::{evolve, Lead, LeadId, Stage, SubjectEvent, SubjectId};
 
 use crate::query::budget_bucket;
 use crate::{micros, Body, Envelope, Projection, ProjectionError};
@@ -29,6 +30,8 @@ struct Touched {
     created_at: i64,
     updated_at: i64,
     position: u64,
+    /// The data subjects whose data this batch's events brought (sealed under their keys).
+    subjects: BTreeSet<Uuid>,
 }
 
 impl Projection for LeadsProjection {
@@ -37,11 +40,11 @@ impl Projection for LeadsProjection {
     }
 
     fn version(&self) -> u32 {
-        5
+        6
     }
 
     fn schema(&self) -> &'static str {
-        include_str!("../../../projections/leads.v5.sql")
+        include_str!("../../../projections/leads.v6.sql")
     }
 
     fn set_rebuilding(&mut self, rebuilding: bool) {
@@ -89,6 +92,14 @@ impl Projection for LeadsProjection {
         let mut touched: HashMap<LeadId, Touched> = HashMap::new();
         let mut order = Vec::new();
         for env in events {
+            if let Body::Subject {
+                event: SubjectEvent::PersonalDataErased(e),
+                ..
+            } = &env.body
+            {
+                erase(tx, e.subject, &mut touched, &mut order)?;
+                continue;
+            }
             let Body::Lead {
                 lead_id,
                 event,
@@ -118,6 +129,11 @@ impl Projection for LeadsProjection {
                 });
             }
             t.after = evolve(t.after.take(), event);
+            // Unsealed events (written without keys) are about the lead's own subject.
+            let subject = meta
+                .subject
+                .or_else(|| t.after.as_ref().map(|l| l.subject.as_uuid()));
+            t.subjects.extend(subject);
             let at = micros(meta.occurred_at);
             if matches!(event, LeadEvent::LeadRegistered(_)) {
                 t.created_at = at;
@@ -305,26 +321,63 @@ fn fresh() -> Touched {
         created_at: 0,
         updated_at: 0,
         position: 0,
+        subjects: BTreeSet::new(),
     }
 }
 
-fn load(tx: &Transaction<'_>, id: LeadId) -> Result<Touched, ProjectionError> {
-    let row: Option<(String, i64, i64)> = tx
+/// `subject` is erased: every lead holding its data, stored or in this batch, reads as
+/// erased from here on (its personal fields replaced; stages, times, amounts kept). Events of
+/// those leads later in the log hold it erased already (its key is gone).
+fn erase(
+    tx: &Transaction<'_>,
+    subject: SubjectId,
+    touched: &mut HashMap<LeadId, Touched>,
+    order: &mut Vec<LeadId>,
+) -> Result<(), ProjectionError> {
+    let subject = subject.as_uuid();
+    let stored: Vec<String> = tx
         .prepare_cached(
-            "SELECT c.state, l.created_at, l.updated_at FROM leads l JOIN lead_cards c ON c.row_id = l.row_id
-             WHERE l.lead_id = ?1",
+            "SELECT l.lead_id FROM lead_subjects s JOIN leads l ON l.row_id = s.row_id
+             WHERE s.subject = ?1",
         )?
-        .query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_map([subject.as_bytes().as_slice()], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut ids: Vec<LeadId> = stored
+        .iter()
+        .filter_map(|id| LeadId::parse(id).ok())
+        .collect();
+    ids.extend(
+        touched
+            .iter()
+            .filter(|(_, t)| t.subjects.contains(&subject))
+            .map(|(id, _)| *id),
+    );
+    for id in ids {
+        let t = match touched.entry(id) {
+            std::collections::hash_map::Entry::Occupied(t) => t.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                order.push(id);
+                v.insert(load(tx, id)?)
+            }
+        };
+        t.after = t.after.take().map(|lead| lead.without_personal_data());
+    }
+    Ok(())
+}
+
+fn load(tx: &Transaction<'_>, id: LeadId) -> Result<Touched, ProjectionError> {
+    let row: Option<(String, i64, i64, i64)> = tx
+        .prepare_cached(
+            "SELECT c.state, l.created_at, l.updated_at, l.last_position FROM leads l
+             JOIN lead_cards c ON c.row_id = l.row_id WHERE l.lead_id = ?1",
+        )?
+        .query_row([id.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .optional()?;
     match row {
-        None => Ok(Touched {
-            before: None,
-            after: None,
-            created_at: 0,
-            updated_at: 0,
-            position: 0,
-        }),
-        Some((json, created_at, updated_at)) => {
+        None => Ok(fresh()),
+        Some((json, created_at, updated_at, position)) => {
             let lead: Lead = serde_json::from_str(&json).map_err(|e| ProjectionError::Apply {
                 position: leadflow_store::Position::START,
                 reason: format!("stored card of lead {id} does not decode: {e}"),
@@ -334,7 +387,8 @@ fn load(tx: &Transaction<'_>, id: LeadId) -> Result<Touched, ProjectionError> {
                 after: Some(lead),
                 created_at,
                 updated_at,
-                position: 0,
+                position: position as u64,
+                subjects: BTreeSet::new(),
             })
         }
     }
@@ -393,6 +447,10 @@ fn save(
     let json = serde_json::to_string(lead).expect("a lead always serializes");
     tx.prepare_cached("INSERT OR REPLACE INTO lead_cards(row_id, state) VALUES (?1, ?2)")?
         .execute(params![rowid, json])?;
+    for subject in &t.subjects {
+        tx.prepare_cached("INSERT OR IGNORE INTO lead_subjects(subject, row_id) VALUES (?1, ?2)")?
+            .execute(params![subject.as_bytes().as_slice(), rowid])?;
+    }
     if !search {
         return Ok(());
     }

@@ -17,17 +17,17 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt};
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use leadflow_store::{
-    AppendResult, ContentType, EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent,
-    StoreError, StreamName,
+    AppendResult, ContentType, EventStore, ExpectedRevision, NewEvent, NewKey, Position,
+    RecordedEvent, StoreError, StoredKey, StreamName,
 };
 
 pub use schema::{apply_writer_pragmas, APPLICATION_ID, FORMAT_VERSION, SCHEMA};
-use writer::{AppendRequest, Writer};
+use writer::{AppendRequest, Request, Writer};
 
 /// The largest append accepted, in bytes of data and metadata (EventStoreDB's default is 1 MiB;
 /// imports batch many leads, so allow more).
@@ -45,7 +45,7 @@ struct Inner {
     path: PathBuf,
     /// Opened by [`EmbeddedStore::open_reader`]: every connection is read-only.
     read_only: bool,
-    sender: Option<Sender<AppendRequest>>,
+    sender: Option<Sender<Request>>,
     writer: Option<JoinHandle<()>>,
     head: watch::Receiver<Position>,
     readers: Mutex<Vec<Connection>>,
@@ -190,6 +190,26 @@ impl EmbeddedStore {
         .await
     }
 
+    fn send(&self, request: Request) -> Result<(), StoreError> {
+        let sender = self.inner.sender.as_ref().ok_or_else(|| {
+            StoreError::Unavailable("the store is closing or open for reading only".to_owned())
+        })?;
+        sender
+            .send(request)
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".to_owned()))
+    }
+
+    /// Stores a subject's key with no event (for the node's key streams, which a remote writer
+    /// fills before the events the key seals): kept if the subject holds the very same one,
+    /// else [`StoreError::SubjectKeyTaken`].
+    pub async fn put_key(&self, key: NewKey) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::PutKey { key, reply })?;
+        answer.await.map_err(|_| {
+            StoreError::Unavailable("the writer stopped before answering".to_owned())
+        })?
+    }
+
     /// Runs `f` on a pooled read connection on the blocking pool.
     async fn read<T: Send + 'static>(
         &self,
@@ -305,6 +325,17 @@ impl EventStore for EmbeddedStore {
         expected: ExpectedRevision,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
+        self.append_with_keys(stream, expected, events, Vec::new())
+            .await
+    }
+
+    async fn append_with_keys(
+        &self,
+        stream: &StreamName,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+        keys: Vec<NewKey>,
+    ) -> Result<AppendResult, StoreError> {
         if events.is_empty() {
             return Err(StoreError::EmptyAppend);
         }
@@ -319,18 +350,66 @@ impl EventStore for EmbeddedStore {
             });
         }
         let (reply, answer) = oneshot::channel();
-        let request = AppendRequest {
+        self.send(Request::Append(AppendRequest {
             stream: stream.clone(),
             expected,
             events,
+            keys,
             reply,
-        };
-        let sender = self.inner.sender.as_ref().ok_or_else(|| {
-            StoreError::Unavailable("the store is closing or open for reading only".to_owned())
-        })?;
-        sender
-            .send(request)
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".to_owned()))?;
+        }))?;
+        answer.await.map_err(|_| {
+            StoreError::Unavailable("the writer stopped before answering".to_owned())
+        })?
+    }
+
+    async fn read_key(&self, subject: Uuid) -> Result<StoredKey, StoreError> {
+        self.read(move |conn| {
+            let row: Option<Option<Vec<u8>>> = conn
+                .prepare_cached("SELECT wrapped FROM subject_keys WHERE subject = ?1")?
+                .query_row([subject.as_bytes().as_slice()], |r| r.get(0))
+                .optional()?;
+            Ok(match row {
+                None => StoredKey::Absent,
+                Some(None) => StoredKey::Destroyed,
+                Some(Some(wrapped)) => StoredKey::Present(wrapped),
+            })
+        })
+        .await
+    }
+
+    async fn read_keys(&self, subjects: &[Uuid]) -> Result<Vec<StoredKey>, StoreError> {
+        let subjects = subjects.to_vec();
+        self.read(move |conn| {
+            let mut found = std::collections::HashMap::with_capacity(subjects.len());
+            for chunk in subjects.chunks(500) {
+                let marks = vec!["?"; chunk.len()].join(",");
+                let mut stmt = conn.prepare(&format!(
+                    "SELECT subject, wrapped FROM subject_keys WHERE subject IN ({marks})"
+                ))?;
+                let ids: Vec<&[u8]> = chunk.iter().map(|s| s.as_bytes().as_slice()).collect();
+                let rows = stmt.query_map(rusqlite::params_from_iter(ids), |r| {
+                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
+                })?;
+                for row in rows {
+                    let (subject, wrapped) = row?;
+                    found.insert(subject, wrapped);
+                }
+            }
+            Ok(subjects
+                .iter()
+                .map(|s| match found.get(s.as_bytes().as_slice()) {
+                    None => StoredKey::Absent,
+                    Some(None) => StoredKey::Destroyed,
+                    Some(Some(wrapped)) => StoredKey::Present(wrapped.clone()),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn destroy_key(&self, subject: Uuid) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::DestroyKey { subject, reply })?;
         answer.await.map_err(|_| {
             StoreError::Unavailable("the writer stopped before answering".to_owned())
         })?

@@ -8,8 +8,19 @@ use leadflow_store::StoreError;
 pub const APPLICATION_ID: i64 = 0x4C46_4553;
 /// The newest file format this build reads and writes (`PRAGMA user_version`). Format 2 added
 /// `events.is_binary` (format 1 files are upgraded in place when opened: every event of theirs
-/// is JSON).
-pub const FORMAT_VERSION: i64 = 2;
+/// is JSON); format 3 added `subject_keys` (older files get it, empty, when opened).
+pub const FORMAT_VERSION: i64 = 3;
+
+/// The data subjects' keys (issue 20), wrapped by the master key, apart from the events they
+/// seal. A destroyed key keeps its row, with no bytes, so later keys for the subject are
+/// refused and readers can tell "erased" from "never had one".
+pub const KEYS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS subject_keys (
+    subject      BLOB PRIMARY KEY,
+    wrapped      BLOB,
+    destroyed_at INTEGER
+) WITHOUT ROWID;
+";
 
 /// Tables of format 1. Positions are the rowid, assigned by the single writer at commit, so
 /// the log has no gaps; a stream's last revision is the max of its `(stream_id, revision)` index.
@@ -45,8 +56,11 @@ pub fn apply_writer_pragmas(conn: &Connection) -> rusqlite::Result<()> {
             "journal_mode is {mode}, WAL required"
         )));
     }
+    // `secure_delete`: a destroyed key's bytes are overwritten in the file, not left in a
+    // free page.
     conn.execute_batch(
         "PRAGMA synchronous=FULL;
+         PRAGMA secure_delete=ON;
          PRAGMA cache_size=-65536;
          PRAGMA temp_store=MEMORY;
          PRAGMA foreign_keys=OFF;",
@@ -80,7 +94,7 @@ pub fn check_or_create(conn: &Connection, path: &str) -> Result<(), StoreError> 
         .map_err(sqlite_err)?;
     if app_id == 0 && objects == 0 {
         conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA} PRAGMA application_id={APPLICATION_ID}; PRAGMA user_version={FORMAT_VERSION}; COMMIT;"
+            "BEGIN; {SCHEMA} {KEYS_SCHEMA} PRAGMA application_id={APPLICATION_ID}; PRAGMA user_version={FORMAT_VERSION}; COMMIT;"
         ))
         .map_err(sqlite_err)?;
         return Ok(());
@@ -105,6 +119,12 @@ pub fn check_or_create(conn: &Connection, path: &str) -> Result<(), StoreError> 
              PRAGMA user_version = 2;
              COMMIT;",
         )
+        .map_err(sqlite_err)?;
+    }
+    if version < 3 {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {KEYS_SCHEMA} PRAGMA user_version = 3; COMMIT;"
+        ))
         .map_err(sqlite_err)?;
     }
     Ok(())

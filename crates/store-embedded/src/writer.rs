@@ -12,7 +12,9 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
-use leadflow_store::{AppendResult, ExpectedRevision, NewEvent, Position, StoreError, StreamName};
+use leadflow_store::{
+    AppendResult, ExpectedRevision, NewEvent, NewKey, Position, StoreError, StreamName,
+};
 
 use crate::schema::describe;
 
@@ -27,7 +29,25 @@ pub struct AppendRequest {
     pub stream: StreamName,
     pub expected: ExpectedRevision,
     pub events: Vec<NewEvent>,
+    /// Stored in the same transaction as the events (issue 20).
+    pub keys: Vec<NewKey>,
     pub reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+}
+
+/// What the writer thread is asked to do.
+pub enum Request {
+    Append(AppendRequest),
+    /// Store a subject's key with no event (the node's key streams): refused like an append's.
+    PutKey {
+        key: NewKey,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Destroy a subject's key: its bytes overwritten (`secure_delete`), then the WAL
+    /// checkpointed and truncated so no older copy of the page stays in it.
+    DestroyKey {
+        subject: Uuid,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
 }
 
 /// A stream as the writer knows it: its row id (None before its first event) and last revision.
@@ -55,15 +75,38 @@ impl Writer {
     }
 
     /// Runs until every sender is gone, then returns (closing the connection).
-    pub fn run(mut self, rx: Receiver<AppendRequest>) {
-        while let Ok(first) = rx.recv() {
+    pub fn run(mut self, rx: Receiver<Request>) {
+        let mut waiting = None;
+        loop {
+            let first = match waiting.take() {
+                Some(request) => request,
+                None => match rx.recv() {
+                    Ok(request) => request,
+                    Err(_) => return,
+                },
+            };
+            let first = match first {
+                Request::Append(append) => append,
+                Request::DestroyKey { subject, reply } => {
+                    let _ = reply.send(self.destroy_key(subject));
+                    continue;
+                }
+                Request::PutKey { key, reply } => {
+                    let _ = reply.send(self.put_key(&key));
+                    continue;
+                }
+            };
             let mut events = first.events.len();
             let mut group = vec![first];
             while group.len() < MAX_GROUP_APPENDS && events < MAX_GROUP_EVENTS {
                 match rx.try_recv() {
-                    Ok(next) => {
+                    Ok(Request::Append(next)) => {
                         events += next.events.len();
                         group.push(next);
+                    }
+                    Ok(other) => {
+                        waiting = Some(other);
+                        break;
                     }
                     Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                 }
@@ -74,6 +117,56 @@ impl Writer {
                 let _ = request.reply.send(result);
             }
         }
+    }
+
+    fn put_key(&mut self, key: &NewKey) -> Result<(), StoreError> {
+        let failed = |e: rusqlite::Error| StoreError::Internal(describe(&e));
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(failed)?;
+        match store_keys(&tx, "", std::slice::from_ref(key)) {
+            Ok(()) => tx.commit().map_err(failed),
+            Err(AppendError::Refused(e)) => Err(e),
+            Err(AppendError::Sqlite(e)) => Err(failed(e)),
+        }
+    }
+
+    fn destroy_key(&mut self, subject: Uuid) -> Result<(), StoreError> {
+        let destroyed_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0);
+        let failed = |e: rusqlite::Error| {
+            tracing::error!(error = %describe(&e), "destroying a subject's key failed");
+            StoreError::Unavailable(format!("destroying a key failed: {}", describe(&e)))
+        };
+        self.conn
+            .execute(
+                "INSERT INTO subject_keys(subject, wrapped, destroyed_at) VALUES (?1, NULL, ?2)
+                 ON CONFLICT(subject) DO UPDATE SET wrapped = NULL,
+                     destroyed_at = coalesce(destroyed_at, excluded.destroyed_at)",
+                params![subject.as_bytes().as_slice(), destroyed_at],
+            )
+            .map_err(failed)?;
+        // The key's old page lives on in the WAL until a checkpoint copies the overwritten
+        // page back and the log is truncated. Readers on older snapshots can hold the
+        // checkpoint back: wait for them (they are short), a few times.
+        for attempt in 0..50 {
+            let (busy, _, _): (i64, i64, i64) = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .map_err(failed)?;
+            if busy == 0 {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10 * (attempt + 1)));
+        }
+        Err(StoreError::Unavailable(
+            "the key is destroyed, but readers kept the log from being truncated; retry".to_owned(),
+        ))
     }
 
     fn commit_group(&mut self, group: &[AppendRequest]) -> Vec<Result<AppendResult, StoreError>> {
@@ -202,6 +295,7 @@ fn append_one(
             conn.last_insert_rowid()
         }
     };
+    store_keys(conn, stream, &request.keys)?;
     let first_revision = state.last.map_or(0, |r| r + 1);
     let mut insert = conn.prepare_cached(
         "INSERT INTO events(position, stream_id, revision, event_id, event_type, data, metadata, recorded_at, is_binary)
@@ -244,6 +338,32 @@ fn append_one(
             last: Some(first_revision + n - 1),
         },
     ))
+}
+
+/// Stores each key unless its subject holds the very same one; any other key, or a destroyed
+/// one, refuses the append.
+fn store_keys(conn: &Connection, stream: &str, keys: &[NewKey]) -> Result<(), AppendError> {
+    for key in keys {
+        let subject = key.subject.as_bytes().as_slice();
+        let inserted = conn
+            .prepare_cached(
+                "INSERT INTO subject_keys(subject, wrapped) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![subject, key.wrapped])?;
+        if inserted == 1 {
+            continue;
+        }
+        let held: Option<Vec<u8>> = conn
+            .prepare_cached("SELECT wrapped FROM subject_keys WHERE subject = ?1")?
+            .query_row([subject], |r| r.get(0))?;
+        if held.as_deref() != Some(key.wrapped.as_slice()) {
+            tracing::debug!(%stream, subject = %key.subject, "append refused: the subject's key is taken");
+            return Err(AppendError::Refused(StoreError::SubjectKeyTaken {
+                subject: key.subject,
+            }));
+        }
+    }
+    Ok(())
 }
 
 fn find_event(conn: &Connection, stream_id: i64, id: Uuid) -> rusqlite::Result<Option<u64>> {

@@ -17,6 +17,10 @@
 //!   at the expected revision), the adapter reads the stream and decides as the embedded
 //!   store does: the very same events give the original result, some of them
 //!   [`StoreError::PartlyDuplicateBatch`], none the conflict.
+//! - A data subject's key lives in a system stream of its own, `$leadflow-key-<subject>`
+//!   (one binary event, the wrapped key), written before the events it seals, so every node
+//!   reads the same keys and the projections' subscription never sees them. Destroying a key
+//!   tombstones its stream; a scavenge then removes the event for good.
 
 use std::collections::HashSet;
 
@@ -28,10 +32,11 @@ use uuid::Uuid;
 use eventstore::{
     AppendToStreamOptions, Client, ClientSettings, CurrentRevision, EventData, ReadAllOptions,
     ReadStreamOptions, StreamPosition, SubscribeToAllOptions, SubscriptionFilter,
+    TombstoneStreamOptions,
 };
 use leadflow_store::{
-    AppendResult, ContentType, EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent,
-    StoreError, StreamName,
+    AppendResult, ContentType, EventStore, ExpectedRevision, NewEvent, NewKey, Position,
+    RecordedEvent, StoreError, StoredKey, StreamName,
 };
 
 /// The server's default limit on the size of one append (`MaxAppendSize`, 1 MiB).
@@ -51,6 +56,32 @@ pub struct EsdbStore {
 }
 
 impl EsdbStore {
+    /// Stores a subject's key in its own stream unless it holds the very same one.
+    async fn put_key(&self, key: NewKey) -> Result<(), StoreError> {
+        let taken = || StoreError::SubjectKeyTaken {
+            subject: key.subject,
+        };
+        let event = EventData::binary(KEY_TYPE, Bytes::from(key.wrapped.clone()))
+            .id(Uuid::new_v5(&key.subject, b"key"));
+        let options = AppendToStreamOptions::default()
+            .expected_revision(eventstore::ExpectedRevision::NoStream);
+        match self
+            .client
+            .append_to_stream(key_stream(key.subject), &options, event)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(eventstore::Error::WrongExpectedVersion { .. }) => {
+                match self.read_key(key.subject).await? {
+                    StoredKey::Present(held) if held == key.wrapped => Ok(()),
+                    _ => Err(taken()),
+                }
+            }
+            Err(eventstore::Error::ResourceDeleted) => Err(taken()),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
     /// Connects with a connection string: `esdb://[user:password@]host:port[,host:port...]
     /// [?tls=true&tlsCaFile=...&tlsVerifyCert=...]`, `esdb+discover://` for DNS discovery, and
     /// the same with the `kurrentdb` / `kurrent` schemes. Must be called inside a tokio runtime
@@ -247,6 +278,14 @@ fn server_position(p: Position) -> StreamPosition<eventstore::Position> {
     }
 }
 
+/// The stream of a subject's key.
+fn key_stream(subject: Uuid) -> String {
+    format!("$leadflow-key-{subject}")
+}
+
+/// The event type of a stored key.
+const KEY_TYPE: &str = "SubjectKey";
+
 fn is_system(stream: &str) -> bool {
     stream.starts_with('$')
 }
@@ -326,6 +365,53 @@ impl EventStore for EsdbStore {
                     max: self.max_append_size,
                 })
             }
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn append_with_keys(
+        &self,
+        stream: &StreamName,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+        keys: Vec<NewKey>,
+    ) -> Result<AppendResult, StoreError> {
+        if events.is_empty() {
+            return Err(StoreError::EmptyAppend);
+        }
+        for key in keys {
+            self.put_key(key).await?;
+        }
+        self.append(stream, expected, events).await
+    }
+
+    async fn read_key(&self, subject: Uuid) -> Result<StoredKey, StoreError> {
+        let options = ReadStreamOptions::default()
+            .forwards()
+            .position(StreamPosition::Start)
+            .max_count(1);
+        let read = self.client.read_stream(key_stream(subject), &options).await;
+        let mut read = match read {
+            Ok(read) => read,
+            Err(eventstore::Error::ResourceNotFound) => return Ok(StoredKey::Absent),
+            Err(eventstore::Error::ResourceDeleted) => return Ok(StoredKey::Destroyed),
+            Err(e) => return Err(store_error(e)),
+        };
+        match read.next().await {
+            Ok(Some(e)) => Ok(StoredKey::Present(e.get_original_event().data.to_vec())),
+            Ok(None) | Err(eventstore::Error::ResourceNotFound) => Ok(StoredKey::Absent),
+            Err(eventstore::Error::ResourceDeleted) => Ok(StoredKey::Destroyed),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn destroy_key(&self, subject: Uuid) -> Result<(), StoreError> {
+        match self
+            .client
+            .tombstone_stream(key_stream(subject), &TombstoneStreamOptions::default())
+            .await
+        {
+            Ok(_) | Err(eventstore::Error::ResourceDeleted) => Ok(()),
             Err(e) => Err(store_error(e)),
         }
     }

@@ -12,8 +12,8 @@ use futures::StreamExt;
 use uuid::Uuid;
 
 use crate::{
-    ContentType, EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent, StoreError,
-    StreamName,
+    ContentType, EventStore, ExpectedRevision, NewEvent, NewKey, Position, RecordedEvent,
+    StoreError, StoredKey, StreamName,
 };
 
 /// Opens stores over one fresh storage (a file, a server).
@@ -44,6 +44,7 @@ macro_rules! event_store_contract_tests {
             subscriber_sees_every_event_exactly_once,
             subscription_from_a_position_catches_up_then_goes_live,
             reopened_store_has_every_acknowledged_event,
+            subject_keys_are_kept_apart_and_destroyed_for_good,
         );
     };
     (@tests $harness:expr; $($name:ident,)*) => {
@@ -613,5 +614,89 @@ pub async fn reopened_store_has_every_acknowledged_event(h: &dyn Harness) {
     assert!(
         r.first_position > log.last().unwrap().position,
         "positions continue after a reopen"
+    );
+}
+
+pub async fn subject_keys_are_kept_apart_and_destroyed_for_good(h: &dyn Harness) {
+    let store = h.open().await;
+    let (subject, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let key = |bytes: &[u8]| NewKey {
+        subject,
+        wrapped: bytes.to_vec(),
+    };
+    assert_eq!(store.read_key(subject).await.unwrap(), StoredKey::Absent);
+    let s = stream(&format!("sealed-{subject}"));
+    let first = events(2);
+    store
+        .append_with_keys(
+            &s,
+            ExpectedRevision::NoStream,
+            first.clone(),
+            vec![key(b"k1")],
+        )
+        .await
+        .expect("append with a new key");
+    assert_eq!(
+        store.read_key(subject).await.unwrap(),
+        StoredKey::Present(b"k1".to_vec())
+    );
+    // A retry with the very same key and events is a no-op; the key stays.
+    store
+        .append_with_keys(&s, ExpectedRevision::NoStream, first, vec![key(b"k1")])
+        .await
+        .expect("retried append");
+    // Its key again is fine; another key for the subject refuses the whole append.
+    store
+        .append_with_keys(&s, ExpectedRevision::Exact(1), events(1), vec![key(b"k1")])
+        .await
+        .expect("the same key again");
+    let refused = store
+        .append_with_keys(&s, ExpectedRevision::Exact(2), events(1), vec![key(b"k2")])
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::SubjectKeyTaken { subject: s }) if s == subject),
+        "{refused:?}"
+    );
+    assert_eq!(store.read_stream(&s, 0, 10).await.unwrap().len(), 3);
+    // Destroying is for good, and again is a no-op; the other subject is untouched.
+    store
+        .append_with_keys(
+            &stream(&format!("sealed-{other}")),
+            ExpectedRevision::NoStream,
+            events(1),
+            vec![NewKey {
+                subject: other,
+                wrapped: b"k3".to_vec(),
+            }],
+        )
+        .await
+        .unwrap();
+    store.destroy_key(subject).await.expect("destroy");
+    store.destroy_key(subject).await.expect("destroy again");
+    assert_eq!(store.read_key(subject).await.unwrap(), StoredKey::Destroyed);
+    assert_eq!(
+        store.read_key(other).await.unwrap(),
+        StoredKey::Present(b"k3".to_vec())
+    );
+    let after = store
+        .append_with_keys(&s, ExpectedRevision::Exact(2), events(1), vec![key(b"k1")])
+        .await;
+    assert!(
+        matches!(after, Err(StoreError::SubjectKeyTaken { .. })),
+        "{after:?}"
+    );
+    // A subject that never had a key can be destroyed too, and then takes none.
+    let never = Uuid::new_v4();
+    store.destroy_key(never).await.unwrap();
+    assert_eq!(store.read_key(never).await.unwrap(), StoredKey::Destroyed);
+    // Keys are not events: the log holds only the appended events.
+    let log = read_everything(store.as_ref()).await;
+    assert!(log.iter().all(|e| e.data.as_slice() != b"k1".as_slice()));
+    drop(store);
+    let again = h.open().await;
+    assert_eq!(again.read_key(subject).await.unwrap(), StoredKey::Destroyed);
+    assert_eq!(
+        again.read_key(other).await.unwrap(),
+        StoredKey::Present(b"k3".to_vec())
     );
 }

@@ -9,6 +9,9 @@
 //!   some ids are known is refused. As in EventStoreDB, ids are checked per stream.
 //! - Positions in the global log strictly increase in commit order, so a reader that tails the
 //!   log from its last position never misses an event.
+//! - Each data subject's key (wrapped by the master key: a store never holds one in the clear)
+//!   is kept apart from the events it seals, and is durable no later than the first of them
+//!   ([`EventStore::append_with_keys`]); destroying it is for good ([`EventStore::destroy_key`]).
 
 use std::fmt;
 
@@ -162,6 +165,40 @@ pub struct RecordedEvent {
     pub recorded_at_micros: i64,
 }
 
+/// A data subject's key to store with an append: wrapped by the master key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewKey {
+    pub subject: Uuid,
+    pub wrapped: Vec<u8>,
+}
+
+impl fmt::Debug for NewKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NewKey({})", self.subject)
+    }
+}
+
+/// What a store holds for a data subject's key.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoredKey {
+    /// The key, wrapped by the master key.
+    Present(Vec<u8>),
+    /// Destroyed on purpose (the subject was erased): its bytes are gone.
+    Destroyed,
+    /// No key was ever stored for the subject.
+    Absent,
+}
+
+impl fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StoredKey::Present(_) => "Present(..)",
+            StoredKey::Destroyed => "Destroyed",
+            StoredKey::Absent => "Absent",
+        })
+    }
+}
+
 /// What can go wrong talking to an event store.
 ///
 /// ### Handling
@@ -201,6 +238,11 @@ pub enum StoreError {
     /// the same event ids (idempotent).
     #[error("event store unavailable: {0}")]
     Unavailable(String),
+    /// A key of the append is for a subject that already has another key, or whose key was
+    /// destroyed: nothing was written. Read the subject's key and seal again (a destroyed one
+    /// means new data about that person starts a new subject).
+    #[error("data subject {subject} already has a key, or had one destroyed")]
+    SubjectKeyTaken { subject: Uuid },
     /// A bug or corruption; report it.
     #[error("event store internal error: {0}")]
     Internal(String),
@@ -239,4 +281,33 @@ pub trait EventStore: Send + Sync + 'static {
         &self,
         after: Position,
     ) -> BoxStream<'static, Result<RecordedEvent, StoreError>>;
+
+    /// [`EventStore::append`], storing `keys` first or in the same transaction, so no event
+    /// sealed with a key is ever durable without it. A key its subject already holds (the very
+    /// same bytes) is kept; another one, or one for a destroyed subject, refuses the whole
+    /// append with [`StoreError::SubjectKeyTaken`].
+    async fn append_with_keys(
+        &self,
+        stream: &StreamName,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+        keys: Vec<NewKey>,
+    ) -> Result<AppendResult, StoreError>;
+
+    /// The key a subject has.
+    async fn read_key(&self, subject: Uuid) -> Result<StoredKey, StoreError>;
+
+    /// The keys of several subjects, in their order (a reader catching up needs many).
+    async fn read_keys(&self, subjects: &[Uuid]) -> Result<Vec<StoredKey>, StoreError> {
+        let mut keys = Vec::with_capacity(subjects.len());
+        for subject in subjects {
+            keys.push(self.read_key(*subject).await?);
+        }
+        Ok(keys)
+    }
+
+    /// Destroys a subject's key for good, so nothing it sealed opens again: its bytes are
+    /// overwritten and removed from every file the store keeps. Destroying a destroyed key,
+    /// or one never stored (later keys for the subject are refused), is allowed.
+    async fn destroy_key(&self, subject: Uuid) -> Result<(), StoreError>;
 }

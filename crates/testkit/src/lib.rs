@@ -132,9 +132,13 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     // Wired exactly as `leadflow serve` wires it.
     let auth = Auth::from_secret(SECRET);
     let follow_catalog = node.is_some();
+    // Personal fields sealed, as `serve` seals them, under a master key of this test's own.
+    let master = leadflow_codec::seal::MasterKey::generate().expect("a master key");
+    let keyring = Arc::new(leadflow_app::Keyring::new(store.clone(), Some(master)));
     let app = leadflow_app::App::build(leadflow_app::Config {
         consistency_timeout: settings.consistency_timeout,
         follow_catalog,
+        keyring: Some(keyring),
         ..leadflow_app::Config::new(store.clone(), dir.path().join("read"), auth.clone())
     })
     .await

@@ -18,6 +18,8 @@ pub struct Served {
     pub address: String,
     /// What it printed on stdout up to the end of its startup lines.
     pub startup: String,
+    /// Everything it printed, stdout and stderr, as it printed it.
+    pub output: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Drop for Served {
@@ -31,8 +33,14 @@ impl Served {
     /// Starts `command` (which runs `leadflow serve --listen 127.0.0.1:0 ...`, perhaps through
     /// a wrapper) and waits for its startup lines.
     pub fn start(mut command: Command) -> Served {
+        // Quiet unless the test asked for a level.
+        if !command
+            .get_envs()
+            .any(|(k, v)| k == "LEADFLOW_LOG" && v.is_some())
+        {
+            command.env("LEADFLOW_LOG", "warn");
+        }
         let mut child = command
-            .env("LEADFLOW_LOG", "warn")
             .env_remove("LEADFLOW_JWT_SECRET")
             .env_remove("LEADFLOW_CORS_ORIGINS")
             .stdout(Stdio::piped())
@@ -56,11 +64,16 @@ impl Served {
         });
         let stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let (tx, rx) = mpsc::channel();
+        let output = stderr.clone();
         std::thread::spawn(move || {
             for line in stdout.lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
+                {
+                    let mut all = output.lock().expect("output");
+                    all.push_str(&line);
+                    all.push('\n');
                 }
+                // Past the startup lines nobody listens; keep draining.
+                let _ = tx.send(line);
             }
         });
         let mut startup = String::new();
@@ -90,6 +103,7 @@ impl Served {
             child,
             address,
             startup,
+            output: stderr,
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::commands::*;
 use crate::context::Context;
 use crate::details::{DetailChange, LeadDetails};
 use crate::events::*;
-use crate::ids::{AccountId, ContactId, DealId, TaskId, UserId};
+use crate::ids::{AccountId, ContactId, DealId, SubjectId, TaskId, UserId};
 use crate::lead::{apply, Lead};
 use crate::rejection::Rejection;
 use crate::stage::{Maturity, Stage};
@@ -128,6 +128,7 @@ fn register(c: &RegisterLead, ctx: &Context) -> Result<Vec<LeadEvent>, Rejection
     }
     Ok(vec![LeadRegistered {
         lead_id: c.lead_id,
+        subject: SubjectId::for_lead(c.lead_id),
         funnel: funnel_id,
         stage: funnel.first_stage(),
         responsible,

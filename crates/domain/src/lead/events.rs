@@ -9,32 +9,36 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::Role;
 use crate::details::{DetailChange, LeadDetails};
-use crate::ids::{AccountId, ContactId, DealId, FunnelId, LeadId, ReasonCode, TaskId, UserId};
+use crate::ids::{
+    AccountId, ContactId, DealId, FunnelId, LeadId, ReasonCode, SubjectId, TaskId, UserId,
+};
 use crate::stage::{Maturity, Stage};
 use crate::values::{Comment, Money, Name, Short};
 
 /// Calls `$m! { Type = version, ... }` with every lead event type and its current version.
+/// Version 2 of each event with personal fields holds them sealed under the lead's data
+/// subject's key (issue 20); `LeadRegistered` v2 also names that subject.
 #[macro_export]
 macro_rules! for_each_lead_event {
     ($m:ident) => {
         $m! {
-            LeadRegistered = 1,
-            LeadDetailsUpdated = 1,
-            LeadQualified = 1,
-            LeadStageChanged = 1,
+            LeadRegistered = 2,
+            LeadDetailsUpdated = 2,
+            LeadQualified = 2,
+            LeadStageChanged = 2,
             MaturityChanged = 1,
-            LeadDisqualified = 1,
+            LeadDisqualified = 2,
             ResponsibleAssigned = 1,
-            LeadDistributed = 1,
+            LeadDistributed = 2,
             SystemTaskOpened = 1,
-            SystemTaskCompleted = 1,
+            SystemTaskCompleted = 2,
             SystemTaskCancelled = 1,
-            HandoffDetailsRecorded = 1,
+            HandoffDetailsRecorded = 2,
             DealOpened = 1,
-            LeadConverted = 1,
+            LeadConverted = 2,
             DealWon = 1,
-            DealLost = 1,
-            LeadReopened = 1,
+            DealLost = 2,
+            LeadReopened = 2,
         }
     };
 }
@@ -56,6 +60,9 @@ for_each_lead_event!(define_lead_event);
 #[serde(rename_all = "camelCase")]
 pub struct LeadRegistered {
     pub lead_id: LeadId,
+    /// The person the lead's contact data belongs to: every personal field of the lead's
+    /// events is sealed under this subject's key (issue 20).
+    pub subject: SubjectId,
     pub funnel: FunnelId,
     pub stage: Stage,
     /// `None`: the lead arrived without one (web form, call, import) and goes to Distribution.

@@ -6,6 +6,7 @@
 pub mod commands;
 pub(crate) mod decide;
 pub mod details;
+mod erase;
 pub mod events;
 pub(crate) mod rejection;
 pub mod stage;
@@ -15,7 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::details::{HandoffDetails, LeadDetails};
 use crate::events::*;
-use crate::ids::{AccountId, ContactId, DealId, FunnelId, LeadId, ReasonCode, TaskId, UserId};
+use crate::ids::{
+    AccountId, ContactId, DealId, FunnelId, LeadId, ReasonCode, SubjectId, TaskId, UserId,
+};
 use crate::stage::{Maturity, Stage};
 use crate::values::{Comment, Short};
 
@@ -55,6 +58,8 @@ pub struct Nurturing {
 #[serde(rename_all = "camelCase")]
 pub struct Lead {
     pub id: LeadId,
+    /// Whose personal data the lead holds.
+    pub subject: SubjectId,
     pub funnel: FunnelId,
     pub stage: Stage,
     pub maturity: Maturity,
@@ -103,6 +108,7 @@ pub fn evolve(state: Option<Lead>, event: &LeadEvent) -> Option<Lead> {
     if let LeadEvent::LeadRegistered(e) = event {
         return Some(Lead {
             id: e.lead_id,
+            subject: e.subject,
             funnel: e.funnel.clone(),
             stage: e.stage,
             maturity: Maturity::Unknown,

@@ -30,6 +30,7 @@ use rusqlite::Connection;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
+use leadflow_keyring::Keyring;
 use leadflow_store::{EventStore, Position};
 
 use crate::{Projection, ProjectionError};
@@ -86,6 +87,17 @@ impl ReadSide {
         store: Arc<dyn EventStore>,
         projections: Vec<Box<dyn Projection>>,
     ) -> Result<Self, ProjectionError> {
+        Self::start_with_keys(dir, store, None, projections)
+    }
+
+    /// [`ReadSide::start`], opening sealed personal fields with `keys` (issue 20); without
+    /// them, a projection that meets a sealed event waits there, its status saying why.
+    pub fn start_with_keys(
+        dir: &Path,
+        store: Arc<dyn EventStore>,
+        keys: Option<Arc<Keyring>>,
+        projections: Vec<Box<dyn Projection>>,
+    ) -> Result<Self, ProjectionError> {
         std::fs::create_dir_all(dir).map_err(|e| ProjectionError::Setup {
             what: format!("create {}", dir.display()),
             reason: e.to_string(),
@@ -124,6 +136,7 @@ impl ReadSide {
                 projection,
                 conn,
                 store: store.clone(),
+                keys: keys.clone(),
                 runtime: runtime.clone(),
                 status: status.clone(),
                 checkpoint: cp_tx,
@@ -160,6 +173,7 @@ impl ReadSide {
             let names: Vec<&str> = members.iter().map(|m| m.name).collect();
             let feeder = Feeder {
                 store: store.clone(),
+                keys: keys.clone(),
                 runtime: runtime.clone(),
                 shutdown: shutdown.subscribe(),
                 stop: None,

@@ -11,7 +11,9 @@ use rusqlite::{params, Connection};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
-use leadflow_store::{EventStore, Position};
+use leadflow_codec::{NoKeys, Opened};
+use leadflow_keyring::Keyring;
+use leadflow_store::{EventStore, Position, RecordedEvent};
 
 use super::status::{retry_delay, ProjectionState, ProjectionStatus};
 use super::versions::finish_rebuild;
@@ -41,6 +43,8 @@ pub(crate) struct Worker {
     pub(crate) projection: Box<dyn Projection>,
     pub(crate) conn: Connection,
     pub(crate) store: Arc<dyn EventStore>,
+    /// Opens sealed personal fields; `None`: a sealed event waits (the status says why).
+    pub(crate) keys: Option<Arc<Keyring>>,
     pub(crate) runtime: Handle,
     pub(crate) status: Arc<Mutex<ProjectionStatus>>,
     pub(crate) checkpoint: watch::Sender<Position>,
@@ -107,6 +111,7 @@ pub(crate) struct Member {
 /// stops (failed, or shut down) drops out; the feeder ends when none is left or at shutdown.
 pub(crate) struct Feeder {
     pub(crate) store: Arc<dyn EventStore>,
+    pub(crate) keys: Option<Arc<Keyring>>,
     pub(crate) runtime: Handle,
     pub(crate) shutdown: watch::Receiver<bool>,
     /// A worker's own feeder ends when the worker drops the sender (it failed again, or
@@ -123,7 +128,7 @@ impl Feeder {
             let ours = s
                 .error
                 .as_deref()
-                .is_some_and(|e| e.starts_with("event store: "));
+                .is_some_and(|e| e.starts_with(STORE_FAILED) || e.starts_with(KEYS_FAILED));
             if s.state == ProjectionState::Retrying && ours {
                 tracing::info!(projection = m.name, "the event store answers again");
                 s.state = ProjectionState::CatchingUp;
@@ -137,13 +142,18 @@ impl Feeder {
     /// The store failed under the subscription: every member shows it while the feeder waits
     /// (capped exponential backoff) to subscribe again. False if shut down meanwhile.
     fn store_failed(&mut self, attempts: u32, error: String) -> bool {
-        let delay = retry_delay(attempts);
         tracing::warn!(
             attempt = attempts,
-            retry_in_ms = delay.as_millis() as u64,
             error = %error,
             "the event store failed under the projections' subscription, subscribing again"
         );
+        self.wait(attempts, format!("{STORE_FAILED}{error}"))
+    }
+
+    /// Every member shows `error` while the feeder waits (capped exponential backoff). False
+    /// if shut down meanwhile.
+    fn wait(&mut self, attempts: u32, error: String) -> bool {
+        let delay = retry_delay(attempts);
         let next = chrono::Duration::from_std(delay)
             .ok()
             .map(|d| chrono::Utc::now() + d);
@@ -151,7 +161,7 @@ impl Feeder {
             let mut s = m.status.lock().expect("status lock");
             if s.state != ProjectionState::Failed {
                 s.state = ProjectionState::Retrying;
-                s.error = Some(format!("event store: {error}"));
+                s.error = Some(error.clone());
                 s.attempts = attempts;
                 s.next_attempt = next;
             }
@@ -253,13 +263,8 @@ impl Feeder {
                     }
                 }
                 let last = batch.last().map_or(position, |e| e.position);
-                let fed: Fed = match batch
-                    .into_iter()
-                    .map(leadflow_codec::decode)
-                    .collect::<Result<Vec<_>, _>>()
-                {
-                    Ok(envelopes) => Ok(envelopes.into()),
-                    Err(poison) => Err((poison.position, poison.reason)),
+                let Some(fed) = self.decode(batch) else {
+                    return;
                 };
                 let poisoned = fed.is_err();
                 // A member that hung up has stopped; the others go on.
@@ -275,6 +280,99 @@ impl Feeder {
                     continue 'subscribe;
                 }
             }
+        }
+    }
+}
+
+/// Whether `envelope` erases a data subject.
+fn erases(envelope: &Envelope) -> bool {
+    matches!(
+        envelope.body,
+        crate::Body::Subject {
+            event: leadflow_domain::SubjectEvent::PersonalDataErased(_),
+            ..
+        }
+    )
+}
+
+/// How the status shows a failing store, and failing keys.
+const STORE_FAILED: &str = "event store: ";
+const KEYS_FAILED: &str = "personal data keys: ";
+
+impl Feeder {
+    /// Decodes a batch, opening sealed personal fields; the keys it lacks are fetched in one
+    /// go. While they cannot be had (no master key, a wrong one, the store down) the feeder
+    /// waits, the status saying why, and nothing is applied, let alone as "erased". `None`:
+    /// shut down meanwhile.
+    fn decode(&mut self, batch: Vec<RecordedEvent>) -> Option<Fed> {
+        let mut attempts = 0u32;
+        let mut slots = Vec::with_capacity(batch.len());
+        let mut needed = Vec::new();
+        for event in batch {
+            match self.decode_one(event) {
+                Ok(Opened::Envelope(envelope)) => slots.push(Ok(envelope)),
+                Ok(Opened::NeedsKey { subject, event }) => {
+                    needed.push(subject);
+                    slots.push(Err(event));
+                }
+                Err(poison) => return Some(Err((poison.position, poison.reason))),
+            }
+        }
+        while !needed.is_empty() {
+            let loaded = match &self.keys {
+                Some(keys) => self.runtime.block_on(keys.load_many(&needed)),
+                None => Err(leadflow_keyring::KeyError::NoMasterKey),
+            };
+            match loaded {
+                Ok(()) => {
+                    if attempts > 0 {
+                        self.store_recovered();
+                    }
+                    needed.clear();
+                }
+                Err(e) => {
+                    attempts += 1;
+                    tracing::warn!(attempt = attempts, error = %e, "personal data keys cannot be read; the projections wait");
+                    if !self.wait(attempts, format!("{KEYS_FAILED}{e}")) {
+                        return None;
+                    }
+                }
+            }
+        }
+        let mut envelopes = Vec::with_capacity(slots.len());
+        for slot in slots.iter().filter_map(|s| s.as_ref().ok()) {
+            // An erasure made elsewhere: its key reads as erased here from now on.
+            if let (Some(keys), crate::Body::Subject { subject, .. }) = (&self.keys, &slot.body) {
+                if erases(slot) {
+                    keys.erased(subject.as_uuid());
+                }
+            }
+        }
+        for slot in slots {
+            match slot {
+                Ok(envelope) => envelopes.push(envelope),
+                Err(event) => match self.decode_one(event) {
+                    Ok(Opened::Envelope(envelope)) => envelopes.push(envelope),
+                    Ok(Opened::NeedsKey { event, .. }) => {
+                        // Loaded a moment ago and already evicted: the cache is full of a
+                        // huge batch; this is rare enough to read it again alone.
+                        let mut one = self.decode(vec![event])?;
+                        match &mut one {
+                            Ok(decoded) => envelopes.extend(decoded.iter().cloned()),
+                            Err(_) => return Some(one),
+                        }
+                    }
+                    Err(poison) => return Some(Err((poison.position, poison.reason))),
+                },
+            }
+        }
+        Some(Ok(envelopes.into()))
+    }
+
+    fn decode_one(&self, event: RecordedEvent) -> Result<Opened, leadflow_codec::DecodeError> {
+        match &self.keys {
+            Some(keys) => leadflow_codec::decode_with_keys(event, keys.as_ref()),
+            None => leadflow_codec::decode_with_keys(event, &NoKeys),
         }
     }
 }
@@ -348,6 +446,7 @@ impl Worker {
         let name = self.projection.name();
         let feeder = Feeder {
             store: self.store.clone(),
+            keys: self.keys.clone(),
             runtime: self.runtime.clone(),
             shutdown: self.shutdown.clone(),
             stop: Some(stopped),
@@ -515,6 +614,9 @@ impl Worker {
         let committing = Instant::now();
         spent.applying += committing - started;
         tx.commit()?;
+        if envelopes.iter().any(erases) {
+            super::sqlite::purge_wal(&self.conn, self.projection.name())?;
+        }
         spent.committing += committing.elapsed();
         Ok(())
     }

@@ -1,4 +1,4 @@
--- The `history` read model, version 4: every event of a lead with its actor, business time
+-- The `history` read model, version 5: every event of a lead with its actor, business time
 -- and a readable summary, for the lead card's feed (newest first).
 -- v2: no copy of the payload (the log has it; the API reads it from there when asked), which
 -- halves the model's size.
@@ -13,9 +13,14 @@ CREATE TABLE history (
     actor_user  BLOB NOT NULL,          -- the UUID's 16 bytes
     actor_role  TEXT NOT NULL,
     occurred_at INTEGER NOT NULL,       -- µs since epoch
-    summary     TEXT NOT NULL
+    summary     TEXT NOT NULL,
+    -- v5 (issue 20): for an entry whose summary shows personal data, the data subject it is
+    -- about and the summary as it reads once that subject is erased (NULL otherwise).
+    subject        BLOB,
+    erased_summary TEXT
 );
 CREATE INDEX history_by_lead ON history(lead_id, position);
+CREATE INDEX history_by_subject ON history(subject) WHERE subject IS NOT NULL;
 
 -- v4: the catalog events as the log has them, so the model names users, funnels and stages as
 -- the catalog stood at each event's position (a rename never rewrites the feed, and a rebuild

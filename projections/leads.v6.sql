@@ -1,4 +1,4 @@
--- The `leads` read model, version 5: the lead card (a snapshot of the domain state), the
+-- The `leads` read model, version 6: the lead card (a snapshot of the domain state), the
 -- registry row with every filterable column, and the kanban counters per funnel column.
 -- A new version of this file rebuilds the read model from the log.
 -- v2: sortable columns are NOT NULL ('' and -1 stand for "none"), so that an index can serve
@@ -13,6 +13,9 @@
 -- v5: lead counts per budget bucket as well (`budget_counts`), so the table's exact total under
 -- a budget range is a sum of counters and a scan of the two edge buckets, not a count of a
 -- quarter of a million index entries.
+-- v6 (issue 20): the data subjects each lead holds data of (`lead_subjects`), so an erasure
+-- finds its leads; the search index deletes for good ('secure-delete'), so an erased name
+-- leaves no token behind.
 
 CREATE TABLE leads (
     row_id                  INTEGER PRIMARY KEY,
@@ -54,6 +57,15 @@ CREATE INDEX leads_by_phone ON leads(phone);
 
 -- Substring search over title, contact name, phone and e-mail; rowid = leads.row_id.
 CREATE VIRTUAL TABLE lead_search USING fts5(text, tokenize = 'trigram');
+INSERT INTO lead_search(lead_search, rank) VALUES ('secure-delete', 1);
+
+-- Whose personal data each lead holds: the subject it was registered with, and any that took
+-- over after an erasure.
+CREATE TABLE lead_subjects (
+    subject BLOB NOT NULL,     -- the UUID's 16 bytes
+    row_id  INTEGER NOT NULL,  -- leads.row_id
+    PRIMARY KEY (subject, row_id)
+) WITHOUT ROWID;
 
 -- Kept in step with `leads` in the same transaction, so the kanban header is one index read.
 -- `scope` is '' for every lead, 'r:<user>' for the leads a user is responsible for,

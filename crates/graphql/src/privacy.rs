@@ -1,0 +1,96 @@
+//! Personal data on request (issue 20): erasing a data subject, for admins. Erasure is
+//! crypto-shredding: the subject's key is destroyed, after which every personal field sealed
+//! with it reads as `[erased]` in every read model, export and answer; the process history
+//! (stages, times, amounts, who acted) stays whole.
+
+use async_graphql::{Context, Enum, Object, Result, SimpleObject, ID};
+
+use leadflow_domain::{ErasureReason, Role, SubjectCommand, SubjectId, TicketRef};
+use leadflow_engine::{CommandMeta, OutcomeKind};
+
+use crate::error::ApiError;
+use crate::types::LogPosition;
+use crate::{actor, AppState};
+
+/// Why a person's data is erased: a fixed list, never free text (the log keeps it forever).
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum ErasureReasonCode {
+    /// The person asked (152-FZ art. 21, GDPR art. 17).
+    Request,
+    /// The retention period ran out.
+    Retention,
+    /// A duplicate record of a person kept elsewhere.
+    Duplicate,
+    Other,
+}
+
+impl From<ErasureReasonCode> for ErasureReason {
+    fn from(r: ErasureReasonCode) -> Self {
+        match r {
+            ErasureReasonCode::Request => ErasureReason::Request,
+            ErasureReasonCode::Retention => ErasureReason::Retention,
+            ErasureReasonCode::Duplicate => ErasureReason::Duplicate,
+            ErasureReasonCode::Other => ErasureReason::Other,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct ErasurePayload {
+    pub subject: ID,
+    /// False when the subject was erased before (erasing again changes nothing).
+    pub erased_now: bool,
+    /// Where the erasure sits in the log: pass it as `consistency` to read models that show it.
+    pub position: Option<LogPosition>,
+}
+
+fn ticket_ref(raw: Option<String>) -> Result<Option<TicketRef>, ApiError> {
+    raw.map(|t| TicketRef::parse(&t).map_err(|e| ApiError::BadUserInput(e.to_string())))
+        .transpose()
+}
+
+fn subject_id(raw: &ID) -> Result<SubjectId, ApiError> {
+    SubjectId::parse(raw).map_err(|e| ApiError::BadUserInput(e.to_string()))
+}
+
+/// Personal data on request: admins only.
+#[derive(Default)]
+pub struct PrivacyMutation;
+
+#[Object]
+impl PrivacyMutation {
+    /// Erases a data subject (a lead's `subject`): destroys their key, so every personal field
+    /// of theirs reads as `[erased]` everywhere from now on, and records who did it, why (a
+    /// code) and under which ticket. Erasing an erased subject again changes nothing.
+    async fn erase_personal_data(
+        &self,
+        ctx: &Context<'_>,
+        subject: ID,
+        reason_code: ErasureReasonCode,
+        ticket: Option<String>,
+    ) -> Result<ErasurePayload> {
+        let actor = actor(ctx)?;
+        // Only admins: refused before the input is judged, so others learn nothing from it.
+        if actor.role != Role::Admin {
+            return Err(
+                ApiError::Forbidden("only an admin may erase a person's data".to_owned()).into(),
+            );
+        }
+        let command = SubjectCommand::Erase {
+            subject: subject_id(&subject)?,
+            reason: reason_code.into(),
+            ticket: ticket_ref(ticket)?,
+        };
+        let state = ctx.data_unchecked::<AppState>();
+        let out = state
+            .engine
+            .execute_subject(command, CommandMeta::by(actor))
+            .await
+            .map_err(ApiError::from)?;
+        Ok(ErasurePayload {
+            subject,
+            erased_now: out.kind == OutcomeKind::Appended,
+            position: out.position.map(LogPosition),
+        })
+    }
+}
