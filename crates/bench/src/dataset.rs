@@ -8,10 +8,11 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
+use leadflow_codec::seal::{self, MasterKey, SubjectKey};
 use leadflow_codec::{lead, lead_stream, EventMetadata};
 use leadflow_domain::commands::DisqualifyLead;
-use leadflow_domain::{decide, evolve, Actor, Catalog, LeadCommand, ReasonCode};
-use leadflow_store::{EventStore, ExpectedRevision, NewEvent};
+use leadflow_domain::{decide, evolve, Actor, Catalog, LeadCommand, ReasonCode, SubjectId};
+use leadflow_store::{EventStore, ExpectedRevision, NewEvent, NewKey};
 use leadflow_store_embedded::EmbeddedStore;
 
 use crate::workload::{business_time, lead_id, path_step, PATH_LEN};
@@ -76,9 +77,49 @@ pub fn decided(
     Ok(out)
 }
 
+/// The master key of the sealed data set (a fixed one, so the cached set stays readable).
+pub fn bench_master_key() -> MasterKey {
+    MasterKey::parse_hex(&"b3".repeat(32)).expect("64 hex digits")
+}
+
+/// Seals `events` (lead `i`'s) as the engine does: one new key for the lead's subject,
+/// wrapped by `master`, every personal field sealed under it; the key to store with them.
+pub fn sealed(
+    master: &MasterKey,
+    i: u64,
+    mut events: Vec<NewEvent>,
+) -> anyhow::Result<(Vec<NewEvent>, NewKey)> {
+    let subject = SubjectId::for_lead(lead_id(i)).as_uuid();
+    let key = SubjectKey::generate()?;
+    for e in &mut events {
+        if !seal::has_personal_fields(&e.event_type) {
+            continue;
+        }
+        e.data = seal::seal_payload(&e.data, &e.event_type, &key, subject, e.id)?;
+        let mut meta = EventMetadata::decode(&e.metadata)?;
+        meta.subject = Some(subject);
+        e.metadata = meta.encode();
+    }
+    let wrapped = master.wrap(subject, &key)?;
+    Ok((events, NewKey { subject, wrapped }))
+}
+
 /// The data directory holding `leads` leads, generating it if it is not cached yet.
 pub async fn ensure(root: &Path, leads: u64) -> anyhow::Result<PathBuf> {
-    let dir = root.join(format!("data-{leads}"));
+    generate(root, leads, false).await
+}
+
+/// [`ensure`] with every lead's personal fields sealed under [`bench_master_key`].
+pub async fn ensure_sealed(root: &Path, leads: u64) -> anyhow::Result<PathBuf> {
+    generate(root, leads, true).await
+}
+
+async fn generate(root: &Path, leads: u64, sealing: bool) -> anyhow::Result<PathBuf> {
+    let dir = root.join(if sealing {
+        format!("data-{leads}-sealed")
+    } else {
+        format!("data-{leads}")
+    });
     let done = dir.join("complete");
     if done.exists() {
         return Ok(dir);
@@ -98,10 +139,22 @@ pub async fn ensure(root: &Path, leads: u64) -> anyhow::Result<PathBuf> {
         .map(|lane| {
             let (store, catalog) = (store.clone(), catalog.clone());
             tokio::spawn(async move {
+                let master = bench_master_key();
                 for i in (lane..leads).step_by(IN_FLIGHT as usize) {
                     let batch = lead_events(&catalog, i)?;
+                    let (batch, keys) = if sealing {
+                        let (batch, key) = sealed(&master, i, batch)?;
+                        (batch, vec![key])
+                    } else {
+                        (batch, Vec::new())
+                    };
                     store
-                        .append(&lead_stream(lead_id(i)), ExpectedRevision::NoStream, batch)
+                        .append_with_keys(
+                            &lead_stream(lead_id(i)),
+                            ExpectedRevision::NoStream,
+                            batch,
+                            keys,
+                        )
                         .await?;
                     if lane == 0 && i % 100_000 < IN_FLIGHT {
                         eprintln!("  {i} leads ...");

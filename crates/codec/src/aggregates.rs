@@ -14,13 +14,16 @@ pub trait Stored: Aggregate {
     /// The payload's schema version.
     fn version(event: &Self::Event) -> u32;
     fn encode(event: &Self::Event) -> Vec<u8>;
+    /// The payload as a JSON value, to seal its personal fields in place.
+    fn encode_value(event: &Self::Event) -> serde_json::Value;
     fn decode(event_type: &str, version: u32, data: &[u8]) -> Result<Self::Event, CodecError>;
     /// The id in a stream name (`lead-<id>` -> `<id>`).
     fn parse_id(raw: &str) -> Result<Self::Id, String>;
     /// A command name read back from metadata, if it is one of this aggregate's.
     fn known_command(name: &str) -> Option<&'static str>;
     /// The data subject whose key seals `event`'s personal fields, given the state before it
-    /// (issue 20); `None` for aggregates that hold no one's personal data.
+    /// (issue 20); `None` for aggregates that hold no one's personal data, and for events
+    /// that carry no personal value (nothing to seal, so readers need no key for them).
     fn subject(state: Option<&Self::State>, event: &Self::Event) -> Option<uuid::Uuid> {
         let _ = (state, event);
         None
@@ -40,6 +43,10 @@ impl Stored for LeadAggregate {
         crate::lead::encode(event)
     }
 
+    fn encode_value(event: &LeadEvent) -> serde_json::Value {
+        crate::lead::encode_value(event)
+    }
+
     fn decode(event_type: &str, version: u32, data: &[u8]) -> Result<LeadEvent, CodecError> {
         crate::lead::decode(event_type, version, data)
     }
@@ -53,6 +60,9 @@ impl Stored for LeadAggregate {
     }
 
     fn subject(state: Option<&Lead>, event: &LeadEvent) -> Option<uuid::Uuid> {
+        if !crate::seal::has_personal_fields(event.event_type()) || !event.holds_personal_data() {
+            return None;
+        }
         match event {
             LeadEvent::LeadRegistered(e) => Some(e.subject.as_uuid()),
             _ => state.map(|lead| lead.subject.as_uuid()),
@@ -71,6 +81,10 @@ impl Stored for CatalogAggregate {
 
     fn encode(event: &CatalogEvent) -> Vec<u8> {
         crate::catalog::encode(event)
+    }
+
+    fn encode_value(event: &CatalogEvent) -> serde_json::Value {
+        crate::catalog::encode_value(event)
     }
 
     fn decode(event_type: &str, version: u32, data: &[u8]) -> Result<CatalogEvent, CodecError> {
@@ -99,6 +113,10 @@ impl Stored for SubjectAggregate {
 
     fn encode(event: &SubjectEvent) -> Vec<u8> {
         crate::subject::encode(event)
+    }
+
+    fn encode_value(event: &SubjectEvent) -> serde_json::Value {
+        crate::subject::encode_value(event)
     }
 
     fn decode(event_type: &str, version: u32, data: &[u8]) -> Result<SubjectEvent, CodecError> {

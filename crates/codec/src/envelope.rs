@@ -115,29 +115,25 @@ pub fn decode_with_keys(event: RecordedEvent, keys: &dyn Keys) -> Result<Opened,
     }
     let meta = EventMetadata::decode(&event.metadata)
         .map_err(|e| bad(format!("{} ({})", e, event.event_type)))?;
-    let opened;
-    let data = match meta.subject {
-        None => &event.data,
-        Some(subject) => {
-            let Some(opening) = keys.opening(subject) else {
-                return Ok(Opened::NeedsKey { subject, event });
-            };
-            opened = crate::seal::open_payload(
-                &event.data,
-                &event.event_type,
-                &opening,
-                subject,
-                event.id,
-            )
-            .map_err(|e| {
-                bad(format!(
-                    "{} in stream {} revision {}: {e}",
-                    event.event_type, event.stream, event.revision
-                ))
-            })?;
-            &opened
-        }
-    };
+    // Sealed personal fields are opened on the parsed payload, which is then decoded as it
+    // stands (no second parse).
+    let mut opened = None;
+    if let Some(subject) = meta.subject {
+        let Some(opening) = keys.opening(subject) else {
+            return Ok(Opened::NeedsKey { subject, event });
+        };
+        let sealed_err = |e: String| {
+            bad(format!(
+                "{} in stream {} revision {}: {e}",
+                event.event_type, event.stream, event.revision
+            ))
+        };
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&event.data).map_err(|e| sealed_err(e.to_string()))?;
+        crate::seal::open_fields(&mut value, &event.event_type, &opening, subject, event.id)
+            .map_err(|e| sealed_err(e.to_string()))?;
+        opened = Some(value);
+    }
     let in_stream = |e: crate::lead::CodecError| {
         bad(format!(
             "{e} in stream {} revision {}",
@@ -147,18 +143,22 @@ pub fn decode_with_keys(event: RecordedEvent, keys: &dyn Keys) -> Result<Opened,
     let body = match stream_ref {
         StreamRef::Lead(lead_id) => Body::Lead {
             lead_id,
-            event: crate::lead::decode(&event.event_type, meta.version, data).map_err(in_stream)?,
+            event: match opened {
+                Some(value) => crate::lead::decode_value(&event.event_type, meta.version, value),
+                None => crate::lead::decode(&event.event_type, meta.version, &event.data),
+            }
+            .map_err(in_stream)?,
             meta,
         },
         StreamRef::Catalog(part) => Body::Catalog {
             part,
-            event: crate::catalog::decode(&event.event_type, meta.version, data)
+            event: crate::catalog::decode(&event.event_type, meta.version, &event.data)
                 .map_err(in_stream)?,
             meta,
         },
         StreamRef::Subject(subject) => Body::Subject {
             subject,
-            event: crate::subject::decode(&event.event_type, meta.version, data)
+            event: crate::subject::decode(&event.event_type, meta.version, &event.data)
                 .map_err(in_stream)?,
             meta,
         },

@@ -161,6 +161,42 @@ pub(crate) fn decode_versioned<E>(
     decode_current(event_type, &bytes).map_err(|e| payload_err(e.to_string()))
 }
 
+/// [`decode_versioned`] of a payload already parsed.
+pub(crate) fn decode_value_versioned<E>(
+    upcasters: &[Upcaster],
+    current: Option<u32>,
+    event_type: &str,
+    version: u32,
+    mut value: serde_json::Value,
+    decode_current: fn(&str, serde_json::Value) -> Result<E, serde_json::Error>,
+) -> Result<E, CodecError> {
+    let current = current.ok_or_else(|| CodecError::UnknownType {
+        event_type: event_type.to_owned(),
+    })?;
+    if version > current {
+        return Err(CodecError::NewerVersion {
+            event_type: event_type.to_owned(),
+            version,
+            current,
+        });
+    }
+    for v in version..current {
+        let up = upcasters
+            .iter()
+            .find(|u| u.event_type == event_type && u.from_version == v)
+            .ok_or_else(|| CodecError::MissingUpcaster {
+                event_type: event_type.to_owned(),
+                version: v,
+            })?;
+        value = (up.upcast)(value);
+    }
+    decode_current(event_type, value).map_err(|e| CodecError::Payload {
+        event_type: event_type.to_owned(),
+        version,
+        reason: e.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,11 +21,46 @@ macro_rules! event_table {
             encoded.expect("events always serialize")
         }
 
+        /// The payload of `event` as a JSON value (for sealing its fields in place).
+        pub fn encode_value(event: &$enum) -> serde_json::Value {
+            let encoded = match event {
+                $($enum::$name(e) => serde_json::to_value(e),)*
+            };
+            encoded.expect("events always serialize")
+        }
+
         fn decode_current(event_type: &str, data: &[u8]) -> Result<$enum, serde_json::Error> {
             match event_type {
                 $(stringify!($name) => serde_json::from_slice::<$name>(data).map($enum::from),)*
                 _ => unreachable!("checked by current_version"),
             }
+        }
+
+        fn decode_current_value(
+            event_type: &str,
+            value: serde_json::Value,
+        ) -> Result<$enum, serde_json::Error> {
+            match event_type {
+                $(stringify!($name) => serde_json::from_value::<$name>(value).map($enum::from),)*
+                _ => unreachable!("checked by current_version"),
+            }
+        }
+
+        /// Decodes a payload already parsed (opened sealed fields), upcasting it first if it
+        /// is older.
+        pub fn decode_value(
+            event_type: &str,
+            version: u32,
+            value: serde_json::Value,
+        ) -> Result<$enum, $crate::lead::CodecError> {
+            $crate::lead::decode_value_versioned(
+                UPCASTERS,
+                current_version(event_type),
+                event_type,
+                version,
+                value,
+                decode_current_value,
+            )
         }
     };
 }

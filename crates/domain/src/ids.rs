@@ -95,9 +95,14 @@ impl ContactId {
 
 impl SubjectId {
     /// The subject minted when `lead` is registered with contact data of its own. (Stored
-    /// leads from before subjects existed read as this subject too.)
+    /// leads from before subjects existed read as this subject too.) It is the lead's id
+    /// marked as a subject's (UUID version 8): as time-ordered as lead ids are, so the store
+    /// files keys in the order leads arrive rather than at random places of its index.
     pub fn for_lead(lead: LeadId) -> Self {
-        Self(Uuid::new_v5(&lead.0, b"subject"))
+        let mut bytes = *lead.0.as_bytes();
+        bytes[6] = (bytes[6] & 0x0f) | 0x80;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        Self(Uuid::from_bytes(bytes))
     }
 }
 
@@ -243,6 +248,14 @@ mod tests {
             AccountId::for_lead(lead).as_uuid()
         );
         assert_ne!(TaskId::for_lead(lead, 1), TaskId::for_lead(lead, 2));
+        // A subject is not its lead, and subjects of later leads sort later.
+        assert_ne!(SubjectId::for_lead(lead).as_uuid(), lead.as_uuid());
+        let (a, b) = (
+            LeadId::from_uuid(Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001)),
+            LeadId::from_uuid(Uuid::from_u128(0x0190_0000_0001_7000_8000_0000_0000_0000)),
+        );
+        assert!(SubjectId::for_lead(a) < SubjectId::for_lead(b));
+        assert_eq!(SubjectId::for_lead(a).as_uuid().get_version_num(), 8);
     }
 
     #[test]

@@ -554,7 +554,7 @@ impl Engine {
             for (i, e) in events.iter().enumerate() {
                 let id = Uuid::new_v5(&command_id, &(i as u32).to_be_bytes());
                 let event_type = A::event_type(e);
-                let mut data = A::encode(e);
+                let data;
                 let mut subject = None;
                 let to_seal = A::subject(entry.state.as_ref(), e)
                     .filter(|_| seal::has_personal_fields(event_type));
@@ -566,12 +566,17 @@ impl Engine {
                         }
                         None => sealing.insert(keyring.for_sealing(about).await?),
                     };
-                    data = seal::seal_payload(&data, event_type, &key.key, key.subject, id)
-                        .map_err(|source| EngineError::Seal {
+                    let mut value = A::encode_value(e);
+                    seal::seal_fields(&mut value, event_type, &key.key, key.subject, id).map_err(
+                        |source| EngineError::Seal {
                             stream: stream.to_string(),
                             source,
-                        })?;
+                        },
+                    )?;
+                    data = serde_json::to_vec(&value).expect("JSON values serialize");
                     subject = Some(key.subject);
+                } else {
+                    data = A::encode(e);
                 }
                 new_events.push(NewEvent {
                     id,

@@ -152,8 +152,9 @@ impl Keyring {
     }
 
     /// Fetches the keys of `subjects` into the cache in one round trip to the store (a reader
-    /// catching up meets many subjects at once).
-    pub async fn load_many(&self, subjects: &[Uuid]) -> Result<(), KeyError> {
+    /// catching up meets many subjects at once). `required`: a subject with no stored key is
+    /// [`KeyError::Missing`]; otherwise it is passed over (a prefetch on a guess).
+    pub async fn load_many(&self, subjects: &[Uuid], required: bool) -> Result<(), KeyError> {
         let mut wanted: Vec<Uuid> = {
             let cache = self.cache.lock().expect("key cache lock");
             subjects
@@ -170,7 +171,8 @@ impl Keyring {
         let stored = self.store.read_keys(&wanted).await?;
         for (subject, key) in wanted.into_iter().zip(stored) {
             let opening = match key {
-                StoredKey::Absent => return Err(KeyError::Missing(subject)),
+                StoredKey::Absent if required => return Err(KeyError::Missing(subject)),
+                StoredKey::Absent => continue,
                 StoredKey::Destroyed => Opening::Erased,
                 StoredKey::Present(wrapped) => {
                     Opening::Key(Arc::new(self.master()?.unwrap(subject, &wrapped)?))

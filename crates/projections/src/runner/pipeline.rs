@@ -11,7 +11,7 @@ use rusqlite::{params, Connection};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
-use leadflow_codec::{NoKeys, Opened};
+use leadflow_codec::{Keys as _, NoKeys, Opened};
 use leadflow_keyring::Keyring;
 use leadflow_store::{EventStore, Position, RecordedEvent};
 
@@ -284,6 +284,15 @@ impl Feeder {
     }
 }
 
+/// The subject a recorded event's metadata names (its sealed fields'), found without
+/// decoding the metadata; a guess only for prefetching keys (decoding decides).
+fn sealed_subject(metadata: &[u8]) -> Option<uuid::Uuid> {
+    const FIELD: &[u8] = b"\"subject\":\"";
+    let at = metadata.windows(FIELD.len()).position(|w| w == FIELD)? + FIELD.len();
+    let text = std::str::from_utf8(metadata.get(at..at + 36)?).ok()?;
+    uuid::Uuid::parse_str(text).ok()
+}
+
 /// Whether `envelope` erases a data subject.
 fn erases(envelope: &Envelope) -> bool {
     matches!(
@@ -305,22 +314,53 @@ impl Feeder {
     /// waits, the status saying why, and nothing is applied, let alone as "erased". `None`:
     /// shut down meanwhile.
     fn decode(&mut self, batch: Vec<RecordedEvent>) -> Option<Fed> {
-        let mut attempts = 0u32;
-        let mut slots = Vec::with_capacity(batch.len());
-        let mut needed = Vec::new();
-        for event in batch {
-            match self.decode_one(event) {
-                Ok(Opened::Envelope(envelope)) => slots.push(Ok(envelope)),
-                Ok(Opened::NeedsKey { subject, event }) => {
-                    needed.push(subject);
-                    slots.push(Err(event));
-                }
-                Err(poison) => return Some(Err((poison.position, poison.reason))),
+        // The keys first, all the batch's sealed events need, in one round trip: then every
+        // event decodes in one pass.
+        if let Some(keys) = &self.keys {
+            let wanted: Vec<uuid::Uuid> = batch
+                .iter()
+                .filter_map(|e| sealed_subject(&e.metadata))
+                .filter(|s| keys.opening(*s).is_none())
+                .collect();
+            if !wanted.is_empty() {
+                self.fetch_keys(&wanted, false)?;
             }
         }
-        while !needed.is_empty() {
+        let mut envelopes = Vec::with_capacity(batch.len());
+        for event in batch {
+            let mut event = event;
+            let envelope = loop {
+                match self.decode_one(event) {
+                    Ok(Opened::Envelope(envelope)) => break envelope,
+                    // Not fetched above (the cache was full, or the key is missing): this one
+                    // alone, waiting for it if need be.
+                    Ok(Opened::NeedsKey { subject, event: e }) => {
+                        self.fetch_keys(&[subject], true)?;
+                        event = e;
+                    }
+                    Err(poison) => return Some(Err((poison.position, poison.reason))),
+                }
+            };
+            // An erasure made elsewhere: its key reads as erased here from now on.
+            if let (Some(keys), crate::Body::Subject { subject, .. }) = (&self.keys, &envelope.body)
+            {
+                if erases(&envelope) {
+                    keys.erased(subject.as_uuid());
+                }
+            }
+            envelopes.push(envelope);
+        }
+        Some(Ok(envelopes.into()))
+    }
+
+    /// Fetches `subjects`' keys into the keyring, waiting (the status saying why) while they
+    /// cannot be had. `required`: a subject with no key at all is a failure to wait on too.
+    /// `None`: shut down meanwhile.
+    fn fetch_keys(&mut self, subjects: &[uuid::Uuid], required: bool) -> Option<()> {
+        let mut attempts = 0u32;
+        loop {
             let loaded = match &self.keys {
-                Some(keys) => self.runtime.block_on(keys.load_many(&needed)),
+                Some(keys) => self.runtime.block_on(keys.load_many(subjects, required)),
                 None => Err(leadflow_keyring::KeyError::NoMasterKey),
             };
             match loaded {
@@ -328,7 +368,7 @@ impl Feeder {
                     if attempts > 0 {
                         self.store_recovered();
                     }
-                    needed.clear();
+                    return Some(());
                 }
                 Err(e) => {
                     attempts += 1;
@@ -339,34 +379,6 @@ impl Feeder {
                 }
             }
         }
-        let mut envelopes = Vec::with_capacity(slots.len());
-        for slot in slots.iter().filter_map(|s| s.as_ref().ok()) {
-            // An erasure made elsewhere: its key reads as erased here from now on.
-            if let (Some(keys), crate::Body::Subject { subject, .. }) = (&self.keys, &slot.body) {
-                if erases(slot) {
-                    keys.erased(subject.as_uuid());
-                }
-            }
-        }
-        for slot in slots {
-            match slot {
-                Ok(envelope) => envelopes.push(envelope),
-                Err(event) => match self.decode_one(event) {
-                    Ok(Opened::Envelope(envelope)) => envelopes.push(envelope),
-                    Ok(Opened::NeedsKey { event, .. }) => {
-                        // Loaded a moment ago and already evicted: the cache is full of a
-                        // huge batch; this is rare enough to read it again alone.
-                        let mut one = self.decode(vec![event])?;
-                        match &mut one {
-                            Ok(decoded) => envelopes.extend(decoded.iter().cloned()),
-                            Err(_) => return Some(one),
-                        }
-                    }
-                    Err(poison) => return Some(Err((poison.position, poison.reason))),
-                },
-            }
-        }
-        Some(Ok(envelopes.into()))
     }
 
     fn decode_one(&self, event: RecordedEvent) -> Result<Opened, leadflow_codec::DecodeError> {
