@@ -52,6 +52,36 @@ enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Personal data on request (docs/privacy.md).
+    Privacy {
+        #[command(subcommand)]
+        command: PrivacyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PrivacyCommand {
+    /// Erase a data subject (a lead's `subject`): destroy their key, record who did it and
+    /// why, and bring the read models in `<data-dir>/read` up to it, so nothing of the person
+    /// is left there. With the embedded store, run it while `serve` is stopped (or use the
+    /// `erasePersonalData` mutation); with EventStoreDB, any time.
+    Erase {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The subject's id.
+        subject: String,
+        /// Why: request, retention, duplicate or other.
+        #[arg(long)]
+        reason: String,
+        /// A reference to the request elsewhere (`GDPR-2026-0042`): letters, digits, `-_./#:`.
+        #[arg(long)]
+        ticket: Option<String>,
+        /// The admin who erases (a catalog login).
+        #[arg(long, default_value = "admin")]
+        by: String,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -254,6 +284,17 @@ fn main() -> anyhow::Result<()> {
             Command::Projections {
                 command: ProjectionsCommand::Status { data, store },
             } => status(&data.data_dir, &store).await,
+            Command::Privacy {
+                command:
+                    PrivacyCommand::Erase {
+                        data,
+                        store,
+                        subject,
+                        reason,
+                        ticket,
+                        by,
+                    },
+            } => erase(&data.data_dir, &store, &subject, &reason, ticket, &by).await,
             Command::Projections {
                 command:
                     ProjectionsCommand::Run {
@@ -592,6 +633,51 @@ async fn run_projections(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     reads.shutdown();
+    Ok(())
+}
+
+async fn erase(
+    data_dir: &Path,
+    store_args: &StoreArgs,
+    subject: &str,
+    reason: &str,
+    ticket: Option<String>,
+    by: &str,
+) -> anyhow::Result<()> {
+    use leadflow_domain::{ErasureReason, SubjectCommand, SubjectId, TicketRef};
+    let subject = SubjectId::parse(subject)?;
+    let reason = ErasureReason::parse(reason).with_context(|| {
+        format!("--reason {reason:?}: use request, retention, duplicate or other")
+    })?;
+    let ticket = ticket.as_deref().map(TicketRef::parse).transpose()?;
+    private::prepare(data_dir)?;
+    let Opened { store, .. } = open(data_dir, store_args)?;
+    let keyring = keyring(data_dir, &store, true).await?;
+    let engine = leadflow_app::open_engine(store.clone(), Some(keyring.clone()), false).await?;
+    let (user, role) = resolve_user(&engine.catalog(), by)?;
+    let out = engine
+        .execute_subject(
+            SubjectCommand::Erase {
+                subject,
+                reason,
+                ticket,
+            },
+            leadflow_engine::CommandMeta::by(leadflow_domain::Actor { user, role }),
+        )
+        .await?;
+    match out.kind {
+        leadflow_engine::OutcomeKind::Appended => println!("erased subject {subject}"),
+        _ => println!("subject {subject} was erased before; its key is gone"),
+    }
+    // The read models here hold plain text for queries: rewrite them now.
+    let read_dir = data_dir.join("read");
+    if read_dir.exists() {
+        let reads = leadflow_app::read_side(&read_dir, store.clone(), Some(keyring))?;
+        let head = store.head().await?;
+        reads.wait_for(head, Duration::from_secs(600)).await?;
+        reads.shutdown();
+        println!("the read models in {} show it", read_dir.display());
+    }
     Ok(())
 }
 

@@ -42,25 +42,36 @@ pub fn prepare(data_dir: &Path) -> anyhow::Result<()> {
 
 /// Tightens `path` and what is under it; links inside are left alone (they may point anywhere).
 fn tighten(path: &Path) -> anyhow::Result<()> {
-    let meta = fs::symlink_metadata(path)
-        .with_context(|| format!("cannot read the mode of {}", path.display()))?;
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        // Gone while we looked (a running server's SQLite journal comes and goes).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read the mode of {}", path.display()))
+        }
+    };
     if meta.file_type().is_symlink() || path.file_name() == Some(SECRET_FILE.as_ref()) {
         return Ok(());
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         let tightened = mode & 0o700;
-        fs::set_permissions(path, fs::Permissions::from_mode(tightened))
-            .with_context(|| format!("cannot tighten {}", path.display()))?;
+        match fs::set_permissions(path, fs::Permissions::from_mode(tightened)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            done => done.with_context(|| format!("cannot tighten {}", path.display()))?,
+        }
         tracing::warn!(
             "{} was {mode:04o}: readable by other local accounts; now {tightened:04o}",
             path.display()
         );
     }
     if meta.is_dir() {
-        for entry in
-            fs::read_dir(path).with_context(|| format!("cannot list {}", path.display()))?
-        {
+        let entries = match fs::read_dir(path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("cannot list {}", path.display())),
+        };
+        for entry in entries {
             tighten(&entry?.path())?;
         }
     }

@@ -254,3 +254,108 @@ async fn after_an_erasure_no_file_and_no_line_printed_holds_anything_of_the_pers
         found.join("\n")
     );
 }
+
+/// `leadflow privacy erase` with the server stopped: the key goes, and the read models on
+/// disk are brought up to the erasure before the command returns.
+#[test]
+fn privacy_erase_on_the_command_line_rewrites_the_read_models_before_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    leadflow(&data, &["demo", "--leads", "20"]);
+    leadflow(&data, &["projections", "run"]);
+    let leads = data.join("read").join("leads.db");
+    let (lead, name): (String, String) = rusqlite::Connection::open(&leads)
+        .unwrap()
+        .query_row(
+            "SELECT lead_id, contact_name FROM leads WHERE contact_name <> '' ORDER BY row_id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let subject =
+        leadflow_domain::SubjectId::for_lead(leadflow_domain::LeadId::parse(&lead).unwrap());
+    let refused = Command::new(BIN)
+        .args([
+            "privacy",
+            "erase",
+            &subject.to_string(),
+            "--reason",
+            "because",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("request, retention"));
+    let by_manager = Command::new(BIN)
+        .args([
+            "privacy",
+            "erase",
+            &subject.to_string(),
+            "--reason",
+            "request",
+            "--by",
+            "ivan.manager",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!by_manager.status.success(), "only an admin erases");
+    let out = leadflow(
+        &data,
+        &[
+            "privacy",
+            "erase",
+            &subject.to_string(),
+            "--reason",
+            "request",
+            "--ticket",
+            "SR#1187",
+        ],
+    );
+    assert!(out.contains("erased subject"), "{out}");
+    let (contact, stage): (String, String) = rusqlite::Connection::open(&leads)
+        .unwrap()
+        .query_row(
+            "SELECT contact_name, stage FROM leads WHERE lead_id = ?1",
+            [&lead],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(contact, "[erased]");
+    assert!(!stage.is_empty());
+    for file in files(&data.join("read")) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !contains(&bytes, name.as_bytes()) || other_lead_has(&leads, &name, &lead),
+            "{name} in {}",
+            file.display()
+        );
+    }
+    let again = leadflow(
+        &data,
+        &[
+            "privacy",
+            "erase",
+            &subject.to_string(),
+            "--reason",
+            "request",
+        ],
+    );
+    assert!(again.contains("was erased before"), "{again}");
+}
+
+/// Whether another lead of the demo holds a contact of the same name (the demo's names repeat).
+fn other_lead_has(leads: &Path, name: &str, lead: &str) -> bool {
+    rusqlite::Connection::open(leads)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM leads WHERE contact_name = ?1 AND lead_id <> ?2",
+            [name, lead],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+        > 0
+}

@@ -17,10 +17,48 @@ use leadflow_domain::values::{Name, Phone};
 use leadflow_domain::{Actor, Catalog, LeadCommand, LeadId, Role, UserId};
 use leadflow_engine::{CommandMeta, Engine, EngineConfig, FixedClock, Keyring, SequentialIds};
 use leadflow_projections::{all_projections, query, ProjectionState, ReadSide, LEADS};
-use leadflow_store::EventStore;
+use leadflow_store::{EventStore, Position};
 use leadflow_store_embedded::EmbeddedStore;
 
 const WAIT: Duration = Duration::from_secs(10);
+
+fn admin() -> Actor {
+    Actor {
+        user: UserId::named("admin"),
+        role: Role::Admin,
+    }
+}
+
+fn sealing_engine(store: &Arc<dyn EventStore>, master: &MasterKey) -> Engine {
+    Engine::new(
+        store.clone(),
+        Arc::new(Catalog::default_catalog()),
+        Arc::new(FixedClock::at(
+            Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
+        )),
+        Arc::new(SequentialIds::default()),
+        EngineConfig {
+            keyring: Some(keyring(store, Some(master.clone()))),
+            ..EngineConfig::default()
+        },
+    )
+}
+
+fn register(id: LeadId, name: &str) -> LeadCommand {
+    LeadCommand::Register(RegisterLead {
+        lead_id: id,
+        funnel: None,
+        responsible: ResponsibleChoice::Creator,
+        details: LeadDetails {
+            contact_name: Some(Name::parse("contact", name).unwrap()),
+            phones: vec![Phone::parse("+79031234567").unwrap()],
+            comment: Some(
+                leadflow_domain::values::Comment::parse("c", &format!("{name} called")).unwrap(),
+            ),
+            ..LeadDetails::titled(Name::parse("title", &format!("Pumps for {name}")).unwrap())
+        },
+    })
+}
 
 fn ivan() -> Actor {
     Actor {
@@ -139,4 +177,110 @@ async fn without_the_master_key_the_models_wait_and_go_on_once_it_is_back() {
         .iter()
         .all(|s| s.state != ProjectionState::Retrying && s.error.is_none()));
     back.shutdown();
+}
+
+/// An erasure reaches every model, live or rebuilt: a rebuild of every model from zero after
+/// it gives exactly the rows of the models that were running when it happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_erasure_a_rebuild_from_zero_gives_the_rows_of_the_live_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn EventStore> =
+        Arc::new(EmbeddedStore::open(dir.path().join("events.db")).unwrap());
+    let master = MasterKey::generate().unwrap();
+    let engine = sealing_engine(&store, &master);
+    let live_dir = dir.path().join("live");
+    let live = Arc::new(reads(
+        &store,
+        &live_dir,
+        keyring(&store, Some(master.clone())),
+    ));
+    let (anna, boris) = (
+        LeadId::from_uuid(Uuid::from_u128(1)),
+        LeadId::from_uuid(Uuid::from_u128(2)),
+    );
+    for (id, name) in [(anna, "Anna Quillfeather"), (boris, "Boris Kettleworth")] {
+        engine
+            .execute(id, register(id, name), CommandMeta::by(ivan()))
+            .await
+            .unwrap();
+    }
+    engine
+        .execute(
+            anna,
+            LeadCommand::Disqualify(DisqualifyLead {
+                reason: leadflow_domain::ReasonCode::parse("spam").unwrap(),
+                comment: Some(
+                    leadflow_domain::values::Comment::parse("c", "Anna Quillfeather hung up")
+                        .unwrap(),
+                ),
+            }),
+            CommandMeta::by(ivan()),
+        )
+        .await
+        .unwrap();
+    let subject = leadflow_domain::SubjectId::for_lead(anna);
+    let erased = engine
+        .execute_subject(
+            leadflow_domain::SubjectCommand::Erase {
+                subject,
+                reason: leadflow_domain::ErasureReason::Request,
+                ticket: None,
+            },
+            CommandMeta::by(admin()),
+        )
+        .await
+        .unwrap()
+        .position
+        .unwrap();
+    assert!(erased > Position::START);
+    // A command on the erased lead still works, its new words under the successor.
+    let supervisor = Actor {
+        user: UserId::named("olga.supervisor"),
+        role: Role::Supervisor,
+    };
+    let last = engine
+        .execute(
+            anna,
+            LeadCommand::Reopen(ReopenLead {
+                comment: Some(leadflow_domain::values::Comment::parse("c", "came back").unwrap()),
+            }),
+            CommandMeta::by(supervisor),
+        )
+        .await
+        .unwrap()
+        .position
+        .unwrap();
+    live.wait_for(last, WAIT).await.unwrap();
+    let card = live
+        .read(LEADS, move |c| query::card(c, anna))
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
+    assert_eq!(card.details.contact_name.unwrap().as_str(), ERASED);
+    assert_eq!(card.details.title.as_str(), ERASED);
+    assert_eq!(
+        card.stage,
+        leadflow_domain::Stage::Qualification,
+        "reopened"
+    );
+    live.shutdown();
+
+    let rebuilt_dir = dir.path().join("rebuilt");
+    let rebuilt = reads(&store, &rebuilt_dir, keyring(&store, Some(master)));
+    rebuilt.wait_for(last, WAIT).await.unwrap();
+    rebuilt.shutdown();
+    for model in ["leads.db", "history.db"] {
+        let (a, b) = (
+            leadflow_projections::dump_tables(&live_dir.join(model)).unwrap(),
+            leadflow_projections::dump_tables(&rebuilt_dir.join(model)).unwrap(),
+        );
+        assert_eq!(a, b, "{model}");
+        let text = a.join("\n");
+        assert!(!text.contains("Quillfeather"), "{model}: {text}");
+        assert!(
+            text.contains("Kettleworth"),
+            "the other person stays: {model}"
+        );
+    }
 }
