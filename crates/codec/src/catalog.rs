@@ -3,7 +3,7 @@
 
 use leadflow_domain::catalog::*;
 
-use crate::lead::{decode_versioned, CodecError, Upcaster};
+use crate::lead::Upcaster;
 
 /// Every upcaster of the catalog events (all are at version 1 so far).
 pub const UPCASTERS: &[Upcaster] = &[];
@@ -16,21 +16,10 @@ macro_rules! codec {
 
 leadflow_domain::for_each_catalog_event!(codec);
 
-/// Decodes a stored catalog payload written at `version`, upcasting it first if it is older.
-pub fn decode(event_type: &str, version: u32, data: &[u8]) -> Result<CatalogEvent, CodecError> {
-    decode_versioned(
-        UPCASTERS,
-        current_version(event_type),
-        event_type,
-        version,
-        data,
-        decode_current,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::CodecError;
 
     #[test]
     fn the_seed_round_trips() {

@@ -95,11 +95,6 @@ macro_rules! codec {
 
 leadflow_domain::for_each_lead_event!(codec);
 
-/// Decodes a stored payload written at `version`, upcasting it first if it is older.
-pub fn decode(event_type: &str, version: u32, data: &[u8]) -> Result<LeadEvent, CodecError> {
-    decode_with(UPCASTERS, event_type, version, data)
-}
-
 /// [`decode`] with an explicit upcaster table (tests use their own).
 pub fn decode_with(
     upcasters: &[Upcaster],
@@ -114,11 +109,36 @@ pub fn decode_with(
         version,
         data,
         decode_current,
+        decode_current_value,
     )
 }
 
-/// The versioned decode every event table shares: refuse unknown and newer versions, run the
-/// upcasters from `version` to `current`, then decode the current payload.
+/// Refuses unknown event types and versions newer than `current`; answers `current`.
+fn checked(current: Option<u32>, event_type: &str, version: u32) -> Result<u32, CodecError> {
+    let current = current.ok_or_else(|| CodecError::UnknownType {
+        event_type: event_type.to_owned(),
+    })?;
+    if version > current {
+        return Err(CodecError::NewerVersion {
+            event_type: event_type.to_owned(),
+            version,
+            current,
+        });
+    }
+    Ok(current)
+}
+
+fn payload_error(event_type: &str, version: u32, e: serde_json::Error) -> CodecError {
+    CodecError::Payload {
+        event_type: event_type.to_owned(),
+        version,
+        reason: e.to_string(),
+    }
+}
+
+/// The versioned decode every event table shares: refuse unknown and newer versions; a
+/// payload at the current version decodes straight from its bytes, an older one is parsed,
+/// run through the upcasters from `version` to the current one and decoded from the value.
 pub(crate) fn decode_versioned<E>(
     upcasters: &[Upcaster],
     current: Option<u32>,
@@ -126,60 +146,33 @@ pub(crate) fn decode_versioned<E>(
     version: u32,
     data: &[u8],
     decode_current: fn(&str, &[u8]) -> Result<E, serde_json::Error>,
+    decode_current_value: fn(&str, serde_json::Value) -> Result<E, serde_json::Error>,
 ) -> Result<E, CodecError> {
-    let current = current.ok_or_else(|| CodecError::UnknownType {
-        event_type: event_type.to_owned(),
-    })?;
-    let payload_err = |reason: String| CodecError::Payload {
-        event_type: event_type.to_owned(),
-        version,
-        reason,
-    };
-    if version > current {
-        return Err(CodecError::NewerVersion {
-            event_type: event_type.to_owned(),
-            version,
-            current,
-        });
-    }
+    let current = checked(current, event_type, version)?;
     if version == current {
-        return decode_current(event_type, data).map_err(|e| payload_err(e.to_string()));
+        return decode_current(event_type, data).map_err(|e| payload_error(event_type, version, e));
     }
-    let mut value: serde_json::Value =
-        serde_json::from_slice(data).map_err(|e| payload_err(e.to_string()))?;
-    for v in version..current {
-        let up = upcasters
-            .iter()
-            .find(|u| u.event_type == event_type && u.from_version == v)
-            .ok_or_else(|| CodecError::MissingUpcaster {
-                event_type: event_type.to_owned(),
-                version: v,
-            })?;
-        value = (up.upcast)(value);
-    }
-    let bytes = serde_json::to_vec(&value).map_err(|e| payload_err(e.to_string()))?;
-    decode_current(event_type, &bytes).map_err(|e| payload_err(e.to_string()))
+    let value = serde_json::from_slice(data).map_err(|e| payload_error(event_type, version, e))?;
+    decode_value_versioned(
+        upcasters,
+        Some(current),
+        event_type,
+        version,
+        value,
+        decode_current_value,
+    )
 }
 
-/// [`decode_versioned`] of a payload already parsed.
+/// [`decode_versioned`] of a payload already parsed (its sealed fields opened).
 pub(crate) fn decode_value_versioned<E>(
     upcasters: &[Upcaster],
     current: Option<u32>,
     event_type: &str,
     version: u32,
     mut value: serde_json::Value,
-    decode_current: fn(&str, serde_json::Value) -> Result<E, serde_json::Error>,
+    decode_current_value: fn(&str, serde_json::Value) -> Result<E, serde_json::Error>,
 ) -> Result<E, CodecError> {
-    let current = current.ok_or_else(|| CodecError::UnknownType {
-        event_type: event_type.to_owned(),
-    })?;
-    if version > current {
-        return Err(CodecError::NewerVersion {
-            event_type: event_type.to_owned(),
-            version,
-            current,
-        });
-    }
+    let current = checked(current, event_type, version)?;
     for v in version..current {
         let up = upcasters
             .iter()
@@ -190,11 +183,7 @@ pub(crate) fn decode_value_versioned<E>(
             })?;
         value = (up.upcast)(value);
     }
-    decode_current(event_type, value).map_err(|e| CodecError::Payload {
-        event_type: event_type.to_owned(),
-        version,
-        reason: e.to_string(),
-    })
+    decode_current_value(event_type, value).map_err(|e| payload_error(event_type, version, e))
 }
 
 #[cfg(test)]

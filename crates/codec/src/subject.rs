@@ -2,7 +2,7 @@
 
 use leadflow_domain::subject::*;
 
-use crate::lead::{decode_versioned, CodecError, Upcaster};
+use crate::lead::Upcaster;
 
 /// Every upcaster of the subject events (all are at version 1 so far).
 pub const UPCASTERS: &[Upcaster] = &[];
@@ -14,15 +14,3 @@ macro_rules! codec {
 }
 
 leadflow_domain::for_each_subject_event!(codec);
-
-/// Decodes a stored subject payload written at `version`, upcasting it first if it is older.
-pub fn decode(event_type: &str, version: u32, data: &[u8]) -> Result<SubjectEvent, CodecError> {
-    decode_versioned(
-        UPCASTERS,
-        current_version(event_type),
-        event_type,
-        version,
-        data,
-        decode_current,
-    )
-}

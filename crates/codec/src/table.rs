@@ -1,6 +1,7 @@
 //! What every aggregate's event table is made of: `event_table!` writes, for an event enum and
-//! its list of `Type = version`, `current_version`, `encode` and the decoder of current
-//! payloads. Each table module calls it once with its aggregate's list.
+//! its list of `Type = version`, `current_version`, `encode`, and `decode` (from bytes or from
+//! a parsed value) through the module's `UPCASTERS`. Each table module calls it once with its
+//! aggregate's list.
 
 /// `event_table!(Enum, "what"; Type = version, ...)`.
 macro_rules! event_table {
@@ -44,6 +45,23 @@ macro_rules! event_table {
                 $(stringify!($name) => serde_json::from_value::<$name>(value).map($enum::from),)*
                 _ => unreachable!("checked by current_version"),
             }
+        }
+
+        /// Decodes a stored payload written at `version`, upcasting it first if it is older.
+        pub fn decode(
+            event_type: &str,
+            version: u32,
+            data: &[u8],
+        ) -> Result<$enum, $crate::lead::CodecError> {
+            $crate::lead::decode_versioned(
+                UPCASTERS,
+                current_version(event_type),
+                event_type,
+                version,
+                data,
+                decode_current,
+                decode_current_value,
+            )
         }
 
         /// Decodes a payload already parsed (opened sealed fields), upcasting it first if it

@@ -718,12 +718,12 @@ fn sealing_engine(store: Arc<dyn EventStore>, master: Option<MasterKey>) -> Engi
     )
 }
 
-#[tokio::test]
-async fn personal_fields_are_sealed_under_the_subjects_key_and_open_for_a_fresh_engine() {
+/// Lead `n` registered by a sealing engine: the fixture, the master key, the engine, the id.
+async fn registered_and_sealed(n: u128) -> (Fixture, MasterKey, Engine, LeadId) {
     let f = fixture();
     let master = MasterKey::generate().unwrap();
     let engine = sealing_engine(f.store.clone(), Some(master.clone()));
-    let id = lead(40);
+    let id = lead(n);
     engine
         .execute(
             id,
@@ -732,6 +732,12 @@ async fn personal_fields_are_sealed_under_the_subjects_key_and_open_for_a_fresh_
         )
         .await
         .unwrap();
+    (f, master, engine, id)
+}
+
+#[tokio::test]
+async fn personal_fields_are_sealed_under_the_subjects_key_and_open_for_a_fresh_engine() {
+    let (f, master, engine, id) = registered_and_sealed(40).await;
     let comment = "Позвонить после обеда, Иван Петров";
     engine
         .execute(
@@ -788,18 +794,7 @@ async fn personal_fields_are_sealed_under_the_subjects_key_and_open_for_a_fresh_
 
 #[tokio::test]
 async fn new_data_about_an_erased_subject_is_sealed_under_its_successor() {
-    let f = fixture();
-    let master = MasterKey::generate().unwrap();
-    let engine = sealing_engine(f.store.clone(), Some(master.clone()));
-    let id = lead(41);
-    engine
-        .execute(
-            id,
-            register(id, ResponsibleChoice::Creator),
-            CommandMeta::by(ivan()),
-        )
-        .await
-        .unwrap();
+    let (f, master, engine, id) = registered_and_sealed(41).await;
     let subject = SubjectId::for_lead(id).as_uuid();
     engine.keyring().unwrap().destroy(subject).await.unwrap();
     // A fresh engine reads the erased lead, and a command on it still works.

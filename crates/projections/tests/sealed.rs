@@ -93,18 +93,7 @@ async fn without_the_master_key_the_models_wait_and_go_on_once_it_is_back() {
     let store: Arc<dyn EventStore> =
         Arc::new(EmbeddedStore::open(dir.path().join("events.db")).unwrap());
     let master = MasterKey::generate().unwrap();
-    let engine = Engine::new(
-        store.clone(),
-        Arc::new(Catalog::default_catalog()),
-        Arc::new(FixedClock::at(
-            Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
-        )),
-        Arc::new(SequentialIds::default()),
-        EngineConfig {
-            keyring: Some(keyring(&store, Some(master.clone()))),
-            ..EngineConfig::default()
-        },
-    );
+    let engine = sealing_engine(&store, &master);
     let id = LeadId::from_uuid(Uuid::from_u128(1));
     let position = engine
         .execute(
