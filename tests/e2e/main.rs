@@ -39,6 +39,7 @@ mod catalog;
 mod consistency;
 mod creatio_path;
 mod errors;
+mod privacy;
 mod subscriptions;
 
 use serde_json::{json, Value};

@@ -82,6 +82,23 @@ enum PrivacyCommand {
         #[arg(long, default_value = "admin")]
         by: String,
     },
+    /// Print, as JSON, every personal value held for a data subject with where it came from;
+    /// the export is recorded in the log (who, when, how many values; no value). Same stores
+    /// and conditions as `erase`.
+    Export {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The subject's id.
+        subject: String,
+        /// A reference to the request elsewhere.
+        #[arg(long)]
+        ticket: Option<String>,
+        /// The admin who exports (a catalog login).
+        #[arg(long, default_value = "admin")]
+        by: String,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -295,6 +312,16 @@ fn main() -> anyhow::Result<()> {
                         by,
                     },
             } => erase(&data.data_dir, &store, &subject, &reason, ticket, &by).await,
+            Command::Privacy {
+                command:
+                    PrivacyCommand::Export {
+                        data,
+                        store,
+                        subject,
+                        ticket,
+                        by,
+                    },
+            } => export(&data.data_dir, &store, &subject, ticket, &by).await,
             Command::Projections {
                 command:
                     ProjectionsCommand::Run {
@@ -678,6 +705,62 @@ async fn erase(
         reads.shutdown();
         println!("the read models in {} show it", read_dir.display());
     }
+    Ok(())
+}
+
+async fn export(
+    data_dir: &Path,
+    store_args: &StoreArgs,
+    subject: &str,
+    ticket: Option<String>,
+    by: &str,
+) -> anyhow::Result<()> {
+    use leadflow_domain::{SubjectCommand, SubjectId, TicketRef};
+    let subject = SubjectId::parse(subject)?;
+    let ticket = ticket.as_deref().map(TicketRef::parse).transpose()?;
+    private::prepare(data_dir)?;
+    let Opened { store, .. } = open(data_dir, store_args)?;
+    let keyring = keyring(data_dir, &store, true).await?;
+    let engine = leadflow_app::open_engine(store.clone(), Some(keyring.clone()), false).await?;
+    let (user, role) = resolve_user(&engine.catalog(), by)?;
+    if role != Role::Admin {
+        bail!("only an admin may export a person's data ({by} is {role:?})");
+    }
+    // The subject's leads, from the read models brought up to the log's head.
+    let reads = std::sync::Arc::new(leadflow_app::read_side(
+        &data_dir.join("read"),
+        store.clone(),
+        Some(keyring.clone()),
+    )?);
+    reads
+        .wait_for(store.head().await?, Duration::from_secs(600))
+        .await?;
+    let leads = reads
+        .read(leadflow_projections::LEADS, move |c| {
+            leadflow_projections::privacy::leads_of(c, subject)
+        })
+        .await?;
+    reads.shutdown();
+    let values =
+        leadflow_projections::privacy::export(store.as_ref(), &keyring, subject, &leads).await?;
+    let recorded = engine
+        .execute_subject(
+            SubjectCommand::RecordExport {
+                subject,
+                values: values.len() as u32,
+                ticket,
+            },
+            leadflow_engine::CommandMeta::by(leadflow_domain::Actor { user, role }),
+        )
+        .await?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "subject": subject,
+            "recordedAt": recorded.position.map(|p| p.0),
+            "values": values,
+        }))?
+    );
     Ok(())
 }
 

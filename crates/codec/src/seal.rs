@@ -443,6 +443,23 @@ pub fn open_fields(
     Ok(opened)
 }
 
+/// Every personal value `payload` (an opened payload of `event_type`) holds, with its field's
+/// path, in the classification's order: what a subject's export lists.
+pub fn personal_values(
+    payload: &serde_json::Value,
+    event_type: &str,
+) -> Vec<(&'static str, String)> {
+    let mut payload = payload.clone();
+    let mut values = Vec::new();
+    for (path, steps) in paths_of(event_type) {
+        let _ = each_string(&mut payload, steps, &mut |value| {
+            values.push((*path, value.as_str().expect("a string").to_owned()));
+            Ok(())
+        });
+    }
+    values
+}
+
 /// Whether events of `event_type` have personal fields to seal.
 pub fn has_personal_fields(event_type: &str) -> bool {
     !paths_of(event_type).is_empty()

@@ -85,7 +85,12 @@ pub fn catalog_of(ctx: &Context<'_>) -> Arc<Catalog> {
 /// The queries: the leads (board, table, card, history, reports), the catalog, the read
 /// models' status. One object per area, merged into this root.
 #[derive(MergedObject, Default)]
-pub struct Query(query::LeadQuery, catalog::CatalogQuery, ops::OpsQuery);
+pub struct Query(
+    query::LeadQuery,
+    catalog::CatalogQuery,
+    ops::OpsQuery,
+    privacy::PrivacyQuery,
+);
 
 /// The mutations: the lead's commands, the catalog's and personal data's (admins only),
 /// merged.

@@ -4,6 +4,7 @@
 //! (stages, times, amounts, who acted) stays whole.
 
 use async_graphql::{Context, Enum, Object, Result, SimpleObject, ID};
+use chrono::{DateTime, Utc};
 
 use leadflow_domain::{ErasureReason, Role, SubjectCommand, SubjectId, TicketRef};
 use leadflow_engine::{CommandMeta, OutcomeKind};
@@ -42,6 +43,27 @@ pub struct ErasurePayload {
     pub erased_now: bool,
     /// Where the erasure sits in the log: pass it as `consistency` to read models that show it.
     pub position: Option<LogPosition>,
+}
+
+/// One personal value held for a subject, and where it came from.
+#[derive(SimpleObject)]
+pub struct PersonalValue {
+    pub lead: ID,
+    pub event_type: String,
+    pub position: LogPosition,
+    pub occurred_at: DateTime<Utc>,
+    /// The field's path in the event (`details.phones[]`).
+    pub field: String,
+    pub value: String,
+}
+
+/// A subject's personal data, as handed out on request.
+#[derive(SimpleObject)]
+pub struct PersonalDataExport {
+    pub subject: ID,
+    pub values: Vec<PersonalValue>,
+    /// Where the export itself is recorded in the log (who, when, how many values).
+    pub recorded_at: Option<LogPosition>,
 }
 
 fn ticket_ref(raw: Option<String>) -> Result<Option<TicketRef>, ApiError> {
@@ -91,6 +113,76 @@ impl PrivacyMutation {
             subject,
             erased_now: out.kind == OutcomeKind::Appended,
             position: out.position.map(LogPosition),
+        })
+    }
+}
+
+/// Personal data on request: admins only.
+#[derive(Default)]
+pub struct PrivacyQuery;
+
+#[Object]
+impl PrivacyQuery {
+    /// Every personal value held for a data subject (a lead's `subject`), with where it came
+    /// from: the lead, the event, its position and time, the field. Reading it is recorded in
+    /// the log (`PersonalDataExported`: who, when, how many values, the ticket; no value). An
+    /// erased subject has none left.
+    async fn personal_data(
+        &self,
+        ctx: &Context<'_>,
+        subject: ID,
+        ticket: Option<String>,
+    ) -> Result<PersonalDataExport> {
+        let actor = actor(ctx)?;
+        if actor.role != Role::Admin {
+            return Err(
+                ApiError::Forbidden("only an admin may export a person's data".to_owned()).into(),
+            );
+        }
+        let id = subject_id(&subject)?;
+        let ticket = ticket_ref(ticket)?;
+        let state = ctx.data_unchecked::<AppState>();
+        let keys = state
+            .engine
+            .keyring()
+            .ok_or_else(|| ApiError::Internal("personal data keys are not configured".into()))?;
+        let leads = state
+            .reads
+            .read(leadflow_projections::LEADS, move |c| {
+                leadflow_projections::privacy::leads_of(c, id)
+            })
+            .await
+            .map_err(ApiError::from)?;
+        let values =
+            leadflow_projections::privacy::export(state.reads.log().as_ref(), keys, id, &leads)
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let recorded = state
+            .engine
+            .execute_subject(
+                SubjectCommand::RecordExport {
+                    subject: id,
+                    values: values.len() as u32,
+                    ticket,
+                },
+                CommandMeta::by(actor),
+            )
+            .await
+            .map_err(ApiError::from)?;
+        Ok(PersonalDataExport {
+            subject,
+            recorded_at: recorded.position.map(LogPosition),
+            values: values
+                .into_iter()
+                .map(|v| PersonalValue {
+                    lead: ID(v.lead.to_string()),
+                    event_type: v.event_type,
+                    position: LogPosition(leadflow_store::Position(v.position)),
+                    occurred_at: v.occurred_at,
+                    field: v.field,
+                    value: v.value,
+                })
+                .collect(),
         })
     }
 }

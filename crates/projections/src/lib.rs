@@ -7,6 +7,7 @@
 
 pub mod history;
 pub mod leads;
+pub mod privacy;
 pub mod query;
 pub mod runner;
 mod summary;

@@ -210,6 +210,15 @@ impl TestApp {
         UserId::named(user_name).to_string()
     }
 
+    /// The events of one stream, as the store holds them (payloads sealed).
+    pub async fn stream(&self, name: &str) -> Vec<leadflow_store::RecordedEvent> {
+        let name = leadflow_store::StreamName::parse(name).expect("a stream name");
+        self.store
+            .read_stream(&name, 0, usize::MAX)
+            .await
+            .expect("read the stream")
+    }
+
     /// The event log's head: how the tests see that a refused request changed nothing.
     pub async fn head(&self) -> u64 {
         self.store.head().await.expect("read the log's head").0

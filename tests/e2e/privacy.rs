@@ -1,0 +1,168 @@
+//! Personal data on request (issue 20), over the API: a subject's export lists every personal
+//! value held for them with where it came from, and nothing of anyone else; the export is
+//! recorded in the log without a value; only admins export or erase; after an erasure the
+//! export is empty, the card shows the marker and the process history stays.
+
+use serde_json::{json, Value};
+
+use leadflow_testkit::{spawn_app_on, Backend, TestApp};
+
+const REGISTER: &str =
+    "mutation($i: RegisterLeadInput!) { registerLead(input: $i) { lead { id subject } position } }";
+const EXPORT: &str = "query($s: ID!) { personalData(subject: $s, ticket: \"SR#1187\") { subject recordedAt values { lead eventType position field value } } }";
+const ERASE: &str = "mutation($s: ID!) { erasePersonalData(subject: $s, reasonCode: REQUEST) { erasedNow position } }";
+
+async fn register(
+    app: &TestApp,
+    token: &str,
+    name: &str,
+    phone: &str,
+    email: &str,
+) -> (String, String) {
+    let out = app
+        .graphql(
+            Some(token),
+            REGISTER,
+            json!({ "i": {
+                "title": format!("Pumps for {name}"),
+                "contactName": name,
+                "phones": [phone],
+                "emails": [email],
+                "comment": format!("{name} asked for a quote"),
+                "budget": { "amount": "120000" },
+            }}),
+        )
+        .await;
+    let lead = &out["data"]["registerLead"]["lead"];
+    (
+        lead["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{out}"))
+            .to_owned(),
+        lead["subject"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn values(answer: &Value) -> Vec<(String, String)> {
+    answer["data"]["personalData"]["values"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .iter()
+        .map(|v| {
+            (
+                v["field"].as_str().unwrap().to_owned(),
+                v["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn a_subjects_export_lists_their_values_only_and_is_recorded(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let (ivan, admin) = (app.token("ivan.manager"), app.token("admin"));
+    let (lead, anna) = register(
+        &app,
+        &ivan,
+        "Anna Quillfeather",
+        "+7 916 111-22-33",
+        "anna@quill.example",
+    )
+    .await;
+    let (_, boris) = register(
+        &app,
+        &ivan,
+        "Boris Kettleworth",
+        "+7 916 444-55-66",
+        "boris@kettle.example",
+    )
+    .await;
+
+    let refused = app.graphql(Some(&ivan), EXPORT, json!({ "s": anna })).await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{refused}"
+    );
+
+    let answer = app
+        .graphql(Some(&admin), EXPORT, json!({ "s": anna }))
+        .await;
+    let got = values(&answer);
+    for expected in [
+        ("details.contactName", "Anna Quillfeather"),
+        ("details.phones[]", "+79161112233"),
+        ("details.emails[]", "anna@quill.example"),
+        ("details.title", "Pumps for Anna Quillfeather"),
+        ("details.comment", "Anna Quillfeather asked for a quote"),
+    ] {
+        assert!(
+            got.iter().any(|(f, v)| f == expected.0 && v == expected.1),
+            "{expected:?} missing from {got:?}"
+        );
+    }
+    let text = answer.to_string();
+    assert!(
+        !text.contains("Boris") && !text.contains("kettle"),
+        "{text}"
+    );
+    assert!(answer["data"]["personalData"]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|v| v["lead"] == lead.as_str()));
+    assert!(
+        answer["data"]["personalData"]["recordedAt"].is_string(),
+        "{answer}"
+    );
+
+    // The export is an event of the subject's: who, how many, the ticket; no value.
+    let recorded = app.stream(&format!("subject-{anna}")).await;
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].event_type, "PersonalDataExported");
+    let payload = String::from_utf8_lossy(&recorded[0].data).into_owned();
+    assert!(
+        payload.contains("SR#1187") && payload.contains(&app.user_id("admin")),
+        "{payload}"
+    );
+    assert!(
+        !payload.contains("Anna") && !payload.contains("+7916"),
+        "{payload}"
+    );
+
+    // Erased: only an admin; then nothing is left to export, and the card shows the marker.
+    let refused = app.graphql(Some(&ivan), ERASE, json!({ "s": anna })).await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{refused}"
+    );
+    let erased = app.graphql(Some(&admin), ERASE, json!({ "s": anna })).await;
+    assert_eq!(
+        erased["data"]["erasePersonalData"]["erasedNow"], true,
+        "{erased}"
+    );
+    let at = erased["data"]["erasePersonalData"]["position"].clone();
+    let after = app
+        .graphql(Some(&admin), EXPORT, json!({ "s": anna }))
+        .await;
+    assert_eq!(values(&after), Vec::<(String, String)>::new(), "{after}");
+    let card = app
+        .graphql(
+            Some(&ivan),
+            "query($id: ID!, $at: Position) { lead(id: $id, consistency: $at) { contactName phones stage budget { amount } } }",
+            json!({ "id": lead, "at": at }),
+        )
+        .await;
+    assert_eq!(card["data"]["lead"]["contactName"], "[erased]", "{card}");
+    assert_eq!(card["data"]["lead"]["phones"], json!(["[erased]"]));
+    assert_eq!(card["data"]["lead"]["stage"], "QUALIFICATION");
+    assert!(
+        card["data"]["lead"]["budget"]["amount"].is_string(),
+        "{card}"
+    );
+    // The other person is untouched.
+    let other = app
+        .graphql(Some(&admin), EXPORT, json!({ "s": boris }))
+        .await;
+    assert!(values(&other).iter().any(|(_, v)| v == "Boris Kettleworth"));
+}
+
+on_both_backends!(a_subjects_export_lists_their_values_only_and_is_recorded);
