@@ -10,6 +10,7 @@ use leadflow_testkit::{spawn_app_on, Backend, TestApp};
 const REGISTER: &str =
     "mutation($i: RegisterLeadInput!) { registerLead(input: $i) { lead { id subject } position } }";
 const EXPORT: &str = "query($s: ID!) { personalData(subject: $s, ticket: \"SR#1187\") { subject recordedAt values { lead eventType position field value } } }";
+const FIND: &str = "query($p: String, $e: String, $n: String) { personalDataSubjects(phone: $p, email: $e, name: $n) { subject leads } }";
 const ERASE: &str = "mutation($s: ID!) { erasePersonalData(subject: $s, reasonCode: REQUEST) { erasedNow position } }";
 
 async fn register(
@@ -83,6 +84,36 @@ async fn a_subjects_export_lists_their_values_only_and_is_recorded(backend: Back
         "{refused}"
     );
 
+    // Found by a phone in another form, an e-mail in capitals, a name spaced and cased
+    // otherwise: through the blind index, each finds her subject and lead, and only hers.
+    let refused = app
+        .graphql(Some(&ivan), FIND, json!({ "p": "+79161112233" }))
+        .await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{refused}"
+    );
+    for lookup in [
+        json!({ "p": "8 (916) 111-22-33" }),
+        json!({ "e": "ANNA@Quill.example" }),
+        json!({ "n": "  anna   QUILLFEATHER " }),
+    ] {
+        let found = app.graphql(Some(&admin), FIND, lookup.clone()).await;
+        assert_eq!(
+            found["data"]["personalDataSubjects"],
+            json!([{ "subject": anna, "leads": [lead] }]),
+            "{lookup}: {found}"
+        );
+    }
+    let nobody = app
+        .graphql(Some(&admin), FIND, json!({ "e": "nobody@nowhere.example" }))
+        .await;
+    assert_eq!(
+        nobody["data"]["personalDataSubjects"],
+        json!([]),
+        "{nobody}"
+    );
+
     let answer = app
         .graphql(Some(&admin), EXPORT, json!({ "s": anna }))
         .await;
@@ -144,6 +175,10 @@ async fn a_subjects_export_lists_their_values_only_and_is_recorded(backend: Back
         .graphql(Some(&admin), EXPORT, json!({ "s": anna }))
         .await;
     assert_eq!(values(&after), Vec::<(String, String)>::new(), "{after}");
+    let gone = app
+        .graphql(Some(&admin), FIND, json!({ "p": "+79161112233" }))
+        .await;
+    assert_eq!(gone["data"]["personalDataSubjects"], json!([]), "{gone}");
     let card = app
         .graphql(
             Some(&ivan),

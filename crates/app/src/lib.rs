@@ -14,7 +14,7 @@ use leadflow_domain::Catalog;
 use leadflow_engine::{Engine, EngineConfig, EngineError, LiveCatalog, SystemClock, V7Ids};
 pub use leadflow_engine::{KeyError, Keyring};
 use leadflow_graphql::AppState;
-use leadflow_projections::{all_projections, ProjectionError, ReadSide};
+use leadflow_projections::{all_projections_with, ProjectionError, ReadSide};
 use leadflow_server::{Auth, Origins, ServerState};
 use leadflow_store::EventStore;
 
@@ -94,7 +94,8 @@ pub fn read_side(
     store: Arc<dyn EventStore>,
     keys: Option<Arc<Keyring>>,
 ) -> Result<ReadSide, ProjectionError> {
-    ReadSide::start_with_keys(dir, store, keys, all_projections())
+    let blind = keys.as_ref().and_then(|k| k.blind_index().ok());
+    ReadSide::start_with_keys(dir, store, keys, all_projections_with(blind))
 }
 
 /// The product, running: the engine, the read side and the API over one store.

@@ -295,7 +295,35 @@ impl std::fmt::Debug for BlindIndex {
     }
 }
 
+/// The kinds of value a blind index matches, each normalized as a match should see it.
+pub mod matching {
+    /// A phone number: already E.164 where the product holds it.
+    pub const PHONE: &str = "phone";
+    /// An e-mail address, lower-cased.
+    pub const EMAIL: &str = "email";
+    /// A person's name: lower-cased, its words joined by single spaces.
+    pub const NAME: &str = "name";
+
+    /// `raw` of `kind` as its tokens are taken.
+    pub fn normalized(kind: &str, raw: &str) -> String {
+        match kind {
+            EMAIL => raw.trim().to_lowercase(),
+            NAME => raw
+                .split_whitespace()
+                .map(str::to_lowercase)
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => raw.trim().to_owned(),
+        }
+    }
+}
+
 impl BlindIndex {
+    /// The token of `raw` of `kind` ([`matching`]), normalized first.
+    pub fn token_of(&self, kind: &str, raw: &str) -> String {
+        self.token(kind, &matching::normalized(kind, raw))
+    }
+
     /// The token of an already normalized value of `kind` (`phone` in E.164, `email`
     /// lower-cased, ...): 64 hex digits. Kinds are kept apart, so a phone never matches an
     /// e-mail that happens to spell the same.

@@ -6,6 +6,7 @@
 use async_graphql::{Context, Enum, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
+use leadflow_codec::seal::matching;
 use leadflow_domain::{ErasureReason, Role, SubjectCommand, SubjectId, TicketRef};
 use leadflow_engine::{CommandMeta, OutcomeKind};
 
@@ -117,12 +118,73 @@ impl PrivacyMutation {
     }
 }
 
+/// A data subject found by a value, with the leads that hold it.
+#[derive(SimpleObject)]
+pub struct SubjectMatch {
+    pub subject: ID,
+    pub leads: Vec<ID>,
+}
+
 /// Personal data on request: admins only.
 #[derive(Default)]
 pub struct PrivacyQuery;
 
 #[Object]
 impl PrivacyQuery {
+    /// The data subjects holding any of the values given (a phone in any usual form, an
+    /// e-mail, a contact's name), found through the read model's blind index: it keeps HMAC
+    /// tokens of these values under a secret derived from the master key, never the values
+    /// in a searchable form. For requests about a person (export, erasure); admins only.
+    async fn personal_data_subjects(
+        &self,
+        ctx: &Context<'_>,
+        phone: Option<String>,
+        email: Option<String>,
+        name: Option<String>,
+    ) -> Result<Vec<SubjectMatch>> {
+        let actor = actor(ctx)?;
+        if actor.role != Role::Admin {
+            return Err(
+                ApiError::Forbidden("only an admin may look a person up".to_owned()).into(),
+            );
+        }
+        let state = ctx.data_unchecked::<AppState>();
+        let blind = state
+            .engine
+            .keyring()
+            .and_then(|k| k.blind_index().ok())
+            .ok_or_else(|| ApiError::Internal("personal data keys are not configured".into()))?;
+        let mut tokens = Vec::new();
+        if let Some(raw) = phone {
+            let phone = leadflow_domain::values::Phone::parse(&raw)
+                .map_err(|e| ApiError::BadUserInput(e.to_string()))?;
+            tokens.push(blind.token_of(matching::PHONE, phone.as_str()));
+        }
+        if let Some(raw) = email {
+            tokens.push(blind.token_of(matching::EMAIL, &raw));
+        }
+        if let Some(raw) = name {
+            tokens.push(blind.token_of(matching::NAME, &raw));
+        }
+        if tokens.is_empty() {
+            return Err(ApiError::BadUserInput("give a phone, an e-mail or a name".into()).into());
+        }
+        let found = state
+            .reads
+            .read(leadflow_projections::LEADS, move |c| {
+                leadflow_projections::privacy::subjects_matching(c, &tokens)
+            })
+            .await
+            .map_err(ApiError::from)?;
+        Ok(found
+            .into_iter()
+            .map(|(subject, leads)| SubjectMatch {
+                subject: ID(subject.to_string()),
+                leads: leads.into_iter().map(|l| ID(l.to_string())).collect(),
+            })
+            .collect())
+    }
+
     /// Every personal value held for a data subject (a lead's `subject`), with where it came
     /// from: the lead, the event, its position and time, the field. Reading it is recorded in
     /// the log (`PersonalDataExported`: who, when, how many values, the ticket; no value). An

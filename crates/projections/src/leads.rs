@@ -11,6 +11,8 @@ use uuid::Uuid;
 use leadflow_domain::events::LeadEvent;
 use leadflow_domain::{evolve, Lead, LeadId, Stage, SubjectEvent, SubjectId};
 
+use leadflow_codec::seal::{matching, BlindIndex};
+
 use crate::query::budget_bucket;
 use crate::{micros, Body, Envelope, Projection, ProjectionError};
 
@@ -21,6 +23,19 @@ pub const LEADS: crate::Model = crate::Model("leads");
 pub struct LeadsProjection {
     /// While rebuilding from zero the search index is left empty and filled in bulk at the end.
     rebuilding: bool,
+    /// Tokens of phones, e-mails and names for finding a person (`None`: no master key, no
+    /// tokens).
+    blind: Option<BlindIndex>,
+}
+
+impl LeadsProjection {
+    /// A leads model keeping blind-index tokens under `blind`.
+    pub fn with_blind_index(blind: Option<BlindIndex>) -> Self {
+        Self {
+            rebuilding: false,
+            blind,
+        }
+    }
 }
 
 /// A lead as the batch has it: the state before the batch (for the board counters) and after.
@@ -40,11 +55,11 @@ impl Projection for LeadsProjection {
     }
 
     fn version(&self) -> u32 {
-        6
+        7
     }
 
     fn schema(&self) -> &'static str {
-        include_str!("../../../projections/leads.v6.sql")
+        include_str!("../../../projections/leads.v7.sql")
     }
 
     fn set_rebuilding(&mut self, rebuilding: bool) {
@@ -147,7 +162,10 @@ impl Projection for LeadsProjection {
         for id in order {
             let t = &touched[&id];
             let Some(lead) = &t.after else { continue };
-            save(tx, id, lead, t, !self.rebuilding)?;
+            let rowid = save(tx, id, lead, t, !self.rebuilding)?;
+            if let Some(blind) = &self.blind {
+                tokens(tx, blind, rowid, lead, t.before.as_ref())?;
+            }
             for (state, sign) in [(t.before.as_ref(), -1), (Some(lead), 1)] {
                 if let Some(l) = state {
                     let minor = l.details.budget.as_ref().map(|m| m.minor());
@@ -394,13 +412,54 @@ fn load(tx: &Transaction<'_>, id: LeadId) -> Result<Touched, ProjectionError> {
     }
 }
 
+/// The values a person is found by: (kind, value), erased ones left out.
+fn matched(lead: &Lead) -> Vec<(&'static str, &str)> {
+    let d = &lead.details;
+    let mut values: Vec<(&'static str, &str)> = Vec::new();
+    values.extend(d.phones.iter().map(|p| (matching::PHONE, p.as_str())));
+    values.extend(d.emails.iter().map(|e| (matching::EMAIL, e.as_str())));
+    values.extend(d.contact_name.iter().map(|n| (matching::NAME, n.as_str())));
+    values.retain(|(_, v)| *v != leadflow_codec::seal::ERASED);
+    values
+}
+
+/// Keeps the lead's blind-index tokens in step with its values (none once erased).
+fn tokens(
+    tx: &Transaction<'_>,
+    blind: &BlindIndex,
+    rowid: i64,
+    lead: &Lead,
+    before: Option<&Lead>,
+) -> Result<(), ProjectionError> {
+    let now = matched(lead);
+    if before.is_some_and(|b| matched(b) == now) {
+        return Ok(());
+    }
+    if before.is_some() {
+        tx.prepare_cached("DELETE FROM lead_tokens WHERE row_id = ?1")?
+            .execute([rowid])?;
+    }
+    let subject = lead.subject.as_uuid();
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO lead_tokens(token, row_id, subject) VALUES (?1, ?2, ?3)",
+    )?;
+    for (kind, value) in now {
+        insert.execute(params![
+            blind.token_of(kind, value),
+            rowid,
+            subject.as_bytes().as_slice()
+        ])?;
+    }
+    Ok(())
+}
+
 fn save(
     tx: &Transaction<'_>,
     id: LeadId,
     lead: &Lead,
     t: &Touched,
     search: bool,
-) -> Result<(), ProjectionError> {
+) -> Result<i64, ProjectionError> {
     let d = &lead.details;
     let rowid: i64 = tx
         .prepare_cached(
@@ -452,7 +511,7 @@ fn save(
             .execute(params![subject.as_bytes().as_slice(), rowid])?;
     }
     if !search {
-        return Ok(());
+        return Ok(rowid);
     }
     let text = search_text(lead);
     if t.before.as_ref().map(search_text) != Some(text.clone()) {
@@ -463,7 +522,7 @@ fn save(
         tx.prepare_cached("INSERT INTO lead_search(rowid, text) VALUES (?1, ?2)")?
             .execute(params![rowid, text])?;
     }
-    Ok(())
+    Ok(rowid)
 }
 
 /// What the table's text filter searches: title, contact name, phones and e-mails.

@@ -117,8 +117,16 @@ pub trait Projection: Send + 'static {
 
 /// Every projection of the product, fresh.
 pub fn all_projections() -> Vec<Box<dyn Projection>> {
+    all_projections_with(None)
+}
+
+/// [`all_projections`], the leads model keeping blind-index tokens under `blind` (the
+/// product's: derived from the master key).
+pub fn all_projections_with(
+    blind: Option<leadflow_codec::seal::BlindIndex>,
+) -> Vec<Box<dyn Projection>> {
     vec![
-        Box::<leads::LeadsProjection>::default(),
+        Box::new(leads::LeadsProjection::with_blind_index(blind)),
         Box::new(history::HistoryProjection::new()),
     ]
 }

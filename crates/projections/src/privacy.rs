@@ -50,6 +50,37 @@ pub fn leads_of(conn: &rusqlite::Connection, subject: SubjectId) -> rusqlite::Re
     Ok(ids.iter().filter_map(|id| LeadId::parse(id).ok()).collect())
 }
 
+/// The subjects whose leads hold a value with one of `tokens` (blind-index tokens), each with
+/// those leads, in the order the leads arrived.
+pub fn subjects_matching(
+    conn: &rusqlite::Connection,
+    tokens: &[String],
+) -> rusqlite::Result<Vec<(SubjectId, Vec<LeadId>)>> {
+    let mut found: Vec<(SubjectId, Vec<LeadId>)> = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.subject, l.lead_id FROM lead_tokens t JOIN leads l ON l.row_id = t.row_id
+         WHERE t.token = ?1 ORDER BY l.row_id",
+    )?;
+    for token in tokens {
+        let rows = stmt.query_map([token], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+        })?;
+        for row in rows {
+            let (subject, lead) = row?;
+            let (Ok(subject), Ok(lead)) = (Uuid::from_slice(&subject), LeadId::parse(&lead)) else {
+                continue;
+            };
+            let subject = SubjectId::from_uuid(subject);
+            match found.iter_mut().find(|(s, _)| *s == subject) {
+                Some((_, leads)) if !leads.contains(&lead) => leads.push(lead),
+                Some(_) => {}
+                None => found.push((subject, vec![lead])),
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// Every personal value of `subject` in `leads`' events, in log order. An erased subject has
 /// none left to give (its values read `[erased]` and are left out).
 pub async fn export(

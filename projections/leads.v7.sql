@@ -1,4 +1,4 @@
--- The `leads` read model, version 6: the lead card (a snapshot of the domain state), the
+-- The `leads` read model, version 7: the lead card (a snapshot of the domain state), the
 -- registry row with every filterable column, and the kanban counters per funnel column.
 -- A new version of this file rebuilds the read model from the log.
 -- v2: sortable columns are NOT NULL ('' and -1 stand for "none"), so that an index can serve
@@ -16,6 +16,10 @@
 -- v6 (issue 20): the data subjects each lead holds data of (`lead_subjects`), so an erasure
 -- finds its leads; the search index deletes for good ('secure-delete'), so an erased name
 -- leaves no token behind.
+-- v7 (issue 20): blind-index tokens of each lead's phones, e-mails and contact name
+-- (`lead_tokens`: HMAC under a secret derived from the master key), so a person is found by a
+-- phone, an e-mail or a name without the model holding a searchable copy an outsider could
+-- brute-force; an erasure removes them.
 
 CREATE TABLE leads (
     row_id                  INTEGER PRIMARY KEY,
@@ -58,6 +62,14 @@ CREATE INDEX leads_by_phone ON leads(phone);
 -- Substring search over title, contact name, phone and e-mail; rowid = leads.row_id.
 CREATE VIRTUAL TABLE lead_search USING fts5(text, tokenize = 'trigram');
 INSERT INTO lead_search(lead_search, rank) VALUES ('secure-delete', 1);
+
+CREATE TABLE lead_tokens (
+    token   TEXT NOT NULL,     -- 64 hex digits
+    row_id  INTEGER NOT NULL,  -- leads.row_id
+    subject BLOB NOT NULL,     -- the lead's data subject, the UUID's 16 bytes
+    PRIMARY KEY (token, row_id)
+) WITHOUT ROWID;
+CREATE INDEX lead_tokens_by_lead ON lead_tokens(row_id);
 
 -- Whose personal data each lead holds: the subject it was registered with, and any that took
 -- over after an erasure.
