@@ -182,6 +182,13 @@ async fn after_an_erasure_no_file_and_no_line_printed_holds_anything_of_the_pers
         !held.iter().any(|f| f.contains("events.db")),
         "the log holds the person sealed: {held:?}"
     );
+    let token = blind.token("phone", PHONE_E164);
+    assert!(
+        files(&data)
+            .iter()
+            .any(|f| contains(&std::fs::read(f).unwrap(), token.as_bytes())),
+        "the phone's blind token is in the read model before the erasure"
+    );
 
     // Erased through the API only.
     let erase = "mutation($s: ID!) { erasePersonalData(subject: $s, reasonCode: REQUEST, ticket: \"GDPR-2026-0042\") { erasedNow position } }";
