@@ -67,38 +67,35 @@ enum PrivacyCommand {
     /// `erasePersonalData` mutation); with EventStoreDB, any time.
     Erase {
         #[command(flatten)]
-        data: DataArgs,
-        #[command(flatten)]
-        store: StoreArgs,
-        /// The subject's id.
-        subject: String,
+        request: SubjectRequest,
         /// Why: request, retention, duplicate or other.
         #[arg(long)]
         reason: String,
-        /// A reference to the request elsewhere (`GDPR-2026-0042`): letters, digits, `-_./#:`.
-        #[arg(long)]
-        ticket: Option<String>,
-        /// The admin who erases (a catalog login).
-        #[arg(long, default_value = "admin")]
-        by: String,
     },
     /// Print, as JSON, every personal value held for a data subject with where it came from;
     /// the export is recorded in the log (who, when, how many values; no value). Same stores
     /// and conditions as `erase`.
     Export {
         #[command(flatten)]
-        data: DataArgs,
-        #[command(flatten)]
-        store: StoreArgs,
-        /// The subject's id.
-        subject: String,
-        /// A reference to the request elsewhere.
-        #[arg(long)]
-        ticket: Option<String>,
-        /// The admin who exports (a catalog login).
-        #[arg(long, default_value = "admin")]
-        by: String,
+        request: SubjectRequest,
     },
+}
+
+/// A request about a data subject: where, whose, under which ticket, by whom.
+#[derive(Args)]
+struct SubjectRequest {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The subject's id (a lead's `subject`).
+    subject: String,
+    /// A reference to the request elsewhere (`GDPR-2026-0042`): letters, digits, `-_./#:`.
+    #[arg(long)]
+    ticket: Option<String>,
+    /// The admin who acts (a catalog login).
+    #[arg(long, default_value = "admin")]
+    by: String,
 }
 
 #[derive(Args, Clone)]
@@ -302,26 +299,11 @@ fn main() -> anyhow::Result<()> {
                 command: ProjectionsCommand::Status { data, store },
             } => status(&data.data_dir, &store).await,
             Command::Privacy {
-                command:
-                    PrivacyCommand::Erase {
-                        data,
-                        store,
-                        subject,
-                        reason,
-                        ticket,
-                        by,
-                    },
-            } => erase(&data.data_dir, &store, &subject, &reason, ticket, &by).await,
+                command: PrivacyCommand::Erase { request, reason },
+            } => erase(request, &reason).await,
             Command::Privacy {
-                command:
-                    PrivacyCommand::Export {
-                        data,
-                        store,
-                        subject,
-                        ticket,
-                        by,
-                    },
-            } => export(&data.data_dir, &store, &subject, ticket, &by).await,
+                command: PrivacyCommand::Export { request },
+            } => export(request).await,
             Command::Projections {
                 command:
                     ProjectionsCommand::Run {
@@ -663,25 +645,62 @@ async fn run_projections(
     Ok(())
 }
 
-async fn erase(
-    data_dir: &Path,
-    store_args: &StoreArgs,
-    subject: &str,
-    reason: &str,
-    ticket: Option<String>,
-    by: &str,
-) -> anyhow::Result<()> {
-    use leadflow_domain::{ErasureReason, SubjectCommand, SubjectId, TicketRef};
-    let subject = SubjectId::parse(subject)?;
+/// What a request about a subject needs, opened: the subject, the ticket, the store, the
+/// keys, an engine, and the acting admin.
+struct SubjectContext {
+    subject: leadflow_domain::SubjectId,
+    ticket: Option<leadflow_domain::TicketRef>,
+    data_dir: PathBuf,
+    store: Arc<dyn EventStore>,
+    keyring: Arc<leadflow_app::Keyring>,
+    engine: Arc<Engine>,
+    actor: leadflow_domain::Actor,
+}
+
+async fn subject_context(request: SubjectRequest) -> anyhow::Result<SubjectContext> {
+    let subject = leadflow_domain::SubjectId::parse(&request.subject)?;
+    let ticket = request
+        .ticket
+        .as_deref()
+        .map(leadflow_domain::TicketRef::parse)
+        .transpose()?;
+    let data_dir = request.data.data_dir;
+    private::prepare(&data_dir)?;
+    let Opened { store, .. } = open(&data_dir, &request.store)?;
+    let keyring = keyring(&data_dir, &store, true).await?;
+    let engine = leadflow_app::open_engine(store.clone(), Some(keyring.clone()), false).await?;
+    let (user, role) = resolve_user(&engine.catalog(), &request.by)?;
+    if role != Role::Admin {
+        bail!(
+            "only an admin may erase or export a person's data ({} is {role:?})",
+            request.by
+        );
+    }
+    Ok(SubjectContext {
+        subject,
+        ticket,
+        data_dir,
+        store,
+        keyring,
+        engine,
+        actor: leadflow_domain::Actor { user, role },
+    })
+}
+
+async fn erase(request: SubjectRequest, reason: &str) -> anyhow::Result<()> {
+    use leadflow_domain::{ErasureReason, SubjectCommand};
     let reason = ErasureReason::parse(reason).with_context(|| {
         format!("--reason {reason:?}: use request, retention, duplicate or other")
     })?;
-    let ticket = ticket.as_deref().map(TicketRef::parse).transpose()?;
-    private::prepare(data_dir)?;
-    let Opened { store, .. } = open(data_dir, store_args)?;
-    let keyring = keyring(data_dir, &store, true).await?;
-    let engine = leadflow_app::open_engine(store.clone(), Some(keyring.clone()), false).await?;
-    let (user, role) = resolve_user(&engine.catalog(), by)?;
+    let SubjectContext {
+        subject,
+        ticket,
+        data_dir,
+        store,
+        keyring,
+        engine,
+        actor,
+    } = subject_context(request).await?;
     let out = engine
         .execute_subject(
             SubjectCommand::Erase {
@@ -689,7 +708,7 @@ async fn erase(
                 reason,
                 ticket,
             },
-            leadflow_engine::CommandMeta::by(leadflow_domain::Actor { user, role }),
+            leadflow_engine::CommandMeta::by(actor),
         )
         .await?;
     match out.kind {
@@ -708,24 +727,17 @@ async fn erase(
     Ok(())
 }
 
-async fn export(
-    data_dir: &Path,
-    store_args: &StoreArgs,
-    subject: &str,
-    ticket: Option<String>,
-    by: &str,
-) -> anyhow::Result<()> {
-    use leadflow_domain::{SubjectCommand, SubjectId, TicketRef};
-    let subject = SubjectId::parse(subject)?;
-    let ticket = ticket.as_deref().map(TicketRef::parse).transpose()?;
-    private::prepare(data_dir)?;
-    let Opened { store, .. } = open(data_dir, store_args)?;
-    let keyring = keyring(data_dir, &store, true).await?;
-    let engine = leadflow_app::open_engine(store.clone(), Some(keyring.clone()), false).await?;
-    let (user, role) = resolve_user(&engine.catalog(), by)?;
-    if role != Role::Admin {
-        bail!("only an admin may export a person's data ({by} is {role:?})");
-    }
+async fn export(request: SubjectRequest) -> anyhow::Result<()> {
+    use leadflow_domain::SubjectCommand;
+    let SubjectContext {
+        subject,
+        ticket,
+        data_dir,
+        store,
+        keyring,
+        engine,
+        actor,
+    } = subject_context(request).await?;
     // The subject's leads, from the read models brought up to the log's head.
     let reads = std::sync::Arc::new(leadflow_app::read_side(
         &data_dir.join("read"),
@@ -750,7 +762,7 @@ async fn export(
                 values: values.len() as u32,
                 ticket,
             },
-            leadflow_engine::CommandMeta::by(leadflow_domain::Actor { user, role }),
+            leadflow_engine::CommandMeta::by(actor),
         )
         .await?;
     println!(
