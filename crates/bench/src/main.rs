@@ -65,13 +65,14 @@ impl Figure {
     }
 }
 
-const ALL: [&str; 14] = [
+const ALL: [&str; 15] = [
     "commands_per_sec",
     "sealed_commands_per_sec",
     "command_latency",
     "bulk_append",
     "catch_up",
     "sealed_catch_up",
+    "erasure_latency",
     "kanban_header",
     "manager_kanban_header",
     "manager_table_page",
@@ -157,6 +158,7 @@ fn main() -> anyhow::Result<()> {
             "bulk_append" => figures.push(rt.block_on(bulk_append(scratch.path()))?),
             "catch_up" => figures.extend(rt.block_on(read::catch_up(&dir, leads))?),
             "sealed_catch_up" => figures.push(rt.block_on(read::sealed_catch_up(&dir, leads))?),
+            "erasure_latency" => figures.push(rt.block_on(read::erasure_latency(&dir, leads))?),
             "sealed_commands_per_sec" => {
                 figures.push(rt.block_on(sealed_commands_per_sec(scratch.path()))?)
             }
