@@ -687,66 +687,66 @@ async fn subject_context(request: SubjectRequest) -> anyhow::Result<SubjectConte
     })
 }
 
+impl SubjectContext {
+    /// Runs `command` as the acting admin.
+    async fn run(
+        &self,
+        command: leadflow_domain::SubjectCommand,
+    ) -> anyhow::Result<leadflow_engine::Outcome<leadflow_domain::SubjectAggregate>> {
+        Ok(self
+            .engine
+            .execute_subject(command, leadflow_engine::CommandMeta::by(self.actor))
+            .await?)
+    }
+
+    /// The read models in `<data-dir>/read`, brought up to the log's head.
+    async fn reads_at_head(&self) -> anyhow::Result<Arc<leadflow_projections::ReadSide>> {
+        let reads = Arc::new(leadflow_app::read_side(
+            &self.data_dir.join("read"),
+            self.store.clone(),
+            Some(self.keyring.clone()),
+        )?);
+        reads
+            .wait_for(self.store.head().await?, Duration::from_secs(600))
+            .await?;
+        Ok(reads)
+    }
+}
+
 async fn erase(request: SubjectRequest, reason: &str) -> anyhow::Result<()> {
     use leadflow_domain::{ErasureReason, SubjectCommand};
     let reason = ErasureReason::parse(reason).with_context(|| {
         format!("--reason {reason:?}: use request, retention, duplicate or other")
     })?;
-    let SubjectContext {
-        subject,
-        ticket,
-        data_dir,
-        store,
-        keyring,
-        engine,
-        actor,
-    } = subject_context(request).await?;
-    let out = engine
-        .execute_subject(
-            SubjectCommand::Erase {
-                subject,
-                reason,
-                ticket,
-            },
-            leadflow_engine::CommandMeta::by(actor),
-        )
+    let cx = subject_context(request).await?;
+    let subject = cx.subject;
+    let out = cx
+        .run(SubjectCommand::Erase {
+            subject,
+            reason,
+            ticket: cx.ticket.clone(),
+        })
         .await?;
     match out.kind {
         leadflow_engine::OutcomeKind::Appended => println!("erased subject {subject}"),
         _ => println!("subject {subject} was erased before; its key is gone"),
     }
     // The read models here hold plain text for queries: rewrite them now.
-    let read_dir = data_dir.join("read");
-    if read_dir.exists() {
-        let reads = leadflow_app::read_side(&read_dir, store.clone(), Some(keyring))?;
-        let head = store.head().await?;
-        reads.wait_for(head, Duration::from_secs(600)).await?;
-        reads.shutdown();
-        println!("the read models in {} show it", read_dir.display());
+    if cx.data_dir.join("read").exists() {
+        cx.reads_at_head().await?.shutdown();
+        println!(
+            "the read models in {} show it",
+            cx.data_dir.join("read").display()
+        );
     }
     Ok(())
 }
 
 async fn export(request: SubjectRequest) -> anyhow::Result<()> {
-    use leadflow_domain::SubjectCommand;
-    let SubjectContext {
-        subject,
-        ticket,
-        data_dir,
-        store,
-        keyring,
-        engine,
-        actor,
-    } = subject_context(request).await?;
+    let cx = subject_context(request).await?;
+    let subject = cx.subject;
     // The subject's leads, from the read models brought up to the log's head.
-    let reads = std::sync::Arc::new(leadflow_app::read_side(
-        &data_dir.join("read"),
-        store.clone(),
-        Some(keyring.clone()),
-    )?);
-    reads
-        .wait_for(store.head().await?, Duration::from_secs(600))
-        .await?;
+    let reads = cx.reads_at_head().await?;
     let leads = reads
         .read(leadflow_projections::LEADS, move |c| {
             leadflow_projections::privacy::leads_of(c, subject)
@@ -754,16 +754,14 @@ async fn export(request: SubjectRequest) -> anyhow::Result<()> {
         .await?;
     reads.shutdown();
     let values =
-        leadflow_projections::privacy::export(store.as_ref(), &keyring, subject, &leads).await?;
-    let recorded = engine
-        .execute_subject(
-            SubjectCommand::RecordExport {
-                subject,
-                values: values.len() as u32,
-                ticket,
-            },
-            leadflow_engine::CommandMeta::by(actor),
-        )
+        leadflow_projections::privacy::export(cx.store.as_ref(), &cx.keyring, subject, &leads)
+            .await?;
+    let recorded = cx
+        .run(leadflow_domain::SubjectCommand::RecordExport {
+            subject,
+            values: values.len() as u32,
+            ticket: cx.ticket.clone(),
+        })
         .await?;
     println!(
         "{}",

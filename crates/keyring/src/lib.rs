@@ -135,7 +135,13 @@ impl Keyring {
         if let Some(opening) = self.cached(subject) {
             return Ok(Some(opening));
         }
-        let opening = match self.store.read_key(subject).await? {
+        let stored = self.store.read_key(subject).await?;
+        self.take(subject, stored)
+    }
+
+    /// How a key as the store holds it opens, remembered; `None` when there is none.
+    fn take(&self, subject: Uuid, stored: StoredKey) -> Result<Option<Opening>, KeyError> {
+        let opening = match stored {
             StoredKey::Absent => return Ok(None),
             StoredKey::Destroyed => Opening::Erased,
             StoredKey::Present(wrapped) => {
@@ -170,15 +176,9 @@ impl Keyring {
         }
         let stored = self.store.read_keys(&wanted).await?;
         for (subject, key) in wanted.into_iter().zip(stored) {
-            let opening = match key {
-                StoredKey::Absent if required => return Err(KeyError::Missing(subject)),
-                StoredKey::Absent => continue,
-                StoredKey::Destroyed => Opening::Erased,
-                StoredKey::Present(wrapped) => {
-                    Opening::Key(Arc::new(self.master()?.unwrap(subject, &wrapped)?))
-                }
-            };
-            self.remember(subject, opening);
+            if self.take(subject, key)?.is_none() && required {
+                return Err(KeyError::Missing(subject));
+            }
         }
         Ok(())
     }

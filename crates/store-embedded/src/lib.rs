@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags};
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
@@ -363,18 +363,8 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn read_key(&self, subject: Uuid) -> Result<StoredKey, StoreError> {
-        self.read(move |conn| {
-            let row: Option<Option<Vec<u8>>> = conn
-                .prepare_cached("SELECT wrapped FROM subject_keys WHERE subject = ?1")?
-                .query_row([subject.as_bytes().as_slice()], |r| r.get(0))
-                .optional()?;
-            Ok(match row {
-                None => StoredKey::Absent,
-                Some(None) => StoredKey::Destroyed,
-                Some(Some(wrapped)) => StoredKey::Present(wrapped),
-            })
-        })
-        .await
+        let mut keys = self.read_keys(&[subject]).await?;
+        Ok(keys.pop().unwrap_or(StoredKey::Absent))
     }
 
     async fn read_keys(&self, subjects: &[Uuid]) -> Result<Vec<StoredKey>, StoreError> {
