@@ -38,6 +38,7 @@ mod bad_input;
 mod catalog;
 mod consistency;
 mod creatio_path;
+mod erasure_property;
 mod errors;
 mod privacy;
 mod subscriptions;

@@ -200,4 +200,129 @@ async fn a_subjects_export_lists_their_values_only_and_is_recorded(backend: Back
     assert!(values(&other).iter().any(|(_, v)| v == "Boris Kettleworth"));
 }
 
-on_both_backends!(a_subjects_export_lists_their_values_only_and_is_recorded);
+/// Retention (issue 20): off by default; set, a sweep erases the people all of whose leads are
+/// closed and untouched for longer, and no one else; a dry run only lists them; a second sweep
+/// finds them erased. The leads' stages stay.
+async fn retention_erases_only_people_whose_leads_closed_long_ago(backend: Backend) {
+    use leadflow_app::retention::{sweep, SweepError};
+    use std::time::Duration;
+
+    let app = spawn_app_on(backend).await;
+    let (ivan, admin) = (app.token("ivan.manager"), app.token("admin"));
+    let by = leadflow_domain::Actor {
+        user: leadflow_domain::UserId::parse(&app.user_id("admin")).unwrap(),
+        role: leadflow_domain::Role::Admin,
+    };
+    let wait = Duration::from_secs(10);
+    let (closed, gone) = register(
+        &app,
+        &ivan,
+        "Gleb Oldfield",
+        "+7 916 700-00-01",
+        "gleb@old.example",
+    )
+    .await;
+    let (open, kept) = register(
+        &app,
+        &ivan,
+        "Vera Newcombe",
+        "+7 916 700-00-02",
+        "vera@new.example",
+    )
+    .await;
+    let disqualified = app
+        .graphql(
+            Some(&ivan),
+            "mutation($l: ID!) { disqualifyLead(lead: $l, reason: \"no-budget\") { position } }",
+            json!({ "l": closed }),
+        )
+        .await;
+    assert!(disqualified["errors"].is_null(), "{disqualified}");
+
+    let now = chrono::Utc::now();
+    let off = sweep(app.engine(), app.reads(), by, now, false, wait).await;
+    assert!(matches!(off, Err(SweepError::Off)), "{off:?}");
+
+    let set = app
+        .graphql(
+            Some(&admin),
+            "mutation { changeSettings(input: { retentionMonths: 24 }) { changed } }",
+            json!({}),
+        )
+        .await;
+    assert!(set["errors"].is_null(), "{set}");
+    let shown = app
+        .graphql(Some(&admin), "{ settings { retentionMonths } }", json!({}))
+        .await;
+    assert_eq!(shown["data"]["settings"]["retentionMonths"], 24, "{shown}");
+    // The follower on a shared store picks the setting up from the log.
+    for _ in 0..200 {
+        if app.engine().catalog().settings.retention_months == 24 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Closed a moment ago: not yet.
+    let early = sweep(app.engine(), app.reads(), by, now, false, wait)
+        .await
+        .unwrap();
+    assert_eq!(
+        (early.erased.len(), early.already_erased),
+        (0, 0),
+        "{early:?}"
+    );
+
+    // Twenty-five months on: the closed lead's person goes, the open lead's stays.
+    let later = now + chrono::Months::new(25);
+    let dry = sweep(app.engine(), app.reads(), by, later, true, wait)
+        .await
+        .unwrap();
+    assert_eq!(dry.erased.len(), 1, "{dry:?}");
+    assert_eq!(dry.erased[0].to_string(), gone);
+    let head = app.head().await;
+    let done = sweep(app.engine(), app.reads(), by, later, false, wait)
+        .await
+        .unwrap();
+    assert_eq!(
+        done.erased, dry.erased,
+        "the dry run listed what the sweep did"
+    );
+    assert!(app.head().await > head, "the erasure is in the log");
+    let again = sweep(app.engine(), app.reads(), by, later, false, wait)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.erased.len(), again.already_erased),
+        (0, 1),
+        "{again:?}"
+    );
+
+    let recorded = app.stream(&format!("subject-{gone}")).await;
+    assert_eq!(recorded.last().unwrap().event_type, "PersonalDataErased");
+    let payload: Value = serde_json::from_slice(&recorded.last().unwrap().data).unwrap();
+    assert_eq!(payload["reasonCode"], "retention", "{payload}");
+    let head = app.head().await;
+    let cards = app
+        .graphql(
+            Some(&admin),
+            "query($a: ID!, $b: ID!, $at: Position) { a: lead(id: $a, consistency: $at) { contactName stage } b: lead(id: $b) { contactName stage } }",
+            json!({ "a": closed, "b": open, "at": head.to_string() }),
+        )
+        .await;
+    assert_eq!(cards["data"]["a"]["contactName"], "[erased]", "{cards}");
+    assert_eq!(cards["data"]["a"]["stage"], "DISQUALIFIED", "{cards}");
+    assert_eq!(
+        cards["data"]["b"]["contactName"], "Vera Newcombe",
+        "{cards}"
+    );
+    let still = app
+        .graphql(Some(&admin), EXPORT, json!({ "s": kept }))
+        .await;
+    assert!(!values(&still).is_empty(), "{still}");
+}
+
+on_both_backends!(
+    a_subjects_export_lists_their_values_only_and_is_recorded,
+    retention_erases_only_people_whose_leads_closed_long_ago,
+);

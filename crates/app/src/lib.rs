@@ -5,6 +5,8 @@
 //! It opens nothing itself: the caller brings the event store (embedded, EventStoreDB, or the
 //! embedded node in tests), the token keys and where the read models live.
 
+pub mod retention;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -577,6 +577,34 @@ fn settings_are_patched_and_checked() {
 }
 
 #[test]
+fn retention_is_off_until_an_admin_sets_it_and_is_bounded() {
+    let spec = given(CatalogPart::Settings);
+    assert_eq!(Settings::default().retention_months, 0, "off by default");
+    let months = |m| {
+        CatalogCommand::ChangeSettings(SettingsPatch {
+            retention_months: Some(m),
+            ..SettingsPatch::default()
+        })
+    };
+    let set = spec.when(admin(), months(36)).unwrap();
+    let [CatalogEvent::SettingsChanged(e)] = set.as_slice() else {
+        panic!("one settings change: {set:?}");
+    };
+    assert_eq!(e.settings.retention_months, 36);
+    assert!(matches!(
+        spec.when(admin(), months(MAX_RETENTION_MONTHS + 1)),
+        Err(CatalogRejection::InvalidSettings { .. })
+    ));
+    assert!(
+        spec.when(admin(), months(0)).unwrap().is_empty(),
+        "turning off what is off changes nothing"
+    );
+    // Older settings payloads carry no retention and read as off; off is not written.
+    let json = serde_json::to_value(Settings::default()).unwrap();
+    assert!(json.get("retentionMonths").is_none(), "{json}");
+}
+
+#[test]
 fn a_department_head_keeps_a_role_that_may_head_it() {
     let spec = given(CatalogPart::Users);
     let olga = UserId::named("olga.supervisor");

@@ -22,7 +22,8 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use futures::StreamExt;
-use leadflow_codec::seal::{self, Opening};
+use leadflow_codec::seal;
+pub use leadflow_codec::seal::Opening;
 use leadflow_domain::{
     Actor, Aggregate, Catalog, CatalogAggregate, CatalogCommand, CatalogPart, CatalogRejection,
     Lead, LeadAggregate, LeadCommand, LeadId, Rejection, SubjectAggregate, SubjectCommand,

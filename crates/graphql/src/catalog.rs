@@ -121,6 +121,10 @@ pub struct Settings {
     /// The currency handoff budgets are entered in.
     pub base_currency: String,
     pub automation: Vec<AutomationRule>,
+    /// Personal-data retention: a data subject all of whose leads are closed and untouched
+    /// for this many months is erased by `leadflow privacy sweep` (reason RETENTION).
+    /// 0: off (the default).
+    pub retention_months: u32,
 }
 
 fn funnel_of(catalog: &Catalog, f: &cat::Funnel) -> Funnel {
@@ -245,6 +249,7 @@ impl CatalogQuery {
             who_may_export: s.who_may_export.into(),
             pin_inquiries_to_taker: s.pin_inquiries_to_taker,
             non_target_call_seconds: s.non_target_call_seconds,
+            retention_months: s.retention_months,
             base_currency: s.base_currency.as_str().to_owned(),
             automation: s
                 .automation
@@ -365,6 +370,8 @@ pub struct SettingsInput {
     pub non_target_call_seconds: Option<u32>,
     /// The whole list of rules, one per trigger (switch one off with `enabled: false`).
     pub automation: Option<Vec<AutomationRule>>,
+    /// Months after which a closed person's data is erased (at most 1200); 0 turns it off.
+    pub retention_months: Option<u32>,
 }
 
 /// An optional field of an update: absent keeps it, `null` clears it.
@@ -894,6 +901,7 @@ impl CatalogMutation {
                     pin_inquiries_to_taker: input.pin_inquiries_to_taker,
                     non_target_call_seconds: input.non_target_call_seconds,
                     automation,
+                    retention_months: input.retention_months,
                 }))
             },
             idempotency_key,

@@ -19,7 +19,7 @@ use leadflow_store::Position;
 
 /// Decoded events, as projections see them.
 pub use leadflow_codec::{Body, Envelope};
-pub use runner::{ProjectionState, ProjectionStatus, ReadSide};
+pub use runner::{ProjectionState, ProjectionStatus, ReadError, ReadSide};
 
 /// A read model, as queries name it: a handle the model's own module defines
 /// ([`leads::LEADS`], [`history::HISTORY`]), never a string typed at the call site.

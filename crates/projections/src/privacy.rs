@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use leadflow_codec::seal::{personal_values, ERASED};
 use leadflow_codec::{lead_stream, EventMetadata};
+use leadflow_domain::stage::Stage;
 use leadflow_domain::{LeadId, SubjectId};
 use leadflow_keyring::{KeyError, Keyring};
 use leadflow_store::{EventStore, StoreError};
@@ -48,6 +49,37 @@ pub fn leads_of(conn: &rusqlite::Connection, subject: SubjectId) -> rusqlite::Re
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(ids.iter().filter_map(|id| LeadId::parse(id).ok()).collect())
+}
+
+/// The subjects the retention setting reaches (issue 20): every lead holding their data is
+/// closed (Disqualified, NeedAbsent, NeedSatisfied) and its last event is older than `cutoff`,
+/// in the order their first lead arrived. Subjects already erased are among them; the caller
+/// leaves those out (only the keys know).
+pub fn retention_candidates(
+    conn: &rusqlite::Connection,
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> rusqlite::Result<Vec<SubjectId>> {
+    let closed: Vec<String> = Stage::ALL
+        .iter()
+        .filter(|s| s.is_closed())
+        .map(|s| format!("'{s}'"))
+        .collect();
+    let sql = format!(
+        "SELECT s.subject FROM lead_subjects s JOIN leads l ON l.row_id = s.row_id
+         GROUP BY s.subject
+         HAVING SUM(l.stage NOT IN ({}) OR l.updated_at >= ?1) = 0
+         ORDER BY MIN(s.row_id)",
+        closed.join(", ")
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let subjects = stmt
+        .query_map([cutoff.timestamp_micros()], |r| r.get::<_, Vec<u8>>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(subjects
+        .iter()
+        .filter_map(|s| Uuid::from_slice(s).ok())
+        .map(SubjectId::from_uuid)
+        .collect())
 }
 
 /// The subjects whose leads hold a value with one of `tokens` (blind-index tokens), each with

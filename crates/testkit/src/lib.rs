@@ -76,6 +76,7 @@ pub struct TestApp {
     auth: Auth,
     client: reqwest::Client,
     store: Arc<dyn EventStore>,
+    engine: Arc<leadflow_engine::Engine>,
     reads: Arc<ReadSide>,
     shutdown: Option<oneshot::Sender<()>>,
     /// The EventStoreDB node the app talks to, on that backend (it stops when dropped).
@@ -144,6 +145,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     .await
     .expect("start the app");
     let (catalog, reads, router) = (app.catalog.clone(), app.reads.clone(), app.router());
+    let engine = app.engine.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind port 0");
@@ -169,6 +171,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         auth,
         client,
         store,
+        engine,
         reads,
         shutdown: Some(shutdown),
         _node: node,
@@ -220,6 +223,17 @@ impl TestApp {
     }
 
     /// The event log's head: how the tests see that a refused request changed nothing.
+    /// The write side behind the API, for what only the command line reaches (a retention
+    /// sweep).
+    pub fn engine(&self) -> &Arc<leadflow_engine::Engine> {
+        &self.engine
+    }
+
+    /// The read models behind the API.
+    pub fn reads(&self) -> &Arc<ReadSide> {
+        &self.reads
+    }
+
     pub async fn head(&self) -> u64 {
         self.store.head().await.expect("read the log's head").0
     }

@@ -109,6 +109,8 @@ pub struct SettingsPatch {
     pub non_target_call_seconds: Option<u32>,
     /// The whole list of rules: one per known trigger ([`AUTOMATION_TRIGGERS`]).
     pub automation: Option<Vec<AutomationRule>>,
+    /// Months after which a closed person's data is erased; 0 turns retention off.
+    pub retention_months: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

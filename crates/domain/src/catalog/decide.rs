@@ -428,6 +428,14 @@ fn change_settings(own: &Catalog, patch: &SettingsPatch) -> Decision {
         }
         s.non_target_call_seconds = v;
     }
+    if let Some(v) = patch.retention_months {
+        if v > MAX_RETENTION_MONTHS {
+            return Err(bad(&format!(
+                "retention is at most {MAX_RETENTION_MONTHS} months (0 turns it off)"
+            )));
+        }
+        s.retention_months = v;
+    }
     if let Some(rules) = &patch.automation {
         let mut keys = HashSet::new();
         for rule in rules {

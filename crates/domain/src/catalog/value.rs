@@ -244,7 +244,19 @@ pub struct Settings {
     /// Handoff budgets are entered in this currency («Бюджет, б.в»).
     pub base_currency: Currency,
     pub automation: Vec<AutomationRule>,
+    /// Retention of personal data (issue 20): a data subject all of whose leads are closed
+    /// and untouched for this many months is erased by `leadflow privacy sweep`. 0: off, the
+    /// default. Omitted from the payload while off, so older settings read the same.
+    #[serde(default, skip_serializing_if = "is_off")]
+    pub retention_months: u32,
 }
+
+fn is_off(months: &u32) -> bool {
+    *months == 0
+}
+
+/// The longest retention a catalog may set: a century.
+pub const MAX_RETENTION_MONTHS: u32 = 1200;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -255,6 +267,7 @@ impl Default for Settings {
             non_target_call_seconds: 10,
             base_currency: Currency::rub(),
             automation: Vec::new(),
+            retention_months: 0,
         }
     }
 }
