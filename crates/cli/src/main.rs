@@ -3,6 +3,7 @@
 
 #![allow(clippy::print_stdout)] // a command-line tool prints its answers
 
+mod migrate;
 mod private;
 
 use std::net::SocketAddr;
@@ -78,6 +79,30 @@ enum PrivacyCommand {
     Export {
         #[command(flatten)]
         request: SubjectRequest,
+    },
+    /// Seal an embedded log written before sealing: copy it into a new file with every
+    /// personal field sealed under its subject's key (positions, ids, streams, times and
+    /// every other field kept), compare the copy with the log event by event, swap it in, and
+    /// overwrite and remove the old file. Run it with `serve` stopped. The read models are
+    /// rebuilt on the next start.
+    Migrate {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Apply the catalog's retention setting (`retentionMonths`): erase, with reason
+    /// retention, every data subject all of whose leads are closed and untouched for longer.
+    /// Same stores and conditions as `erase`; run it on a schedule (cron, a systemd timer).
+    Sweep {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// List whom it would erase, and erase no one.
+        #[arg(long)]
+        dry_run: bool,
+        /// The admin who acts (a catalog login).
+        #[arg(long, default_value = "admin")]
+        by: String,
     },
 }
 
@@ -302,6 +327,18 @@ fn main() -> anyhow::Result<()> {
                 command: PrivacyCommand::Erase { request, reason },
             } => erase(request, &reason).await,
             Command::Privacy {
+                command: PrivacyCommand::Migrate { data },
+            } => migrate_log(&data.data_dir).await,
+            Command::Privacy {
+                command:
+                    PrivacyCommand::Sweep {
+                        data,
+                        store,
+                        dry_run,
+                        by,
+                    },
+            } => sweep(data, store, &by, dry_run).await,
+            Command::Privacy {
                 command: PrivacyCommand::Export { request },
             } => export(request).await,
             Command::Projections {
@@ -387,7 +424,8 @@ fn open(data_dir: &Path, store: &StoreArgs) -> anyhow::Result<Opened> {
         (Arc::new(embedded.clone()), Some(embedded))
     } else if store.store.contains("://") {
         let esdb = EsdbStore::connect(&store.store)?;
-        println!(
+        // On stderr: stdout is the command's answer (a token, an export) for scripts.
+        eprintln!(
             "event store: {}",
             leadflow_store_esdb::redacted(&store.store)
         );
@@ -645,16 +683,66 @@ async fn run_projections(
     Ok(())
 }
 
-/// What a request about a subject needs, opened: the subject, the ticket, the store, the
-/// keys, an engine, and the acting admin.
-struct SubjectContext {
-    subject: leadflow_domain::SubjectId,
-    ticket: Option<leadflow_domain::TicketRef>,
+/// What an admin's request about personal data needs, opened: the store, the keys, an
+/// engine, and the acting admin.
+struct AdminContext {
     data_dir: PathBuf,
     store: Arc<dyn EventStore>,
     keyring: Arc<leadflow_app::Keyring>,
     engine: Arc<Engine>,
     actor: leadflow_domain::Actor,
+}
+
+async fn admin_context(
+    data: DataArgs,
+    store: &StoreArgs,
+    by: &str,
+) -> anyhow::Result<AdminContext> {
+    let data_dir = data.data_dir;
+    private::prepare(&data_dir)?;
+    let Opened { store, .. } = open(&data_dir, store)?;
+    let keyring = keyring(&data_dir, &store, true).await?;
+    let engine = leadflow_app::open_engine(store.clone(), Some(keyring.clone()), false).await?;
+    let (user, role) = resolve_user(&engine.catalog(), by)?;
+    if role != Role::Admin {
+        bail!("only an admin may erase or export a person's data ({by} is {role:?})");
+    }
+    Ok(AdminContext {
+        data_dir,
+        store,
+        keyring,
+        engine,
+        actor: leadflow_domain::Actor { user, role },
+    })
+}
+
+impl AdminContext {
+    /// The read models in `<data-dir>/read`, brought up to the log's head.
+    async fn reads_at_head(&self) -> anyhow::Result<Arc<leadflow_projections::ReadSide>> {
+        let reads = Arc::new(leadflow_app::read_side(
+            &self.data_dir.join("read"),
+            self.store.clone(),
+            Some(self.keyring.clone()),
+        )?);
+        reads
+            .wait_for(self.store.head().await?, Duration::from_secs(600))
+            .await?;
+        Ok(reads)
+    }
+}
+
+/// A request about one subject: whose, under which ticket, and the admin's context.
+struct SubjectContext {
+    subject: leadflow_domain::SubjectId,
+    ticket: Option<leadflow_domain::TicketRef>,
+    admin: AdminContext,
+}
+
+impl std::ops::Deref for SubjectContext {
+    type Target = AdminContext;
+    fn deref(&self) -> &AdminContext {
+        &self.admin
+    }
 }
 
 async fn subject_context(request: SubjectRequest) -> anyhow::Result<SubjectContext> {
@@ -664,26 +752,11 @@ async fn subject_context(request: SubjectRequest) -> anyhow::Result<SubjectConte
         .as_deref()
         .map(leadflow_domain::TicketRef::parse)
         .transpose()?;
-    let data_dir = request.data.data_dir;
-    private::prepare(&data_dir)?;
-    let Opened { store, .. } = open(&data_dir, &request.store)?;
-    let keyring = keyring(&data_dir, &store, true).await?;
-    let engine = leadflow_app::open_engine(store.clone(), Some(keyring.clone()), false).await?;
-    let (user, role) = resolve_user(&engine.catalog(), &request.by)?;
-    if role != Role::Admin {
-        bail!(
-            "only an admin may erase or export a person's data ({} is {role:?})",
-            request.by
-        );
-    }
+    let admin = admin_context(request.data, &request.store, &request.by).await?;
     Ok(SubjectContext {
         subject,
         ticket,
-        data_dir,
-        store,
-        keyring,
-        engine,
-        actor: leadflow_domain::Actor { user, role },
+        admin,
     })
 }
 
@@ -697,19 +770,6 @@ impl SubjectContext {
             .engine
             .execute_subject(command, leadflow_engine::CommandMeta::by(self.actor))
             .await?)
-    }
-
-    /// The read models in `<data-dir>/read`, brought up to the log's head.
-    async fn reads_at_head(&self) -> anyhow::Result<Arc<leadflow_projections::ReadSide>> {
-        let reads = Arc::new(leadflow_app::read_side(
-            &self.data_dir.join("read"),
-            self.store.clone(),
-            Some(self.keyring.clone()),
-        )?);
-        reads
-            .wait_for(self.store.head().await?, Duration::from_secs(600))
-            .await?;
-        Ok(reads)
     }
 }
 
@@ -739,6 +799,101 @@ async fn erase(request: SubjectRequest, reason: &str) -> anyhow::Result<()> {
             cx.data_dir.join("read").display()
         );
     }
+    Ok(())
+}
+
+async fn sweep(data: DataArgs, store: StoreArgs, by: &str, dry_run: bool) -> anyhow::Result<()> {
+    let cx = admin_context(data, &store, by).await?;
+    let reads = cx.reads_at_head().await?;
+    let swept = leadflow_app::retention::sweep(
+        &cx.engine,
+        &reads,
+        cx.actor,
+        chrono::Utc::now(),
+        dry_run,
+        Duration::from_secs(600),
+    )
+    .await;
+    let swept = match swept {
+        Ok(swept) => swept,
+        Err(e) => {
+            reads.shutdown();
+            return Err(e.into());
+        }
+    };
+    let verb = if dry_run { "would erase" } else { "erased" };
+    for subject in &swept.erased {
+        println!("{verb} subject {subject}");
+    }
+    println!(
+        "retention {} months: leads closed before {}; {verb} {} subject(s), {} erased before",
+        swept.months,
+        swept.cutoff.to_rfc3339(),
+        swept.erased.len(),
+        swept.already_erased
+    );
+    if !dry_run && !swept.erased.is_empty() {
+        // The read models here hold plain text for queries: bring them up to the erasures.
+        reads
+            .wait_for(cx.store.head().await?, Duration::from_secs(600))
+            .await?;
+        println!(
+            "the read models in {} show it",
+            cx.data_dir.join("read").display()
+        );
+    }
+    reads.shutdown();
+    Ok(())
+}
+
+async fn migrate_log(data_dir: &Path) -> anyhow::Result<()> {
+    private::prepare(data_dir)?;
+    let store = data_dir.join("events.db");
+    if !store.is_file() {
+        bail!("there is no embedded store at {}", store.display());
+    }
+    if running_server(data_dir).await.is_some() {
+        bail!(
+            "`serve` is running on {}: stop it first",
+            data_dir.display()
+        );
+    }
+    let master = private::load_master_key(data_dir, true)?.context("a master key")?;
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} events ({per_sec}, {eta} left)",
+        )
+        .expect("a valid template"),
+    );
+    let started = Instant::now();
+    let done = migrate::migrate(&store, master, |at, head| {
+        bar.set_length(head);
+        bar.set_position(at);
+    })
+    .await;
+    bar.finish_and_clear();
+    let done = done?;
+    if done.sealed == 0 {
+        println!(
+            "{} events, none with personal fields in plain text: nothing to migrate",
+            done.events
+        );
+        return Ok(());
+    }
+    // Built from the plain log, and perhaps without the blind index's secret: built again.
+    let read = data_dir.join("read");
+    if read.exists() {
+        std::fs::remove_dir_all(&read)
+            .with_context(|| format!("cannot remove {}", read.display()))?;
+    }
+    println!(
+        "sealed {} of {} events under {} new subject keys ({} erased before), in {:.1} s; the copy matched the log event by event and replaced it; the read models are rebuilt on the next start",
+        done.sealed,
+        done.events,
+        done.keys,
+        done.erased,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

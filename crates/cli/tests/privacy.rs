@@ -58,13 +58,14 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// The subject's key, unwrapped from the store's key table with the master key.
-fn subject_key(data: &Path, subject: &str) -> [u8; 32] {
+/// The subject's key, unwrapped from the key table of the store in `store` with the master key
+/// in `data`, and as the table holds it (wrapped).
+fn subject_key(data: &Path, store: &Path, subject: &str) -> ([u8; 32], Vec<u8>) {
     let master =
         MasterKey::parse_hex(&std::fs::read_to_string(data.join("master.key")).unwrap()).unwrap();
     let subject = uuid::Uuid::parse_str(subject).unwrap();
     let conn = rusqlite::Connection::open_with_flags(
-        data.join("events.db"),
+        store.join("events.db"),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )
     .unwrap();
@@ -75,23 +76,116 @@ fn subject_key(data: &Path, subject: &str) -> [u8; 32] {
             |r| r.get(0),
         )
         .unwrap();
-    master.unwrap(subject, &wrapped).unwrap().expose_for_tests()
+    let key = master.unwrap(subject, &wrapped).unwrap().expose_for_tests();
+    (key, wrapped)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_an_erasure_no_file_and_no_line_printed_holds_anything_of_the_person() {
+    nothing_of_the_person_is_left(false).await
+}
+
+/// The same over `leadflow node`: `serve --store esdb://` keeps its read models and master key
+/// in its own data directory, the node keeps the log and the keys (key streams) in its own;
+/// both directories and both processes' output are searched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_leadflow_node_no_file_and_no_line_printed_holds_anything_of_the_person() {
+    nothing_of_the_person_is_left(true).await
+}
+
+/// A `leadflow node` process with everything it prints kept; killed on drop.
+struct Node {
+    child: std::process::Child,
+    connection: String,
+    output: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Node {
+    fn start(dir: &Path) -> Node {
+        use std::io::{BufRead as _, BufReader};
+        let mut child = Command::new(BIN)
+            .args(["node", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .env("LEADFLOW_LOG", "debug")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start leadflow node");
+        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let out = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(c) = line.trim().strip_prefix("connection string: ") {
+                    let _ = tx.send(c.to_owned());
+                }
+                out.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let stderr = child.stderr.take().unwrap();
+        let out = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                out.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let connection = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the node prints its connection string");
+        Node {
+            child,
+            connection,
+            output,
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn nothing_of_the_person_is_left(over_node: bool) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // Where the log and the keys live: the server's own directory, or the node's.
+    let (node, store_dir) = if over_node {
+        let node_dir = dir.path().join("node");
+        (Some(Node::start(&node_dir)), node_dir)
+    } else {
+        (None, data.clone())
+    };
+    let store_args: Vec<&str> = match &node {
+        Some(n) => vec!["--store", n.connection.as_str()],
+        None => vec![],
+    };
     let mut command = Command::new(BIN);
     command
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(&store_args)
+        .arg("--data-dir")
         .arg(&data)
         // The most the server ever prints.
         .env("LEADFLOW_LOG", "debug");
     let server = Served::start(command);
-    let admin = leadflow(&data, &["token", "issue", "--user", "admin"]);
-    let ivan = leadflow(&data, &["token", "issue", "--user", "ivan.manager"]);
+    let token = |user: &str| {
+        let mut args = vec!["token", "issue", "--user", user];
+        args.extend(&store_args);
+        leadflow(&data, &args)
+    };
+    let (admin, ivan) = (token("admin"), token("ivan.manager"));
     let (admin, ivan) = (admin.trim(), ivan.trim());
+    // Every directory the product keeps data in.
+    let everywhere = || {
+        let mut all = files(&data);
+        if over_node {
+            all.extend(files(&store_dir));
+        }
+        all
+    };
 
     let register = "mutation($i: RegisterLeadInput!) { registerLead(input: $i) { lead { id subject } position } }";
     let person = |title: &str| {
@@ -158,8 +252,9 @@ async fn after_an_erasure_no_file_and_no_line_printed_holds_anything_of_the_pers
     text("the phone's blind token", &blind.token("phone", PHONE_E164));
     text("the e-mail's blind token", &blind.token("email", EMAIL));
     for (_, subject) in &leads {
-        let key = subject_key(&data, subject);
+        let (key, wrapped) = subject_key(&data, &store_dir, subject);
         secrets.push((format!("the key of {subject}"), key.to_vec()));
+        secrets.push((format!("the wrapped key of {subject}"), wrapped));
     }
     // Before: the card shows the person (so the search below is not vacuous).
     let card = "query($id: ID!, $at: Position) { lead(id: $id, consistency: $at) { title contactName phones emails stage budget { amount } } }";
@@ -168,7 +263,7 @@ async fn after_an_erasure_no_file_and_no_line_printed_holds_anything_of_the_pers
 
     // The search finds the person before the erasure (so finding nothing after means
     // something): in the read models, in the clear.
-    let held: Vec<String> = files(&data)
+    let held: Vec<String> = everywhere()
         .into_iter()
         .filter(|f| contains(&std::fs::read(f).unwrap(), NAME.as_bytes()))
         .map(|f| f.display().to_string())
@@ -184,7 +279,7 @@ async fn after_an_erasure_no_file_and_no_line_printed_holds_anything_of_the_pers
     );
     let token = blind.token("phone", PHONE_E164);
     assert!(
-        files(&data)
+        everywhere()
             .iter()
             .any(|f| contains(&std::fs::read(f).unwrap(), token.as_bytes())),
         "the phone's blind token is in the read model before the erasure"
@@ -237,7 +332,7 @@ async fn after_an_erasure_no_file_and_no_line_printed_holds_anything_of_the_pers
 
     // Nothing of the person anywhere.
     let mut found = Vec::new();
-    for file in files(&data) {
+    for file in everywhere() {
         let bytes = std::fs::read(&file).unwrap();
         for (label, secret) in &secrets {
             if contains(&bytes, secret) {
@@ -245,7 +340,10 @@ async fn after_an_erasure_no_file_and_no_line_printed_holds_anything_of_the_pers
             }
         }
     }
-    let printed = server.output.lock().unwrap().clone();
+    let mut printed = server.output.lock().unwrap().clone();
+    if let Some(node) = &node {
+        printed += &node.output.lock().unwrap();
+    }
     assert!(
         printed.contains("DEBUG") || printed.contains("debug"),
         "logs were on"
@@ -365,4 +463,270 @@ fn other_lead_has(leads: &Path, name: &str, lead: &str) -> bool {
         )
         .unwrap()
         > 0
+}
+
+/// A lead's id and its contact's name.
+type LeadName = (String, String);
+
+/// `leadflow privacy sweep` (retention): refused while the catalog's retention is off; once an
+/// admin sets it, a dry run lists the people of the demo's closed leads and erases no one, the
+/// sweep erases exactly them (their cards show the marker, open leads keep their names), and a
+/// second sweep finds them erased before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privacy_sweep_erases_the_people_of_long_closed_leads_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The demo's business time is early 2026: its closed leads are months old.
+    leadflow(&data, &["demo", "--leads", "30"]);
+    let off = Command::new(BIN)
+        .args(["privacy", "sweep", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!off.status.success());
+    assert!(
+        String::from_utf8_lossy(&off.stderr).contains("retention is off"),
+        "{}",
+        String::from_utf8_lossy(&off.stderr)
+    );
+
+    let admin = leadflow(&data, &["token", "issue", "--user", "admin"]);
+    {
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data);
+        let server = Served::start(command);
+        gql(
+            &server,
+            admin.trim(),
+            "mutation { changeSettings(input: { retentionMonths: 1 }) { changed } }",
+            json!({}),
+        )
+        .await;
+    }
+
+    let leads = data.join("read").join("leads.db");
+    let closed_and_open = |leads: &Path| -> (Vec<LeadName>, Vec<LeadName>) {
+        let conn = rusqlite::Connection::open(leads).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT lead_id, contact_name, stage FROM leads ORDER BY row_id")
+            .unwrap();
+        let rows: Vec<(String, String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let closed = ["Disqualified", "NeedAbsent", "NeedSatisfied"];
+        let (c, o): (Vec<_>, Vec<_>) = rows
+            .into_iter()
+            .partition(|(_, _, stage)| closed.contains(&stage.as_str()));
+        let strip = |v: Vec<(String, String, String)>| {
+            v.into_iter().map(|(l, n, _)| (l, n)).collect::<Vec<_>>()
+        };
+        (strip(c), strip(o))
+    };
+    let (closed, open) = closed_and_open(&leads);
+    assert!(
+        !closed.is_empty() && !open.is_empty(),
+        "the demo closes some leads, not all"
+    );
+    let subject_of = |lead: &str| {
+        leadflow_domain::SubjectId::for_lead(leadflow_domain::LeadId::parse(lead).unwrap())
+            .to_string()
+    };
+
+    let dry = leadflow(&data, &["privacy", "sweep", "--dry-run"]);
+    for (lead, _) in &closed {
+        assert!(
+            dry.contains(&format!("would erase subject {}", subject_of(lead))),
+            "{dry}"
+        );
+    }
+    for (lead, _) in &open {
+        assert!(!dry.contains(&subject_of(lead)), "{dry}");
+    }
+    assert_eq!(closed_and_open(&leads).0, closed, "a dry run erases no one");
+
+    let swept = leadflow(&data, &["privacy", "sweep"]);
+    assert!(
+        swept.contains(&format!(
+            "erased {} subject(s), 0 erased before",
+            closed.len()
+        )),
+        "{swept}"
+    );
+    let (after_closed, after_open) = closed_and_open(&leads);
+    assert!(
+        after_closed
+            .iter()
+            .all(|(_, name)| name.is_empty() || name == "[erased]"),
+        "{after_closed:?}"
+    );
+    assert_eq!(after_open, open, "open leads keep their people");
+    let again = leadflow(&data, &["privacy", "sweep"]);
+    assert!(
+        again.contains(&format!(
+            "erased 0 subject(s), {} erased before",
+            closed.len()
+        )),
+        "{again}"
+    );
+}
+
+/// `leadflow privacy migrate`: a log written before sealing (a demo through an engine without
+/// keys, its registrations turned back into v1 payloads, one person erased in it) is copied
+/// with every personal field sealed; positions, ids, streams, revisions and recording times
+/// stay; no name is left in the store file; the read models rebuilt from the sealed log equal
+/// those built from the plain one; a second run finds nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privacy_migrate_seals_a_plain_log_and_keeps_everything_else() {
+    use leadflow_store::EventStore as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let path = data.join("events.db");
+    let erased_lead = {
+        let store =
+            std::sync::Arc::new(leadflow_store_embedded::EmbeddedStore::open(&path).unwrap());
+        let engine = leadflow_app::open_engine(store.clone(), None, false)
+            .await
+            .unwrap();
+        leadflow_demo::generate(
+            &engine,
+            &leadflow_demo::DemoConfig {
+                leads: 25,
+                concurrency: 4,
+                ..leadflow_demo::DemoConfig::default()
+            },
+            |_| {},
+        )
+        .await
+        .unwrap();
+        // One person erased while the log was plain.
+        let first = store
+            .read_all(leadflow_store::Position::START, 100_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| e.event_type == "LeadRegistered")
+            .unwrap();
+        let lead =
+            leadflow_domain::LeadId::parse(first.stream.trim_start_matches("lead-")).unwrap();
+        engine
+            .execute_subject(
+                leadflow_domain::SubjectCommand::Erase {
+                    subject: leadflow_domain::SubjectId::for_lead(lead),
+                    reason: leadflow_domain::ErasureReason::Request,
+                    ticket: None,
+                },
+                leadflow_engine::CommandMeta::by(leadflow_domain::catalog::seed::actor()),
+            )
+            .await
+            .unwrap();
+        lead.to_string()
+    };
+    // Registrations as the first release wrote them: v1, no subject.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let downgraded = conn
+        .execute(
+            "UPDATE events SET data = CAST(json_remove(data, '$.subject') AS BLOB),
+                 metadata = CAST(json_set(metadata, '$.version', 1) AS BLOB)
+             WHERE event_type = 'LeadRegistered'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(downgraded, 25);
+    let frame = |conn: &rusqlite::Connection| -> Vec<(i64, i64, i64, Vec<u8>, String, i64)> {
+        let mut stmt = conn
+            .prepare("SELECT position, stream_id, revision, event_id, event_type, recorded_at FROM events ORDER BY position")
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    };
+    let before = frame(&conn);
+    let names: Vec<String> = {
+        let mut stmt = conn
+            .prepare("SELECT DISTINCT json_extract(data, '$.details.contactName') FROM events WHERE event_type = 'LeadRegistered' AND json_extract(data, '$.details.contactName') IS NOT NULL")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert!(names.len() > 5, "{names:?}");
+    drop(conn);
+    // The read models as the plain log builds them.
+    leadflow(&data, &["projections", "run"]);
+    let plain = {
+        let read = data.join("read");
+        let mut all = leadflow_projections::dump_tables(&read.join("leads.db")).unwrap();
+        all.extend(leadflow_projections::dump_tables(&read.join("history.db")).unwrap());
+        all
+    };
+    assert!(names
+        .iter()
+        .any(|n| plain.iter().any(|row| row.contains(n.as_str()))));
+
+    let out = leadflow(&data, &["privacy", "migrate"]);
+    assert!(out.contains("matched the log event by event"), "{out}");
+    assert!(
+        !data.join("read").exists(),
+        "the plain-built models are gone"
+    );
+    let leftovers: Vec<_> = files(&data)
+        .into_iter()
+        .filter(|f| {
+            let f = f.display().to_string();
+            f.ends_with(".old") || f.contains(".sealed")
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    assert_eq!(frame(&conn), before, "every event where it was");
+    drop(conn);
+    let bytes = std::fs::read(&path).unwrap();
+    for name in &names {
+        assert!(!contains(&bytes, name.as_bytes()), "{name} is in the store");
+    }
+
+    leadflow(&data, &["projections", "run"]);
+    let sealed = {
+        let read = data.join("read");
+        let mut all = leadflow_projections::dump_tables(&read.join("leads.db")).unwrap();
+        all.extend(leadflow_projections::dump_tables(&read.join("history.db")).unwrap());
+        all
+    };
+    let differing: Vec<_> = plain
+        .iter()
+        .zip(&sealed)
+        .filter(|(a, b)| a != b)
+        .take(3)
+        .collect();
+    assert!(
+        differing.is_empty() && plain.len() == sealed.len(),
+        "{differing:?}"
+    );
+    let erased: String = rusqlite::Connection::open(data.join("read").join("leads.db"))
+        .unwrap()
+        .query_row(
+            "SELECT contact_name FROM leads WHERE lead_id = ?1",
+            [&erased_lead],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(erased == "[erased]" || erased.is_empty(), "{erased}");
+
+    let again = leadflow(&data, &["privacy", "migrate"]);
+    assert!(again.contains("nothing to migrate"), "{again}");
 }

@@ -6,6 +6,7 @@
 //! Not here: anything about leads (the port moves raw envelopes), and multi-process writers
 //! (a lock file makes a second process's open fail instead).
 
+pub mod copy;
 mod schema;
 mod writer;
 
