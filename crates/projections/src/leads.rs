@@ -55,11 +55,11 @@ impl Projection for LeadsProjection {
     }
 
     fn version(&self) -> u32 {
-        7
+        8
     }
 
     fn schema(&self) -> &'static str {
-        include_str!("../../../projections/leads.v7.sql")
+        include_str!("../../../projections/leads.v8.sql")
     }
 
     fn set_rebuilding(&mut self, rebuilding: bool) {
@@ -436,6 +436,8 @@ fn tokens(
         return Ok(());
     }
     if before.is_some() {
+        // Through the key (lead first), which a rebuild keeps: it drops secondary indexes
+        // until it is done.
         tx.prepare_cached("DELETE FROM lead_tokens WHERE row_id = ?1")?
             .execute([rowid])?;
     }

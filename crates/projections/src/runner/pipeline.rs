@@ -55,7 +55,8 @@ pub(crate) struct Worker {
 
 /// What a feeder hands its workers: a batch of decoded consecutive events, or the event that
 /// does not decode (which stops the projection: position and reason).
-pub(crate) type Fed = Result<Arc<[Envelope]>, (Position, String)>;
+/// (A `Vec` behind the `Arc`, not a slice: turning a batch into `Arc<[_]>` copies it whole.)
+pub(crate) type Fed = Result<Arc<Vec<Envelope>>, (Position, String)>;
 
 /// Batches queued between a feeder and a worker: enough to keep the worker busy while the
 /// feeder reads and decodes the next ones, few enough to bound memory.
@@ -288,7 +289,13 @@ impl Feeder {
 /// decoding the metadata; a guess only for prefetching keys (decoding decides).
 fn sealed_subject(metadata: &[u8]) -> Option<uuid::Uuid> {
     const FIELD: &[u8] = b"\"subject\":\"";
-    let at = metadata.windows(FIELD.len()).position(|w| w == FIELD)? + FIELD.len();
+    // The codec writes the subject last: `..."subject":"<36 characters>"}`; look there
+    // first, and search the whole only for metadata written otherwise.
+    let tail = metadata.len().checked_sub(FIELD.len() + 36 + 2);
+    let at = match tail {
+        Some(t) if metadata[t..].starts_with(FIELD) => t + FIELD.len(),
+        _ => metadata.windows(FIELD.len()).position(|w| w == FIELD)? + FIELD.len(),
+    };
     let text = std::str::from_utf8(metadata.get(at..at + 36)?).ok()?;
     uuid::Uuid::parse_str(text).ok()
 }
@@ -326,31 +333,60 @@ impl Feeder {
                 self.fetch_keys(&wanted, false)?;
             }
         }
+        // A large batch (catching up) decodes on every core: opening sealed fields costs a
+        // JSON tree and an AEAD per field, more than one core keeps up with. A batch that
+        // erases someone decodes in order, so what follows the erasure reads erased.
+        let parallel = batch.len() >= PARALLEL_DECODE_MIN
+            && !batch
+                .iter()
+                .any(|e| e.event_type == leadflow_domain::subject::ERASED_EVENT);
         let mut envelopes = Vec::with_capacity(batch.len());
-        for event in batch {
-            let mut event = event;
-            let envelope = loop {
-                match self.decode_one(event) {
-                    Ok(Opened::Envelope(envelope)) => break envelope,
-                    // Not fetched above (the cache was full, or the key is missing): this one
-                    // alone, waiting for it if need be.
-                    Ok(Opened::NeedsKey { subject, event: e }) => {
-                        self.fetch_keys(&[subject], true)?;
-                        event = e;
-                    }
-                    Err(poison) => return Some(Err((poison.position, poison.reason))),
-                }
-            };
-            // An erasure made elsewhere: its key reads as erased here from now on.
-            if let (Some(keys), crate::Body::Subject { subject, .. }) = (&self.keys, &envelope.body)
-            {
-                if erases(&envelope) {
-                    keys.erased(subject.as_uuid());
-                }
-            }
-            envelopes.push(envelope);
+        let settled = if parallel {
+            decode_in_parallel(self.keys.as_deref(), batch)
+                .into_iter()
+                .try_for_each(|decoded| self.settle(decoded, &mut envelopes))
+        } else {
+            batch.into_iter().try_for_each(|event| {
+                let decoded = self.decode_one(event);
+                self.settle(decoded, &mut envelopes)
+            })
+        };
+        match settled {
+            Ok(()) => {}
+            Err(Stop::Shutdown) => return None,
+            Err(Stop::Poison(position, reason)) => return Some(Err((position, reason))),
         }
-        Some(Ok(envelopes.into()))
+        Some(Ok(Arc::new(envelopes)))
+    }
+
+    /// One decoded event into `envelopes`: a key it still needs is fetched (waiting for it if
+    /// need be), an erasure makes its subject read as erased from here on.
+    fn settle(
+        &mut self,
+        decoded: Result<Opened, leadflow_codec::DecodeError>,
+        envelopes: &mut Vec<Envelope>,
+    ) -> Result<(), Stop> {
+        let mut decoded = decoded;
+        let envelope = loop {
+            match decoded {
+                Ok(Opened::Envelope(envelope)) => break envelope,
+                // Not fetched before (the cache was full, or the key is missing): this one
+                // alone.
+                Ok(Opened::NeedsKey { subject, event }) => {
+                    self.fetch_keys(&[subject], true).ok_or(Stop::Shutdown)?;
+                    decoded = self.decode_one(event);
+                }
+                Err(poison) => return Err(Stop::Poison(poison.position, poison.reason)),
+            }
+        };
+        // An erasure made elsewhere: its key reads as erased here from now on.
+        if let (Some(keys), crate::Body::Subject { subject, .. }) = (&self.keys, &envelope.body) {
+            if erases(&envelope) {
+                keys.erased(subject.as_uuid());
+            }
+        }
+        envelopes.push(envelope);
+        Ok(())
     }
 
     /// Fetches `subjects`' keys into the keyring, waiting (the status saying why) while they
@@ -382,11 +418,66 @@ impl Feeder {
     }
 
     fn decode_one(&self, event: RecordedEvent) -> Result<Opened, leadflow_codec::DecodeError> {
-        match &self.keys {
-            Some(keys) => leadflow_codec::decode_with_keys(event, keys.as_ref()),
-            None => leadflow_codec::decode_with_keys(event, &NoKeys),
-        }
+        decode_one(self.keys.as_deref(), event)
     }
+}
+
+/// Batches at least this large decode on several threads.
+const PARALLEL_DECODE_MIN: usize = 1024;
+
+/// Why decoding a batch stopped.
+enum Stop {
+    Shutdown,
+    Poison(Position, String),
+}
+
+fn decode_one(
+    keys: Option<&Keyring>,
+    event: RecordedEvent,
+) -> Result<Opened, leadflow_codec::DecodeError> {
+    match keys {
+        Some(keys) => leadflow_codec::decode_with_keys(event, keys),
+        None => leadflow_codec::decode_with_keys(event, &NoKeys),
+    }
+}
+
+/// `batch` decoded in order, in one chunk per core (at most four), the first on this thread.
+fn decode_in_parallel(
+    keys: Option<&Keyring>,
+    batch: Vec<RecordedEvent>,
+) -> Vec<Result<Opened, leadflow_codec::DecodeError>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let per_chunk = batch.len().div_ceil(threads).max(1);
+    let mut events = batch.into_iter();
+    let mut chunks: Vec<Vec<RecordedEvent>> = Vec::with_capacity(threads);
+    loop {
+        let chunk: Vec<RecordedEvent> = events.by_ref().take(per_chunk).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        chunks.push(chunk);
+    }
+    let mut chunks = chunks.into_iter();
+    let Some(first) = chunks.next() else {
+        return Vec::new();
+    };
+    std::thread::scope(|scope| {
+        let others: Vec<_> = chunks
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .into_iter()
+                        .map(|e| decode_one(keys, e))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut decoded: Vec<_> = first.into_iter().map(|e| decode_one(keys, e)).collect();
+        for other in others {
+            decoded.extend(other.join().expect("a decoding thread panicked"));
+        }
+        decoded
+    })
 }
 
 /// How a worker's draining ended.
@@ -679,6 +770,32 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sealed_subject_is_found_at_the_end_where_the_codec_writes_it_or_anywhere() {
+        let subject = uuid::Uuid::from_u128(0x0190_0000_0000_8000_8000_0000_0000_0042);
+        let meta = leadflow_codec::EventMetadata {
+            actor: leadflow_codec::ActorMetadata {
+                user_id: leadflow_domain::UserId::named("ivan.manager"),
+                role: leadflow_domain::Role::Manager,
+            },
+            occurred_at: chrono::DateTime::UNIX_EPOCH,
+            correlation_id: uuid::Uuid::nil(),
+            causation_id: uuid::Uuid::nil(),
+            command_id: uuid::Uuid::nil(),
+            command: Some("RegisterLead".to_owned()),
+            version: 2,
+            subject: Some(subject),
+        };
+        assert_eq!(sealed_subject(&meta.encode()), Some(subject));
+        let elsewhere = format!(r#"{{"subject":"{subject}","version":2}}"#);
+        assert_eq!(sealed_subject(elsewhere.as_bytes()), Some(subject));
+        let none = leadflow_codec::EventMetadata {
+            subject: None,
+            ..meta
+        };
+        assert_eq!(sealed_subject(&none.encode()), None);
+    }
 
     #[test]
     fn projections_near_one_checkpoint_share_a_feeder_and_one_far_behind_gets_its_own() {

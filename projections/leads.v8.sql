@@ -1,4 +1,4 @@
--- The `leads` read model, version 7: the lead card (a snapshot of the domain state), the
+-- The `leads` read model, version 8: the lead card (a snapshot of the domain state), the
 -- registry row with every filterable column, and the kanban counters per funnel column.
 -- A new version of this file rebuilds the read model from the log.
 -- v2: sortable columns are NOT NULL ('' and -1 stand for "none"), so that an index can serve
@@ -20,6 +20,9 @@
 -- (`lead_tokens`: HMAC under a secret derived from the master key), so a person is found by a
 -- phone, an e-mail or a name without the model holding a searchable copy an outsider could
 -- brute-force; an erasure removes them.
+-- v8: the tokens are keyed by lead first, so a rebuild appends them in lead order instead of
+-- writing each at a random place of a tree keyed by a hash (the by-token index is built in
+-- bulk once caught up), and a lead's tokens are replaced through the key.
 
 CREATE TABLE leads (
     row_id                  INTEGER PRIMARY KEY,
@@ -67,9 +70,9 @@ CREATE TABLE lead_tokens (
     token   TEXT NOT NULL,     -- 64 hex digits
     row_id  INTEGER NOT NULL,  -- leads.row_id
     subject BLOB NOT NULL,     -- the lead's data subject, the UUID's 16 bytes
-    PRIMARY KEY (token, row_id)
+    PRIMARY KEY (row_id, token)
 ) WITHOUT ROWID;
-CREATE INDEX lead_tokens_by_lead ON lead_tokens(row_id);
+CREATE INDEX lead_tokens_by_token ON lead_tokens(token);
 
 -- Whose personal data each lead holds: the subject it was registered with, and any that took
 -- over after an erasure.
