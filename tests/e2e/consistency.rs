@@ -182,7 +182,7 @@ async fn health_shows_every_read_model_caught_up_with_the_log(backend: Backend) 
         .iter()
         .filter_map(|p| p["name"].as_str())
         .collect();
-    assert_eq!(names, ["leads", "history"]);
+    assert_eq!(names, ["leads", "history", "transitions"]);
     for p in projections {
         assert_eq!(p["lag"], 0, "{p}");
     }

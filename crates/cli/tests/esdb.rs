@@ -28,6 +28,7 @@ fn leadflow_with(args: &[&str], data: &Path, env: &[(&str, &str)]) -> std::proce
 fn dumps(read: &Path) -> Vec<String> {
     let mut all = leadflow_projections::dump_tables(&read.join("leads.db")).unwrap();
     all.extend(leadflow_projections::dump_tables(&read.join("history.db")).unwrap());
+    all.extend(leadflow_projections::dump_tables(&read.join("transitions.db")).unwrap());
     all
 }
 

@@ -31,6 +31,7 @@ fn head(data: &Path) -> i64 {
 fn dumps(read: &Path) -> Vec<String> {
     let mut all = leadflow_projections::dump_tables(&read.join("leads.db")).unwrap();
     all.extend(leadflow_projections::dump_tables(&read.join("history.db")).unwrap());
+    all.extend(leadflow_projections::dump_tables(&read.join("transitions.db")).unwrap());
     all
 }
 

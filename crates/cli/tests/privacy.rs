@@ -672,6 +672,7 @@ async fn privacy_migrate_seals_a_plain_log_and_keeps_everything_else() {
         let read = data.join("read");
         let mut all = leadflow_projections::dump_tables(&read.join("leads.db")).unwrap();
         all.extend(leadflow_projections::dump_tables(&read.join("history.db")).unwrap());
+        all.extend(leadflow_projections::dump_tables(&read.join("transitions.db")).unwrap());
         all
     };
     assert!(names
@@ -705,6 +706,7 @@ async fn privacy_migrate_seals_a_plain_log_and_keeps_everything_else() {
         let read = data.join("read");
         let mut all = leadflow_projections::dump_tables(&read.join("leads.db")).unwrap();
         all.extend(leadflow_projections::dump_tables(&read.join("history.db")).unwrap());
+        all.extend(leadflow_projections::dump_tables(&read.join("transitions.db")).unwrap());
         all
     };
     let differing: Vec<_> = plain

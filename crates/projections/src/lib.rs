@@ -11,6 +11,7 @@ pub mod privacy;
 pub mod query;
 pub mod runner;
 mod summary;
+pub mod transitions;
 
 use chrono::{DateTime, Utc};
 use rusqlite::Transaction;
@@ -40,6 +41,7 @@ impl Model {
 
 pub use history::HISTORY;
 pub use leads::LEADS;
+pub use transitions::TRANSITIONS;
 
 /// Why a projection could not apply an event. It stops that projection, which then reports
 /// the event and the error; it is never skipped.
@@ -128,6 +130,7 @@ pub fn all_projections_with(
     vec![
         Box::new(leads::LeadsProjection::with_blind_index(blind)),
         Box::new(history::HistoryProjection::new()),
+        Box::new(transitions::TransitionsProjection::new()),
     ]
 }
 

@@ -355,8 +355,12 @@ fn dump(path: &Path) -> Vec<String> {
     leadflow_projections::dump_tables(path).unwrap()
 }
 
-fn dumps(dir: &Path) -> (Vec<String>, Vec<String>) {
-    (dump(&dir.join("leads.db")), dump(&dir.join("history.db")))
+fn dumps(dir: &Path) -> (Vec<String>, Vec<String>, Vec<String>) {
+    (
+        dump(&dir.join("leads.db")),
+        dump(&dir.join("history.db")),
+        dump(&dir.join("transitions.db")),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -784,4 +788,148 @@ async fn a_second_runner_on_the_same_read_models_is_refused() {
     first.shutdown();
     drop(first);
     read_side(&w.store, &dir).shutdown();
+}
+
+/// The `transitions` model (issue 11): every stage each lead entered, in order, with where
+/// and when, the jump flag and the disqualification reason; the cohort as registered; who was
+/// responsible from when. A jump's free-text reason is not kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transitions_record_each_stage_a_lead_entered_with_its_reason_and_jumps() {
+    let w = world();
+    let reads = read_side(&w.store, &w.dir.path().join("read"));
+    let (a, b) = (lead(1), lead(2));
+    run(
+        &w.engine,
+        a,
+        register(a, "Pumps", Some(100_000), ResponsibleChoice::Creator),
+        ivan(),
+    )
+    .await;
+    run(
+        &w.engine,
+        b,
+        register(b, "Boilers", None, ResponsibleChoice::Unassigned),
+        ivan(),
+    )
+    .await;
+    run(
+        &w.engine,
+        a,
+        LeadCommand::Qualify(QualifyLead::default()),
+        ivan(),
+    )
+    .await;
+    run(
+        &w.engine,
+        a,
+        LeadCommand::Disqualify(DisqualifyLead {
+            reason: ReasonCode::parse("no-budget").unwrap(),
+            comment: None,
+        }),
+        ivan(),
+    )
+    .await;
+    run(
+        &w.engine,
+        a,
+        LeadCommand::Reopen(ReopenLead { comment: None }),
+        olga(),
+    )
+    .await;
+    run(
+        &w.engine,
+        b,
+        LeadCommand::AssignResponsible(AssignResponsible {
+            to: UserId::named("maria.manager"),
+            remind: false,
+        }),
+        olga(),
+    )
+    .await;
+    let pos = run(
+        &w.engine,
+        b,
+        LeadCommand::JumpToStage(JumpToStage {
+            stage: leadflow_domain::StageKey::parse("handoff").unwrap(),
+            reason: Comment::parse("reason", "Secret jump reason").unwrap(),
+            sale: None,
+        }),
+        olga(),
+    )
+    .await;
+    reads.wait_for(pos, WAIT).await.unwrap();
+    reads.shutdown();
+
+    let conn = Connection::open(w.dir.path().join("read").join("transitions.db")).unwrap();
+    let rows = |id: LeadId| -> Vec<(String, String, String, bool, String)> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT from_stage, to_stage, via, jump, reason FROM transitions
+                 WHERE lead = ?1 ORDER BY position",
+            )
+            .unwrap();
+        stmt.query_map([id.as_uuid().as_bytes().as_slice()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    };
+    let row = |from: &str, to: &str, via: &str, jump: bool, reason: &str| {
+        (
+            from.to_owned(),
+            to.to_owned(),
+            via.to_owned(),
+            jump,
+            reason.to_owned(),
+        )
+    };
+    assert_eq!(
+        rows(a),
+        vec![
+            row("", "Qualification", "registered", false, ""),
+            row("Qualification", "Handoff", "qualified", false, ""),
+            row(
+                "Handoff",
+                "Disqualified",
+                "disqualified",
+                false,
+                "no-budget"
+            ),
+            row("Disqualified", "Qualification", "reopened", false, ""),
+        ]
+    );
+    assert_eq!(
+        rows(b),
+        vec![
+            row("", "Qualification", "registered", false, ""),
+            row("Qualification", "Handoff", "jump", true, ""),
+        ]
+    );
+    let (funnel, responsible): (String, Option<Vec<u8>>) = conn
+        .query_row(
+            "SELECT funnel, responsible FROM transition_leads WHERE lead = ?1",
+            [b.as_uuid().as_bytes().as_slice()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((funnel.as_str(), responsible), ("default", None));
+    let assigned: Vec<Vec<u8>> = conn
+        .prepare("SELECT user FROM assignments WHERE lead = ?1 ORDER BY position")
+        .unwrap()
+        .query_map([b.as_uuid().as_bytes().as_slice()], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        assigned,
+        vec![UserId::named("maria.manager").as_uuid().as_bytes().to_vec()]
+    );
+    let pending: i64 = conn
+        .query_row("SELECT count(*) FROM pending_reasons", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(pending, 0, "every reason reached its stage change");
+    assert!(!dump(&w.dir.path().join("read").join("transitions.db"))
+        .join("\n")
+        .contains("Secret jump reason"));
 }
