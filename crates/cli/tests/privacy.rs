@@ -574,6 +574,14 @@ async fn privacy_sweep_erases_the_people_of_long_closed_leads_only() {
     );
 }
 
+/// Every row of every read model in `<data>/read`.
+fn read_models(data: &Path) -> Vec<String> {
+    ["leads.db", "history.db", "transitions.db"]
+        .iter()
+        .flat_map(|m| leadflow_projections::dump_tables(&data.join("read").join(m)).unwrap())
+        .collect()
+}
+
 /// `leadflow privacy migrate`: a log written before sealing (a demo through an engine without
 /// keys, its registrations turned back into v1 payloads, one person erased in it) is copied
 /// with every personal field sealed; positions, ids, streams, revisions and recording times
@@ -668,13 +676,7 @@ async fn privacy_migrate_seals_a_plain_log_and_keeps_everything_else() {
     drop(conn);
     // The read models as the plain log builds them.
     leadflow(&data, &["projections", "run"]);
-    let plain = {
-        let read = data.join("read");
-        let mut all = leadflow_projections::dump_tables(&read.join("leads.db")).unwrap();
-        all.extend(leadflow_projections::dump_tables(&read.join("history.db")).unwrap());
-        all.extend(leadflow_projections::dump_tables(&read.join("transitions.db")).unwrap());
-        all
-    };
+    let plain = read_models(&data);
     assert!(names
         .iter()
         .any(|n| plain.iter().any(|row| row.contains(n.as_str()))));
@@ -702,13 +704,7 @@ async fn privacy_migrate_seals_a_plain_log_and_keeps_everything_else() {
     }
 
     leadflow(&data, &["projections", "run"]);
-    let sealed = {
-        let read = data.join("read");
-        let mut all = leadflow_projections::dump_tables(&read.join("leads.db")).unwrap();
-        all.extend(leadflow_projections::dump_tables(&read.join("history.db")).unwrap());
-        all.extend(leadflow_projections::dump_tables(&read.join("transitions.db")).unwrap());
-        all
-    };
+    let sealed = read_models(&data);
     let differing: Vec<_> = plain
         .iter()
         .zip(&sealed)
