@@ -5,6 +5,7 @@
 //!
 //! Not here: HTTP, GraphQL, and anything that decides (projections only record what happened).
 
+pub mod audit;
 pub mod history;
 pub mod leads;
 pub mod privacy;

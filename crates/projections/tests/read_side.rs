@@ -933,3 +933,165 @@ async fn transitions_record_each_stage_a_lead_entered_with_its_reason_and_jumps(
         .join("\n")
         .contains("Secret jump reason"));
 }
+
+/// The funnel audit (issue 11) over `transitions`, on a log with known answers: qualifying
+/// straight to Handoff passes Distribution (not a jump), a jump passes its steps by a jump,
+/// a reopened lead is open in Qualification and no longer lost, same-time events are ordered
+/// by position; `asOfPosition` answers what the log held then; reruns are byte-identical and
+/// the definition's hash names what was asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_funnel_audit_counts_steps_jumps_losses_and_open_leads_exactly() {
+    use leadflow_projections::audit::{funnel_audit, AuditDefinition, GroupBy, StepMode};
+    let w = world();
+    let reads = read_side(&w.store, &w.dir.path().join("read"));
+    let (a, b, c) = (lead(1), lead(2), lead(3));
+    run(
+        &w.engine,
+        a,
+        register(a, "Pumps", None, ResponsibleChoice::Creator),
+        ivan(),
+    )
+    .await;
+    run(
+        &w.engine,
+        a,
+        LeadCommand::Qualify(QualifyLead::default()),
+        ivan(),
+    )
+    .await;
+    let disqualified = run(
+        &w.engine,
+        a,
+        LeadCommand::Disqualify(DisqualifyLead {
+            reason: ReasonCode::parse("no-budget").unwrap(),
+            comment: None,
+        }),
+        ivan(),
+    )
+    .await;
+    run(
+        &w.engine,
+        b,
+        register(b, "Boilers", None, ResponsibleChoice::Unassigned),
+        ivan(),
+    )
+    .await;
+    run(
+        &w.engine,
+        b,
+        LeadCommand::AssignResponsible(AssignResponsible {
+            to: UserId::named("maria.manager"),
+            remind: false,
+        }),
+        olga(),
+    )
+    .await;
+    run(
+        &w.engine,
+        b,
+        LeadCommand::JumpToStage(JumpToStage {
+            stage: leadflow_domain::StageKey::parse("handoff").unwrap(),
+            reason: Comment::parse("reason", "asked").unwrap(),
+            sale: None,
+        }),
+        olga(),
+    )
+    .await;
+    run(
+        &w.engine,
+        c,
+        register(c, "Racks", None, ResponsibleChoice::Unassigned),
+        ivan(),
+    )
+    .await;
+    run(
+        &w.engine,
+        c,
+        LeadCommand::Qualify(QualifyLead::default()),
+        ivan(),
+    )
+    .await;
+    let last = run(
+        &w.engine,
+        a,
+        LeadCommand::Reopen(ReopenLead { comment: None }),
+        olga(),
+    )
+    .await;
+    reads.wait_for(last, WAIT).await.unwrap();
+    reads.shutdown();
+
+    let conn = Connection::open(w.dir.path().join("read").join("transitions.db")).unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+    let definition = AuditDefinition {
+        from: Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),
+        to: Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap(),
+        as_of: at,
+        as_of_position: None,
+        funnel: None,
+        source: None,
+        channel: None,
+        mode: StepMode::Ordered,
+        group_by: GroupBy::None,
+    };
+    let audit = funnel_audit(&conn, &definition).unwrap();
+    assert_eq!(audit.position, last.0);
+    let [group] = audit.groups.as_slice() else {
+        panic!("one group: {audit:?}")
+    };
+    assert_eq!((group.registered, group.open_in_qualification), (3, 1));
+    let steps: Vec<(u64, u64, u64)> = group
+        .steps
+        .iter()
+        .map(|s| (s.reached, s.by_jump, s.open))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![(3, 1, 0), (3, 1, 1), (2, 1, 1), (0, 0, 0), (0, 0, 0)],
+        "{}",
+        audit.to_json()
+    );
+    assert_eq!(group.steps[2].step_conversion_permille, 666);
+    assert!(group.losses.is_empty(), "a reopened lead is not lost");
+
+    // What the log held when `a` had just been disqualified: `a` alone, lost for its reason.
+    let then = AuditDefinition {
+        as_of_position: Some(disqualified.0),
+        ..definition.clone()
+    };
+    let earlier = funnel_audit(&conn, &then).unwrap();
+    assert_eq!(earlier.position, disqualified.0);
+    let group = &earlier.groups[0];
+    assert_eq!(group.registered, 1);
+    assert_eq!(
+        (
+            group.losses[0].stage.as_str(),
+            group.losses[0].reason.as_str(),
+            group.losses[0].leads
+        ),
+        ("Disqualified", "no-budget", 1)
+    );
+    assert_ne!(earlier.definition_hash, audit.definition_hash);
+
+    // Before the registrations' time: nothing counts.
+    let before = funnel_audit(
+        &conn,
+        &AuditDefinition {
+            as_of: at - chrono::Duration::seconds(1),
+            ..definition.clone()
+        },
+    )
+    .unwrap();
+    assert!(before.groups.is_empty(), "{}", before.to_json());
+
+    // Grouped by source, and byte for byte the same on a rerun.
+    let by_source = AuditDefinition {
+        group_by: GroupBy::Source,
+        ..definition.clone()
+    };
+    let once = funnel_audit(&conn, &by_source).unwrap().to_json();
+    assert_eq!(once, funnel_audit(&conn, &by_source).unwrap().to_json());
+    assert!(once.contains("\"key\": \"website\""), "{once}");
+    assert_eq!(definition.hash(), definition.clone().hash());
+    assert_eq!(definition.hash().len(), 64);
+}
