@@ -790,6 +790,28 @@ async fn a_second_runner_on_the_same_read_models_is_refused() {
     read_side(&w.store, &dir).shutdown();
 }
 
+fn disqualify_for(reason: &str) -> LeadCommand {
+    LeadCommand::Disqualify(DisqualifyLead {
+        reason: ReasonCode::parse(reason).unwrap(),
+        comment: None,
+    })
+}
+
+fn assign_to(user: &str) -> LeadCommand {
+    LeadCommand::AssignResponsible(AssignResponsible {
+        to: UserId::named(user),
+        remind: false,
+    })
+}
+
+fn jump_to(stage: &str, why: &str) -> LeadCommand {
+    LeadCommand::JumpToStage(JumpToStage {
+        stage: leadflow_domain::StageKey::parse(stage).unwrap(),
+        reason: Comment::parse("reason", why).unwrap(),
+        sale: None,
+    })
+}
+
 /// The `transitions` model (issue 11): every stage each lead entered, in order, with where
 /// and when, the jump flag and the disqualification reason; the cohort as registered; who was
 /// responsible from when. A jump's free-text reason is not kept.
@@ -819,16 +841,7 @@ async fn transitions_record_each_stage_a_lead_entered_with_its_reason_and_jumps(
         ivan(),
     )
     .await;
-    run(
-        &w.engine,
-        a,
-        LeadCommand::Disqualify(DisqualifyLead {
-            reason: ReasonCode::parse("no-budget").unwrap(),
-            comment: None,
-        }),
-        ivan(),
-    )
-    .await;
+    run(&w.engine, a, disqualify_for("no-budget"), ivan()).await;
     run(
         &w.engine,
         a,
@@ -836,24 +849,11 @@ async fn transitions_record_each_stage_a_lead_entered_with_its_reason_and_jumps(
         olga(),
     )
     .await;
-    run(
-        &w.engine,
-        b,
-        LeadCommand::AssignResponsible(AssignResponsible {
-            to: UserId::named("maria.manager"),
-            remind: false,
-        }),
-        olga(),
-    )
-    .await;
+    run(&w.engine, b, assign_to("maria.manager"), olga()).await;
     let pos = run(
         &w.engine,
         b,
-        LeadCommand::JumpToStage(JumpToStage {
-            stage: leadflow_domain::StageKey::parse("handoff").unwrap(),
-            reason: Comment::parse("reason", "Secret jump reason").unwrap(),
-            sale: None,
-        }),
+        jump_to("handoff", "Secret jump reason"),
         olga(),
     )
     .await;
@@ -959,16 +959,7 @@ async fn the_funnel_audit_counts_steps_jumps_losses_and_open_leads_exactly() {
         ivan(),
     )
     .await;
-    let disqualified = run(
-        &w.engine,
-        a,
-        LeadCommand::Disqualify(DisqualifyLead {
-            reason: ReasonCode::parse("no-budget").unwrap(),
-            comment: None,
-        }),
-        ivan(),
-    )
-    .await;
+    let disqualified = run(&w.engine, a, disqualify_for("no-budget"), ivan()).await;
     run(
         &w.engine,
         b,
@@ -976,27 +967,8 @@ async fn the_funnel_audit_counts_steps_jumps_losses_and_open_leads_exactly() {
         ivan(),
     )
     .await;
-    run(
-        &w.engine,
-        b,
-        LeadCommand::AssignResponsible(AssignResponsible {
-            to: UserId::named("maria.manager"),
-            remind: false,
-        }),
-        olga(),
-    )
-    .await;
-    run(
-        &w.engine,
-        b,
-        LeadCommand::JumpToStage(JumpToStage {
-            stage: leadflow_domain::StageKey::parse("handoff").unwrap(),
-            reason: Comment::parse("reason", "asked").unwrap(),
-            sale: None,
-        }),
-        olga(),
-    )
-    .await;
+    run(&w.engine, b, assign_to("maria.manager"), olga()).await;
+    run(&w.engine, b, jump_to("handoff", "asked"), olga()).await;
     run(
         &w.engine,
         c,
