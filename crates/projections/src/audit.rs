@@ -1,24 +1,32 @@
-//! The funnel conversion audit (issue 11, SPEC 8), first part: a cohort's way through the
-//! funnel's steps, exact as of a business time and a log position, computed from the
-//! `transitions` model. Every answer carries its definition (a canonical form and its
-//! SHA-256) and the log position it was computed at; the same definition at the same position
-//! gives byte-identical output.
+//! The funnel conversion audit (issue 11, SPEC 8): a cohort's way through the funnel's
+//! steps, exact as of a business time and a log position. Every answer carries its definition
+//! (a canonical form and its SHA-256) and the log position it was computed at; the same
+//! definition at the same position gives byte-identical output.
+//!
+//! The audit is computed over each lead's path (its cohort row, the stages it entered, who was
+//! responsible from when), which comes from one of two places that give the same rows: the
+//! `transitions` model ([`load_paths`], the fast way) or the log itself ([`PathsFromLog`],
+//! decoded through the codec without any key: nothing personal is needed).
 //!
 //! The steps are Qualification done, Distribution, Handoff, AwaitingSale and NeedSatisfied. A
 //! lead reaches a step by entering its stage or by moving forward past it: qualifying straight
 //! to Handoff passes Distribution by design (the lead had its manager; SPEC 3.3), a
-//! conversion or a jump passes what it skips and counts as reached by a jump. In the
-//! `ordered` mode a step counts only once the one before it was reached; in `any` order,
-//! whenever it was reached. Ties between one lead's events are broken by log position.
+//! conversion or a jump passes what it skips and counts as reached by a jump. Modes:
+//! `ordered` counts a step once the one before it was reached; `strict` also ends a lead's
+//! way at its first move that is not straight on (back to an earlier stage, lost, reopened);
+//! `any` counts a step whenever it was reached. Ties between one lead's events are broken by
+//! log position, never by time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
-use crate::{from_micros, micros};
+use crate::transitions::{row_of, AssignmentRow, CohortRow, MoveRow, Row};
+use crate::{from_micros, micros, Envelope};
 
 /// The steps, in funnel order.
 pub const STEPS: [&str; 5] = [
@@ -29,12 +37,16 @@ pub const STEPS: [&str; 5] = [
     "NeedSatisfied",
 ];
 
+const DAY_MICROS: i64 = 86_400_000_000;
+
 /// How steps must follow each other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum StepMode {
     /// Each step reached after the one before it.
     Ordered,
+    /// Each step reached straight from the one before it, with no other stage in between.
+    Strict,
     /// Each step counted whenever it was reached.
     Any,
 }
@@ -47,11 +59,37 @@ pub enum GroupBy {
     Source,
     Channel,
     Funnel,
+    /// The responsible manager (by [`ManagerBasis`]): the user id, '' when unassigned.
+    Manager,
+    /// The responsible manager's department, as the catalog has it: '' when unassigned.
+    Department,
+    /// The ISO week of registration (UTC), `2026-W09`.
+    Week,
     /// The calendar month of registration (UTC), `2026-03`.
     Month,
 }
 
-/// An audit's inputs: everything its answer depends on besides the log.
+/// Which manager a lead is counted under when grouping or filtering by manager or department.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ManagerBasis {
+    /// The one responsible at registration.
+    Registration,
+    /// The one responsible at `asOf`.
+    AsOf,
+}
+
+/// A lead left out of the cohort for something in its way up to the audit's time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Exclusion {
+    EverDisqualified,
+    EverReopened,
+    EverJumped,
+}
+
+/// An audit's inputs: everything its answer depends on besides the log (and, for grouping by
+/// department, the catalog's departments).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditDefinition {
@@ -64,13 +102,29 @@ pub struct AuditDefinition {
     #[serde(serialize_with = "utc")]
     pub as_of: DateTime<Utc>,
     /// Only events recorded up to this log position count ("what we would have reported
-    /// then"); `None`: the log as far as the model has it.
+    /// then"); `None`: the log as far as it is read.
     pub as_of_position: Option<u64>,
     pub funnel: Option<String>,
     pub source: Option<String>,
     pub channel: Option<String>,
+    /// The quality as registered (`Hot`, `Warm`, ...).
+    pub quality: Option<String>,
+    pub advertising: Option<bool>,
+    /// The responsible manager (by `manager_basis`).
+    pub manager: Option<Uuid>,
+    /// The responsible manager's department.
+    pub department: Option<String>,
+    pub manager_basis: ManagerBasis,
     pub mode: StepMode,
+    /// Leads left out (counted apart as `excluded`).
+    pub exclude: Vec<Exclusion>,
+    /// Per step: reached within this many days of the step before it (of the registration
+    /// for the first), or it does not count.
+    pub windows_days: [Option<u32>; 5],
     pub group_by: GroupBy,
+    /// Only the leads of this manager's scope (created by them, or theirs now): a manager's
+    /// audit. `None`: every lead.
+    pub scope: Option<Uuid>,
 }
 
 fn utc<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -78,9 +132,51 @@ fn utc<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error>
 }
 
 impl AuditDefinition {
-    /// The canonical form: JSON with fields in a fixed order and times in UTC to the µs.
+    /// The cohort registered in `[from, to)` as of `as_of`, every other input at its default:
+    /// no filter, ordered, no exclusion, no window, one group, every lead.
+    pub fn new(from: DateTime<Utc>, to: DateTime<Utc>, as_of: DateTime<Utc>) -> Self {
+        Self {
+            from,
+            to,
+            as_of,
+            as_of_position: None,
+            funnel: None,
+            source: None,
+            channel: None,
+            quality: None,
+            advertising: None,
+            manager: None,
+            department: None,
+            manager_basis: ManagerBasis::AsOf,
+            mode: StepMode::Ordered,
+            exclude: Vec::new(),
+            windows_days: [None; 5],
+            group_by: GroupBy::None,
+            scope: None,
+        }
+    }
+
+    /// What is wrong with it, if anything: an empty period, a window over 100 years.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.from >= self.to {
+            return Err(format!(
+                "the period is empty: from {} is not before to {}",
+                self.from, self.to
+            ));
+        }
+        if let Some(days) = self.windows_days.iter().flatten().find(|d| **d > 36_500) {
+            return Err(format!("a window of {days} days is over 100 years"));
+        }
+        Ok(())
+    }
+
+    /// The canonical form: JSON with fields in a fixed order, times in UTC to the µs and the
+    /// exclusions sorted.
     pub fn canonical(&self) -> String {
-        serde_json::to_string(self).expect("a definition serializes")
+        let mut d = self.clone();
+        d.exclude.sort();
+        d.exclude.dedup();
+        serde_json::to_string(&d).expect("a definition serializes")
     }
 
     /// SHA-256 of the canonical form, hex.
@@ -106,6 +202,10 @@ pub struct StepCount {
     pub step_conversion_permille: u64,
     /// `reached` over `registered`, in per mille.
     pub overall_conversion_permille: u64,
+    /// Time from the step before (the registration for the first) to this one, over the leads
+    /// that reached both in that order: median and 90th percentile (nearest rank), seconds.
+    pub median_seconds: Option<i64>,
+    pub p90_seconds: Option<i64>,
 }
 
 /// A group's losses: leads whose stage at the time is a closed one other than NeedSatisfied.
@@ -122,7 +222,10 @@ pub struct Loss {
 #[serde(rename_all = "camelCase")]
 pub struct AuditGroup {
     pub key: String,
+    /// The cohort's leads counted (those excluded are not among them).
     pub registered: u64,
+    /// Left out by the definition's exclusions.
+    pub excluded: u64,
     /// Open in Qualification at the time (registered, or reopened, and not qualified since):
     /// right-censored before the first step.
     pub open_in_qualification: u64,
@@ -136,8 +239,8 @@ pub struct AuditGroup {
 pub struct Audit {
     pub definition: String,
     pub definition_hash: String,
-    /// The log position the answer was computed at: the model's checkpoint, or
-    /// `asOfPosition` when that is lower.
+    /// The log position the answer was computed at: how far the model (or the log) was read,
+    /// or `asOfPosition` when that is lower.
     pub position: u64,
     pub groups: Vec<AuditGroup>,
 }
@@ -148,6 +251,18 @@ impl Audit {
         serde_json::to_string_pretty(self).expect("an audit serializes")
     }
 }
+
+/// One lead's way, as the `transitions` model (or the log) has it, in log order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeadPath {
+    pub lead: Uuid,
+    pub cohort: CohortRow,
+    pub moves: Vec<MoveRow>,
+    pub assignments: Vec<AssignmentRow>,
+}
+
+/// Each user's department, from the catalog: what grouping and filtering by department read.
+pub type Departments = BTreeMap<Uuid, String>;
 
 /// Where a stage stands among the steps: Qualification is 0, and step `k` is rank `k + 1`
 /// (rank 1, Qualification done, is leaving Qualification forward).
@@ -176,8 +291,13 @@ fn steps_of(from: &str, to: &str) -> Vec<usize> {
     }
 }
 
-/// The audit of `definition` over the `transitions` model's connection.
-pub fn funnel_audit(conn: &Connection, definition: &AuditDefinition) -> rusqlite::Result<Audit> {
+/// The paths of the cohort `definition` names, from the `transitions` model, and the position
+/// they stand at (the model's checkpoint, or `asOfPosition` when lower). Only the cohort's
+/// registration period and the position are applied here; [`audit_paths`] applies the rest.
+pub fn load_paths(
+    conn: &Connection,
+    definition: &AuditDefinition,
+) -> rusqlite::Result<(u64, Vec<LeadPath>)> {
     let checkpoint: i64 = conn
         .query_row(
             "SELECT position FROM projection_state WHERE name = 'transitions'",
@@ -188,118 +308,454 @@ pub fn funnel_audit(conn: &Connection, definition: &AuditDefinition) -> rusqlite
     let position = definition
         .as_of_position
         .map_or(checkpoint as u64, |p| p.min(checkpoint as u64));
-    let as_of = micros(definition.as_of);
-    // The cohort, with the group each lead falls in.
-    let mut cohort = conn.prepare(
-        "SELECT lead, funnel, source, channel, registered_at FROM transition_leads
-         WHERE registered_at >= ?1 AND registered_at < ?2 AND registered_at <= ?3
-           AND position <= ?4
-           AND (?5 IS NULL OR funnel = ?5) AND (?6 IS NULL OR source = ?6)
-           AND (?7 IS NULL OR channel = ?7)
-         ORDER BY lead",
-    )?;
-    let leads: Vec<(Vec<u8>, String)> = cohort
-        .query_map(
-            params![
-                micros(definition.from),
-                micros(definition.to),
-                as_of,
-                position as i64,
-                definition.funnel,
-                definition.source,
-                definition.channel,
-            ],
-            |r| {
-                let (funnel, source, channel, at): (String, String, String, i64) =
-                    (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
-                let key = match definition.group_by {
-                    GroupBy::None => String::new(),
-                    GroupBy::Source => source,
-                    GroupBy::Channel => channel,
-                    GroupBy::Funnel => funnel,
-                    GroupBy::Month => from_micros(at).format("%Y-%m").to_string(),
-                };
-                Ok((r.get(0)?, key))
-            },
-        )?
+    let range = params![
+        micros(definition.from),
+        micros(definition.to).min(micros(definition.as_of).saturating_add(1)),
+        position as i64,
+    ];
+    let cohort = "l.registered_at >= ?1 AND l.registered_at < ?2 AND l.position <= ?3";
+    let uuid = |b: Vec<u8>| Uuid::from_slice(&b).unwrap_or_default();
+    let mut paths: Vec<LeadPath> = conn
+        .prepare(&format!(
+            "SELECT lead, funnel, source, channel, created_by, responsible, quality, advertising,
+                    registered_at, position
+             FROM transition_leads l WHERE {cohort} ORDER BY lead"
+        ))?
+        .query_map(range, |r| {
+            Ok(LeadPath {
+                lead: uuid(r.get(0)?),
+                cohort: CohortRow {
+                    funnel: r.get(1)?,
+                    source: r.get(2)?,
+                    channel: r.get(3)?,
+                    created_by: uuid(r.get(4)?),
+                    responsible: r.get::<_, Option<Vec<u8>>>(5)?.map(uuid),
+                    quality: r.get(6)?,
+                    advertising: r.get(7)?,
+                    registered_at: r.get(8)?,
+                    position: r.get::<_, i64>(9)? as u64,
+                },
+                moves: Vec::new(),
+                assignments: Vec::new(),
+            })
+        })?
         .collect::<rusqlite::Result<_>>()?;
-    let mut moves = conn.prepare_cached(
-        "SELECT from_stage, to_stage, jump, reason FROM transitions
-         WHERE lead = ?1 AND at <= ?2 AND position <= ?3 ORDER BY position",
-    )?;
+    // Both scans come in the cohort's order (lead, then revision), so each row goes to the
+    // path at hand or a later one.
+    let mut at = 0;
+    let mut moves = conn.prepare(&format!(
+        "SELECT t.lead, t.revision, t.position, t.at, t.from_stage, t.to_stage, t.via, t.jump,
+                t.reason, t.actor
+         FROM transition_leads l JOIN transitions t ON t.lead = l.lead
+         WHERE {cohort} AND t.position <= ?3 ORDER BY t.lead, t.revision"
+    ))?;
+    let mut rows = moves.query(range)?;
+    while let Some(r) = rows.next()? {
+        let lead = uuid(r.get(0)?);
+        while paths[at].lead != lead {
+            at += 1;
+        }
+        paths[at].moves.push(MoveRow {
+            revision: r.get::<_, i64>(1)? as u64,
+            position: r.get::<_, i64>(2)? as u64,
+            at: r.get(3)?,
+            from: r.get(4)?,
+            to: r.get(5)?,
+            via: r.get(6)?,
+            jump: r.get(7)?,
+            reason: r.get(8)?,
+            actor: uuid(r.get(9)?),
+        });
+    }
+    at = 0;
+    let mut assignments = conn.prepare(&format!(
+        "SELECT a.lead, a.revision, a.position, a.at, a.user
+         FROM transition_leads l JOIN assignments a ON a.lead = l.lead
+         WHERE {cohort} AND a.position <= ?3 ORDER BY a.lead, a.revision"
+    ))?;
+    let mut rows = assignments.query(range)?;
+    while let Some(r) = rows.next()? {
+        let lead = uuid(r.get(0)?);
+        while paths[at].lead != lead {
+            at += 1;
+        }
+        paths[at].assignments.push(AssignmentRow {
+            revision: r.get::<_, i64>(1)? as u64,
+            position: r.get::<_, i64>(2)? as u64,
+            at: r.get(3)?,
+            user: uuid(r.get(4)?),
+        });
+    }
+    Ok((position, paths))
+}
+
+/// The audit of `definition` over the `transitions` model's connection.
+pub fn funnel_audit(
+    conn: &Connection,
+    definition: &AuditDefinition,
+    departments: &Departments,
+) -> rusqlite::Result<Audit> {
+    let (position, paths) = load_paths(conn, definition)?;
+    Ok(audit_paths(definition, position, departments, &paths))
+}
+
+/// The paths the log gives, event by event: the from-log path of the audit. It keeps the same
+/// rows as the `transitions` model, through the same mapping ([`row_of`]).
+#[derive(Default)]
+pub struct PathsFromLog {
+    paths: BTreeMap<Uuid, LeadPath>,
+    pending: HashMap<Uuid, String>,
+    position: u64,
+}
+
+impl PathsFromLog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes in the next event of the log.
+    pub fn apply(&mut self, env: &Envelope) {
+        self.position = env.position.0;
+        let Some((lead, row)) = row_of(env) else {
+            return;
+        };
+        match row {
+            Row::Registered(cohort, m, a) => {
+                self.paths.insert(
+                    lead,
+                    LeadPath {
+                        lead,
+                        cohort,
+                        moves: vec![m],
+                        assignments: a.into_iter().collect(),
+                    },
+                );
+            }
+            Row::Reason(reason) => {
+                self.pending.insert(lead, reason);
+            }
+            Row::Moved(mut m) => {
+                if m.to == "Disqualified" {
+                    m.reason = self.pending.remove(&lead).unwrap_or_default();
+                }
+                if let Some(p) = self.paths.get_mut(&lead) {
+                    p.moves.push(m);
+                }
+            }
+            Row::Assigned(a) => {
+                if let Some(p) = self.paths.get_mut(&lead) {
+                    p.assignments.push(a);
+                }
+            }
+        }
+    }
+
+    /// The position of the last event taken in.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Every lead's path, in lead order.
+    pub fn into_paths(self) -> Vec<LeadPath> {
+        self.paths.into_values().collect()
+    }
+}
+
+/// Keys that open nothing: every personal field reads as erased. The audit reads no personal
+/// value, so its from-log path needs no master key (and cannot leak one).
+struct NoPersonalData;
+
+impl leadflow_codec::Keys for NoPersonalData {
+    fn opening(&self, _: Uuid) -> Option<leadflow_codec::seal::Opening> {
+        Some(leadflow_codec::seal::Opening::Erased)
+    }
+}
+
+/// Every lead's path straight from the log, up to `until` (or its head), decoded through the
+/// codec without keys; `progress` hears the position after each batch. With the position read
+/// up to, the same [`audit_paths`] takes them as it takes the model's.
+pub async fn paths_from_log(
+    log: &dyn leadflow_store::EventStore,
+    until: Option<u64>,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<(u64, Vec<LeadPath>), String> {
+    let head = log.head().await.map_err(|e| e.to_string())?.0;
+    let until = until.map_or(head, |u| u.min(head));
+    let mut paths = PathsFromLog::new();
+    let mut after = leadflow_store::Position::START;
+    while after.0 < until {
+        let batch = log.read_all(after, 4096).await.map_err(|e| e.to_string())?;
+        if batch.is_empty() {
+            break;
+        }
+        for event in batch {
+            if event.position.0 > until {
+                break;
+            }
+            after = event.position;
+            match leadflow_codec::decode_with_keys(event, &NoPersonalData) {
+                Ok(leadflow_codec::Opened::Envelope(env)) => paths.apply(&env),
+                Ok(leadflow_codec::Opened::NeedsKey { subject, .. }) => {
+                    return Err(format!(
+                        "a key for {subject} was asked of keys that answer all"
+                    ))
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        progress(after.0, until);
+    }
+    Ok((until, paths.into_paths()))
+}
+
+/// Where a lead stands at the audit's time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum End {
+    InQualification,
+    /// Open in the step of this index (Distribution, Handoff, AwaitingSale).
+    Open(usize),
+    Won,
+    Lost {
+        stage: String,
+        reason: String,
+    },
+}
+
+/// One lead of the cohort, audited.
+struct Outcome {
+    lead: Uuid,
+    key: String,
+    excluded: bool,
+    /// When each step was first reached (business time) and whether by a jump.
+    reached: [Option<(i64, bool)>; 5],
+    registered_at: i64,
+    end: End,
+}
+
+/// The lead `path` as `definition` audits it at `position`; `None` when it is not in the
+/// cohort.
+fn evaluate(
+    definition: &AuditDefinition,
+    position: u64,
+    departments: &Departments,
+    path: &LeadPath,
+) -> Option<Outcome> {
+    let c = &path.cohort;
+    let as_of = micros(definition.as_of);
+    let counts = |at: i64, p: u64| at <= as_of && p <= position;
+    if !(c.registered_at >= micros(definition.from)
+        && c.registered_at < micros(definition.to)
+        && counts(c.registered_at, c.position))
+    {
+        return None;
+    }
+    let same = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+    if !(same(&definition.funnel, &c.funnel)
+        && same(&definition.source, &c.source)
+        && same(&definition.channel, &c.channel)
+        && same(&definition.quality, &c.quality)
+        && definition.advertising.is_none_or(|a| a == c.advertising))
+    {
+        return None;
+    }
+    if let Some(user) = definition.scope {
+        let now = path
+            .assignments
+            .iter()
+            .rfind(|a| a.position <= position)
+            .map(|a| a.user);
+        if c.created_by != user && now != Some(user) {
+            return None;
+        }
+    }
+    let manager = match definition.manager_basis {
+        ManagerBasis::Registration => c.responsible,
+        ManagerBasis::AsOf => path
+            .assignments
+            .iter()
+            .rfind(|a| counts(a.at, a.position))
+            .map(|a| a.user),
+    };
+    let department = manager.and_then(|m| departments.get(&m)).cloned();
+    if definition.manager.is_some_and(|m| manager != Some(m))
+        || definition
+            .department
+            .as_ref()
+            .is_some_and(|d| department.as_ref() != Some(d))
+    {
+        return None;
+    }
+    let key = match definition.group_by {
+        GroupBy::None => String::new(),
+        GroupBy::Source => c.source.clone(),
+        GroupBy::Channel => c.channel.clone(),
+        GroupBy::Funnel => c.funnel.clone(),
+        GroupBy::Manager => manager.map(|m| m.to_string()).unwrap_or_default(),
+        GroupBy::Department => department.unwrap_or_default(),
+        GroupBy::Week => from_micros(c.registered_at).format("%G-W%V").to_string(),
+        GroupBy::Month => from_micros(c.registered_at).format("%Y-%m").to_string(),
+    };
+    let moves: Vec<&MoveRow> = path
+        .moves
+        .iter()
+        .filter(|m| counts(m.at, m.position))
+        .collect();
+    let excluded = definition.exclude.iter().any(|x| match x {
+        Exclusion::EverDisqualified => moves.iter().any(|m| m.to == "Disqualified"),
+        Exclusion::EverReopened => moves.iter().any(|m| m.via == "reopened"),
+        Exclusion::EverJumped => moves.iter().any(|m| m.jump),
+    });
+    let mut reached: [Option<(i64, bool)>; 5] = [None; 5];
+    // Whether step `s`, reached at `at`, is within its window of the step before it.
+    let in_window = |reached: &[Option<(i64, bool)>; 5], s: usize, at: i64| {
+        let Some(days) = definition.windows_days[s] else {
+            return true;
+        };
+        let before = if s == 0 {
+            Some(c.registered_at)
+        } else {
+            reached[s - 1].map(|r| r.0)
+        };
+        before.is_some_and(|b| at - b <= i64::from(days) * DAY_MICROS)
+    };
+    let mut strict_ended = false;
+    for m in &moves {
+        let steps = steps_of(&m.from, &m.to);
+        match definition.mode {
+            StepMode::Strict => {
+                if strict_ended || (m.from.is_empty() && steps.is_empty()) {
+                    continue;
+                }
+                let frontier = reached.iter().take_while(|r| r.is_some()).count();
+                if steps.first() != Some(&frontier) {
+                    strict_ended = true;
+                    continue;
+                }
+                for s in steps {
+                    if !in_window(&reached, s, m.at) {
+                        strict_ended = true;
+                        break;
+                    }
+                    reached[s] = Some((m.at, m.jump));
+                }
+            }
+            StepMode::Ordered | StepMode::Any => {
+                for s in steps {
+                    let in_order =
+                        definition.mode == StepMode::Any || s == 0 || reached[s - 1].is_some();
+                    // A step passed over on the way is reached by a jump only when the move
+                    // was one; the designed skip of Distribution is not.
+                    if in_order && reached[s].is_none() && in_window(&reached, s, m.at) {
+                        reached[s] = Some((m.at, m.jump));
+                    }
+                }
+            }
+        }
+    }
+    let last = moves.last();
+    let end = match last.map(|m| m.to.as_str()).unwrap_or("") {
+        "Disqualified" | "NeedAbsent" => End::Lost {
+            stage: last.map(|m| m.to.clone()).unwrap_or_default(),
+            reason: last.map(|m| m.reason.clone()).unwrap_or_default(),
+        },
+        "NeedSatisfied" => End::Won,
+        other => match rank(other) {
+            Some(r @ 2..=4) => End::Open(r - 1),
+            _ => End::InQualification,
+        },
+    };
+    Some(Outcome {
+        lead: path.lead,
+        key,
+        excluded,
+        reached,
+        registered_at: c.registered_at,
+        end,
+    })
+}
+
+/// The nearest-rank percentile `p` (0-100) of sorted `values`.
+fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    Some(sorted[rank - 1])
+}
+
+/// The audit of `definition` over `paths` (in lead order) read up to `position`.
+pub fn audit_paths(
+    definition: &AuditDefinition,
+    position: u64,
+    departments: &Departments,
+    paths: &[LeadPath],
+) -> Audit {
     #[derive(Default)]
     struct Tally {
         registered: u64,
+        excluded: u64,
         open_in_qualification: u64,
         reached: [u64; 5],
         by_jump: [u64; 5],
         open: [u64; 5],
+        seconds: [Vec<i64>; 5],
         losses: BTreeMap<(String, String), u64>,
     }
     let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
-    for (lead, key) in leads {
-        let rows: Vec<(String, String, bool, String)> = moves
-            .query_map(params![lead, as_of, position as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        let tally = groups.entry(key).or_default();
+    for o in paths
+        .iter()
+        .filter_map(|p| evaluate(definition, position, departments, p))
+    {
+        let tally = groups.entry(o.key).or_default();
+        if o.excluded {
+            tally.excluded += 1;
+            continue;
+        }
         tally.registered += 1;
-        // The first time each step was reached, and whether by a jump.
-        let mut reached: [Option<bool>; 5] = [None; 5];
-        for (from, to, jump, _) in &rows {
-            for step in steps_of(from, to) {
-                let in_order = match definition.mode {
-                    StepMode::Any => true,
-                    StepMode::Ordered => step == 0 || reached[step - 1].is_some(),
-                };
-                if in_order && reached[step].is_none() {
-                    // A step passed over on the way is reached by a jump only when the move
-                    // was one; the designed skip of Distribution is not.
-                    reached[step] = Some(*jump);
-                }
+        for (s, how) in o.reached.iter().enumerate() {
+            let Some((at, jump)) = how else { continue };
+            tally.reached[s] += 1;
+            tally.by_jump[s] += u64::from(*jump);
+            let before = if s == 0 {
+                Some(o.registered_at)
+            } else {
+                o.reached[s - 1].map(|r| r.0)
+            };
+            if let Some(b) = before.filter(|b| b <= at) {
+                tally.seconds[s].push((at - b) / 1_000_000);
             }
         }
-        for (step, how) in reached.iter().enumerate() {
-            if let Some(jump) = how {
-                tally.reached[step] += 1;
-                tally.by_jump[step] += u64::from(*jump);
-            }
-        }
-        let now = rows.last().map(|r| r.1.as_str()).unwrap_or("");
-        match now {
-            "Disqualified" | "NeedAbsent" => {
-                let reason = rows.last().map(|r| r.3.clone()).unwrap_or_default();
-                *tally.losses.entry((now.to_owned(), reason)).or_default() += 1;
-            }
-            "Qualification" => tally.open_in_qualification += 1,
-            other => {
-                // Distribution, Handoff, AwaitingSale: open in that step.
-                if let Some(r @ 2..=4) = rank(other) {
-                    tally.open[r - 1] += 1;
-                }
-            }
+        match o.end {
+            End::Lost { stage, reason } => *tally.losses.entry((stage, reason)).or_default() += 1,
+            End::InQualification => tally.open_in_qualification += 1,
+            End::Open(s) => tally.open[s] += 1,
+            End::Won => {}
         }
     }
     let permille = |n: u64, d: u64| (n * 1000).checked_div(d).unwrap_or(0);
     let groups = groups
         .into_iter()
-        .map(|(key, t)| AuditGroup {
+        .map(|(key, mut t)| AuditGroup {
             steps: (0..STEPS.len())
-                .map(|i| StepCount {
-                    step: STEPS[i],
-                    reached: t.reached[i],
-                    by_jump: t.by_jump[i],
-                    open: t.open[i],
-                    step_conversion_permille: permille(
-                        t.reached[i],
-                        if i == 0 {
-                            t.registered
-                        } else {
-                            t.reached[i - 1]
-                        },
-                    ),
-                    overall_conversion_permille: permille(t.reached[i], t.registered),
+                .map(|i| {
+                    t.seconds[i].sort_unstable();
+                    StepCount {
+                        step: STEPS[i],
+                        reached: t.reached[i],
+                        by_jump: t.by_jump[i],
+                        open: t.open[i],
+                        step_conversion_permille: permille(
+                            t.reached[i],
+                            if i == 0 {
+                                t.registered
+                            } else {
+                                t.reached[i - 1]
+                            },
+                        ),
+                        overall_conversion_permille: permille(t.reached[i], t.registered),
+                        median_seconds: percentile(&t.seconds[i], 50),
+                        p90_seconds: percentile(&t.seconds[i], 90),
+                    }
                 })
                 .collect(),
             losses: t
@@ -313,15 +769,112 @@ pub fn funnel_audit(conn: &Connection, definition: &AuditDefinition) -> rusqlite
                 .collect(),
             key,
             registered: t.registered,
+            excluded: t.excluded,
             open_in_qualification: t.open_in_qualification,
         })
         .collect();
-    Ok(Audit {
+    Audit {
         definition: definition.canonical(),
         definition_hash: definition.hash(),
         position,
         groups,
-    })
+    }
+}
+
+/// The count of an audit group whose leads a drill-down lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Bucket {
+    Registered,
+    Excluded,
+    /// Reached the step of this index.
+    Reached(usize),
+    ReachedByJump(usize),
+    /// Open in the step of this index.
+    Open(usize),
+    OpenInQualification,
+    /// Lost in `stage` for `reason` ('' for NeedAbsent).
+    Lost {
+        stage: String,
+        reason: String,
+    },
+}
+
+/// A page of a drill-down: lead ids in id order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeadPage {
+    pub leads: Vec<Uuid>,
+    pub total_count: u64,
+    pub has_next: bool,
+    pub position: u64,
+}
+
+/// Which leads a drill-down lists: those behind `bucket` of the group `key`, `first` of them
+/// after the lead `after`, in id order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrillDown {
+    pub key: String,
+    pub bucket: Bucket,
+    pub after: Option<Uuid>,
+    pub first: usize,
+}
+
+/// The page of leads `page` asks for, of the audit of `definition` over `paths`.
+pub fn drill_down(
+    definition: &AuditDefinition,
+    position: u64,
+    departments: &Departments,
+    paths: &[LeadPath],
+    page: &DrillDown,
+) -> LeadPage {
+    let DrillDown {
+        key,
+        bucket,
+        after,
+        first,
+    } = page;
+    let (after, first) = (*after, *first);
+    let matching = paths
+        .iter()
+        .filter_map(|p| evaluate(definition, position, departments, p))
+        .filter(|o| o.key == *key)
+        .filter(|o| match bucket {
+            Bucket::Excluded => o.excluded,
+            _ if o.excluded => false,
+            Bucket::Registered => true,
+            Bucket::Reached(s) => o.reached.get(*s).is_some_and(|r| r.is_some()),
+            Bucket::ReachedByJump(s) => o.reached.get(*s).is_some_and(|r| r.is_some_and(|r| r.1)),
+            Bucket::Open(s) => o.end == End::Open(*s),
+            Bucket::OpenInQualification => o.end == End::InQualification,
+            Bucket::Lost { stage, reason } => {
+                o.end
+                    == End::Lost {
+                        stage: stage.clone(),
+                        reason: reason.clone(),
+                    }
+            }
+        })
+        .map(|o| o.lead);
+    let mut total_count = 0;
+    let mut leads = Vec::new();
+    let mut has_next = false;
+    for lead in matching {
+        total_count += 1;
+        if after.is_some_and(|a| lead <= a) {
+            continue;
+        }
+        if leads.len() < first {
+            leads.push(lead);
+        } else {
+            has_next = true;
+        }
+    }
+    LeadPage {
+        leads,
+        total_count,
+        has_next,
+        position,
+    }
 }
 
 #[cfg(test)]
@@ -344,6 +897,494 @@ mod tests {
             ("Handoff", "Distribution", vec![1]),
         ] {
             assert_eq!(steps_of(from, to), steps, "{from} -> {to}");
+        }
+    }
+
+    use chrono::TimeZone;
+
+    const HOUR: i64 = 3_600_000_000;
+
+    /// Hand-built paths with known answers: times in hours after the cohort's start, positions
+    /// in the order the moves are written unless given.
+    struct Log {
+        position: u64,
+        paths: Vec<LeadPath>,
+    }
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 2, 0, 0, 0).unwrap()
+    }
+
+    fn user(n: u8) -> Uuid {
+        Uuid::from_bytes([n; 16])
+    }
+
+    impl Log {
+        fn new() -> Self {
+            Self {
+                position: 0,
+                paths: Vec::new(),
+            }
+        }
+
+        /// A lead registered `hours` after the start by user 1 for user `manager`, moving
+        /// through `moves` (hours, to, via, jump, reason).
+        fn lead(
+            &mut self,
+            n: u8,
+            hours: i64,
+            manager: u8,
+            moves: &[(i64, &str, &str, bool, &str)],
+        ) {
+            self.position += 1;
+            let registered_at = micros(t0()) + hours * HOUR;
+            let mut path = LeadPath {
+                lead: Uuid::from_bytes([n; 16]),
+                cohort: CohortRow {
+                    funnel: "default".into(),
+                    source: if n.is_multiple_of(2) {
+                        "website"
+                    } else {
+                        "call"
+                    }
+                    .into(),
+                    channel: String::new(),
+                    created_by: user(1),
+                    responsible: Some(user(manager)),
+                    quality: "Unsorted".into(),
+                    advertising: false,
+                    registered_at,
+                    position: self.position,
+                },
+                moves: vec![MoveRow {
+                    revision: 0,
+                    position: self.position,
+                    at: registered_at,
+                    from: String::new(),
+                    to: "Qualification".into(),
+                    via: "registered".into(),
+                    jump: false,
+                    reason: String::new(),
+                    actor: user(1),
+                }],
+                assignments: vec![AssignmentRow {
+                    revision: 0,
+                    position: self.position,
+                    at: registered_at,
+                    user: user(manager),
+                }],
+            };
+            for (i, (h, to, via, jump, reason)) in moves.iter().enumerate() {
+                self.position += 1;
+                let from = path.moves.last().unwrap().to.clone();
+                path.moves.push(MoveRow {
+                    revision: i as u64 + 1,
+                    position: self.position,
+                    at: micros(t0()) + h * HOUR,
+                    from,
+                    to: (*to).into(),
+                    via: (*via).into(),
+                    jump: *jump,
+                    reason: (*reason).into(),
+                    actor: user(1),
+                });
+            }
+            self.paths.push(path);
+            self.paths.sort_by_key(|p| p.lead);
+        }
+
+        fn audit(&self, d: &AuditDefinition) -> Audit {
+            let position = d
+                .as_of_position
+                .map_or(self.position, |p| p.min(self.position));
+            audit_paths(d, position, &Departments::new(), &self.paths)
+        }
+    }
+
+    fn definition() -> AuditDefinition {
+        AuditDefinition::new(
+            t0(),
+            t0() + chrono::Duration::days(7),
+            t0() + chrono::Duration::days(30),
+        )
+    }
+
+    /// The five leads every mode is checked on.
+    fn five() -> Log {
+        let mut log = Log::new();
+        // a: straight through, won.
+        log.lead(
+            1,
+            0,
+            2,
+            &[
+                (1, "Distribution", "qualified", false, ""),
+                (5, "Handoff", "startHandoff", false, ""),
+                (29, "AwaitingSale", "transferToSale", false, ""),
+                (53, "NeedSatisfied", "dealWon", false, ""),
+            ],
+        );
+        // b: qualified straight to Handoff, the deal lost and won again.
+        log.lead(
+            2,
+            0,
+            2,
+            &[
+                (2, "Handoff", "qualified", false, ""),
+                (3, "AwaitingSale", "transferToSale", false, ""),
+                (10, "Distribution", "dealLost", false, ""),
+                (12, "Handoff", "startHandoff", false, ""),
+                (13, "AwaitingSale", "transferToSale", false, ""),
+                (20, "NeedSatisfied", "dealWon", false, ""),
+            ],
+        );
+        // c: converted from Qualification, open in AwaitingSale.
+        log.lead(3, 0, 3, &[(1, "AwaitingSale", "converted", true, "")]);
+        // d: disqualified, reopened, qualified two days later: open in Distribution.
+        log.lead(
+            4,
+            0,
+            3,
+            &[
+                (1, "Disqualified", "disqualified", false, "no-budget"),
+                (2, "Qualification", "reopened", false, ""),
+                (50, "Distribution", "qualified", false, ""),
+            ],
+        );
+        // e: never touched: open in Qualification. f: lost for good.
+        log.lead(5, 0, 3, &[]);
+        log.lead(
+            6,
+            1,
+            2,
+            &[(3, "Disqualified", "disqualified", false, "spam")],
+        );
+        log
+    }
+
+    fn reached(a: &Audit) -> Vec<u64> {
+        a.groups[0].steps.iter().map(|s| s.reached).collect()
+    }
+
+    #[test]
+    fn each_mode_counts_the_steps_it_defines() {
+        let log = five();
+        let ordered = log.audit(&definition());
+        let g = &ordered.groups[0];
+        assert_eq!(
+            (g.registered, g.excluded, g.open_in_qualification),
+            (6, 0, 1)
+        );
+        assert_eq!(
+            reached(&ordered),
+            vec![4, 4, 3, 3, 2],
+            "{}",
+            ordered.to_json()
+        );
+        assert_eq!(
+            g.steps.iter().map(|s| s.by_jump).collect::<Vec<_>>(),
+            vec![1, 1, 1, 1, 0]
+        );
+        assert_eq!(
+            g.steps.iter().map(|s| s.open).collect::<Vec<_>>(),
+            vec![0, 1, 0, 1, 0]
+        );
+        assert_eq!(
+            g.losses,
+            vec![Loss {
+                stage: "Disqualified".into(),
+                reason: "spam".into(),
+                leads: 1
+            }]
+        );
+        // Strict: b's lost deal sends it back, so its second win does not count; d's way
+        // ended at its disqualification.
+        let strict = log.audit(&AuditDefinition {
+            mode: StepMode::Strict,
+            ..definition()
+        });
+        assert_eq!(
+            reached(&strict),
+            vec![3, 3, 3, 3, 1],
+            "{}",
+            strict.to_json()
+        );
+        // Any order counts what ordered counts here (every step after its previous one).
+        let any = log.audit(&AuditDefinition {
+            mode: StepMode::Any,
+            ..definition()
+        });
+        assert_eq!(reached(&any), reached(&ordered));
+        assert_ne!(any.definition_hash, ordered.definition_hash);
+    }
+
+    #[test]
+    fn exclusions_leave_leads_out_and_count_them_apart() {
+        let log = five();
+        for (exclude, excluded, first_step) in [
+            (vec![Exclusion::EverDisqualified], 2, 3),
+            (vec![Exclusion::EverReopened], 1, 3),
+            (vec![Exclusion::EverJumped], 1, 3),
+            (
+                vec![Exclusion::EverJumped, Exclusion::EverDisqualified],
+                3,
+                2,
+            ),
+        ] {
+            let a = log.audit(&AuditDefinition {
+                exclude: exclude.clone(),
+                ..definition()
+            });
+            let g = &a.groups[0];
+            assert_eq!(
+                (g.registered, g.excluded),
+                (6 - excluded, excluded),
+                "{exclude:?}"
+            );
+            assert_eq!(g.steps[0].reached, first_step, "{exclude:?}");
+        }
+        // The canonical form does not depend on how the exclusions were listed.
+        let one = AuditDefinition {
+            exclude: vec![Exclusion::EverJumped, Exclusion::EverDisqualified],
+            ..definition()
+        };
+        let other = AuditDefinition {
+            exclude: vec![
+                Exclusion::EverDisqualified,
+                Exclusion::EverJumped,
+                Exclusion::EverJumped,
+            ],
+            ..definition()
+        };
+        assert_eq!(one.hash(), other.hash());
+    }
+
+    #[test]
+    fn a_window_drops_a_step_reached_too_late_and_everything_after_it() {
+        let log = five();
+        // Qualification done within a day of registration: d (two days) misses it.
+        let mut windows = [None; 5];
+        windows[0] = Some(1);
+        let a = log.audit(&AuditDefinition {
+            windows_days: windows,
+            ..definition()
+        });
+        assert_eq!(reached(&a), vec![3, 3, 3, 3, 2]);
+        // AwaitingSale within a day of Handoff: a took 24 h (in), b 1 h (in).
+        let mut windows = [None; 5];
+        windows[3] = Some(1);
+        assert_eq!(
+            reached(&log.audit(&AuditDefinition {
+                windows_days: windows,
+                ..definition()
+            })),
+            vec![4, 4, 3, 3, 2]
+        );
+        // NeedSatisfied within a day of AwaitingSale: a (24 h) is in, b's first AwaitingSale
+        // was 17 h before its win: in as well. Zero days: neither.
+        let mut windows = [None; 5];
+        windows[4] = Some(0);
+        assert_eq!(
+            reached(&log.audit(&AuditDefinition {
+                windows_days: windows,
+                ..definition()
+            })),
+            vec![4, 4, 3, 3, 0]
+        );
+        let mut too_long = [None; 5];
+        too_long[1] = Some(40_000);
+        assert!(AuditDefinition {
+            windows_days: too_long,
+            ..definition()
+        }
+        .validate()
+        .is_err());
+    }
+
+    #[test]
+    fn times_between_steps_are_the_median_and_p90_by_nearest_rank() {
+        let a = five().audit(&definition());
+        let first = &a.groups[0].steps[0];
+        // Qualification done after 1 h (a, c), 2 h (b), 50 h (d).
+        assert_eq!(
+            (first.median_seconds, first.p90_seconds),
+            (Some(3600), Some(180_000))
+        );
+        let won = &a.groups[0].steps[4];
+        // NeedSatisfied after AwaitingSale: a 24 h, b 17 h (from its first AwaitingSale).
+        assert_eq!(
+            (won.median_seconds, won.p90_seconds),
+            (Some(61_200), Some(86_400))
+        );
+        assert_eq!(percentile(&[], 50), None);
+        assert_eq!(percentile(&[7], 90), Some(7));
+        assert_eq!(percentile(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 90), Some(9));
+    }
+
+    #[test]
+    fn as_of_a_time_and_as_of_a_position_differ_on_a_late_import() {
+        let mut log = five();
+        // g: imported after everything else, with a business time of the first day.
+        log.lead(7, 0, 2, &[(1, "Distribution", "qualified", false, "")]);
+        let before_import = log
+            .paths
+            .iter()
+            .filter(|p| p.lead != Uuid::from_bytes([7; 16]))
+            .map(|p| p.moves.last().unwrap().position)
+            .max()
+            .unwrap();
+        let now = log.audit(&definition());
+        assert_eq!(now.groups[0].registered, 7);
+        let then = log.audit(&AuditDefinition {
+            as_of_position: Some(before_import),
+            ..definition()
+        });
+        assert_eq!(then.groups[0].registered, 6);
+        assert_eq!(then.position, before_import);
+        // As of hour 1: what had happened by then, whenever it was recorded.
+        let early = log.audit(&AuditDefinition {
+            as_of: t0() + chrono::Duration::hours(1),
+            ..definition()
+        });
+        let g = &early.groups[0];
+        assert_eq!(g.registered, 7, "f registered at hour 1 counts");
+        assert_eq!(reached(&early), vec![3, 3, 1, 1, 0], "{}", early.to_json());
+        assert_eq!(g.losses.len(), 1, "d disqualified at hour 1");
+    }
+
+    #[test]
+    fn same_time_moves_follow_the_log_order() {
+        let mut log = Log::new();
+        log.lead(
+            1,
+            0,
+            2,
+            &[
+                (1, "Distribution", "qualified", false, ""),
+                (1, "Handoff", "startHandoff", false, ""),
+                (1, "Disqualified", "disqualified", false, "spam"),
+            ],
+        );
+        let a = log.audit(&definition());
+        assert_eq!(reached(&a), vec![1, 1, 1, 0, 0]);
+        assert_eq!(a.groups[0].losses[0].reason, "spam");
+        assert_eq!(a.groups[0].steps[1].median_seconds, Some(0));
+    }
+
+    #[test]
+    fn groups_filters_and_the_scope_pick_their_leads() {
+        let log = five();
+        let by_manager = log.audit(&AuditDefinition {
+            group_by: GroupBy::Manager,
+            ..definition()
+        });
+        let keys: Vec<(&str, u64)> = by_manager
+            .groups
+            .iter()
+            .map(|g| (g.key.as_str(), g.registered))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                (user(2).to_string().as_str(), 3),
+                (user(3).to_string().as_str(), 3)
+            ]
+        );
+        let by_source = log.audit(&AuditDefinition {
+            group_by: GroupBy::Source,
+            ..definition()
+        });
+        assert_eq!(
+            by_source
+                .groups
+                .iter()
+                .map(|g| g.key.as_str())
+                .collect::<Vec<_>>(),
+            vec!["call", "website"]
+        );
+        let by_week = log.audit(&AuditDefinition {
+            group_by: GroupBy::Week,
+            ..definition()
+        });
+        assert_eq!(by_week.groups[0].key, "2026-W10");
+        let mut departments = Departments::new();
+        departments.insert(user(2), "sales".into());
+        let d = AuditDefinition {
+            department: Some("sales".into()),
+            group_by: GroupBy::Department,
+            ..definition()
+        };
+        let a = audit_paths(&d, log.position, &departments, &log.paths);
+        assert_eq!(
+            (
+                a.groups.len(),
+                a.groups[0].key.as_str(),
+                a.groups[0].registered
+            ),
+            (1, "sales", 3)
+        );
+        // A manager's scope: what they created or hold now. User 3 holds c, d and e.
+        let mine = log.audit(&AuditDefinition {
+            scope: Some(user(3)),
+            ..definition()
+        });
+        assert_eq!(mine.groups[0].registered, 3);
+        let nobody = log.audit(&AuditDefinition {
+            scope: Some(user(9)),
+            ..definition()
+        });
+        assert!(nobody.groups.is_empty());
+        let source = log.audit(&AuditDefinition {
+            source: Some("call".into()),
+            ..definition()
+        });
+        assert_eq!(source.groups[0].registered, 3);
+    }
+
+    #[test]
+    fn a_drill_down_lists_the_leads_behind_a_count_in_pages() {
+        let log = five();
+        let d = definition();
+        let page = |bucket: Bucket, after: Option<Uuid>, first: usize| {
+            drill_down(
+                &d,
+                log.position,
+                &Departments::new(),
+                &log.paths,
+                &DrillDown {
+                    key: String::new(),
+                    bucket,
+                    after,
+                    first,
+                },
+            )
+        };
+        let ids = |ns: &[u8]| {
+            ns.iter()
+                .map(|n| Uuid::from_bytes([*n; 16]))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(page(Bucket::Reached(0), None, 10).leads, ids(&[1, 2, 3, 4]));
+        let first = page(Bucket::Reached(0), None, 3);
+        assert_eq!(
+            (first.leads.len(), first.total_count, first.has_next),
+            (3, 4, true)
+        );
+        let next = page(Bucket::Reached(0), first.leads.last().copied(), 3);
+        assert_eq!((next.leads, next.has_next), (ids(&[4]), false));
+        assert_eq!(page(Bucket::ReachedByJump(3), None, 10).leads, ids(&[3]));
+        assert_eq!(page(Bucket::Open(1), None, 10).leads, ids(&[4]));
+        assert_eq!(page(Bucket::OpenInQualification, None, 10).leads, ids(&[5]));
+        let lost = Bucket::Lost {
+            stage: "Disqualified".into(),
+            reason: "spam".into(),
+        };
+        assert_eq!(page(lost, None, 10).leads, ids(&[6]));
+        // Each count of the audit is its drill-down's total.
+        let a = log.audit(&d);
+        for (s, step) in a.groups[0].steps.iter().enumerate() {
+            assert_eq!(page(Bucket::Reached(s), None, 1).total_count, step.reached);
+            assert_eq!(page(Bucket::Open(s), None, 1).total_count, step.open);
         }
     }
 }

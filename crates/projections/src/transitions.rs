@@ -5,6 +5,7 @@
 //! a lost deal's comment are left out.
 
 use rusqlite::{params, OptionalExtension, Transaction};
+use uuid::Uuid;
 
 use leadflow_domain::events::Transition;
 use leadflow_domain::stage::Stage;
@@ -99,95 +100,189 @@ impl Projection for TransitionsProjection {
         )?;
         let mut take_reason =
             tx.prepare_cached("DELETE FROM pending_reasons WHERE lead = ?1 RETURNING reason")?;
+        let mut insert_move = |lead: &[u8], m: &MoveRow| {
+            transition.execute(params![
+                lead,
+                m.revision as i64,
+                m.position as i64,
+                m.at,
+                m.from,
+                m.to,
+                m.via,
+                m.jump,
+                m.reason,
+                m.actor.as_bytes().as_slice(),
+            ])
+        };
+        let mut insert_assignment = |lead: &[u8], a: &AssignmentRow| {
+            assignment.execute(params![
+                lead,
+                a.revision as i64,
+                a.position as i64,
+                a.at,
+                a.user.as_bytes().as_slice(),
+            ])
+        };
         for env in events {
-            let Body::Lead {
-                lead_id,
-                event,
-                meta,
-            } = &env.body
-            else {
+            let Some((lead, row)) = row_of(env) else {
                 continue;
             };
-            let lead = lead_id.as_uuid();
             let lead = lead.as_bytes().as_slice();
-            let (position, at) = (env.position.0 as i64, micros(meta.occurred_at));
-            let actor = meta.actor.user_id.as_uuid();
-            match event {
-                LeadEvent::LeadRegistered(r) => {
-                    let d = &r.details;
+            match row {
+                Row::Registered(c, m, a) => {
                     lead_row.execute(params![
                         lead,
-                        r.funnel.as_str(),
-                        d.source.as_ref().map_or("", |s| s.as_str()),
-                        d.channel.as_ref().map_or("", |c| c.as_str()),
-                        r.created_by.as_uuid().as_bytes().as_slice(),
-                        r.responsible.map(|u| u.as_uuid().as_bytes().to_vec()),
-                        format!("{:?}", d.quality),
-                        d.advertising,
-                        at,
-                        position,
+                        c.funnel,
+                        c.source,
+                        c.channel,
+                        c.created_by.as_bytes().as_slice(),
+                        c.responsible.map(|u| u.as_bytes().to_vec()),
+                        c.quality,
+                        c.advertising,
+                        c.registered_at,
+                        c.position as i64,
                     ])?;
-                    transition.execute(params![
-                        lead,
-                        env.revision as i64,
-                        position,
-                        at,
-                        "",
-                        r.stage.to_string(),
-                        "registered",
-                        false,
-                        "",
-                        actor.as_bytes().as_slice(),
-                    ])?;
-                    if let Some(user) = r.responsible {
-                        assignment.execute(params![
-                            lead,
-                            env.revision as i64,
-                            position,
-                            at,
-                            user.as_uuid().as_bytes().as_slice(),
-                        ])?;
+                    insert_move(lead, &m)?;
+                    if let Some(a) = a {
+                        insert_assignment(lead, &a)?;
                     }
                 }
-                LeadEvent::LeadDisqualified(d) => {
-                    hold_reason.execute(params![lead, d.reason.as_str()])?;
+                Row::Reason(reason) => {
+                    hold_reason.execute(params![lead, reason])?;
                 }
-                LeadEvent::LeadStageChanged(c) => {
-                    let reason: String = if c.to == Stage::Disqualified {
-                        take_reason
+                Row::Moved(mut m) => {
+                    if m.to == Stage::Disqualified.to_string() {
+                        m.reason = take_reason
                             .query_row([lead], |r| r.get(0))
                             .optional()?
-                            .unwrap_or_default()
-                    } else {
-                        String::new()
-                    };
-                    transition.execute(params![
-                        lead,
-                        env.revision as i64,
-                        position,
-                        at,
-                        c.from.to_string(),
-                        c.to.to_string(),
-                        via_name(&c.via),
-                        is_jump(c.from, c.to, &c.via),
-                        reason,
-                        actor.as_bytes().as_slice(),
-                    ])?;
+                            .unwrap_or_default();
+                    }
+                    insert_move(lead, &m)?;
                 }
-                LeadEvent::ResponsibleAssigned(a) => {
-                    assignment.execute(params![
-                        lead,
-                        env.revision as i64,
-                        position,
-                        at,
-                        a.to.as_uuid().as_bytes().as_slice(),
-                    ])?;
+                Row::Assigned(a) => {
+                    insert_assignment(lead, &a)?;
                 }
-                _ => {}
             }
         }
         Ok(())
     }
+}
+
+/// A lead as registered: what an audit's cohort filters and groups by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CohortRow {
+    pub funnel: String,
+    /// '' when none.
+    pub source: String,
+    pub channel: String,
+    pub created_by: Uuid,
+    /// At registration; `None`: unassigned.
+    pub responsible: Option<Uuid>,
+    pub quality: String,
+    pub advertising: bool,
+    /// Business time, µs since the epoch.
+    pub registered_at: i64,
+    pub position: u64,
+}
+
+/// A stage a lead entered: its registration (from '') or a stage change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MoveRow {
+    pub revision: u64,
+    pub position: u64,
+    /// Business time, µs since the epoch.
+    pub at: i64,
+    pub from: String,
+    pub to: String,
+    pub via: String,
+    pub jump: bool,
+    /// The disqualification reason's code, '' otherwise.
+    pub reason: String,
+    pub actor: Uuid,
+}
+
+/// Who became responsible, from when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssignmentRow {
+    pub revision: u64,
+    pub position: u64,
+    pub at: i64,
+    pub user: Uuid,
+}
+
+/// What one event of a lead adds to the model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Row {
+    /// The registration: the cohort row, its entry into the first stage, and its responsible.
+    Registered(CohortRow, MoveRow, Option<AssignmentRow>),
+    /// A disqualification's reason, held until the stage change of the same command (which
+    /// comes with its `reason` empty: the reader fills it in).
+    Reason(String),
+    Moved(MoveRow),
+    Assigned(AssignmentRow),
+}
+
+/// The rows `env` adds, with its lead; `None` for events the model does not keep. The one
+/// mapping from events to rows: the projection stores them, and the audit's from-log path
+/// ([`crate::audit::PathsFromLog`]) keeps them in memory, so both read the same rows.
+pub fn row_of(env: &Envelope) -> Option<(Uuid, Row)> {
+    let Body::Lead {
+        lead_id,
+        event,
+        meta,
+    } = &env.body
+    else {
+        return None;
+    };
+    let (revision, position, at) = (env.revision, env.position.0, micros(meta.occurred_at));
+    let actor = meta.actor.user_id.as_uuid();
+    let moved = |from: String, to: String, via: &str, jump: bool| MoveRow {
+        revision,
+        position,
+        at,
+        from,
+        to,
+        via: via.to_owned(),
+        jump,
+        reason: String::new(),
+        actor,
+    };
+    let assigned = |user: Uuid| AssignmentRow {
+        revision,
+        position,
+        at,
+        user,
+    };
+    let row = match event {
+        LeadEvent::LeadRegistered(r) => {
+            let d = &r.details;
+            Row::Registered(
+                CohortRow {
+                    funnel: r.funnel.as_str().to_owned(),
+                    source: d.source.as_ref().map_or("", |s| s.as_str()).to_owned(),
+                    channel: d.channel.as_ref().map_or("", |c| c.as_str()).to_owned(),
+                    created_by: r.created_by.as_uuid(),
+                    responsible: r.responsible.map(|u| u.as_uuid()),
+                    quality: format!("{:?}", d.quality),
+                    advertising: d.advertising,
+                    registered_at: at,
+                    position,
+                },
+                moved(String::new(), r.stage.to_string(), "registered", false),
+                r.responsible.map(|u| assigned(u.as_uuid())),
+            )
+        }
+        LeadEvent::LeadDisqualified(d) => Row::Reason(d.reason.as_str().to_owned()),
+        LeadEvent::LeadStageChanged(c) => Row::Moved(moved(
+            c.from.to_string(),
+            c.to.to_string(),
+            via_name(&c.via),
+            is_jump(c.from, c.to, &c.via),
+        )),
+        LeadEvent::ResponsibleAssigned(a) => Row::Assigned(assigned(a.to.as_uuid())),
+        _ => return None,
+    };
+    Some((lead_id.as_uuid(), row))
 }
 
 #[cfg(test)]

@@ -941,7 +941,9 @@ async fn transitions_record_each_stage_a_lead_entered_with_its_reason_and_jumps(
 /// the definition's hash names what was asked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_funnel_audit_counts_steps_jumps_losses_and_open_leads_exactly() {
-    use leadflow_projections::audit::{funnel_audit, AuditDefinition, GroupBy, StepMode};
+    use leadflow_projections::audit::{
+        audit_paths, funnel_audit, paths_from_log, AuditDefinition, Departments, GroupBy,
+    };
     let w = world();
     let reads = read_side(&w.store, &w.dir.path().join("read"));
     let (a, b, c) = (lead(1), lead(2), lead(3));
@@ -995,18 +997,13 @@ async fn the_funnel_audit_counts_steps_jumps_losses_and_open_leads_exactly() {
 
     let conn = Connection::open(w.dir.path().join("read").join("transitions.db")).unwrap();
     let at = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
-    let definition = AuditDefinition {
-        from: Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),
-        to: Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap(),
-        as_of: at,
-        as_of_position: None,
-        funnel: None,
-        source: None,
-        channel: None,
-        mode: StepMode::Ordered,
-        group_by: GroupBy::None,
-    };
-    let audit = funnel_audit(&conn, &definition).unwrap();
+    let definition = AuditDefinition::new(
+        Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap(),
+        at,
+    );
+    let none = Departments::new();
+    let audit = funnel_audit(&conn, &definition, &none).unwrap();
     assert_eq!(audit.position, last.0);
     let [group] = audit.groups.as_slice() else {
         panic!("one group: {audit:?}")
@@ -1031,7 +1028,7 @@ async fn the_funnel_audit_counts_steps_jumps_losses_and_open_leads_exactly() {
         as_of_position: Some(disqualified.0),
         ..definition.clone()
     };
-    let earlier = funnel_audit(&conn, &then).unwrap();
+    let earlier = funnel_audit(&conn, &then, &none).unwrap();
     assert_eq!(earlier.position, disqualified.0);
     let group = &earlier.groups[0];
     assert_eq!(group.registered, 1);
@@ -1052,6 +1049,7 @@ async fn the_funnel_audit_counts_steps_jumps_losses_and_open_leads_exactly() {
             as_of: at - chrono::Duration::seconds(1),
             ..definition.clone()
         },
+        &none,
     )
     .unwrap();
     assert!(before.groups.is_empty(), "{}", before.to_json());
@@ -1061,8 +1059,21 @@ async fn the_funnel_audit_counts_steps_jumps_losses_and_open_leads_exactly() {
         group_by: GroupBy::Source,
         ..definition.clone()
     };
-    let once = funnel_audit(&conn, &by_source).unwrap().to_json();
-    assert_eq!(once, funnel_audit(&conn, &by_source).unwrap().to_json());
+    let once = funnel_audit(&conn, &by_source, &none).unwrap().to_json();
+    assert_eq!(
+        once,
+        funnel_audit(&conn, &by_source, &none).unwrap().to_json()
+    );
+    // Straight from the log, byte for byte the same answer, at the head and at a position.
+    for d in [&by_source, &definition, &then] {
+        let (position, paths) = paths_from_log(w.store.as_ref(), d.as_of_position, |_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(
+            audit_paths(d, position, &none, &paths).to_json(),
+            funnel_audit(&conn, d, &none).unwrap().to_json()
+        );
+    }
     assert!(once.contains("\"key\": \"website\""), "{once}");
     assert_eq!(definition.hash(), definition.clone().hash());
     assert_eq!(definition.hash().len(), 64);
