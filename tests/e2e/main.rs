@@ -34,6 +34,7 @@ macro_rules! on_both_backends {
 }
 
 mod access;
+mod audit;
 mod bad_input;
 mod catalog;
 mod consistency;

@@ -277,6 +277,11 @@ impl Engine {
         self.catalog.current()
     }
 
+    /// The time now by the engine's clock: what an audit's default `asOf` is.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// The live catalog, for the read side and the API to share.
     pub fn live_catalog(&self) -> &Arc<LiveCatalog> {
         &self.catalog

@@ -3,6 +3,7 @@
 //! server) puts the authenticated [`Actor`] into each request's data; without one, every
 //! field answers `UNAUTHENTICATED`.
 
+pub mod audit;
 pub mod catalog;
 pub mod depth;
 pub mod error;
@@ -87,6 +88,7 @@ pub fn catalog_of(ctx: &Context<'_>) -> Arc<Catalog> {
 #[derive(MergedObject, Default)]
 pub struct Query(
     query::LeadQuery,
+    audit::AuditQuery,
     catalog::CatalogQuery,
     ops::OpsQuery,
     privacy::PrivacyQuery,
