@@ -3,6 +3,7 @@
 
 #![allow(clippy::print_stdout)] // a command-line tool prints its answers
 
+mod audit;
 mod migrate;
 mod private;
 
@@ -53,11 +54,24 @@ enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Analysts' audits, exact and reproducible (docs/analysts.md).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Personal data on request (docs/privacy.md).
     Privacy {
         #[command(subcommand)]
         command: PrivacyCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// The funnel conversion audit of a cohort: per group, each step reached (by a jump
+    /// among them), still open, conversions, times between steps and losses, as of a business
+    /// time and a log position. From the `transitions` read model, or the log (`--from-log`).
+    Funnel(audit::FunnelArgs),
 }
 
 #[derive(Subcommand)]
@@ -323,6 +337,9 @@ fn main() -> anyhow::Result<()> {
             Command::Projections {
                 command: ProjectionsCommand::Status { data, store },
             } => status(&data.data_dir, &store).await,
+            Command::Audit {
+                command: AuditCommand::Funnel(args),
+            } => audit::funnel(args).await,
             Command::Privacy {
                 command: PrivacyCommand::Erase { request, reason },
             } => erase(request, &reason).await,

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
-use leadflow_domain::{Catalog, FunnelId, Stage as DomainStage, UserId};
+use leadflow_domain::{Catalog, Stage as DomainStage, UserId};
 use leadflow_projections::audit::{self as a, AuditDefinition, Bucket, Departments, DrillDown};
 use leadflow_store::Position;
 
 use crate::error::ApiError;
 use crate::query::{cursor, page_size};
-use crate::types::{user, LogPosition, Quality, Stage};
+use crate::types::{LogPosition, Quality, Stage};
 use crate::{actor, consistent, AppState};
 
 /// A step of the funnel audit, in funnel order.
@@ -438,46 +438,13 @@ fn departments(catalog: &Catalog) -> Departments {
 /// The library's answer with names for people: the funnel's stage names, sources', managers',
 /// departments' and reasons' names.
 fn present(catalog: &Arc<Catalog>, definition: &AuditDefinition, audit: a::Audit) -> FunnelAudit {
-    let funnel = definition
-        .funnel
-        .as_deref()
-        .and_then(|f| FunnelId::parse(f).ok())
-        .unwrap_or_else(|| catalog.default_funnel.clone());
-    let stage_name = |stage: DomainStage| {
-        catalog
-            .funnel(&funnel)
-            .and_then(|f| f.stages.iter().find(|s| s.stage == stage))
-            .map_or_else(|| stage.to_string(), |s| s.name.clone())
-    };
-    let step_name = |i: usize| match i {
-        0 => format!("{}: done", stage_name(DomainStage::Qualification)),
-        1 => stage_name(DomainStage::Distribution),
-        2 => stage_name(DomainStage::Handoff),
-        3 => stage_name(DomainStage::AwaitingSale),
-        _ => stage_name(DomainStage::NeedSatisfied),
-    };
+    let steps = a::step_names(catalog, definition.funnel.as_deref());
+    let labels = a::group_labels(catalog, definition.group_by);
     let label = |key: &str| -> String {
         if key.is_empty() {
             return "none".to_owned();
         }
-        let named = match definition.group_by {
-            a::GroupBy::Source => leadflow_domain::SourceCode::parse(key)
-                .ok()
-                .and_then(|s| catalog.source(&s).map(|s| s.name.clone())),
-            a::GroupBy::Manager => UserId::parse(key)
-                .ok()
-                .map(|u| user(catalog, u).display_name),
-            a::GroupBy::Department => catalog
-                .departments
-                .iter()
-                .find(|d| d.id.to_string() == key)
-                .map(|d| d.name.clone()),
-            a::GroupBy::Funnel => FunnelId::parse(key)
-                .ok()
-                .and_then(|f| catalog.funnel(&f).map(|f| f.name.clone())),
-            _ => None,
-        };
-        named.unwrap_or_else(|| key.to_owned())
+        labels.get(key).cloned().unwrap_or_else(|| key.to_owned())
     };
     FunnelAudit {
         definition: audit.definition,
@@ -494,7 +461,7 @@ fn present(catalog: &Arc<Catalog>, definition: &AuditDefinition, audit: a::Audit
                     .enumerate()
                     .map(|(i, s)| AuditStepCount {
                         step: ALL_STEPS[i],
-                        name: step_name(i),
+                        name: steps[i].clone(),
                         reached: s.reached,
                         by_jump: s.by_jump,
                         open: s.open,

@@ -264,6 +264,64 @@ pub struct LeadPath {
 /// Each user's department, from the catalog: what grouping and filtering by department read.
 pub type Departments = BTreeMap<Uuid, String>;
 
+/// The funnel's own names for the steps (the default funnel's when `funnel` names none):
+/// `Qualification: done`, then the stages' names.
+pub fn step_names(catalog: &leadflow_domain::Catalog, funnel: Option<&str>) -> [String; 5] {
+    use leadflow_domain::Stage;
+    let id = funnel
+        .and_then(|f| leadflow_domain::FunnelId::parse(f).ok())
+        .unwrap_or_else(|| catalog.default_funnel.clone());
+    let name = |stage: Stage| {
+        catalog
+            .funnel(&id)
+            .and_then(|f| f.stages.iter().find(|s| s.stage == stage))
+            .map_or_else(|| stage.to_string(), |s| s.name.clone())
+    };
+    [
+        format!("{}: done", name(Stage::Qualification)),
+        name(Stage::Distribution),
+        name(Stage::Handoff),
+        name(Stage::AwaitingSale),
+        name(Stage::NeedSatisfied),
+    ]
+}
+
+/// The catalog's names for the group keys of `group_by` (sources, channels, funnels,
+/// managers, departments); keys it does not name read as themselves.
+pub fn group_labels(
+    catalog: &leadflow_domain::Catalog,
+    group_by: GroupBy,
+) -> BTreeMap<String, String> {
+    match group_by {
+        GroupBy::Source => catalog
+            .sources
+            .iter()
+            .map(|s| (s.code.to_string(), s.name.clone()))
+            .collect(),
+        GroupBy::Channel => catalog
+            .channels
+            .iter()
+            .map(|c| (c.code.to_string(), c.name.clone()))
+            .collect(),
+        GroupBy::Funnel => catalog
+            .funnels
+            .iter()
+            .map(|f| (f.id.to_string(), f.name.clone()))
+            .collect(),
+        GroupBy::Manager => catalog
+            .users
+            .iter()
+            .map(|u| (u.id.to_string(), u.display_name.clone()))
+            .collect(),
+        GroupBy::Department => catalog
+            .departments
+            .iter()
+            .map(|d| (d.id.to_string(), d.name.clone()))
+            .collect(),
+        GroupBy::None | GroupBy::Week | GroupBy::Month => BTreeMap::new(),
+    }
+}
+
 /// Where a stage stands among the steps: Qualification is 0, and step `k` is rank `k + 1`
 /// (rank 1, Qualification done, is leaving Qualification forward).
 fn rank(stage: &str) -> Option<usize> {
