@@ -46,10 +46,11 @@ unit: ## every test of the workspace
 
 # The binary comes from the test build (same features, nothing rebuilt after `make unit`);
 # `cargo build -p leadflow-cli` would resolve other features and link every dependency again.
-smoke: $(PYENV)/.installed $(NODE_TESTS)/node_modules/.installed ## independent clients against the binary: kurrentdbclient (Python) on `leadflow node`, graphql-js and graphql-core introspection on `leadflow serve`
+smoke: $(PYENV)/.installed $(NODE_TESTS)/node_modules/.installed ## independent clients against the binary: kurrentdbclient (Python) on `leadflow node`, graphql-js and graphql-core introspection on `leadflow serve`, DuckDB on `export parquet`
 	$(CARGO) test --workspace --all-targets --no-run
 	$(PYENV)/bin/python tests/python/smoke_kurrentdb.py target/debug/leadflow
 	$(PYENV)/bin/python tests/python/introspection.py target/debug/leadflow
+	$(PYENV)/bin/python tests/python/parquet_export.py target/debug/leadflow
 	node $(NODE_TESTS)/introspection.mjs target/debug/leadflow
 
 $(NODE_TESTS)/node_modules/.installed: $(NODE_TESTS)/package-lock.json

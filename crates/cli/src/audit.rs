@@ -290,7 +290,7 @@ pub async fn funnel(args: FunnelArgs) -> anyhow::Result<()> {
 }
 
 /// The log (read beside a running server) and the catalog it holds.
-async fn open_log(
+pub async fn open_log(
     data_dir: &Path,
     store: &StoreArgs,
 ) -> anyhow::Result<(std::sync::Arc<dyn leadflow_store::EventStore>, Catalog)> {
@@ -309,7 +309,7 @@ async fn open_log(
     Ok((log, catalog))
 }
 
-fn progress(len: u64) -> ProgressBar {
+pub fn progress(len: u64) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
         ProgressStyle::with_template(

@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout)] // a command-line tool prints its answers
 
 mod audit;
+mod export;
 mod migrate;
 mod private;
 
@@ -59,6 +60,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The history for analysts' own engines (docs/analysts.md).
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// Personal data on request (docs/privacy.md).
     Privacy {
         #[command(subcommand)]
@@ -72,6 +78,13 @@ enum AuditCommand {
     /// among them), still open, conversions, times between steps and losses, as of a business
     /// time and a log position. From the `transitions` read model, or the log (`--from-log`).
     Funnel(audit::FunnelArgs),
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Write the events (metadata columns, payload as JSON, no personal data), the leads as
+    /// registered and their stage transitions as Parquet files, at one log position.
+    Parquet(export::ParquetArgs),
 }
 
 #[derive(Subcommand)]
@@ -340,6 +353,9 @@ fn main() -> anyhow::Result<()> {
             Command::Audit {
                 command: AuditCommand::Funnel(args),
             } => audit::funnel(args).await,
+            Command::Export {
+                command: ExportCommand::Parquet(args),
+            } => export::parquet(args).await,
             Command::Privacy {
                 command: PrivacyCommand::Erase { request, reason },
             } => erase(request, &reason).await,

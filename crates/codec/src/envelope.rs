@@ -25,6 +25,17 @@ impl Keys for NoKeys {
     }
 }
 
+/// Keys that open nothing and need nothing: every sealed personal field reads as erased. For
+/// readers that must not see personal data (the funnel audit from the log, the analysts'
+/// export): they need no master key, and nothing personal can reach them.
+pub struct WithoutPersonalData;
+
+impl Keys for WithoutPersonalData {
+    fn opening(&self, _: Uuid) -> Option<Opening> {
+        Some(Opening::Erased)
+    }
+}
+
 /// A decoded event, or the key it waits for. (Boxing the envelope would cost an allocation
 /// per event of the log, the common case.)
 #[allow(clippy::large_enum_variant)]

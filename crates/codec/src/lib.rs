@@ -31,7 +31,10 @@ pub mod streams;
 pub mod subject;
 
 pub use aggregates::Stored;
-pub use envelope::{decode, decode_with_keys, Body, DecodeError, Envelope, Keys, NoKeys, Opened};
+pub use envelope::{
+    decode, decode_with_keys, Body, DecodeError, Envelope, Keys, NoKeys, Opened,
+    WithoutPersonalData,
+};
 pub use lead::{CodecError, Upcaster, UPCASTERS};
 pub use live::LiveCatalog;
 pub use metadata::{ActorMetadata, EventMetadata};

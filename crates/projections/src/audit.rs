@@ -519,16 +519,6 @@ impl PathsFromLog {
     }
 }
 
-/// Keys that open nothing: every personal field reads as erased. The audit reads no personal
-/// value, so its from-log path needs no master key (and cannot leak one).
-struct NoPersonalData;
-
-impl leadflow_codec::Keys for NoPersonalData {
-    fn opening(&self, _: Uuid) -> Option<leadflow_codec::seal::Opening> {
-        Some(leadflow_codec::seal::Opening::Erased)
-    }
-}
-
 /// Every lead's path straight from the log, up to `until` (or its head), decoded through the
 /// codec without keys; `progress` hears the position after each batch. With the position read
 /// up to, the same [`audit_paths`] takes them as it takes the model's.
@@ -551,7 +541,7 @@ pub async fn paths_from_log(
                 break;
             }
             after = event.position;
-            match leadflow_codec::decode_with_keys(event, &NoPersonalData) {
+            match leadflow_codec::decode_with_keys(event, &leadflow_codec::WithoutPersonalData) {
                 Ok(leadflow_codec::Opened::Envelope(env)) => paths.apply(&env),
                 Ok(leadflow_codec::Opened::NeedsKey { subject, .. }) => {
                     return Err(format!(
