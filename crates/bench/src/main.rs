@@ -4,6 +4,7 @@
 //! Usage: `leadflow-bench [--bench NAME[,NAME...]] [--dir DIR] [--leads N]` (the read-side
 //! figures run over a cached data set of N leads, default 1,000,000).
 
+mod audit;
 mod dataset;
 mod esdb;
 mod http;
@@ -65,7 +66,7 @@ impl Figure {
     }
 }
 
-const ALL: [&str; 15] = [
+const ALL: [&str; 16] = [
     "commands_per_sec",
     "sealed_commands_per_sec",
     "command_latency",
@@ -81,6 +82,7 @@ const ALL: [&str; 15] = [
     "serve_rss",
     "esdb_commands_per_sec",
     "esdb_catch_up",
+    "audit",
 ];
 
 /// Many threads allocate what others free (a feeder decodes batches that projection threads
@@ -178,6 +180,7 @@ fn main() -> anyhow::Result<()> {
                 figures.push(rt.block_on(esdb::commands_per_sec(scratch.path()))?)
             }
             "esdb_catch_up" => figures.push(rt.block_on(esdb::catch_up(&dir, leads))?),
+            "audit" => figures.extend(rt.block_on(audit::audit(&dir, leads))?),
             _ => unreachable!("checked above"),
         }
     }

@@ -85,7 +85,7 @@ pub async fn sealed_catch_up(root: &Path, leads: u64) -> anyhow::Result<Figure> 
 
 /// Rebuilds every read model of the data set in `data` from zero: the head and the seconds
 /// until the slowest model reached it.
-async fn rebuild(data: &Path, sealed: bool) -> anyhow::Result<(u64, f64)> {
+pub async fn rebuild(data: &Path, sealed: bool) -> anyhow::Result<(u64, f64)> {
     let store: Arc<dyn EventStore> = Arc::new(EmbeddedStore::open(data.join("events.db"))?);
     let head = store.head().await?;
     let read = data.join("read");
@@ -226,7 +226,7 @@ pub async fn erasure_latency(root: &Path, leads: u64) -> anyhow::Result<Figure> 
     })
 }
 
-fn scan_and_decode(path: &Path) -> anyhow::Result<f64> {
+pub fn scan_and_decode(path: &Path) -> anyhow::Result<f64> {
     let conn = read_only(path)?;
     // Read the way the store's own readers do: through a memory map of the whole file.
     conn.execute_batch("PRAGMA mmap_size=1099511627776")?;

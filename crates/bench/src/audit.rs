@@ -1,0 +1,94 @@
+//! The funnel audit's figures (issue 11), beside the same run's raw scan-and-decode of the
+//! log: the audit of every lead from the `transitions` model, and the same audit straight from
+//! the log. Both must give the same bytes, or the run fails.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{TimeZone, Utc};
+
+use leadflow_projections::audit::{self, AuditDefinition, Departments, GroupBy};
+use leadflow_store::EventStore;
+use leadflow_store_embedded::EmbeddedStore;
+
+use crate::{dataset, read, Figure};
+
+pub async fn audit(root: &Path, leads: u64) -> anyhow::Result<Vec<Figure>> {
+    let data = dataset::ensure(root, leads).await?;
+    let store: Arc<dyn EventStore> = Arc::new(EmbeddedStore::open_reader(data.join("events.db"))?);
+    let head = store.head().await?.0;
+    let model = data.join("read").join("transitions.db");
+    let at_head = |path: &Path| -> bool {
+        rusqlite::Connection::open(path)
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT position FROM projection_state WHERE name = 'transitions'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .is_ok_and(|p| p as u64 >= head)
+    };
+    if !at_head(&model) {
+        read::rebuild(&data, false).await?;
+    }
+    let events_path = data.join("events.db");
+    let raw = tokio::task::spawn_blocking(move || read::scan_and_decode(&events_path)).await??;
+
+    let definition = AuditDefinition {
+        group_by: GroupBy::Source,
+        ..AuditDefinition::new(
+            Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2100, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2099, 1, 1, 0, 0, 0).unwrap(),
+        )
+    };
+    let none = Departments::new();
+    let (d, n) = (definition.clone(), none.clone());
+    let (from_model, model_secs) = tokio::task::spawn_blocking(move || {
+        let conn = rusqlite::Connection::open_with_flags(
+            &model,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        let started = Instant::now();
+        let audit = audit::funnel_audit(&conn, &d, &n)?;
+        anyhow::Ok((audit.to_json(), started.elapsed().as_secs_f64()))
+    })
+    .await??;
+    let started = Instant::now();
+    let (position, paths) = audit::paths_from_log(store.as_ref(), None, |_, _| {})
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let from_log = audit::audit_paths(&definition, position, &none, &paths).to_json();
+    let log_secs = started.elapsed().as_secs_f64();
+    if from_log != from_model {
+        anyhow::bail!("the audit from the log differs from the audit from the transitions model");
+    }
+    let scale = leads as f64 / 1_000_000.0;
+    Ok(vec![
+        Figure {
+            name: "audit_from_transitions_time",
+            value: model_secs,
+            unit: "s",
+            limit: head as f64 / raw,
+            limit_what: format!(
+                "the raw scan-and-decode of the {head} events of {leads} leads"
+            ),
+            goal: Some(2.0 * scale),
+            higher_is_better: false,
+        },
+        Figure {
+            name: "audit_from_log",
+            value: head as f64 / log_secs,
+            unit: "events/s",
+            limit: raw,
+            limit_what: format!(
+                "plain scan of the same {head} events with JSON decoding ({log_secs:.1} s for the audit, goal <= {:.1} s)",
+                15.0 * scale
+            ),
+            goal: Some(0.5 * raw),
+            higher_is_better: true,
+        },
+    ])
+}
