@@ -13,8 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use leadflow_domain::Catalog;
 use leadflow_projections::audit::{
-    self as a, Audit, AuditDefinition, Departments, Exclusion, GroupBy, ManagerBasis, StepMode,
-    STEPS,
+    self as a, Audit, AuditDefinition, Exclusion, GroupBy, ManagerBasis, StepMode, STEPS,
 };
 use leadflow_store_embedded::EmbeddedStore;
 
@@ -170,7 +169,7 @@ impl FunnelArgs {
             Some(t) => parse_time("as-of", t)?,
             None => Utc::now(),
         };
-        let mut exclude: Vec<Exclusion> = self
+        let exclude: Vec<Exclusion> = self
             .exclude
             .iter()
             .map(|x| match x {
@@ -179,8 +178,6 @@ impl FunnelArgs {
                 ExclusionArg::EverJumped => Exclusion::EverJumped,
             })
             .collect();
-        exclude.sort();
-        exclude.dedup();
         let definition = AuditDefinition {
             as_of_position: self.as_of_position,
             funnel: self.funnel.clone(),
@@ -239,11 +236,7 @@ pub async fn funnel(args: FunnelArgs) -> anyhow::Result<()> {
     let data_dir = &args.data.data_dir;
     let (log, catalog) = open_log(data_dir, &args.store).await?;
     let definition = args.definition(&catalog)?;
-    let departments: Departments = catalog
-        .users
-        .iter()
-        .map(|u| (u.id.as_uuid(), u.department.to_string()))
-        .collect();
+    let departments = a::departments(&catalog);
     let model = data_dir.join("read").join("transitions.db");
     let from_log = args.from_log || args.store.store != "embedded" || !model.is_file();
     let (position, paths) = if from_log {

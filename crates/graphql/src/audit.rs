@@ -8,7 +8,7 @@ use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID
 use chrono::{DateTime, Utc};
 
 use leadflow_domain::{Catalog, Stage as DomainStage, UserId};
-use leadflow_projections::audit::{self as a, AuditDefinition, Bucket, Departments, DrillDown};
+use leadflow_projections::audit::{self as a, AuditDefinition, Bucket, DrillDown};
 use leadflow_store::Position;
 
 use crate::error::ApiError;
@@ -321,7 +321,7 @@ impl AuditQuery {
         consistency: Option<LogPosition>,
     ) -> Result<FunnelAudit> {
         let (state, definition) = prepare(ctx, input, consistency).await?;
-        let departments = departments(&state.catalog());
+        let departments = a::departments(&state.catalog());
         let d = definition.clone();
         let audit = state
             .reads
@@ -359,7 +359,7 @@ impl AuditQuery {
                 _ => return Err(ApiError::BadUserInput("invalid cursor".to_owned()).into()),
             },
         };
-        let departments = departments(&state.catalog());
+        let departments = a::departments(&state.catalog());
         let page = state
             .reads
             .read(leadflow_projections::TRANSITIONS, move |c| {
@@ -424,15 +424,6 @@ async fn prepare<'c>(
         consistent(state, Some(LogPosition(Position(p.min(head.0))))).await?;
     }
     Ok((state, definition))
-}
-
-/// Each user's department, as the catalog has it now.
-fn departments(catalog: &Catalog) -> Departments {
-    catalog
-        .users
-        .iter()
-        .map(|u| (u.id.as_uuid(), u.department.to_string()))
-        .collect()
 }
 
 /// The library's answer with names for people: the funnel's stage names, sources', managers',

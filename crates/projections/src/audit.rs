@@ -286,6 +286,16 @@ pub fn step_names(catalog: &leadflow_domain::Catalog, funnel: Option<&str>) -> [
     ]
 }
 
+/// Each user's department, as the catalog has it now: what grouping and filtering by
+/// department read.
+pub fn departments(catalog: &leadflow_domain::Catalog) -> Departments {
+    catalog
+        .users
+        .iter()
+        .map(|u| (u.id.as_uuid(), u.department.to_string()))
+        .collect()
+}
+
 /// The catalog's names for the group keys of `group_by` (sources, channels, funnels,
 /// managers, departments); keys it does not name read as themselves.
 pub fn group_labels(
@@ -400,50 +410,62 @@ pub fn load_paths(
         .collect::<rusqlite::Result<_>>()?;
     // Both scans come in the cohort's order (lead, then revision), so each row goes to the
     // path at hand or a later one.
-    let mut at = 0;
-    let mut moves = conn.prepare(&format!(
-        "SELECT t.lead, t.revision, t.position, t.at, t.from_stage, t.to_stage, t.via, t.jump,
-                t.reason, t.actor
-         FROM transition_leads l JOIN transitions t ON t.lead = l.lead
-         WHERE {cohort} AND t.position <= ?3 ORDER BY t.lead, t.revision"
-    ))?;
-    let mut rows = moves.query(range)?;
-    while let Some(r) = rows.next()? {
-        let lead = uuid(r.get(0)?);
-        while paths[at].lead != lead {
-            at += 1;
+    let attach = |sql: &str,
+                  paths: &mut Vec<LeadPath>,
+                  add: &dyn Fn(&mut LeadPath, &rusqlite::Row<'_>) -> rusqlite::Result<()>|
+     -> rusqlite::Result<()> {
+        let mut at = 0;
+        let mut stmt = conn.prepare(sql)?;
+        let mut rows = stmt.query(range)?;
+        while let Some(r) = rows.next()? {
+            let lead = uuid(r.get(0)?);
+            while paths[at].lead != lead {
+                at += 1;
+            }
+            add(&mut paths[at], r)?;
         }
-        paths[at].moves.push(MoveRow {
-            revision: r.get::<_, i64>(1)? as u64,
-            position: r.get::<_, i64>(2)? as u64,
-            at: r.get(3)?,
-            from: r.get(4)?,
-            to: r.get(5)?,
-            via: r.get(6)?,
-            jump: r.get(7)?,
-            reason: r.get(8)?,
-            actor: uuid(r.get(9)?),
-        });
-    }
-    at = 0;
-    let mut assignments = conn.prepare(&format!(
-        "SELECT a.lead, a.revision, a.position, a.at, a.user
-         FROM transition_leads l JOIN assignments a ON a.lead = l.lead
-         WHERE {cohort} AND a.position <= ?3 ORDER BY a.lead, a.revision"
-    ))?;
-    let mut rows = assignments.query(range)?;
-    while let Some(r) = rows.next()? {
-        let lead = uuid(r.get(0)?);
-        while paths[at].lead != lead {
-            at += 1;
-        }
-        paths[at].assignments.push(AssignmentRow {
-            revision: r.get::<_, i64>(1)? as u64,
-            position: r.get::<_, i64>(2)? as u64,
-            at: r.get(3)?,
-            user: uuid(r.get(4)?),
-        });
-    }
+        Ok(())
+    };
+    attach(
+        &format!(
+            "SELECT t.lead, t.revision, t.position, t.at, t.from_stage, t.to_stage, t.via,
+                    t.jump, t.reason, t.actor
+             FROM transition_leads l JOIN transitions t ON t.lead = l.lead
+             WHERE {cohort} AND t.position <= ?3 ORDER BY t.lead, t.revision"
+        ),
+        &mut paths,
+        &|p, r| {
+            p.moves.push(MoveRow {
+                revision: r.get::<_, i64>(1)? as u64,
+                position: r.get::<_, i64>(2)? as u64,
+                at: r.get(3)?,
+                from: r.get(4)?,
+                to: r.get(5)?,
+                via: r.get(6)?,
+                jump: r.get(7)?,
+                reason: r.get(8)?,
+                actor: uuid(r.get(9)?),
+            });
+            Ok(())
+        },
+    )?;
+    attach(
+        &format!(
+            "SELECT a.lead, a.revision, a.position, a.at, a.user
+             FROM transition_leads l JOIN assignments a ON a.lead = l.lead
+             WHERE {cohort} AND a.position <= ?3 ORDER BY a.lead, a.revision"
+        ),
+        &mut paths,
+        &|p, r| {
+            p.assignments.push(AssignmentRow {
+                revision: r.get::<_, i64>(1)? as u64,
+                position: r.get::<_, i64>(2)? as u64,
+                at: r.get(3)?,
+                user: uuid(r.get(4)?),
+            });
+            Ok(())
+        },
+    )?;
     Ok((position, paths))
 }
 
