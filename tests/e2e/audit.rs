@@ -59,7 +59,7 @@ fn reached(group: &Value) -> Vec<u64> {
 /// ivan's lead qualified; maria's disqualified; an unassigned one qualified; one a supervisor
 /// gave to ivan, jumped to Handoff. Returns the ids, the position after maria's loss and the
 /// last one.
-async fn four_ways(app: &TestApp) -> ([String; 4], String, String) {
+pub(crate) async fn four_ways(app: &TestApp) -> ([String; 4], String, String) {
     let (ivan, maria, olga) = (
         app.token("ivan.manager"),
         app.token("maria.manager"),

@@ -42,6 +42,7 @@ mod creatio_path;
 mod erasure_property;
 mod errors;
 mod privacy;
+mod reports;
 mod subscriptions;
 
 use serde_json::{json, Value};

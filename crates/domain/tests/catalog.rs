@@ -324,6 +324,7 @@ fn columns() -> Vec<StageInput> {
             name: short(&stage.to_string()),
             colour: "#AABBCC".to_owned(),
             stage,
+            sla_hours: None,
         })
         .collect()
 }
@@ -360,6 +361,30 @@ fn a_funnel_maps_every_process_stage_once() {
         spec.when(admin(), create(twice)),
         Err(CatalogRejection::FunnelColumns { .. })
     ));
+    // An SLA on a working stage is kept; on a closed stage, or out of 1..=8784 hours, refused.
+    let mut timed = columns();
+    timed[1].sla_hours = Some(4);
+    let events = spec.when(admin(), create(timed)).unwrap();
+    let CatalogEvent::FunnelDefined(f) = &events[0] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(f.stages[1].sla_hours, Some(4));
+    for (stage, hours) in [
+        (Stage::Disqualified, 24),
+        (Stage::Handoff, 0),
+        (Stage::Handoff, 9000),
+    ] {
+        let mut bad = columns();
+        let at = bad.iter().position(|s| s.stage == stage).unwrap();
+        bad[at].sla_hours = Some(hours);
+        assert!(
+            matches!(
+                spec.when(admin(), create(bad)),
+                Err(CatalogRejection::FunnelColumns { .. })
+            ),
+            "{stage} {hours} h"
+        );
+    }
     let mut grey = columns();
     grey[0].colour = "grey".to_owned();
     assert_eq!(

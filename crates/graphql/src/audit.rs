@@ -444,47 +444,57 @@ fn present(catalog: &Arc<Catalog>, definition: &AuditDefinition, audit: a::Audit
         groups: audit
             .groups
             .into_iter()
-            .map(|g| AuditGroup {
-                label: label(&g.key),
-                steps: g
-                    .steps
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, s)| AuditStepCount {
-                        step: ALL_STEPS[i],
-                        name: steps[i].clone(),
-                        reached: s.reached,
-                        by_jump: s.by_jump,
-                        open: s.open,
-                        step_conversion_permille: s.step_conversion_permille,
-                        overall_conversion_permille: s.overall_conversion_permille,
-                        median_seconds: s.median_seconds,
-                        p90_seconds: s.p90_seconds,
-                    })
-                    .collect(),
-                losses: g
-                    .losses
-                    .into_iter()
-                    .map(|l| AuditLoss {
-                        stage: DomainStage::ALL
-                            .into_iter()
-                            .find(|s| s.to_string() == l.stage)
-                            .unwrap_or(DomainStage::Disqualified)
-                            .into(),
-                        reason_name: leadflow_domain::ReasonCode::parse(&l.reason)
-                            .ok()
-                            .and_then(|r| catalog.reason(&r).map(|r| r.name.clone()))
-                            .unwrap_or_default(),
-                        reason: l.reason,
-                        leads: l.leads,
-                    })
-                    .collect(),
-                key: g.key,
-                registered: g.registered,
-                excluded: g.excluded,
-                open_in_qualification: g.open_in_qualification,
+            .map(|g| present_group(catalog, &steps, label(&g.key), g))
+            .collect(),
+    }
+}
+
+/// One group of the library's answer with names for people (the steps' and reasons').
+pub(crate) fn present_group(
+    catalog: &Catalog,
+    steps: &[String; 5],
+    label: String,
+    g: a::AuditGroup,
+) -> AuditGroup {
+    AuditGroup {
+        label,
+        steps: g
+            .steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| AuditStepCount {
+                step: ALL_STEPS[i],
+                name: steps[i].clone(),
+                reached: s.reached,
+                by_jump: s.by_jump,
+                open: s.open,
+                step_conversion_permille: s.step_conversion_permille,
+                overall_conversion_permille: s.overall_conversion_permille,
+                median_seconds: s.median_seconds,
+                p90_seconds: s.p90_seconds,
             })
             .collect(),
+        losses: g
+            .losses
+            .into_iter()
+            .map(|l| AuditLoss {
+                stage: DomainStage::ALL
+                    .into_iter()
+                    .find(|s| s.to_string() == l.stage)
+                    .unwrap_or(DomainStage::Disqualified)
+                    .into(),
+                reason_name: leadflow_domain::ReasonCode::parse(&l.reason)
+                    .ok()
+                    .and_then(|r| catalog.reason(&r).map(|r| r.name.clone()))
+                    .unwrap_or_default(),
+                reason: l.reason,
+                leads: l.leads,
+            })
+            .collect(),
+        key: g.key,
+        registered: g.registered,
+        excluded: g.excluded,
+        open_in_qualification: g.open_in_qualification,
     }
 }
 

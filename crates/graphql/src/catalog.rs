@@ -22,6 +22,8 @@ pub struct FunnelStageGql {
     pub name: String,
     pub colour: String,
     pub stage: Stage,
+    /// Hours a lead may stay in the stage before the SLA report counts a breach; null: none.
+    pub sla_hours: Option<u32>,
 }
 
 #[derive(SimpleObject, Clone, Debug)]
@@ -139,6 +141,7 @@ fn funnel_of(catalog: &Catalog, f: &cat::Funnel) -> Funnel {
                 name: s.name.clone(),
                 colour: s.colour.clone(),
                 stage: s.stage.into(),
+                sla_hours: s.sla_hours,
             })
             .collect(),
         is_default: catalog.default_funnel == f.id,
@@ -330,6 +333,9 @@ pub struct FunnelStageInput {
     pub colour: String,
     /// The process stage the column maps onto.
     pub stage: Stage,
+    /// Hours a lead may stay in this working stage before the SLA report counts a breach
+    /// (1 to 8784); none on closed stages.
+    pub sla_hours: Option<u32>,
 }
 
 #[derive(InputObject)]
@@ -426,6 +432,7 @@ fn stages(input: Vec<FunnelStageInput>) -> Result<Vec<cat::StageInput>, ApiError
                 name: short("stage name", &s.name)?,
                 colour: s.colour,
                 stage: s.stage.into(),
+                sla_hours: s.sla_hours,
             })
         })
         .collect()

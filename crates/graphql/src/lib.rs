@@ -12,6 +12,7 @@ pub mod mutation;
 pub mod ops;
 pub mod privacy;
 pub mod query;
+pub mod reports;
 pub mod subscription;
 pub mod types;
 
@@ -89,6 +90,7 @@ pub fn catalog_of(ctx: &Context<'_>) -> Arc<Catalog> {
 pub struct Query(
     query::LeadQuery,
     audit::AuditQuery,
+    reports::ReportsQuery,
     catalog::CatalogQuery,
     ops::OpsQuery,
     privacy::PrivacyQuery,

@@ -177,6 +177,47 @@ pub async fn load_board(
     })
 }
 
+/// The board of `funnel` as it stood at `as_of`, from the `transitions` model.
+pub async fn load_board_at(
+    state: &AppState,
+    funnel: FunnelId,
+    hide_closed: bool,
+    actor: &leadflow_domain::Actor,
+    as_of: DateTime<Utc>,
+) -> Result<Board, ApiError> {
+    use leadflow_projections::reports as r;
+    let catalog = state.catalog();
+    let currency = catalog.base_currency().to_string();
+    let scope = r::Scope {
+        funnel: Some(funnel.to_string()),
+        owner: (!actor.role.is_supervising()).then(|| actor.user.as_uuid()),
+        ..r::Scope::default()
+    };
+    let board = state
+        .reads
+        .read(leadflow_projections::TRANSITIONS, move |c| {
+            let (_, paths) = r::paths_at(c, as_of)?;
+            let states = r::states_at(&paths, leadflow_projections::micros(as_of), &scope);
+            Ok(r::board_at(&catalog, &funnel, hide_closed, &states))
+        })
+        .await?
+        .ok_or_else(|| ApiError::NotFound("unknown funnel".to_owned()))?;
+    let funnel = board.funnel.to_string();
+    Ok(Board {
+        columns: board
+            .columns
+            .iter()
+            .map(|c| BoardColumnGql {
+                column: Column::new(c, &currency),
+                funnel: funnel.clone(),
+            })
+            .collect(),
+        funnel,
+        total_count: board.total_leads,
+        total_budget: Money::from_minor(board.total_budget_minor, &currency),
+    })
+}
+
 /// The card, if the lead exists and `actor` may see it (otherwise the same `None`).
 pub async fn load_card(
     state: &AppState,
@@ -219,18 +260,26 @@ pub struct LeadQuery;
 #[Object]
 impl LeadQuery {
     /// The kanban header of a funnel (the registry's default funnel when none is named).
+    /// With `asOf`, the board as it stood then, computed from the log's history (the
+    /// `transitions` model): each lead's stage, responsible and budget at that time; the
+    /// columns and names are the catalog's now, and a manager sees the leads that are theirs
+    /// now.
     async fn board(
         &self,
         ctx: &Context<'_>,
         funnel: Option<String>,
         #[graphql(default)] hide_closed: bool,
+        as_of: Option<DateTime<Utc>>,
         consistency: Option<LogPosition>,
     ) -> Result<Board> {
         let actor = actor(ctx)?;
         let state = ctx.data_unchecked::<AppState>();
         consistent(state, consistency).await?;
         let funnel = funnel_of(&state.catalog(), funnel)?;
-        Ok(load_board(state, funnel, hide_closed, &actor).await?)
+        match as_of {
+            None => Ok(load_board(state, funnel, hide_closed, &actor).await?),
+            Some(t) => Ok(load_board_at(state, funnel, hide_closed, &actor, t).await?),
+        }
     }
 
     /// The registry table: filter on any column, sort by any columns, cursor pages.
@@ -362,18 +411,23 @@ impl LeadQuery {
     }
 
     /// Leads by manager, by stage, by source, or disqualification reasons; filterable by funnel
-    /// and registration period.
+    /// and registration period. With `asOf`, as things stood then, from the log's history:
+    /// the stage, the responsible, the disqualification reason and the budget are historical;
+    /// the source is the one the lead was registered with.
     async fn report(
         &self,
         ctx: &Context<'_>,
         kind: ReportKind,
         filter: Option<ReportFilterInput>,
+        as_of: Option<DateTime<Utc>>,
         consistency: Option<LogPosition>,
     ) -> Result<Vec<ReportRow>> {
-        let owner = crate::owner_scope(&actor(ctx)?);
+        let actor = actor(ctx)?;
+        let owner = crate::owner_scope(&actor);
         let state = ctx.data_unchecked::<AppState>();
         consistent(state, consistency).await?;
         let filter = filter.unwrap_or_default();
+        let scope = crate::reports::scope_of(&state.catalog(), filter.clone(), &actor)?;
         let funnel = filter
             .funnel
             .map(|f| funnel_of(&state.catalog(), Some(f)))
@@ -390,13 +444,25 @@ impl LeadQuery {
             registered_to: filter.registered_to.map(leadflow_projections::micros),
             owner,
         };
-        let rows = state
-            .reads
-            .read(leadflow_projections::LEADS, move |c| {
-                q::report(c, dimension, &rf)
-            })
-            .await
-            .map_err(ApiError::from)?;
+        let rows = match as_of {
+            None => state
+                .reads
+                .read(leadflow_projections::LEADS, move |c| {
+                    q::report(c, dimension, &rf)
+                })
+                .await
+                .map_err(ApiError::from)?,
+            Some(t) => state
+                .reads
+                .read(leadflow_projections::TRANSITIONS, move |c| {
+                    use leadflow_projections::reports as r;
+                    let (_, paths) = r::paths_at(c, t)?;
+                    let states = r::states_at(&paths, leadflow_projections::micros(t), &scope);
+                    Ok(r::report_at(dimension, &states))
+                })
+                .await
+                .map_err(ApiError::from)?,
+        };
         let catalog: Arc<Catalog> = state.catalog();
         let currency = catalog.base_currency().to_string();
         Ok(rows

@@ -25,7 +25,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::transitions::{row_of, AssignmentRow, CohortRow, MoveRow, Row};
+use crate::transitions::{
+    rank, row_of, steps_of, AssignmentRow, BudgetRow, CohortRow, MoveRow, Row,
+};
 use crate::{from_micros, micros, Envelope};
 
 /// The steps, in funnel order.
@@ -259,6 +261,8 @@ pub struct LeadPath {
     pub cohort: CohortRow,
     pub moves: Vec<MoveRow>,
     pub assignments: Vec<AssignmentRow>,
+    /// Only when asked for ([`load_paths`]'s `budgets`); the audit does not read them.
+    pub budgets: Vec<BudgetRow>,
 }
 
 /// Each user's department, from the catalog: what grouping and filtering by department read.
@@ -332,39 +336,22 @@ pub fn group_labels(
     }
 }
 
-/// Where a stage stands among the steps: Qualification is 0, and step `k` is rank `k + 1`
-/// (rank 1, Qualification done, is leaving Qualification forward).
-fn rank(stage: &str) -> Option<usize> {
-    match stage {
-        "Qualification" => Some(0),
-        "Distribution" => Some(2),
-        "Handoff" => Some(3),
-        "AwaitingSale" => Some(4),
-        "NeedSatisfied" => Some(5),
-        _ => None,
-    }
-}
-
-/// The steps (indexes into [`STEPS`]) a move from `from` to `to` reaches: going forward,
-/// every step after `from` up to and including `to`'s; otherwise (back, or in from a closed
-/// stage or the registration) `to`'s own step, if it is one.
-fn steps_of(from: &str, to: &str) -> Vec<usize> {
-    let Some(t) = rank(to) else {
-        return Vec::new();
-    };
-    match rank(from) {
-        Some(f) if t > f => (f + 1..=t).map(|r| r - 1).collect(),
-        _ if t >= 1 => vec![t - 1],
-        _ => Vec::new(),
-    }
-}
-
 /// The paths of the cohort `definition` names, from the `transitions` model, and the position
 /// they stand at (the model's checkpoint, or `asOfPosition` when lower). Only the cohort's
 /// registration period and the position are applied here; [`audit_paths`] applies the rest.
 pub fn load_paths(
     conn: &Connection,
     definition: &AuditDefinition,
+) -> rusqlite::Result<(u64, Vec<LeadPath>)> {
+    load_paths_with(conn, definition, false)
+}
+
+/// [`load_paths`], with each lead's budgets when `budgets` (what the state as of a time
+/// reads; the audit does not).
+pub fn load_paths_with(
+    conn: &Connection,
+    definition: &AuditDefinition,
+    budgets: bool,
 ) -> rusqlite::Result<(u64, Vec<LeadPath>)> {
     let checkpoint: i64 = conn
         .query_row(
@@ -405,6 +392,7 @@ pub fn load_paths(
                 },
                 moves: Vec::new(),
                 assignments: Vec::new(),
+                budgets: Vec::new(),
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -466,6 +454,25 @@ pub fn load_paths(
             Ok(())
         },
     )?;
+    if budgets {
+        attach(
+            &format!(
+                "SELECT b.lead, b.revision, b.position, b.at, b.budget_minor
+                 FROM transition_leads l JOIN budgets b ON b.lead = l.lead
+                 WHERE {cohort} AND b.position <= ?3 ORDER BY b.lead, b.revision"
+            ),
+            &mut paths,
+            &|p, r| {
+                p.budgets.push(BudgetRow {
+                    revision: r.get::<_, i64>(1)? as u64,
+                    position: r.get::<_, i64>(2)? as u64,
+                    at: r.get(3)?,
+                    budget_minor: r.get(4)?,
+                });
+                Ok(())
+            },
+        )?;
+    }
     Ok((position, paths))
 }
 
@@ -500,14 +507,20 @@ impl PathsFromLog {
             return;
         };
         match row {
-            Row::Registered(cohort, m, a) => {
+            Row::Registered {
+                cohort,
+                entered,
+                assigned,
+                budget,
+            } => {
                 self.paths.insert(
                     lead,
                     LeadPath {
                         lead,
                         cohort,
-                        moves: vec![m],
-                        assignments: a.into_iter().collect(),
+                        moves: vec![entered],
+                        assignments: assigned.into_iter().collect(),
+                        budgets: budget.into_iter().collect(),
                     },
                 );
             }
@@ -525,6 +538,11 @@ impl PathsFromLog {
             Row::Assigned(a) => {
                 if let Some(p) = self.paths.get_mut(&lead) {
                     p.assignments.push(a);
+                }
+            }
+            Row::Budget(b) => {
+                if let Some(p) = self.paths.get_mut(&lead) {
+                    p.budgets.push(b);
                 }
             }
         }
@@ -1043,6 +1061,7 @@ mod tests {
                     at: registered_at,
                     user: user(manager),
                 }],
+                budgets: Vec::new(),
             };
             for (i, (h, to, via, jump, reason)) in moves.iter().enumerate() {
                 self.position += 1;

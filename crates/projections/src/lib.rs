@@ -10,6 +10,7 @@ pub mod history;
 pub mod leads;
 pub mod privacy;
 pub mod query;
+pub mod reports;
 pub mod runner;
 mod summary;
 pub mod transitions;

@@ -2,12 +2,15 @@
 //! time, log position, actor, whether it was a jump and the disqualification reason; each
 //! lead's cohort as registered; who was responsible from when. The funnel audit scans these
 //! rows instead of decoding the log. Nothing in it is personal: a jump's free-text reason and
-//! a lost deal's comment are left out.
+//! a lost deal's comment are left out. Version 2 adds budgets from when (the board and the
+//! reports as of a time), each lead's way as it stands (the live conversion report) and one row
+//! per command (manager activity).
 
 use rusqlite::{params, OptionalExtension, Transaction};
 use uuid::Uuid;
 
-use leadflow_domain::events::Transition;
+use leadflow_domain::details::DetailChange;
+use leadflow_domain::events::{DealOpened, Transition};
 use leadflow_domain::stage::Stage;
 use leadflow_domain::LeadEvent;
 
@@ -54,6 +57,62 @@ fn step(stage: Stage) -> Option<u8> {
     }
 }
 
+/// Where a stage stands among the audit's steps: Qualification is 0, and step `k` is rank
+/// `k + 1` (rank 1, Qualification done, is leaving Qualification forward).
+pub fn rank(stage: &str) -> Option<usize> {
+    match stage {
+        "Qualification" => Some(0),
+        "Distribution" => Some(2),
+        "Handoff" => Some(3),
+        "AwaitingSale" => Some(4),
+        "NeedSatisfied" => Some(5),
+        _ => None,
+    }
+}
+
+/// The steps (indexes into the audit's five) a move from `from` to `to` reaches: going
+/// forward, every step after `from` up to and including `to`'s; otherwise (back, or in from a
+/// closed stage or the registration) `to`'s own step, if it is one.
+pub fn steps_of(from: &str, to: &str) -> Vec<usize> {
+    let Some(t) = rank(to) else {
+        return Vec::new();
+    };
+    match rank(from) {
+        Some(f) if t > f => (f + 1..=t).map(|r| r - 1).collect(),
+        _ if t >= 1 => vec![t - 1],
+        _ => Vec::new(),
+    }
+}
+
+/// A lead's way as it stands, kept move by move (the `lead_reach` row): the steps reached in
+/// order (bit k: step k), those reached by a jump, and the stage it is in with its reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reach {
+    pub reached: u8,
+    pub by_jump: u8,
+    pub stage: String,
+    pub reason: String,
+}
+
+impl Reach {
+    /// The way after `m`: each step the move reaches counts once reached after the step
+    /// before it (the audit's ordered mode, with no window).
+    pub fn after(mut self, m: &MoveRow) -> Self {
+        for s in steps_of(&m.from, &m.to) {
+            let in_order = s == 0 || self.reached & (1 << (s - 1)) != 0;
+            if in_order && self.reached & (1 << s) == 0 {
+                self.reached |= 1 << s;
+                if m.jump {
+                    self.by_jump |= 1 << s;
+                }
+            }
+        }
+        self.stage = m.to.clone();
+        self.reason = m.reason.clone();
+        self
+    }
+}
+
 /// A jump: the jump command, or a conversion over a stage of the way (straight from
 /// Qualification or Distribution to AwaitingSale). A qualification straight to Handoff (the
 /// lead had its manager already) is the normal path.
@@ -73,11 +132,11 @@ impl Projection for TransitionsProjection {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn schema(&self) -> &'static str {
-        include_str!("../../../projections/transitions.v1.sql")
+        include_str!("../../../projections/transitions.v2.sql")
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, events: &[Envelope]) -> Result<(), ProjectionError> {
@@ -95,11 +154,35 @@ impl Projection for TransitionsProjection {
             "INSERT OR REPLACE INTO assignments(lead, revision, position, at, user)
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
+        let mut budget = tx.prepare_cached(
+            "INSERT OR REPLACE INTO budgets(lead, revision, position, at, budget_minor)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
         let mut hold_reason = tx.prepare_cached(
             "INSERT OR REPLACE INTO pending_reasons(lead, reason) VALUES (?1, ?2)",
         )?;
         let mut take_reason =
             tx.prepare_cached("DELETE FROM pending_reasons WHERE lead = ?1 RETURNING reason")?;
+        let mut read_reach = tx.prepare_cached(
+            "SELECT reached, by_jump, stage, reason, last_command FROM lead_reach WHERE lead = ?1",
+        )?;
+        let mut write_reach = tx.prepare_cached(
+            "INSERT OR REPLACE INTO lead_reach(lead, reached, by_jump, stage, reason, responsible,
+                 last_command)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        let mut update_reach = tx.prepare_cached(
+            "UPDATE lead_reach SET reached = ?2, by_jump = ?3, stage = ?4, reason = ?5
+             WHERE lead = ?1",
+        )?;
+        let mut reassign =
+            tx.prepare_cached("UPDATE lead_reach SET responsible = ?2 WHERE lead = ?1")?;
+        let mut last_command =
+            tx.prepare_cached("UPDATE lead_reach SET last_command = ?2 WHERE lead = ?1")?;
+        let mut command = tx.prepare_cached(
+            "INSERT OR REPLACE INTO commands(lead, revision, position, at, actor, command)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
         let mut insert_move = |lead: &[u8], m: &MoveRow| {
             transition.execute(params![
                 lead,
@@ -121,6 +204,16 @@ impl Projection for TransitionsProjection {
                 a.position as i64,
                 a.at,
                 a.user.as_bytes().as_slice(),
+            ])?;
+            reassign.execute(params![lead, a.user.as_bytes().as_slice()])
+        };
+        let mut insert_budget = |lead: &[u8], b: &BudgetRow| {
+            budget.execute(params![
+                lead,
+                b.revision as i64,
+                b.position as i64,
+                b.at,
+                b.budget_minor
             ])
         };
         for env in events {
@@ -129,7 +222,12 @@ impl Projection for TransitionsProjection {
             };
             let lead = lead.as_bytes().as_slice();
             match row {
-                Row::Registered(c, m, a) => {
+                Row::Registered {
+                    cohort: c,
+                    entered,
+                    assigned,
+                    budget,
+                } => {
                     lead_row.execute(params![
                         lead,
                         c.funnel,
@@ -142,9 +240,22 @@ impl Projection for TransitionsProjection {
                         c.registered_at,
                         c.position as i64,
                     ])?;
-                    insert_move(lead, &m)?;
-                    if let Some(a) = a {
+                    insert_move(lead, &entered)?;
+                    let reach = Reach::default().after(&entered);
+                    write_reach.execute(params![
+                        lead,
+                        reach.reached,
+                        reach.by_jump,
+                        reach.stage,
+                        reach.reason,
+                        c.responsible.map(|u| u.as_bytes().to_vec()),
+                        Option::<Vec<u8>>::None,
+                    ])?;
+                    if let Some(a) = assigned {
                         insert_assignment(lead, &a)?;
+                    }
+                    if let Some(b) = budget {
+                        insert_budget(lead, &b)?;
                     }
                 }
                 Row::Reason(reason) => {
@@ -158,13 +269,66 @@ impl Projection for TransitionsProjection {
                             .unwrap_or_default();
                     }
                     insert_move(lead, &m)?;
+                    let before = read_reach
+                        .query_row([lead], |r| {
+                            Ok(Reach {
+                                reached: r.get(0)?,
+                                by_jump: r.get(1)?,
+                                stage: r.get(2)?,
+                                reason: r.get(3)?,
+                            })
+                        })
+                        .optional()?;
+                    if let Some(reach) = before.map(|r| r.after(&m)) {
+                        update_reach.execute(params![
+                            lead,
+                            reach.reached,
+                            reach.by_jump,
+                            reach.stage,
+                            reach.reason
+                        ])?;
+                    }
                 }
                 Row::Assigned(a) => {
                     insert_assignment(lead, &a)?;
                 }
+                Row::Budget(b) => {
+                    insert_budget(lead, &b)?;
+                }
             }
         }
+        // One row per command: an event whose command differs from its lead's last event's.
+        for env in events {
+            let Body::Lead { lead_id, meta, .. } = &env.body else {
+                continue;
+            };
+            let lead = lead_id.as_uuid();
+            let lead = lead.as_bytes().as_slice();
+            let id = meta.command_id.as_bytes().as_slice();
+            let last: Option<Option<Vec<u8>>> =
+                read_reach.query_row([lead], |r| r.get(4)).optional()?;
+            if last.as_ref().is_some_and(|l| l.as_deref() == Some(id)) {
+                continue;
+            }
+            command.execute(params![
+                lead,
+                env.revision as i64,
+                env.position.0 as i64,
+                micros(meta.occurred_at),
+                meta.actor.user_id.as_uuid().as_bytes().as_slice(),
+                meta.command.as_deref().unwrap_or(env_type(env)),
+            ])?;
+            last_command.execute(params![lead, id])?;
+        }
         Ok(())
+    }
+}
+
+/// The event's type, for events that do not name their command.
+fn env_type(env: &Envelope) -> &'static str {
+    match &env.body {
+        Body::Lead { event, .. } => event.event_type(),
+        _ => "",
     }
 }
 
@@ -210,16 +374,35 @@ pub struct AssignmentRow {
     pub user: Uuid,
 }
 
-/// What one event of a lead adds to the model.
+/// The budget a lead had from when, in minor units (`None`: cleared).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BudgetRow {
+    pub revision: u64,
+    pub position: u64,
+    pub at: i64,
+    pub budget_minor: Option<i64>,
+}
+
+/// What one event of a lead adds to the model. (Boxing the registration would cost an
+/// allocation per event for one short-lived value.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Row {
-    /// The registration: the cohort row, its entry into the first stage, and its responsible.
-    Registered(CohortRow, MoveRow, Option<AssignmentRow>),
+    /// The registration: the cohort row, its entry into the first stage, its responsible and
+    /// its budget.
+    Registered {
+        cohort: CohortRow,
+        entered: MoveRow,
+        assigned: Option<AssignmentRow>,
+        budget: Option<BudgetRow>,
+    },
     /// A disqualification's reason, held until the stage change of the same command (which
     /// comes with its `reason` empty: the reader fills it in).
     Reason(String),
     Moved(MoveRow),
     Assigned(AssignmentRow),
+    /// The budget set (or cleared).
+    Budget(BudgetRow),
 }
 
 /// The rows `env` adds, with its lead; `None` for events the model does not keep. The one
@@ -253,11 +436,17 @@ pub fn row_of(env: &Envelope) -> Option<(Uuid, Row)> {
         at,
         user,
     };
+    let budget = |budget_minor: Option<i64>| BudgetRow {
+        revision,
+        position,
+        at,
+        budget_minor,
+    };
     let row = match event {
         LeadEvent::LeadRegistered(r) => {
             let d = &r.details;
-            Row::Registered(
-                CohortRow {
+            Row::Registered {
+                cohort: CohortRow {
                     funnel: r.funnel.as_str().to_owned(),
                     source: d.source.as_ref().map_or("", |s| s.as_str()).to_owned(),
                     channel: d.channel.as_ref().map_or("", |c| c.as_str()).to_owned(),
@@ -268,9 +457,10 @@ pub fn row_of(env: &Envelope) -> Option<(Uuid, Row)> {
                     registered_at: at,
                     position,
                 },
-                moved(String::new(), r.stage.to_string(), "registered", false),
-                r.responsible.map(|u| assigned(u.as_uuid())),
-            )
+                entered: moved(String::new(), r.stage.to_string(), "registered", false),
+                assigned: r.responsible.map(|u| assigned(u.as_uuid())),
+                budget: d.budget.as_ref().map(|m| budget(Some(m.minor()))),
+            }
         }
         LeadEvent::LeadDisqualified(d) => Row::Reason(d.reason.as_str().to_owned()),
         LeadEvent::LeadStageChanged(c) => Row::Moved(moved(
@@ -280,6 +470,17 @@ pub fn row_of(env: &Envelope) -> Option<(Uuid, Row)> {
             is_jump(c.from, c.to, &c.via),
         )),
         LeadEvent::ResponsibleAssigned(a) => Row::Assigned(assigned(a.to.as_uuid())),
+        LeadEvent::HandoffDetailsRecorded(h) => Row::Budget(budget(Some(h.budget.minor()))),
+        LeadEvent::DealOpened(DealOpened {
+            budget: Some(b), ..
+        }) => Row::Budget(budget(Some(b.minor()))),
+        LeadEvent::LeadDetailsUpdated(u) => {
+            let set = u.changes.iter().rev().find_map(|c| match c {
+                DetailChange::Budget(b) => Some(b.as_ref().map(|m| m.minor())),
+                _ => None,
+            })?;
+            Row::Budget(budget(set))
+        }
         _ => return None,
     };
     Some((lead_id.as_uuid(), row))

@@ -18,7 +18,7 @@ use leadflow_domain::values::{Comment, Currency, Money, Name, Phone, Short};
 use leadflow_domain::{
     Actor, Catalog, FunnelId, LeadCommand, LeadId, ReasonCode, Role, Stage, UserId,
 };
-use leadflow_engine::{CommandMeta, Engine, EngineConfig, FixedClock, SequentialIds};
+use leadflow_engine::{Clock, CommandMeta, Engine, EngineConfig, FixedClock, SequentialIds};
 use leadflow_projections::query::{
     self, LeadFilter, ReportDimension, ReportFilter, Sort, SortField,
 };
@@ -1077,4 +1077,118 @@ async fn the_funnel_audit_counts_steps_jumps_losses_and_open_leads_exactly() {
     assert!(once.contains("\"key\": \"website\""), "{once}");
     assert_eq!(definition.hash(), definition.clone().hash());
     assert_eq!(definition.hash().len(), 64);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    /// The reports as of a time equal what the live models showed at that time, and at now
+    /// what they show now (issue 11): the board, the standard reports and the conversion
+    /// funnel (the audit at now equals the live report), for everyone and for each manager;
+    /// and manager activity counts every command that wrote events once.
+    #[test]
+    fn the_reports_as_of_a_time_equal_the_live_ones_then(
+        steps in prop::collection::vec((0u8..6, any::<u8>(), any::<u8>(), 1i64..30), 10..50),
+        cut in 0usize..50,
+    ) {
+        use leadflow_projections::reports::{self as r, Scope};
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let store: Arc<dyn EventStore> =
+                Arc::new(EmbeddedStore::open(dir.path().join("events.db")).unwrap());
+            let clock = Arc::new(FixedClock::at(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()));
+            let engine = Engine::new(store.clone(), catalog(), clock.clone(),
+                Arc::new(SequentialIds::default()), EngineConfig::default());
+            let live = read_side(&store, &dir.path().join("read"));
+            let mut last = Position::START;
+            let mut commands = 0u64;
+            for i in 0..6u128 {
+                let id = lead(500 + i);
+                let responsible = if i % 2 == 0 { ResponsibleChoice::Creator } else { ResponsibleChoice::Unassigned };
+                last = run(&engine, id, register(id, &format!("Lead {i}"), Some(i as i64 * 100), responsible), ivan()).await;
+                commands += 1;
+            }
+            let owners = [None, Some(UserId::named("ivan.manager")), Some(UserId::named("maria.manager"))];
+            let dims = [ReportDimension::Stage, ReportDimension::Manager, ReportDimension::DisqualificationReason];
+            type Seen = (Vec<Option<query::Board>>, Vec<Vec<query::ReportRow>>);
+            let seen = |live: Arc<ReadSide>| async move {
+                live.read(leadflow_projections::LEADS, move |c| {
+                    let boards = owners.iter().map(|o| {
+                        query::board(c, &catalog(), &default_funnel(), false, o.map(|u| u.to_string()).as_deref())
+                    }).collect::<rusqlite::Result<Vec<_>>>()?;
+                    let mut reports = Vec::new();
+                    for o in owners {
+                        for d in dims {
+                            let filter = ReportFilter { owner: o.map(|u| u.to_string()), ..Default::default() };
+                            reports.push(query::report(c, d, &filter)?);
+                        }
+                    }
+                    Ok((boards, reports))
+                }).await.unwrap()
+            };
+            let as_of = |live: Arc<ReadSide>, t: chrono::DateTime<Utc>| async move {
+                live.read(leadflow_projections::TRANSITIONS, move |c| {
+                    let (_, paths) = r::paths_at(c, t)?;
+                    let at = leadflow_projections::micros(t);
+                    let scope = |o: Option<UserId>| Scope { owner: o.map(|u| u.as_uuid()), ..Scope::default() };
+                    let boards = owners.iter().map(|o| {
+                        let states = r::states_at(&paths, at, &Scope { funnel: Some("default".into()), ..scope(*o) });
+                        r::board_at(&catalog(), &default_funnel(), false, &states)
+                    }).collect::<Vec<_>>();
+                    let mut reports = Vec::new();
+                    for o in owners {
+                        for d in dims {
+                            reports.push(r::report_at(d, &r::states_at(&paths, at, &scope(o))));
+                        }
+                    }
+                    Ok((boards, reports))
+                }).await.unwrap()
+            };
+            let mut then: Option<(chrono::DateTime<Utc>, Seen)> = None;
+            for (k, (which, pick, n, hours)) in steps.iter().copied().enumerate() {
+                clock.advance(chrono::Duration::hours(hours));
+                let id = lead(500 + which as u128);
+                let (cmd, actor) = command(id, pick, n);
+                if let Ok(out) = engine.execute(id, cmd, CommandMeta::by(actor)).await {
+                    if let Some(p) = out.position {
+                        last = p;
+                        commands += 1;
+                    }
+                }
+                if k == cut {
+                    live.wait_for(last, WAIT).await.unwrap();
+                    then = Some((clock.now(), seen(live.clone()).await));
+                }
+            }
+            live.wait_for(last, WAIT).await.unwrap();
+            let now = clock.now();
+            // As of a past time: what the live models showed then.
+            if let Some((t, shown)) = then {
+                assert_eq!(as_of(live.clone(), t).await, shown, "as of {t}");
+            }
+            // As of now: what they show now.
+            assert_eq!(as_of(live.clone(), now).await, seen(live.clone()).await, "as of now");
+            // The audit at now equals the live conversion report, in every scope.
+            for o in owners {
+                let scope = Scope { owner: o.map(|u| u.as_uuid()), ..Scope::default() };
+                let (kept, audited) = live.read(leadflow_projections::TRANSITIONS, move |c| {
+                    Ok((r::conversion(c, &scope)?, r::conversion_at(c, now, &scope)?))
+                }).await.unwrap();
+                let (position, mut audited) = audited;
+                for s in &mut audited.steps {
+                    s.median_seconds = None;
+                    s.p90_seconds = None;
+                }
+                assert_eq!(kept.position, position);
+                assert_eq!(kept.into_group(), audited, "{o:?}");
+            }
+            // Manager activity: each command that wrote events, once.
+            let counted: u64 = live.read(leadflow_projections::TRANSITIONS, move |c| {
+                r::manager_activity(c, None, None, now, &Scope::default())
+            }).await.unwrap().iter().map(|a| a.commands).sum();
+            assert_eq!(counted, commands);
+            live.shutdown();
+        });
+    }
 }

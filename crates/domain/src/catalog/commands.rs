@@ -63,6 +63,8 @@ pub struct StageInput {
     /// `#rrggbb`, checked by `decide`.
     pub colour: String,
     pub stage: Stage,
+    /// Hours a lead may stay in a working stage before the SLA report counts a breach.
+    pub sla_hours: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

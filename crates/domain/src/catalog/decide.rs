@@ -42,6 +42,9 @@ pub(super) fn decide(state: Option<&Catalog>, command: &CatalogCommand, ctx: &Co
     }
 }
 
+/// The longest SLA a stage takes: a year.
+pub const MAX_SLA_HOURS: u32 = 24 * 366;
+
 fn unknown(kind: &'static str, code: impl ToString) -> CatalogRejection {
     CatalogRejection::Unknown {
         kind,
@@ -272,6 +275,23 @@ fn columns(stages: &[StageInput]) -> Result<Vec<FunnelStage>, CatalogRejection> 
             });
         }
     }
+    for s in stages {
+        match s.sla_hours {
+            Some(_) if s.stage.is_closed() => {
+                return Err(bad(format!(
+                    "{} is a closed stage: it takes no SLA",
+                    s.stage
+                )))
+            }
+            Some(h) if !(1..=MAX_SLA_HOURS).contains(&h) => {
+                return Err(bad(format!(
+                    "an SLA is 1 to {MAX_SLA_HOURS} hours; {} has {h}",
+                    s.stage
+                )))
+            }
+            _ => {}
+        }
+    }
     for stage in Stage::ALL {
         let n = stages.iter().filter(|s| s.stage == stage).count();
         if n != 1 {
@@ -287,6 +307,7 @@ fn columns(stages: &[StageInput]) -> Result<Vec<FunnelStage>, CatalogRejection> 
             name: s.name.as_str().to_owned(),
             colour: s.colour.to_ascii_lowercase(),
             stage: s.stage,
+            sla_hours: s.sla_hours,
         })
         .collect())
 }

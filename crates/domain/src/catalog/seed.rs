@@ -74,9 +74,23 @@ fn funnel(id: &str, name: &str, columns: [(&str, &str, &str); 7]) -> CatalogComm
                 name: short(name),
                 colour: colour.to_owned(),
                 stage,
+                sla_hours: default_sla_hours(stage),
             })
             .collect(),
     })
+}
+
+/// The seeded SLA per working stage: a day to qualify, four hours to find a manager, two days
+/// to hand off, two weeks to sell.
+fn default_sla_hours(stage: crate::stage::Stage) -> Option<u32> {
+    use crate::stage::Stage::*;
+    match stage {
+        Qualification => Some(24),
+        Distribution => Some(4),
+        Handoff => Some(48),
+        AwaitingSale => Some(14 * 24),
+        _ => None,
+    }
 }
 
 /// The automation rules of SPEC 3.6 (seed 003's texts in `ru`, ours in `en`).

@@ -78,6 +78,10 @@ pub struct FunnelStage {
     /// `#rrggbb`.
     pub colour: String,
     pub stage: Stage,
+    /// The SLA: how many hours a lead may stay in the stage before it counts as a breach
+    /// (the SLA report); `None`: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla_hours: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +103,7 @@ impl Funnel {
                 name: name.to_owned(),
                 colour: colour.to_owned(),
                 stage,
+                sla_hours: None,
             })
             .collect();
         Self {

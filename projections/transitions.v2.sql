@@ -1,9 +1,11 @@
--- The `transitions` read model, version 1 (issue 11): each lead's way through the stages,
+-- The `transitions` read model, version 2 (issue 11): each lead's way through the stages,
 -- compact, so a funnel audit is a scan of small rows rather than a decode of the log. Ids are
 -- the UUIDs' 16 bytes; times are business times in µs since the epoch; every row carries the
 -- log position it came from, so an audit can stop at a position as well as at a time, and
 -- ties between one lead's events are broken by it. Nothing here is personal (stages, codes,
--- ids, times), so an erasure changes nothing.
+-- ids, times, amounts), so an erasure changes nothing.
+-- v2: budgets from when (the board and reports as of a time), each lead's way as it stands
+-- (the live conversion report), and one row per command (manager activity).
 
 -- A lead as registered: the cohort an audit filters and groups by.
 CREATE TABLE transition_leads (
@@ -49,4 +51,40 @@ CREATE TABLE assignments (
 CREATE TABLE pending_reasons (
     lead   BLOB PRIMARY KEY,
     reason TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- v2: the budget each event set (NULL: cleared), the registration's included: the board's and
+-- the reports' budget sums as of a time.
+CREATE TABLE budgets (
+    lead         BLOB NOT NULL,
+    revision     INTEGER NOT NULL,
+    position     INTEGER NOT NULL,
+    at           INTEGER NOT NULL,
+    budget_minor INTEGER,
+    PRIMARY KEY (lead, revision)
+) WITHOUT ROWID;
+
+-- v2: each lead's way as it stands, kept as its events come (the live conversion report, which
+-- the audit at now must equal): the steps reached in order (bit k: step k of the audit's five)
+-- and which of them by a jump, the stage it is in with its disqualification reason, who is
+-- responsible, and the command of its last event (so a command of several events counts once).
+CREATE TABLE lead_reach (
+    lead         BLOB PRIMARY KEY,
+    reached      INTEGER NOT NULL,
+    by_jump      INTEGER NOT NULL,
+    stage        TEXT NOT NULL,
+    reason       TEXT NOT NULL DEFAULT '',
+    responsible  BLOB,
+    last_command BLOB
+) WITHOUT ROWID;
+
+-- v2: one row per command on a lead (its first event): manager activity per day and kind.
+CREATE TABLE commands (
+    lead     BLOB NOT NULL,
+    revision INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    at       INTEGER NOT NULL,
+    actor    BLOB NOT NULL,
+    command  TEXT NOT NULL,
+    PRIMARY KEY (lead, revision)
 ) WITHOUT ROWID;
