@@ -89,6 +89,24 @@ pub async fn open_engine(
     Ok(engine)
 }
 
+/// The write side of a read-only server over `store` (a replay): it writes nothing, not even
+/// a catalog seed, refuses every command and opens no personal field.
+pub async fn open_read_only_engine(store: Arc<dyn EventStore>) -> Result<Arc<Engine>, EngineError> {
+    let engine = Arc::new(Engine::new(
+        store.clone(),
+        Arc::new(Catalog::default_catalog()),
+        Arc::new(SystemClock),
+        Arc::new(V7Ids),
+        EngineConfig {
+            keyring: Some(Arc::new(Keyring::withholding(store))),
+            read_only: true,
+            ..EngineConfig::default()
+        },
+    ));
+    engine.load_catalog().await?;
+    Ok(engine)
+}
+
 /// Every read model of the product over `store`, in `dir`, opening personal fields with
 /// `keys`. Must run inside a tokio runtime.
 pub fn read_side(

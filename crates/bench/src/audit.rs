@@ -31,7 +31,8 @@ pub async fn audit(root: &Path, leads: u64) -> anyhow::Result<Vec<Figure>> {
             .is_ok_and(|(p, v)| {
                 use leadflow_projections::Projection;
                 p as u64 >= head
-                    && v == leadflow_projections::transitions::TransitionsProjection::new().version()
+                    && v == leadflow_projections::transitions::TransitionsProjection::new()
+                        .version()
             })
     };
     if !at_head(&model) {

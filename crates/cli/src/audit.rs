@@ -121,7 +121,7 @@ pub enum Format {
 }
 
 /// `2026-03-01` (midnight UTC) or an RFC 3339 time.
-fn parse_time(what: &str, raw: &str) -> anyhow::Result<DateTime<Utc>> {
+pub fn parse_time(what: &str, raw: &str) -> anyhow::Result<DateTime<Utc>> {
     if let Ok(day) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
         return Ok(day.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
     }

@@ -7,6 +7,7 @@ mod audit;
 mod export;
 mod migrate;
 mod private;
+mod replay;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -60,6 +61,9 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Every read model as of a business time, built into a new directory from the events
+    /// that happened by then (no personal data), for `serve --read-only` (docs/analysts.md).
+    Replay(replay::ReplayArgs),
     /// The history for analysts' own engines (docs/analysts.md).
     Export {
         #[command(subcommand)]
@@ -193,6 +197,11 @@ struct ServeArgs {
         value_delimiter = ','
     )]
     cors_origins: Vec<String>,
+    /// Serve the read models as they are and take no command (every mutation is refused):
+    /// a replay's directory (`leadflow replay`). Opens no personal field and needs no master
+    /// key.
+    #[arg(long)]
+    read_only: bool,
     #[arg(long, default_value_t = 2000)]
     demo_leads: u64,
     #[arg(long, default_value_t = 42)]
@@ -356,6 +365,7 @@ fn main() -> anyhow::Result<()> {
             Command::Export {
                 command: ExportCommand::Parquet(args),
             } => export::parquet(args).await,
+            Command::Replay(args) => replay::replay(args).await,
             Command::Privacy {
                 command: PrivacyCommand::Erase { request, reason },
             } => erase(request, &reason).await,
@@ -571,7 +581,47 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     private::prepare(&data_dir)?;
     // Before anything else: a secret other accounts can read refuses the start.
     let auth = auth(&data_dir)?;
+    if args.read_only && (args.demo || args.node.is_some()) {
+        bail!("--read-only serves what is there: it takes neither --demo nor --node");
+    }
     let Opened { store, embedded } = open(&data_dir, &args.store)?;
+    if args.read_only {
+        let engine = leadflow_app::open_read_only_engine(store.clone()).await?;
+        let app = leadflow_app::App::with_engine(
+            leadflow_app::Config {
+                origins,
+                ..leadflow_app::Config::new(store, data_dir.join("read"), auth.clone())
+            },
+            engine,
+        )?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let address = listener.local_addr()?;
+        let what = std::fs::read_to_string(data_dir.join(replay::REPLAY_FILE))
+            .ok()
+            .and_then(|raw| serde_json::from_str::<serde_json::Value>(&raw).ok())
+            .and_then(|v| {
+                v["until"]
+                    .as_str()
+                    .map(|u| format!(" (a replay as of {u})"))
+            })
+            .unwrap_or_default();
+        println!();
+        println!("leadflow is serving, read-only{what}");
+        println!("  GraphiQL:   http://{address}/");
+        println!(
+            "  a token:    leadflow token issue --user NAME --data-dir {}",
+            data_dir.display()
+        );
+        println!("  GraphQL:    http://{address}/graphql");
+        println!("  health:     http://{address}/health");
+        println!();
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        return Ok(app.serve(listener, shutdown).await?);
+    }
     let keyring = keyring(&data_dir, &store, false).await?;
     // Before the node starts: a new node writes its own first (system) event.
     let empty = holds_no_leads(store.as_ref()).await?;

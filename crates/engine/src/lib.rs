@@ -165,6 +165,9 @@ pub enum EngineError {
     },
     #[error("personal data keys: {0}")]
     Keys(#[from] KeyError),
+    /// The engine serves a log that takes no commands (a replay).
+    #[error("this server is read-only: it takes no commands")]
+    ReadOnly,
     #[error("cannot seal or open the personal fields of stream {stream}: {source}")]
     Seal {
         stream: String,
@@ -182,6 +185,7 @@ impl EngineError {
             Self::Store(_) => "store_error",
             Self::Corrupt { .. } | Self::Seal { .. } => "corrupt",
             Self::Keys(_) => "keys_unavailable",
+            Self::ReadOnly => "read_only",
         }
     }
 
@@ -205,6 +209,8 @@ pub struct EngineConfig {
     /// writes them in plain text (tests, and the benchmark's run without sealing) and cannot
     /// read sealed ones.
     pub keyring: Option<Arc<Keyring>>,
+    /// Refuses every command ([`EngineError::ReadOnly`]): a server over a replay.
+    pub read_only: bool,
 }
 
 impl Default for EngineConfig {
@@ -213,6 +219,7 @@ impl Default for EngineConfig {
             max_retries: 8,
             cache_capacity: 200_000,
             keyring: None,
+            read_only: false,
         }
     }
 }
@@ -234,6 +241,7 @@ pub struct Engine {
     subjects: AggregateCache<SubjectAggregate>,
     max_retries: u32,
     keyring: Option<Arc<Keyring>>,
+    read_only: bool,
 }
 
 impl Engine {
@@ -256,6 +264,7 @@ impl Engine {
             subjects: AggregateCache::new(1024),
             max_retries: config.max_retries,
             keyring: config.keyring,
+            read_only: config.read_only,
         }
     }
 
@@ -439,6 +448,15 @@ impl Engine {
     }
 
     /// Hands `part`'s cached state to the live catalog.
+    /// Loads the catalog the log holds, writing nothing (a read-only server: a log without
+    /// one keeps the catalog the engine was built with).
+    pub async fn load_catalog(&self) -> Result<(), EngineError> {
+        for part in CatalogPart::ALL {
+            self.publish_part(part).await?;
+        }
+        Ok(())
+    }
+
     async fn publish_part(&self, part: CatalogPart) -> Result<(), EngineError> {
         let entry = self.entry(&self.catalogs, part, false).await?;
         if let (Some(revision), Some(state)) = (entry.revision, &entry.state) {
@@ -488,6 +506,9 @@ impl Engine {
     where
         EngineError: From<A::Rejection>,
     {
+        if self.read_only {
+            return Err(EngineError::ReadOnly);
+        }
         let command_id = match &meta.idempotency_key {
             Some(key) => Uuid::new_v5(&KEY_NAMESPACE, format!("{id}/{key}").as_bytes()),
             None => self.ids.new_id(),

@@ -123,6 +123,7 @@ impl From<EngineError> for ApiError {
             EngineError::Rejected(r) => r.into(),
             EngineError::CatalogRejected(r) => r.into(),
             EngineError::SubjectRejected(r) => Self::Forbidden(r.to_string()),
+            EngineError::ReadOnly => Self::Forbidden(e.to_string()),
             EngineError::Conflict { .. } => Self::Conflict(e.to_string()),
             EngineError::IdempotencyKeyReused { .. }
             | EngineError::MisaddressedRegistration { .. } => Self::BadUserInput(e.to_string()),

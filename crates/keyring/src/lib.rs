@@ -80,6 +80,8 @@ pub struct Keyring {
     store: Arc<dyn EventStore>,
     master: Option<MasterKey>,
     cache: Mutex<HashMap<Uuid, Opening>>,
+    /// Opens every subject's fields as erased and reads no key (see [`Keyring::withholding`]).
+    withholding: bool,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -97,6 +99,17 @@ impl Keyring {
             store,
             master,
             cache: Mutex::new(HashMap::new()),
+            withholding: false,
+        }
+    }
+
+    /// A keyring that opens nothing: every personal field reads as erased, no key is read or
+    /// minted, nothing can be sealed. For copies that must hold no personal data (a replay
+    /// served read-only), so that an erasure at the source leaves nothing behind in them.
+    pub fn withholding(store: Arc<dyn EventStore>) -> Self {
+        Self {
+            withholding: true,
+            ..Self::new(store, None)
         }
     }
 
@@ -114,6 +127,9 @@ impl Keyring {
     }
 
     fn cached(&self, subject: Uuid) -> Option<Opening> {
+        if self.withholding {
+            return Some(Opening::Erased);
+        }
         self.cache
             .lock()
             .expect("key cache lock")
@@ -161,6 +177,9 @@ impl Keyring {
     /// catching up meets many subjects at once). `required`: a subject with no stored key is
     /// [`KeyError::Missing`]; otherwise it is passed over (a prefetch on a guess).
     pub async fn load_many(&self, subjects: &[Uuid], required: bool) -> Result<(), KeyError> {
+        if self.withholding {
+            return Ok(());
+        }
         let mut wanted: Vec<Uuid> = {
             let cache = self.cache.lock().expect("key cache lock");
             subjects
@@ -185,6 +204,9 @@ impl Keyring {
 
     /// The key to seal `subject`'s new data with (see [`Sealing`]).
     pub async fn for_sealing(&self, subject: Uuid) -> Result<Sealing, KeyError> {
+        if self.withholding {
+            return Err(KeyError::NoMasterKey);
+        }
         let mut subject = subject;
         loop {
             match self.fetch(subject).await? {
@@ -347,6 +369,27 @@ mod tests {
         };
         assert_eq!(read.expose_for_tests(), first.key.expose_for_tests());
         assert!(matches!(other.opening(subject), Some(Opening::Key(_))));
+    }
+
+    #[tokio::test]
+    async fn a_withholding_keyring_opens_every_subject_as_erased_and_seals_nothing() {
+        let (_dir, store) = store();
+        let master = MasterKey::generate().unwrap();
+        let ring = Keyring::new(store.clone(), Some(master));
+        let subject = Uuid::from_u128(7);
+        seal_and_store(&store, &ring, subject).await;
+        let withholding = Keyring::withholding(store.clone());
+        withholding.load_many(&[subject], true).await.unwrap();
+        assert!(matches!(
+            withholding.opening(subject),
+            Some(Opening::Erased)
+        ));
+        assert!(matches!(
+            withholding.load(subject).await,
+            Ok(Opening::Erased)
+        ));
+        assert!(withholding.for_sealing(Uuid::from_u128(8)).await.is_err());
+        assert!(withholding.blind_index().is_err());
     }
 
     #[tokio::test]
