@@ -283,6 +283,12 @@ impl LeadQuery {
     }
 
     /// The registry table: filter on any column, sort by any columns, cursor pages.
+    ///
+    /// With `asOf`, the table as it stood then, computed from the log's history: the leads
+    /// registered by that time, with their **stage, responsible, budget and disqualification
+    /// reason as they were** (every filter and sort applies to those); the other fields
+    /// (title, contact, maturity, quality, source, ...) are as they are now. A manager sees
+    /// the leads that were theirs then.
     #[allow(clippy::too_many_arguments)]
     async fn leads(
         &self,
@@ -292,6 +298,7 @@ impl LeadQuery {
         #[graphql(default)] order_by: Vec<LeadOrderBy>,
         first: Option<i32>,
         after: Option<String>,
+        as_of: Option<DateTime<Utc>>,
         consistency: Option<LogPosition>,
     ) -> Result<LeadConnection> {
         let owner = crate::owner_scope(&actor(ctx)?);
@@ -305,13 +312,34 @@ impl LeadQuery {
         let sort = sorts(&order_by)?;
         let (n, after) = (page_size(first)?, cursor_for(after, &sort)?);
         let has_previous = after.is_some();
-        let page = state
-            .reads
-            .read(leadflow_projections::LEADS, move |c| {
-                q::leads_page(c, &filter, &sort, n, after.as_ref())
-            })
-            .await
-            .map_err(ApiError::from)?;
+        let page = match as_of {
+            None => state
+                .reads
+                .read(leadflow_projections::LEADS, move |c| {
+                    q::leads_page(c, &filter, &sort, n, after.as_ref())
+                })
+                .await
+                .map_err(ApiError::from)?,
+            Some(t) => {
+                use leadflow_projections::reports as r;
+                let rows = state
+                    .reads
+                    .read(leadflow_projections::TRANSITIONS, move |c| {
+                        let (_, paths) = r::paths_at(c, t)?;
+                        let at = leadflow_projections::micros(t);
+                        Ok(r::rows_at(&r::states_at(&paths, at, &r::Scope::default())))
+                    })
+                    .await
+                    .map_err(ApiError::from)?;
+                state
+                    .reads
+                    .read(leadflow_projections::LEADS, move |c| {
+                        q::leads_page_as_of(c, &rows, &filter, &sort, n, after.as_ref())
+                    })
+                    .await
+                    .map_err(ApiError::from)?
+            }
+        };
         Ok(lead_connection(page, has_previous))
     }
 

@@ -396,17 +396,101 @@ pub fn leads_page(
     first: usize,
     after: Option<&Cursor>,
 ) -> rusqlite::Result<Page<LeadRow>> {
+    page_of(conn, None, filter, sort, first, after)
+}
+
+/// What a lead's registry row read at a time, from the `transitions` model: the historical
+/// columns of [`leads_page_as_of`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowAt {
+    pub lead_id: String,
+    pub stage: String,
+    /// '' for none.
+    pub responsible: String,
+    /// -1 for none.
+    pub budget_minor: i64,
+    /// '' unless Disqualified.
+    pub disqualification_reason: String,
+}
+
+/// [`leads_page`] as of a time: the leads of `rows` (those registered by then), their stage,
+/// responsible, budget and disqualification reason as they were; every other column as it is
+/// now. Every filter and sort applies to the historical values, and the counters (which hold
+/// now) are not used for the total.
+pub fn leads_page_as_of(
+    conn: &mut Connection,
+    rows: &[RowAt],
+    filter: &LeadFilter,
+    sort: &[Sort],
+    first: usize,
+    after: Option<&Cursor>,
+) -> rusqlite::Result<Page<LeadRow>> {
+    let json = serde_json::Value::Array(
+        rows.iter()
+            .map(|r| {
+                serde_json::json!([
+                    r.lead_id,
+                    r.stage,
+                    r.responsible,
+                    r.budget_minor,
+                    r.disqualification_reason
+                ])
+            })
+            .collect(),
+    )
+    .to_string();
+    page_of(conn, Some(json), filter, sort, first, after)
+}
+
+/// The historical columns over the model's own, under the table's name: every query below
+/// reads `leads` and finds this.
+const AS_OF: &str = "WITH asof AS (
+        SELECT json_extract(value, '$[0]') AS lead_id, json_extract(value, '$[1]') AS stage,
+               json_extract(value, '$[2]') AS responsible, json_extract(value, '$[3]') AS budget_minor,
+               json_extract(value, '$[4]') AS disqualification_reason
+        FROM json_each(?1)),
+    leads AS (
+        SELECT l.row_id, l.row_id AS rowid, l.lead_id, l.funnel, a.stage, l.maturity, l.title, a.budget_minor,
+               a.responsible, l.created_by, l.source, l.channel, l.region, l.quality, l.advertising,
+               l.contact_name, l.phone, l.email, l.account_name, a.disqualification_reason,
+               l.created_at, l.updated_at, l.last_position
+        FROM main.leads l JOIN asof a ON a.lead_id = l.lead_id)
+    ";
+
+fn page_of(
+    conn: &mut Connection,
+    as_of: Option<String>,
+    filter: &LeadFilter,
+    sort: &[Sort],
+    first: usize,
+    after: Option<&Cursor>,
+) -> rusqlite::Result<Page<LeadRow>> {
     let tx = conn.transaction()?;
     let mut args = Vec::new();
+    let prefix = match as_of {
+        Some(json) => {
+            args.push(Value::Text(json));
+            AS_OF
+        }
+        None => "",
+    };
     let filter_sql = where_clause(filter, &mut args);
-    let total_count = match board_count(&tx, filter)? {
-        Some(n) => n,
-        None => match budget_count(&tx, filter)? {
+    let counted = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<i64> {
+        tx.prepare_cached(&format!(
+            "{prefix}SELECT count(*) FROM leads WHERE {filter_sql}"
+        ))?
+        .query_row(params_from_iter(&args), |r| r.get(0))
+    };
+    let total_count = if !prefix.is_empty() {
+        counted(&tx)?
+    } else {
+        match board_count(&tx, filter)? {
             Some(n) => n,
-            None => tx
-                .prepare_cached(&format!("SELECT count(*) FROM leads WHERE {filter_sql}"))?
-                .query_row(params_from_iter(&args), |r| r.get(0))?,
-        },
+            None => match budget_count(&tx, filter)? {
+                Some(n) => n,
+                None => counted(&tx)?,
+            },
+        }
     };
 
     // The row id breaks ties in the direction of the last key, so a single-key sort is one
@@ -462,7 +546,7 @@ pub fn leads_page(
         .map(|(e, d)| format!("{e} {}", if *d { "DESC" } else { "ASC" }))
         .collect();
     let sql = format!(
-        "SELECT {ROW_COLUMNS} FROM leads WHERE {page_sql} ORDER BY {} LIMIT {}",
+        "{prefix}SELECT {ROW_COLUMNS} FROM leads WHERE {page_sql} ORDER BY {} LIMIT {}",
         order.join(", "),
         first + 1
     );

@@ -117,6 +117,23 @@ pub fn states_at(paths: &[LeadPath], as_of: i64, scope: &Scope) -> Vec<LeadState
         .collect()
 }
 
+/// The registry's historical columns of `states`, for [`crate::query::leads_page_as_of`].
+pub fn rows_at(states: &[LeadState]) -> Vec<crate::query::RowAt> {
+    states
+        .iter()
+        .map(|s| crate::query::RowAt {
+            lead_id: leadflow_domain::LeadId::from_uuid(s.lead).to_string(),
+            stage: s.stage.clone(),
+            responsible: s
+                .responsible
+                .map(|u| leadflow_domain::UserId::from_uuid(u).to_string())
+                .unwrap_or_default(),
+            budget_minor: s.budget_minor.unwrap_or(-1),
+            disqualification_reason: s.reason.clone(),
+        })
+        .collect()
+}
+
 /// The kanban header of `funnel` as it stood: the same shape as [`crate::query::board`].
 pub fn board_at(
     catalog: &Catalog,

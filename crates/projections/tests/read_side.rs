@@ -1111,7 +1111,22 @@ proptest! {
             }
             let owners = [None, Some(UserId::named("ivan.manager")), Some(UserId::named("maria.manager"))];
             let dims = [ReportDimension::Stage, ReportDimension::Manager, ReportDimension::DisqualificationReason];
-            type Seen = (Vec<Option<query::Board>>, Vec<Vec<query::ReportRow>>);
+            type Page = (i64, Vec<(String, String, Option<String>, Option<i64>, Option<String>)>);
+            type Seen = (Vec<Option<query::Board>>, Vec<Vec<query::ReportRow>>, Vec<Page>);
+            // The registry table under a few filters and sorts: the historical columns.
+            let tables = || {
+                let ivan = UserId::named("ivan.manager").to_string();
+                let by_budget = vec![Sort { field: SortField::Budget, descending: true }];
+                vec![
+                    (LeadFilter { funnel: Some("default".into()), ..Default::default() }, by_budget.clone()),
+                    (LeadFilter { stages: vec!["Qualification".into(), "Distribution".into()], ..Default::default() }, vec![]),
+                    (LeadFilter { owner: Some(ivan.clone()), ..Default::default() }, by_budget.clone()),
+                    (LeadFilter { budget_min: Some(100), responsible: vec![ivan], ..Default::default() }, vec![Sort { field: SortField::Stage, descending: false }]),
+                ]
+            };
+            let page = |p: query::Page<query::LeadRow>| -> Page {
+                (p.total_count, p.rows.into_iter().map(|(r, _)| (r.lead_id, r.stage, r.responsible, r.budget_minor, r.disqualification_reason)).collect())
+            };
             let seen = |live: Arc<ReadSide>| async move {
                 live.read(leadflow_projections::LEADS, move |c| {
                     let boards = owners.iter().map(|o| {
@@ -1124,11 +1139,15 @@ proptest! {
                             reports.push(query::report(c, d, &filter)?);
                         }
                     }
-                    Ok((boards, reports))
+                    let mut pages = Vec::new();
+                    for (filter, sort) in tables() {
+                        pages.push(page(query::leads_page(c, &filter, &sort, 100, None)?));
+                    }
+                    Ok((boards, reports, pages))
                 }).await.unwrap()
             };
             let as_of = |live: Arc<ReadSide>, t: chrono::DateTime<Utc>| async move {
-                live.read(leadflow_projections::TRANSITIONS, move |c| {
+                let found = live.read(leadflow_projections::TRANSITIONS, move |c| {
                     let (_, paths) = r::paths_at(c, t)?;
                     let at = leadflow_projections::micros(t);
                     let scope = |o: Option<UserId>| Scope { owner: o.map(|u| u.as_uuid()), ..Scope::default() };
@@ -1142,8 +1161,18 @@ proptest! {
                             reports.push(r::report_at(d, &r::states_at(&paths, at, &scope(o))));
                         }
                     }
-                    Ok((boards, reports))
-                }).await.unwrap()
+                    let rows = r::rows_at(&r::states_at(&paths, at, &Scope::default()));
+                    Ok((boards, reports, rows))
+                }).await.unwrap();
+                let (boards, reports, rows) = found;
+                let pages = live.read(leadflow_projections::LEADS, move |c| {
+                    let mut pages = Vec::new();
+                    for (filter, sort) in tables() {
+                        pages.push(page(query::leads_page_as_of(c, &rows, &filter, &sort, 100, None)?));
+                    }
+                    Ok(pages)
+                }).await.unwrap();
+                (boards, reports, pages)
             };
             let mut then: Option<(chrono::DateTime<Utc>, Seen)> = None;
             for (k, (which, pick, n, hours)) in steps.iter().copied().enumerate() {
