@@ -1477,3 +1477,150 @@ mod tests {
         }
     }
 }
+
+/// The laws of the audit over paths (issue 11): the order in which different leads' events
+/// interleave in the log changes no answer, and the same question gives the same bytes.
+#[cfg(test)]
+mod laws {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    const STAGES: [&str; 7] = [
+        "Qualification",
+        "Distribution",
+        "Handoff",
+        "AwaitingSale",
+        "NeedSatisfied",
+        "Disqualified",
+        "NeedAbsent",
+    ];
+
+    /// Each lead's moves (stage, hours after the one before, a jump), placed in the log in the
+    /// order `turns` names the leads (each lead's own events keep their order).
+    fn paths(leads: &[Vec<(usize, i64, bool)>], turns: &[usize]) -> Vec<LeadPath> {
+        let hour = 3_600_000_000;
+        let t0 = micros(Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap());
+        let mut positions: Vec<Vec<u64>> = vec![Vec::new(); leads.len()];
+        for (i, lead) in turns.iter().enumerate() {
+            positions[*lead].push(i as u64 + 1);
+        }
+        leads
+            .iter()
+            .enumerate()
+            .map(|(n, moves)| {
+                let id = Uuid::from_u128(n as u128 + 1);
+                let user = Uuid::from_u128(100 + (n as u128 % 3));
+                let mut at = t0 + n as i64 * 5 * hour;
+                let mut path = LeadPath {
+                    lead: id,
+                    cohort: CohortRow {
+                        funnel: "default".into(),
+                        source: ["website", "call", ""][n % 3].into(),
+                        channel: String::new(),
+                        created_by: user,
+                        responsible: Some(user),
+                        quality: "Unsorted".into(),
+                        advertising: n % 2 == 0,
+                        registered_at: at,
+                        position: positions[n][0],
+                    },
+                    moves: vec![MoveRow {
+                        revision: 0,
+                        position: positions[n][0],
+                        at,
+                        from: String::new(),
+                        to: "Qualification".into(),
+                        via: "registered".into(),
+                        jump: false,
+                        reason: String::new(),
+                        actor: user,
+                    }],
+                    assignments: Vec::new(),
+                    budgets: Vec::new(),
+                };
+                for (k, (stage, hours, jump)) in moves.iter().enumerate() {
+                    at += hours * hour;
+                    let from = path.moves.last().unwrap().to.clone();
+                    let to = STAGES[*stage].to_owned();
+                    path.moves.push(MoveRow {
+                        revision: k as u64 + 1,
+                        position: positions[n][k + 1],
+                        at,
+                        reason: if to == "Disqualified" {
+                            "spam".into()
+                        } else {
+                            String::new()
+                        },
+                        from,
+                        to,
+                        via: if *jump { "jump" } else { "qualified" }.into(),
+                        jump: *jump,
+                        actor: user,
+                    });
+                }
+                path
+            })
+            .collect()
+    }
+
+    fn definitions() -> Vec<AuditDefinition> {
+        let at = |m| Utc.with_ymd_and_hms(2026, m, 1, 0, 0, 0).unwrap();
+        let base = AuditDefinition::new(at(1), at(6), at(5));
+        let mut windowed = base.clone();
+        windowed.windows_days = [Some(2), None, Some(3), None, None];
+        vec![
+            base.clone(),
+            AuditDefinition {
+                mode: StepMode::Strict,
+                group_by: GroupBy::Source,
+                ..base.clone()
+            },
+            AuditDefinition {
+                mode: StepMode::Any,
+                group_by: GroupBy::Week,
+                ..base.clone()
+            },
+            AuditDefinition {
+                exclude: vec![Exclusion::EverJumped],
+                group_by: GroupBy::Manager,
+                ..base.clone()
+            },
+            AuditDefinition {
+                as_of: at(2) + chrono::Duration::days(3),
+                ..windowed
+            },
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_interleaving_of_leads_in_the_log_changes_no_audit(
+            leads in prop::collection::vec(prop::collection::vec((0usize..7, 0i64..400, any::<bool>()), 0..8), 1..10),
+            seed in any::<u64>(),
+        ) {
+            // Lead by lead, then the same events shuffled across leads.
+            let mut turns: Vec<usize> = leads.iter().enumerate().flat_map(|(n, m)| std::iter::repeat_n(n, m.len() + 1)).collect();
+            let one = paths(&leads, &turns);
+            let mut state = seed | 1;
+            for i in (1..turns.len()).rev() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                turns.swap(i, (state % (i as u64 + 1)) as usize);
+            }
+            let other = paths(&leads, &turns);
+            let position = turns.len() as u64;
+            let none = Departments::new();
+            for definition in definitions() {
+                let a = audit_paths(&definition, position, &none, &one).to_json();
+                let b = audit_paths(&definition, position, &none, &other).to_json();
+                prop_assert_eq!(&a, &b);
+                // And the same question twice: the same bytes.
+                prop_assert_eq!(a, audit_paths(&definition, position, &none, &one).to_json());
+            }
+        }
+    }
+}

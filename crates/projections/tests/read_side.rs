@@ -1091,6 +1091,7 @@ proptest! {
         steps in prop::collection::vec((0u8..6, any::<u8>(), any::<u8>(), 1i64..30), 10..50),
         cut in 0usize..50,
     ) {
+        use leadflow_projections::audit::{AuditDefinition, Departments, GroupBy};
         use leadflow_projections::reports::{self as r, Scope};
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(async {
@@ -1211,6 +1212,22 @@ proptest! {
                 }
                 assert_eq!(kept.position, position);
                 assert_eq!(kept.into_group(), audited, "{o:?}");
+            }
+            // The audit from the log, read without keys, equals the audit from the model.
+            let (position, from_log) = leadflow_projections::audit::paths_from_log(store.as_ref(), None, |_, _| {}).await.unwrap();
+            assert_eq!(position, last.0);
+            for group_by in [GroupBy::None, GroupBy::Manager, GroupBy::Week] {
+                let definition = AuditDefinition { group_by, ..AuditDefinition::new(
+                    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+                    Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap(),
+                    now,
+                ) };
+                let d = definition.clone();
+                let model = live.read(leadflow_projections::TRANSITIONS, move |c| {
+                    leadflow_projections::audit::funnel_audit(c, &d, &Departments::new())
+                }).await.unwrap();
+                let log = leadflow_projections::audit::audit_paths(&definition, position, &Departments::new(), &from_log);
+                assert_eq!(model.to_json(), log.to_json(), "{group_by:?}");
             }
             // Manager activity: each command that wrote events, once.
             let counted: u64 = live.read(leadflow_projections::TRANSITIONS, move |c| {
