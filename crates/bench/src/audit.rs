@@ -153,13 +153,14 @@ fn board_as_of(data: &Path) -> anyhow::Result<(f64, f64)> {
         let at = first + (last - first) / 20 * k;
         let t = leadflow_projections::from_micros(if k == 20 { last } else { at });
         let started = Instant::now();
-        let (_, paths) = r::paths_at(&conn, t)?;
-        let scope = r::Scope {
-            funnel: Some(funnel.to_string()),
-            ..r::Scope::default()
-        };
-        let states = r::states_at(&paths, leadflow_projections::micros(t), &scope);
-        let board = r::board_at(&catalog, &funnel, false, &states);
+        let board = leadflow_projections::board_days::board_at(
+            &conn,
+            &catalog,
+            &funnel,
+            false,
+            None,
+            leadflow_projections::micros(t),
+        )?;
         times.push(started.elapsed().as_secs_f64());
         let started = Instant::now();
         let (_, paths) = r::paths_at(&conn, t)?;

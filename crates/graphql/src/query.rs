@@ -177,7 +177,8 @@ pub async fn load_board(
     })
 }
 
-/// The board of `funnel` as it stood at `as_of`, from the `transitions` model.
+/// The board of `funnel` as it stood at `as_of`, from the `transitions` model's counters by
+/// day.
 pub async fn load_board_at(
     state: &AppState,
     funnel: FunnelId,
@@ -185,20 +186,20 @@ pub async fn load_board_at(
     actor: &leadflow_domain::Actor,
     as_of: DateTime<Utc>,
 ) -> Result<Board, ApiError> {
-    use leadflow_projections::reports as r;
     let catalog = state.catalog();
     let currency = catalog.base_currency().to_string();
-    let scope = r::Scope {
-        funnel: Some(funnel.to_string()),
-        owner: (!actor.role.is_supervising()).then(|| actor.user.as_uuid()),
-        ..r::Scope::default()
-    };
+    let owner = (!actor.role.is_supervising()).then(|| actor.user.as_uuid());
     let board = state
         .reads
         .read(leadflow_projections::TRANSITIONS, move |c| {
-            let (_, paths) = r::paths_at(c, as_of)?;
-            let states = r::states_at(&paths, leadflow_projections::micros(as_of), &scope);
-            Ok(r::board_at(&catalog, &funnel, hide_closed, &states))
+            leadflow_projections::board_days::board_at(
+                c,
+                &catalog,
+                &funnel,
+                hide_closed,
+                owner,
+                leadflow_projections::micros(as_of),
+            )
         })
         .await?
         .ok_or_else(|| ApiError::NotFound("unknown funnel".to_owned()))?;

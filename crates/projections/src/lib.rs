@@ -6,6 +6,7 @@
 //! Not here: HTTP, GraphQL, and anything that decides (projections only record what happened).
 
 pub mod audit;
+pub mod board_days;
 pub mod history;
 pub mod leads;
 pub mod privacy;

@@ -29,6 +29,11 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// Whether `path`, standing as `state` at the time asked about, is in the scope.
+    pub(crate) fn covers_state(&self, path: &LeadPath, state: &LeadState) -> bool {
+        self.covers(path, state.responsible)
+    }
+
     /// Whether `path` is in the scope, with `responsible` its responsible at the time asked
     /// about: a manager's board as of a time is the one they saw then.
     fn covers(&self, path: &LeadPath, responsible: Option<Uuid>) -> bool {

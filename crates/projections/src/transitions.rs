@@ -14,6 +14,7 @@ use leadflow_domain::events::{DealOpened, Transition};
 use leadflow_domain::stage::Stage;
 use leadflow_domain::LeadEvent;
 
+use crate::board_days::BoardDays;
 use crate::{micros, Body, Envelope, Projection, ProjectionError};
 
 /// The `transitions` read model.
@@ -132,11 +133,11 @@ impl Projection for TransitionsProjection {
     }
 
     fn version(&self) -> u32 {
-        2
+        3
     }
 
     fn schema(&self) -> &'static str {
-        include_str!("../../../projections/transitions.v2.sql")
+        include_str!("../../../projections/transitions.v3.sql")
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, events: &[Envelope]) -> Result<(), ProjectionError> {
@@ -216,11 +217,18 @@ impl Projection for TransitionsProjection {
                 b.budget_minor
             ])
         };
+        let mut days = BoardDays::default();
         for env in events {
-            let Some((lead, row)) = row_of(env) else {
+            let Some((id, row)) = row_of(env) else {
                 continue;
             };
-            let lead = lead.as_bytes().as_slice();
+            let lead = id.as_bytes().as_slice();
+            let at = match &env.body {
+                Body::Lead { meta, .. } => micros(meta.occurred_at),
+                _ => 0,
+            };
+            // The board's rows read the model's rows of this event: written first.
+            let written = row.clone();
             match row {
                 Row::Registered {
                     cohort: c,
@@ -296,7 +304,9 @@ impl Projection for TransitionsProjection {
                     insert_budget(lead, &b)?;
                 }
             }
+            days.apply(tx, id, &written, env.revision, at)?;
         }
+        days.flush(tx)?;
         // One row per command: an event whose command differs from its lead's last event's.
         for env in events {
             let Body::Lead { lead_id, meta, .. } = &env.body else {

@@ -1090,6 +1090,7 @@ proptest! {
     fn the_reports_as_of_a_time_equal_the_live_ones_then(
         steps in prop::collection::vec((0u8..6, any::<u8>(), any::<u8>(), 1i64..30), 10..50),
         cut in 0usize..50,
+        back in prop::option::of(0usize..50),
     ) {
         use leadflow_projections::audit::{AuditDefinition, Departments, GroupBy};
         use leadflow_projections::reports::{self as r, Scope};
@@ -1176,8 +1177,31 @@ proptest! {
                 (boards, reports, pages)
             };
             let mut then: Option<(chrono::DateTime<Utc>, Seen)> = None;
+            // A step back in business time (an import of the past) at step `back`, if any: the
+            // board by day must then fold that lead whole.
+            let monotonic = back.is_none_or(|b| b >= steps.len());
+            let fast_and_slow = |live: Arc<ReadSide>, t: chrono::DateTime<Utc>| async move {
+                live.read(leadflow_projections::TRANSITIONS, move |c| {
+                    let (_, paths) = r::paths_at(c, t)?;
+                    let at = leadflow_projections::micros(t);
+                    let mut pairs = Vec::new();
+                    for o in owners {
+                        let scope = Scope { funnel: Some("default".into()), owner: o.map(|u| u.as_uuid()), ..Scope::default() };
+                        let slow = r::board_at(&catalog(), &default_funnel(), false, &r::states_at(&paths, at, &scope));
+                        let fast = leadflow_projections::board_days::board_at(c, &catalog(), &default_funnel(), false, o.map(|u| u.as_uuid()), at)?;
+                        pairs.push((fast, slow));
+                    }
+                    Ok(pairs)
+                }).await.unwrap()
+            };
+            let mut moments = Vec::new();
             for (k, (which, pick, n, hours)) in steps.iter().copied().enumerate() {
-                clock.advance(chrono::Duration::hours(hours));
+                if back == Some(k) {
+                    clock.set(clock.now() - chrono::Duration::days(3));
+                } else {
+                    clock.advance(chrono::Duration::hours(hours));
+                }
+                moments.push(clock.now());
                 let id = lead(500 + which as u128);
                 let (cmd, actor) = command(id, pick, n);
                 if let Ok(out) = engine.execute(id, cmd, CommandMeta::by(actor)).await {
@@ -1193,17 +1217,30 @@ proptest! {
             }
             live.wait_for(last, WAIT).await.unwrap();
             let now = clock.now();
-            // As of a past time: what the live models showed then.
-            if let Some((t, shown)) = then {
-                assert_eq!(as_of(live.clone(), t).await, shown, "as of {t}");
+            // The board by day equals the board folded from every lead, at every moment (and a
+            // day before the first, and after the last).
+            moments.push(moments[0] - chrono::Duration::days(1));
+            moments.push(now + chrono::Duration::days(2));
+            for t in moments {
+                for (fast, slow) in fast_and_slow(live.clone(), t).await {
+                    assert_eq!(fast, slow, "as of {t}");
+                }
             }
-            // As of now: what they show now.
-            assert_eq!(as_of(live.clone(), now).await, seen(live.clone()).await, "as of now");
-            // The audit at now equals the live conversion report, in every scope.
+            if monotonic {
+                // As of a past time: what the live models showed then.
+                if let Some((t, shown)) = then {
+                    assert_eq!(as_of(live.clone(), t).await, shown, "as of {t}");
+                }
+                // As of now: what they show now.
+                assert_eq!(as_of(live.clone(), now).await, seen(live.clone()).await, "as of now");
+            }
+            // The audit at now (past every event, whatever the clock did) equals the live
+            // conversion report, in every scope.
+            let horizon = now + chrono::Duration::days(10);
             for o in owners {
                 let scope = Scope { owner: o.map(|u| u.as_uuid()), ..Scope::default() };
                 let (kept, audited) = live.read(leadflow_projections::TRANSITIONS, move |c| {
-                    Ok((r::conversion(c, &scope)?, r::conversion_at(c, now, &scope)?))
+                    Ok((r::conversion(c, &scope)?, r::conversion_at(c, horizon, &scope)?))
                 }).await.unwrap();
                 let (position, mut audited) = audited;
                 for s in &mut audited.steps {
@@ -1220,7 +1257,7 @@ proptest! {
                 let definition = AuditDefinition { group_by, ..AuditDefinition::new(
                     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
                     Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap(),
-                    now,
+                    horizon,
                 ) };
                 let d = definition.clone();
                 let model = live.read(leadflow_projections::TRANSITIONS, move |c| {
@@ -1231,7 +1268,7 @@ proptest! {
             }
             // Manager activity: each command that wrote events, once.
             let counted: u64 = live.read(leadflow_projections::TRANSITIONS, move |c| {
-                r::manager_activity(c, None, None, now, &Scope::default())
+                r::manager_activity(c, None, None, horizon, &Scope::default())
             }).await.unwrap().iter().map(|a| a.commands).sum();
             assert_eq!(counted, commands);
             live.shutdown();

@@ -1,4 +1,4 @@
--- The `transitions` read model, version 2 (issue 11): each lead's way through the stages,
+-- The `transitions` read model, version 3 (issue 11): each lead's way through the stages,
 -- compact, so a funnel audit is a scan of small rows rather than a decode of the log. Ids are
 -- the UUIDs' 16 bytes; times are business times in µs since the epoch; every row carries the
 -- log position it came from, so an audit can stop at a position as well as at a time, and
@@ -87,4 +87,38 @@ CREATE TABLE commands (
     actor    BLOB NOT NULL,
     command  TEXT NOT NULL,
     PRIMARY KEY (lead, revision)
+) WITHOUT ROWID;
+
+-- v3: where each lead counts on the board (its funnel, column, responsible, creator, budget),
+-- the business time of its last change, and whether its events came out of business-time
+-- order (then it is left out of the counters and folded whole when asked).
+CREATE TABLE board_leads (
+    lead         BLOB PRIMARY KEY,
+    funnel       TEXT NOT NULL,
+    stage        TEXT NOT NULL,
+    responsible  BLOB,
+    created_by   BLOB NOT NULL,
+    budget_minor INTEGER NOT NULL,
+    last_at      INTEGER NOT NULL,
+    irregular    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX board_leads_irregular ON board_leads(funnel) WHERE irregular;
+
+-- v3: the board's changes summed per business day (µs / 86 400 000 000), funnel, scope ('',
+-- r:<user>, c:<user>, b:<user>, as the live board) and column.
+CREATE TABLE board_days (
+    funnel       TEXT NOT NULL,
+    scope        TEXT NOT NULL,
+    day          INTEGER NOT NULL,
+    stage        TEXT NOT NULL,
+    leads        INTEGER NOT NULL,
+    budget_minor INTEGER NOT NULL,
+    PRIMARY KEY (funnel, scope, day, stage)
+) WITHOUT ROWID;
+
+-- v3: the leads that changed on each day: the board as of a time folds these of its own day.
+CREATE TABLE board_touched (
+    day  INTEGER NOT NULL,
+    lead BLOB NOT NULL,
+    PRIMARY KEY (day, lead)
 ) WITHOUT ROWID;

@@ -1,0 +1,449 @@
+//! The board by business day (issue 11): every change of a lead's column, responsible or
+//! budget adds its deltas to the counters of its day, so the board as of a time is the sum of
+//! the days before that time's day, plus the leads that changed on that day, folded from their
+//! rows. A lead whose events came out of business-time order (an import of the past) leaves
+//! the counters and is folded whole whenever asked. Exact either way; the property test checks
+//! it against folding every lead.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use uuid::Uuid;
+
+use crate::audit::LeadPath;
+use crate::query::{Board, BoardColumn};
+use crate::reports::{state_at, Scope};
+use crate::transitions::{AssignmentRow, BudgetRow, CohortRow, MoveRow, Row};
+
+/// A business day's length in µs.
+pub const DAY_MICROS: i64 = 86_400_000_000;
+
+fn day_of(at: i64) -> i64 {
+    at.div_euclid(DAY_MICROS)
+}
+
+/// Where a lead counts on the board: its funnel's column, one lead and its budget, under each
+/// scope that sees it (everyone's '', and `r:`, `c:` and `b:` for its responsible, its creator
+/// and both, as the live board keeps them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Standing {
+    funnel: String,
+    stage: String,
+    responsible: Option<Uuid>,
+    created_by: Uuid,
+    budget_minor: i64,
+}
+
+impl Standing {
+    fn scopes(&self) -> Vec<String> {
+        let mut scopes = vec![String::new(), format!("c:{}", self.created_by)];
+        if let Some(r) = self.responsible {
+            scopes.push(format!("r:{r}"));
+            if r == self.created_by {
+                scopes.push(format!("b:{r}"));
+            }
+        }
+        scopes
+    }
+}
+
+/// A lead as the counters know it.
+#[derive(Clone, Debug)]
+struct Known {
+    standing: Standing,
+    /// The business time of its last change.
+    last_at: i64,
+    irregular: bool,
+}
+
+type Key = (String, String, i64, String);
+
+/// One batch's changes to the counters, summed in memory and written once at its end.
+#[derive(Default)]
+pub struct BoardDays {
+    leads: HashMap<Uuid, Known>,
+    counters: BTreeMap<Key, (i64, i64)>,
+    touched: Vec<(i64, Uuid)>,
+}
+
+impl BoardDays {
+    fn add(&mut self, day: i64, old: Option<&Standing>, new: Option<&Standing>, sign: i64) {
+        if old == new {
+            return;
+        }
+        for (s, n) in [(old, -1), (new, 1)] {
+            let Some(s) = s else { continue };
+            for scope in s.scopes() {
+                let c = self
+                    .counters
+                    .entry((s.funnel.clone(), scope, day, s.stage.clone()))
+                    .or_default();
+                c.0 += sign * n;
+                c.1 += sign * n * s.budget_minor;
+            }
+        }
+    }
+
+    fn known(&mut self, tx: &Transaction<'_>, lead: Uuid) -> rusqlite::Result<Option<Known>> {
+        if let Some(k) = self.leads.get(&lead) {
+            return Ok(Some(k.clone()));
+        }
+        tx.prepare_cached(
+            "SELECT funnel, stage, responsible, created_by, budget_minor, last_at, irregular
+             FROM board_leads WHERE lead = ?1",
+        )?
+        .query_row([lead.as_bytes().as_slice()], |r| {
+            Ok(Known {
+                standing: Standing {
+                    funnel: r.get(0)?,
+                    stage: r.get(1)?,
+                    responsible: r.get::<_, Option<Vec<u8>>>(2)?.map(|b| uuid(&b)),
+                    created_by: uuid(&r.get::<_, Vec<u8>>(3)?),
+                    budget_minor: r.get(4)?,
+                },
+                last_at: r.get(5)?,
+                irregular: r.get(6)?,
+            })
+        })
+        .optional()
+    }
+
+    /// Takes in one row of a lead (its event's revision and business time `at`), written to
+    /// the model already.
+    pub fn apply(
+        &mut self,
+        tx: &Transaction<'_>,
+        lead: Uuid,
+        row: &Row,
+        revision: u64,
+        at: i64,
+    ) -> rusqlite::Result<()> {
+        let before = match row {
+            Row::Registered { .. } => None,
+            Row::Reason(_) => return Ok(()),
+            _ => match self.known(tx, lead)? {
+                Some(k) => Some(k),
+                None => return Ok(()),
+            },
+        };
+        let mut standing = before
+            .as_ref()
+            .map(|k| k.standing.clone())
+            .unwrap_or_default();
+        match row {
+            Row::Registered {
+                cohort,
+                entered,
+                assigned,
+                budget,
+            } => {
+                standing = Standing {
+                    funnel: cohort.funnel.clone(),
+                    stage: entered.to.clone(),
+                    responsible: assigned.as_ref().map(|a| a.user),
+                    created_by: cohort.created_by,
+                    budget_minor: budget.as_ref().and_then(|b| b.budget_minor).unwrap_or(0),
+                }
+            }
+            Row::Moved(m) => standing.stage = m.to.clone(),
+            Row::Assigned(a) => standing.responsible = Some(a.user),
+            Row::Budget(b) => standing.budget_minor = b.budget_minor.unwrap_or(0),
+            Row::Reason(_) => {}
+        }
+        let mut irregular = before.as_ref().is_some_and(|k| k.irregular);
+        if !irregular && before.as_ref().is_some_and(|k| at < k.last_at) {
+            // Out of business-time order: take the lead's whole history out of the counters.
+            irregular = true;
+            self.flush(tx)?;
+            let path = path_of(tx, lead)?;
+            let mut old: Option<Standing> = None;
+            for (at, next) in history(&path, revision) {
+                self.add(day_of(at), old.as_ref(), Some(&next), -1);
+                old = Some(next);
+            }
+        } else if !irregular {
+            self.add(
+                day_of(at),
+                before.as_ref().map(|k| &k.standing),
+                Some(&standing),
+                1,
+            );
+            self.touched.push((day_of(at), lead));
+        }
+        let last_at = before.as_ref().map_or(at, |k| k.last_at.max(at));
+        self.leads.insert(
+            lead,
+            Known {
+                standing,
+                last_at,
+                irregular,
+            },
+        );
+        Ok(())
+    }
+
+    /// Writes the batch's counters and leads.
+    pub fn flush(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        let mut counter = tx.prepare_cached(
+            "INSERT INTO board_days(funnel, scope, day, stage, leads, budget_minor)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(funnel, scope, day, stage) DO UPDATE SET
+                 leads = leads + excluded.leads, budget_minor = budget_minor + excluded.budget_minor",
+        )?;
+        // A row that nets to nothing goes: a rebuild, summing in bigger batches, never
+        // writes one, and the two must hold the same rows.
+        let mut empty = tx.prepare_cached(
+            "DELETE FROM board_days WHERE funnel = ?1 AND scope = ?2 AND day = ?3 AND stage = ?4
+                 AND leads = 0 AND budget_minor = 0",
+        )?;
+        for ((funnel, scope, day, stage), (leads, budget)) in std::mem::take(&mut self.counters) {
+            if leads != 0 || budget != 0 {
+                counter.execute(params![funnel, scope, day, stage, leads, budget])?;
+                empty.execute(params![funnel, scope, day, stage])?;
+            }
+        }
+        let mut touched =
+            tx.prepare_cached("INSERT OR IGNORE INTO board_touched(day, lead) VALUES (?1, ?2)")?;
+        for (day, lead) in std::mem::take(&mut self.touched) {
+            touched.execute(params![day, lead.as_bytes().as_slice()])?;
+        }
+        let mut write = tx.prepare_cached(
+            "INSERT OR REPLACE INTO board_leads(lead, funnel, stage, responsible, created_by,
+                 budget_minor, last_at, irregular)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for (lead, k) in std::mem::take(&mut self.leads) {
+            let s = &k.standing;
+            write.execute(params![
+                lead.as_bytes().as_slice(),
+                s.funnel,
+                s.stage,
+                s.responsible.map(|u| u.as_bytes().to_vec()),
+                s.created_by.as_bytes().as_slice(),
+                s.budget_minor,
+                k.last_at,
+                k.irregular,
+            ])?;
+        }
+        Ok(())
+    }
+}
+
+fn uuid(b: &[u8]) -> Uuid {
+    Uuid::from_slice(b).unwrap_or_default()
+}
+
+/// A lead's standing after each of its events before revision `until`, in log order, with
+/// the event's business time: what the counters took in of it.
+fn history(path: &LeadPath, until: u64) -> Vec<(i64, Standing)> {
+    let mut changes: BTreeMap<u64, (i64, Vec<Change>)> = BTreeMap::new();
+    enum Change {
+        Stage(String),
+        Responsible(Uuid),
+        Budget(i64),
+    }
+    for m in &path.moves {
+        let e = changes.entry(m.revision).or_insert((m.at, Vec::new()));
+        e.1.push(Change::Stage(m.to.clone()));
+    }
+    for a in &path.assignments {
+        let e = changes.entry(a.revision).or_insert((a.at, Vec::new()));
+        e.1.push(Change::Responsible(a.user));
+    }
+    for b in &path.budgets {
+        let e = changes.entry(b.revision).or_insert((b.at, Vec::new()));
+        e.1.push(Change::Budget(b.budget_minor.unwrap_or(0)));
+    }
+    let mut standing = Standing {
+        funnel: path.cohort.funnel.clone(),
+        created_by: path.cohort.created_by,
+        ..Standing::default()
+    };
+    let mut out = Vec::new();
+    for (_, (at, list)) in changes.into_iter().filter(|(r, _)| *r < until) {
+        for c in list {
+            match c {
+                Change::Stage(s) => standing.stage = s,
+                Change::Responsible(u) => standing.responsible = Some(u),
+                Change::Budget(b) => standing.budget_minor = b,
+            }
+        }
+        out.push((at, standing.clone()));
+    }
+    out
+}
+
+/// One lead's path from the model (in the same transaction, so with this batch's rows).
+fn path_of(conn: &Connection, lead: Uuid) -> rusqlite::Result<LeadPath> {
+    let key = lead.as_bytes().as_slice();
+    let cohort = conn
+        .prepare_cached(
+            "SELECT funnel, source, channel, created_by, responsible, quality, advertising,
+                    registered_at, position FROM transition_leads WHERE lead = ?1",
+        )?
+        .query_row([key], |r| {
+            Ok(CohortRow {
+                funnel: r.get(0)?,
+                source: r.get(1)?,
+                channel: r.get(2)?,
+                created_by: uuid(&r.get::<_, Vec<u8>>(3)?),
+                responsible: r.get::<_, Option<Vec<u8>>>(4)?.map(|b| uuid(&b)),
+                quality: r.get(5)?,
+                advertising: r.get(6)?,
+                registered_at: r.get(7)?,
+                position: r.get::<_, i64>(8)? as u64,
+            })
+        })?;
+    let moves = conn
+        .prepare_cached(
+            "SELECT revision, position, at, from_stage, to_stage, via, jump, reason, actor
+             FROM transitions WHERE lead = ?1 ORDER BY revision",
+        )?
+        .query_map([key], |r| {
+            Ok(MoveRow {
+                revision: r.get::<_, i64>(0)? as u64,
+                position: r.get::<_, i64>(1)? as u64,
+                at: r.get(2)?,
+                from: r.get(3)?,
+                to: r.get(4)?,
+                via: r.get(5)?,
+                jump: r.get(6)?,
+                reason: r.get(7)?,
+                actor: uuid(&r.get::<_, Vec<u8>>(8)?),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let assignments = conn
+        .prepare_cached(
+            "SELECT revision, position, at, user FROM assignments WHERE lead = ?1 ORDER BY revision",
+        )?
+        .query_map([key], |r| {
+            Ok(AssignmentRow {
+                revision: r.get::<_, i64>(0)? as u64,
+                position: r.get::<_, i64>(1)? as u64,
+                at: r.get(2)?,
+                user: uuid(&r.get::<_, Vec<u8>>(3)?),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let budgets = conn
+        .prepare_cached(
+            "SELECT revision, position, at, budget_minor FROM budgets WHERE lead = ?1 ORDER BY revision",
+        )?
+        .query_map([key], |r| {
+            Ok(BudgetRow {
+                revision: r.get::<_, i64>(0)? as u64,
+                position: r.get::<_, i64>(1)? as u64,
+                at: r.get(2)?,
+                budget_minor: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(LeadPath {
+        lead,
+        cohort,
+        moves,
+        assignments,
+        budgets,
+    })
+}
+
+/// The kanban header of `funnel` as it stood at business time `as_of` (µs), in `scope` (its
+/// funnel and owner only): the days before `as_of`'s, then the leads that changed on that day
+/// and the irregular ones, folded. The same answer as [`crate::reports::board_at`] over every
+/// lead, without reading every lead.
+pub fn board_at(
+    conn: &Connection,
+    catalog: &leadflow_domain::Catalog,
+    funnel: &leadflow_domain::FunnelId,
+    hide_closed: bool,
+    owner: Option<Uuid>,
+    as_of: i64,
+) -> rusqlite::Result<Option<Board>> {
+    let Some(f) = catalog.funnel(funnel) else {
+        return Ok(None);
+    };
+    let day = day_of(as_of);
+    let scopes: Vec<(String, i64)> = match owner {
+        None => vec![(String::new(), 1)],
+        Some(u) => vec![
+            (format!("r:{u}"), 1),
+            (format!("c:{u}"), 1),
+            (format!("b:{u}"), -1),
+        ],
+    };
+    let mut counts: HashMap<String, (i64, i64)> = HashMap::new();
+    let mut sum = conn.prepare_cached(
+        "SELECT stage, sum(leads), sum(budget_minor) FROM board_days
+         WHERE funnel = ?1 AND scope = ?2 AND day < ?3 GROUP BY stage",
+    )?;
+    for (scope, sign) in &scopes {
+        let mut rows = sum.query(params![funnel.as_str(), scope, day])?;
+        while let Some(r) = rows.next()? {
+            let c = counts.entry(r.get(0)?).or_default();
+            c.0 += sign * r.get::<_, i64>(1)?;
+            c.1 += sign * r.get::<_, i64>(2)?;
+        }
+    }
+    // The day's changes and the irregular leads, folded one by one.
+    let scope = Scope {
+        funnel: Some(funnel.to_string()),
+        owner,
+        ..Scope::default()
+    };
+    let day_start = day * DAY_MICROS - 1;
+    let mut fold = |lead: Uuid, regular: bool| -> rusqlite::Result<()> {
+        let path = path_of(conn, lead)?;
+        let mut add = |t: i64, sign: i64| {
+            if let Some(s) = state_at(&path, t).filter(|s| scope.covers_state(&path, s)) {
+                let c = counts.entry(s.stage.clone()).or_default();
+                c.0 += sign;
+                c.1 += sign * s.budget_minor.unwrap_or(0);
+            }
+        };
+        add(as_of, 1);
+        if regular {
+            add(day_start, -1);
+        }
+        Ok(())
+    };
+    let touched: Vec<Vec<u8>> = conn
+        .prepare_cached(
+            "SELECT t.lead FROM board_touched t JOIN board_leads l ON l.lead = t.lead
+             WHERE t.day = ?1 AND NOT l.irregular",
+        )?
+        .query_map([day], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for lead in touched {
+        fold(uuid(&lead), true)?;
+    }
+    let irregular: Vec<Vec<u8>> = conn
+        .prepare_cached("SELECT lead FROM board_leads WHERE irregular AND funnel = ?1")?
+        .query_map([funnel.as_str()], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for lead in irregular {
+        fold(uuid(&lead), false)?;
+    }
+    let columns: Vec<BoardColumn> = f
+        .stages
+        .iter()
+        .filter(|s| !(hide_closed && s.stage.is_closed()))
+        .map(|s| {
+            let (leads, budget_minor) = counts.get(&s.stage.to_string()).copied().unwrap_or((0, 0));
+            BoardColumn {
+                stage: s.stage,
+                key: s.key.to_string(),
+                name: s.name.clone(),
+                colour: s.colour.clone(),
+                leads,
+                budget_minor,
+            }
+        })
+        .collect();
+    Ok(Some(Board {
+        funnel: funnel.clone(),
+        total_leads: columns.iter().map(|c| c.leads).sum(),
+        total_budget_minor: columns.iter().map(|c| c.budget_minor).sum(),
+        columns,
+    }))
+}
