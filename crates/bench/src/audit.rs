@@ -153,7 +153,7 @@ fn board_as_of(data: &Path) -> anyhow::Result<(f64, f64)> {
         let at = first + (last - first) / 20 * k;
         let t = leadflow_projections::from_micros(if k == 20 { last } else { at });
         let started = Instant::now();
-        let board = leadflow_projections::board_days::board_at(
+        let board = leadflow_projections::board_hours::board_at(
             &conn,
             &catalog,
             &funnel,

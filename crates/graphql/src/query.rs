@@ -192,7 +192,7 @@ pub async fn load_board_at(
     let board = state
         .reads
         .read(leadflow_projections::TRANSITIONS, move |c| {
-            leadflow_projections::board_days::board_at(
+            leadflow_projections::board_hours::board_at(
                 c,
                 &catalog,
                 &funnel,

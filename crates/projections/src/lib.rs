@@ -6,7 +6,7 @@
 //! Not here: HTTP, GraphQL, and anything that decides (projections only record what happened).
 
 pub mod audit;
-pub mod board_days;
+pub mod board_hours;
 pub mod history;
 pub mod leads;
 pub mod privacy;

@@ -14,7 +14,7 @@ use leadflow_domain::events::{DealOpened, Transition};
 use leadflow_domain::stage::Stage;
 use leadflow_domain::LeadEvent;
 
-use crate::board_days::BoardDays;
+use crate::board_hours::BoardHours;
 use crate::{micros, Body, Envelope, Projection, ProjectionError};
 
 /// The `transitions` read model.
@@ -133,11 +133,11 @@ impl Projection for TransitionsProjection {
     }
 
     fn version(&self) -> u32 {
-        3
+        4
     }
 
     fn schema(&self) -> &'static str {
-        include_str!("../../../projections/transitions.v3.sql")
+        include_str!("../../../projections/transitions.v4.sql")
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, events: &[Envelope]) -> Result<(), ProjectionError> {
@@ -217,7 +217,7 @@ impl Projection for TransitionsProjection {
                 b.budget_minor
             ])
         };
-        let mut days = BoardDays::default();
+        let mut days = BoardHours::default();
         for env in events {
             let Some((id, row)) = row_of(env) else {
                 continue;

@@ -1178,7 +1178,7 @@ proptest! {
             };
             let mut then: Option<(chrono::DateTime<Utc>, Seen)> = None;
             // A step back in business time (an import of the past) at step `back`, if any: the
-            // board by day must then fold that lead whole.
+            // board by hour must then fold that lead whole.
             let monotonic = back.is_none_or(|b| b >= steps.len());
             let fast_and_slow = |live: Arc<ReadSide>, t: chrono::DateTime<Utc>| async move {
                 live.read(leadflow_projections::TRANSITIONS, move |c| {
@@ -1188,7 +1188,7 @@ proptest! {
                     for o in owners {
                         let scope = Scope { funnel: Some("default".into()), owner: o.map(|u| u.as_uuid()), ..Scope::default() };
                         let slow = r::board_at(&catalog(), &default_funnel(), false, &r::states_at(&paths, at, &scope));
-                        let fast = leadflow_projections::board_days::board_at(c, &catalog(), &default_funnel(), false, o.map(|u| u.as_uuid()), at)?;
+                        let fast = leadflow_projections::board_hours::board_at(c, &catalog(), &default_funnel(), false, o.map(|u| u.as_uuid()), at)?;
                         pairs.push((fast, slow));
                     }
                     Ok(pairs)
@@ -1217,7 +1217,7 @@ proptest! {
             }
             live.wait_for(last, WAIT).await.unwrap();
             let now = clock.now();
-            // The board by day equals the board folded from every lead, at every moment (and a
+            // The board by hour equals the board folded from every lead, at every moment (and a
             // day before the first, and after the last).
             moments.push(moments[0] - chrono::Duration::days(1));
             moments.push(now + chrono::Duration::days(2));

@@ -1,4 +1,4 @@
--- The `transitions` read model, version 3 (issue 11): each lead's way through the stages,
+-- The `transitions` read model, version 4 (issue 11): each lead's way through the stages,
 -- compact, so a funnel audit is a scan of small rows rather than a decode of the log. Ids are
 -- the UUIDs' 16 bytes; times are business times in µs since the epoch; every row carries the
 -- log position it came from, so an audit can stop at a position as well as at a time, and
@@ -104,21 +104,21 @@ CREATE TABLE board_leads (
 ) WITHOUT ROWID;
 CREATE INDEX board_leads_irregular ON board_leads(funnel) WHERE irregular;
 
--- v3: the board's changes summed per business day (µs / 86 400 000 000), funnel, scope ('',
+-- v4: the board's changes summed per business hour (µs / 3 600 000 000), funnel, scope ('',
 -- r:<user>, c:<user>, b:<user>, as the live board) and column.
-CREATE TABLE board_days (
+CREATE TABLE board_hours (
     funnel       TEXT NOT NULL,
     scope        TEXT NOT NULL,
-    day          INTEGER NOT NULL,
+    hour         INTEGER NOT NULL,
     stage        TEXT NOT NULL,
     leads        INTEGER NOT NULL,
     budget_minor INTEGER NOT NULL,
-    PRIMARY KEY (funnel, scope, day, stage)
+    PRIMARY KEY (funnel, scope, hour, stage)
 ) WITHOUT ROWID;
 
--- v3: the leads that changed on each day: the board as of a time folds these of its own day.
+-- v4: the leads that changed in each hour: the board as of a time folds these of its own hour.
 CREATE TABLE board_touched (
-    day  INTEGER NOT NULL,
+    hour INTEGER NOT NULL,
     lead BLOB NOT NULL,
-    PRIMARY KEY (day, lead)
+    PRIMARY KEY (hour, lead)
 ) WITHOUT ROWID;
