@@ -71,7 +71,7 @@ fn stage_row<'a>(rows: &'a Value, stage: &str) -> &'a Value {
 
 async fn the_reports_are_exact_live_and_as_of_a_time_per_role(backend: Backend) {
     let app = spawn_app_on(backend).await;
-    let ([_a, _b, c, _d], _lost, at) = four_ways(&app).await;
+    let ([_a, _b, c, d], _lost, at) = four_ways(&app).await;
     let (admin, ivan) = (app.token("admin"), app.token("ivan.manager"));
     let now = (Utc::now() + Duration::minutes(1)).to_rfc3339();
 
@@ -253,6 +253,30 @@ async fn the_reports_are_exact_live_and_as_of_a_time_per_role(backend: Backend) 
     )
     .await;
     assert_eq!(none["managerActivity"]["rows"], json!([]));
+
+    // d goes from ivan to maria. As of before, ivan's board counts it (the board he saw), but
+    // his table no longer lists it: its contact is today's, and no longer his to see.
+    let before_move = Utc::now().to_rfc3339();
+    let olga = app.token("olga.supervisor");
+    let moved = app
+        .must(
+            &olga,
+            leadflow_testkit::api::ops::ASSIGN,
+            json!({ "lead": d, "to": app.user_id("maria.manager") }),
+        )
+        .await;
+    let at = moved.at().unwrap().to_owned();
+    let then = ask(&app, &ivan, BOARD, json!({ "at": at, "asOf": before_move })).await;
+    assert_eq!(then["board"]["totalCount"], 2, "{then:#}");
+    let table = ask(&app, &ivan, LEADS, json!({ "at": at, "asOf": before_move })).await;
+    let ids: Vec<&str> = table["leads"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["id"].as_str().unwrap())
+        .collect();
+    assert!(!ids.contains(&d.as_str()), "{table:#}");
+    assert_eq!(ids.len(), 1, "{table:#}");
 }
 
 async fn bad_report_filters_are_refused(backend: Backend) {

@@ -584,6 +584,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.read_only && (args.demo || args.node.is_some()) {
         bail!("--read-only serves what is there: it takes neither --demo nor --node");
     }
+    if args.read_only && !data_dir.join(replay::REPLAY_FILE).is_file() {
+        // Its read side opens no personal field: over a live directory it would write
+        // `[erased]` into read models that lag or rebuild.
+        bail!(
+            "--read-only serves a replay's directory (leadflow replay --into DIR); {} holds no {}",
+            data_dir.display(),
+            replay::REPLAY_FILE
+        );
+    }
     let Opened { store, embedded } = open(&data_dir, &args.store)?;
     if args.read_only {
         let engine = leadflow_app::open_read_only_engine(store.clone()).await?;

@@ -138,6 +138,34 @@ async fn a_replay_serves_the_past_read_only_and_without_personal_data() {
         }
     }
 
+    // The catalog comes over whole, though it was seeded after the replay's time.
+    let conn = rusqlite::Connection::open(replayed.join("events.db")).unwrap();
+    let catalog_events: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM events e JOIN streams s ON s.id = e.stream_id
+             WHERE s.name LIKE 'catalog-%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(catalog_events > 0);
+
+    // --read-only serves a replay's directory only: over a live one it would write erased
+    // personal fields into read models that lag.
+    let refused = Command::new(BIN)
+        .args([
+            "serve",
+            "--read-only",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&source)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("replay.json"));
+
     // A replay builds into a new directory only.
     let again = Command::new(BIN)
         .args(["replay", "--until", UNTIL, "--into"])

@@ -178,7 +178,7 @@ pub async fn load_board(
 }
 
 /// The board of `funnel` as it stood at `as_of`, from the `transitions` model's counters by
-/// day.
+/// hour.
 pub async fn load_board_at(
     state: &AppState,
     funnel: FunnelId,
@@ -263,8 +263,8 @@ impl LeadQuery {
     /// The kanban header of a funnel (the registry's default funnel when none is named).
     /// With `asOf`, the board as it stood then, computed from the log's history (the
     /// `transitions` model): each lead's stage, responsible and budget at that time; the
-    /// columns and names are the catalog's now, and a manager sees the leads that are theirs
-    /// now.
+    /// columns and names are the catalog's now, and a manager counts the leads that were
+    /// theirs then (the board they saw).
     async fn board(
         &self,
         ctx: &Context<'_>,
@@ -289,7 +289,7 @@ impl LeadQuery {
     /// registered by that time, with their **stage, responsible, budget and disqualification
     /// reason as they were** (every filter and sort applies to those); the other fields
     /// (title, contact, maturity, quality, source, ...) are as they are now. A manager sees
-    /// the leads that were theirs then.
+    /// the leads that were theirs then and still are.
     #[allow(clippy::too_many_arguments)]
     async fn leads(
         &self,

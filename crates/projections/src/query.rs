@@ -416,7 +416,9 @@ pub struct RowAt {
 /// [`leads_page`] as of a time: the leads of `rows` (those registered by then), their stage,
 /// responsible, budget and disqualification reason as they were; every other column as it is
 /// now. Every filter and sort applies to the historical values, and the counters (which hold
-/// now) are not used for the total.
+/// now) are not used for the total. A manager's scope (`filter.owner`) holds both then and
+/// now: the leads that were theirs at the time and still are, since the other columns (the
+/// title, the contact) are today's.
 pub fn leads_page_as_of(
     conn: &mut Connection,
     rows: &[RowAt],
@@ -454,7 +456,8 @@ const AS_OF: &str = "WITH asof AS (
                a.responsible, l.created_by, l.source, l.channel, l.region, l.quality, l.advertising,
                l.contact_name, l.phone, l.email, l.account_name, a.disqualification_reason,
                l.created_at, l.updated_at, l.last_position
-        FROM main.leads l JOIN asof a ON a.lead_id = l.lead_id)
+        FROM main.leads l JOIN asof a ON a.lead_id = l.lead_id
+        WHERE ?2 IS NULL OR l.responsible = ?2 OR l.created_by = ?2)
     ";
 
 fn page_of(
@@ -470,6 +473,7 @@ fn page_of(
     let prefix = match as_of {
         Some(json) => {
             args.push(Value::Text(json));
+            args.push(filter.owner.clone().map_or(Value::Null, Value::Text));
             AS_OF
         }
         None => "",

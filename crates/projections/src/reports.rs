@@ -396,7 +396,13 @@ pub fn time_in_stage(paths: &[LeadPath], as_of: DateTime<Utc>, scope: &Scope) ->
             }
         }
     }
+    // A manager sees their own rows beside each stage's; not the others who held their leads.
+    let mine = |m: &Option<Option<Uuid>>| match (scope.owner, m) {
+        (Some(owner), Some(m)) => *m == Some(owner),
+        _ => true,
+    };
     by.into_iter()
+        .filter(|((_, manager), _)| mine(manager))
         .map(|((o, manager), (mut seconds, open))| {
             seconds.sort_unstable();
             StageTime {
@@ -722,6 +728,30 @@ mod tests {
         );
         assert!(mine.iter().all(|r| r.stage == "Qualification"), "{mine:#?}");
         assert_eq!(mine[0].stays, 1);
+        // A lead user 7 qualified, then handed to user 8: user 8 sees the stage's row and
+        // their own, not user 7's.
+        let mut handed = path(4, 7, 0, &[(2, "Distribution")]);
+        handed.assignments.push(AssignmentRow {
+            revision: 2,
+            position: 9,
+            at: 3 * HOUR,
+            user: user(8),
+        });
+        let theirs = time_in_stage(
+            &[handed],
+            at(20),
+            &Scope {
+                owner: Some(user(8)),
+                ..Scope::default()
+            },
+        );
+        assert!(!theirs.is_empty());
+        assert!(
+            theirs
+                .iter()
+                .all(|r| r.manager.is_none() || r.manager == Some(Some(user(8)))),
+            "{theirs:#?}"
+        );
     }
 
     #[test]
