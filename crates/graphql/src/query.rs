@@ -302,7 +302,9 @@ impl LeadQuery {
         as_of: Option<DateTime<Utc>>,
         consistency: Option<LogPosition>,
     ) -> Result<LeadConnection> {
-        let owner = crate::owner_scope(&actor(ctx)?);
+        let actor = actor(ctx)?;
+        let owner = crate::owner_scope(&actor);
+        let scope_owner = (!actor.role.is_supervising()).then(|| actor.user.as_uuid());
         let state = ctx.data_unchecked::<AppState>();
         consistent(state, consistency).await?;
         let funnel = funnel_of(&state.catalog(), funnel)?;
@@ -323,12 +325,17 @@ impl LeadQuery {
                 .map_err(ApiError::from)?,
             Some(t) => {
                 use leadflow_projections::reports as r;
+                let scope = r::Scope {
+                    funnel: filter.funnel.clone(),
+                    owner: scope_owner,
+                    ..r::Scope::default()
+                };
                 let rows = state
                     .reads
                     .read(leadflow_projections::TRANSITIONS, move |c| {
-                        let (_, paths) = r::paths_at(c, t)?;
+                        let (_, paths) = r::paths_in(c, t, &scope)?;
                         let at = leadflow_projections::micros(t);
-                        Ok(r::rows_at(&r::states_at(&paths, at, &r::Scope::default())))
+                        Ok(r::rows_at(&r::states_at(&paths, at, &scope)))
                     })
                     .await
                     .map_err(ApiError::from)?;
@@ -485,7 +492,7 @@ impl LeadQuery {
                 .reads
                 .read(leadflow_projections::TRANSITIONS, move |c| {
                     use leadflow_projections::reports as r;
-                    let (_, paths) = r::paths_at(c, t)?;
+                    let (_, paths) = r::paths_in(c, t, &scope)?;
                     let states = r::states_at(&paths, leadflow_projections::micros(t), &scope);
                     Ok(r::report_at(dimension, &states))
                 })

@@ -148,7 +148,7 @@ impl ReportsQuery {
         let (position, rows) = state
             .reads
             .read(leadflow_projections::TRANSITIONS, move |c| {
-                let (position, paths) = r::paths_at(c, as_of)?;
+                let (position, paths) = r::paths_in(c, as_of, &scope)?;
                 Ok((position, r::time_in_stage(&paths, as_of, &scope)))
             })
             .await
@@ -193,7 +193,7 @@ impl ReportsQuery {
         let (position, rows) = state
             .reads
             .read(leadflow_projections::TRANSITIONS, move |c| {
-                let (position, paths) = r::paths_at(c, as_of)?;
+                let (position, paths) = r::paths_in(c, as_of, &scope)?;
                 Ok((
                     position,
                     r::sla_breaches(&paths, &thresholds, as_of, &scope),

@@ -338,7 +338,8 @@ pub fn group_labels(
 
 /// The paths of the cohort `definition` names, from the `transitions` model, and the position
 /// they stand at (the model's checkpoint, or `asOfPosition` when lower). Only the cohort's
-/// registration period and the position are applied here; [`audit_paths`] applies the rest.
+/// registration period, the position, the funnel and a superset of the scope are applied
+/// here; [`audit_paths`] applies the rest.
 pub fn load_paths(
     conn: &Connection,
     definition: &AuditDefinition,
@@ -363,12 +364,20 @@ pub fn load_paths_with(
     let position = definition
         .as_of_position
         .map_or(checkpoint as u64, |p| p.min(checkpoint as u64));
+    let scope = definition.scope.map(|u| u.as_bytes().to_vec());
     let range = params![
         micros(definition.from),
         micros(definition.to).min(micros(definition.as_of).saturating_add(1)),
         position as i64,
+        definition.funnel,
+        scope,
     ];
-    let cohort = "l.registered_at >= ?1 AND l.registered_at < ?2 AND l.position <= ?3";
+    // The funnel, and for a manager's scope the leads they created or ever held (a superset
+    // of theirs at any time): what the evaluation filters exactly after, read no further.
+    let cohort = "l.registered_at >= ?1 AND l.registered_at < ?2 AND l.position <= ?3
+        AND (?4 IS NULL OR l.funnel = ?4)
+        AND (?5 IS NULL OR l.created_by = ?5
+             OR EXISTS (SELECT 1 FROM assignments s WHERE s.lead = l.lead AND s.user = ?5))";
     let uuid = |b: Vec<u8>| Uuid::from_slice(&b).unwrap_or_default();
     let mut paths: Vec<LeadPath> = conn
         .prepare(&format!(

@@ -57,6 +57,26 @@ pub fn checkpoint(conn: &Connection) -> rusqlite::Result<u64> {
     .map(|p| p as u64)
 }
 
+/// The paths of `scope` (its funnel, period, and for a manager the leads they created or ever
+/// held) registered by `as_of` and recorded by the checkpoint, with budgets: what a report
+/// reads, not every lead when it needs a few.
+pub fn paths_in(
+    conn: &Connection,
+    as_of: DateTime<Utc>,
+    scope: &Scope,
+) -> rusqlite::Result<(u64, Vec<LeadPath>)> {
+    let from = scope
+        .registered_from
+        .map_or(DateTime::<Utc>::MIN_UTC, crate::from_micros);
+    let to = scope
+        .registered_to
+        .map_or(DateTime::<Utc>::MAX_UTC, crate::from_micros);
+    let mut definition = AuditDefinition::new(from, to, as_of);
+    definition.funnel = scope.funnel.clone();
+    definition.scope = scope.owner;
+    audit::load_paths_with(conn, &definition, true)
+}
+
 /// Every path registered by `as_of` and recorded by the checkpoint, with budgets.
 pub fn paths_at(conn: &Connection, as_of: DateTime<Utc>) -> rusqlite::Result<(u64, Vec<LeadPath>)> {
     let definition =
