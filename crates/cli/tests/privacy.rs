@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{client, leadflow, Served, BIN};
+use common::{client, files, leadflow, Served, BIN};
 use serde_json::{json, Value};
 
 use leadflow_codec::seal::MasterKey;
@@ -34,20 +34,6 @@ async fn gql(s: &Served, token: &str, query: &str, variables: Value) -> Value {
         .expect("JSON");
     assert!(answer.get("errors").is_none(), "{answer}");
     answer["data"].clone()
-}
-
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            all.extend(files(&path));
-        } else {
-            all.push(path);
-        }
-    }
-    all
 }
 
 fn utf16(text: &str) -> Vec<u8> {

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use common::{graphql, leadflow, Served, BIN};
+use common::{files, graphql, leadflow, Served, BIN};
 
 const UNTIL: &str = "2026-06-01T00:00:00Z";
 
@@ -20,19 +20,6 @@ fn serve(data: &Path, extra: &[&str]) -> Served {
         .arg(data)
         .args(extra);
     Served::start(command)
-}
-
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            all.extend(files(&path));
-        } else {
-            all.push(path);
-        }
-    }
-    all
 }
 
 async fn data(s: &Served, token: &str, query: &str) -> Value {

@@ -161,19 +161,50 @@ pub async fn load_board(
         })
         .await?
         .ok_or_else(|| ApiError::NotFound("unknown funnel".to_owned()))?;
+    Ok(present_board(board, &currency))
+}
+
+/// A read model's board as the API shows it, in `currency`.
+fn present_board(board: q::Board, currency: &str) -> Board {
     let funnel = board.funnel.to_string();
-    Ok(Board {
+    Board {
         columns: board
             .columns
             .iter()
             .map(|c| BoardColumnGql {
-                column: Column::new(c, &currency),
+                column: Column::new(c, currency),
                 funnel: funnel.clone(),
             })
             .collect(),
         funnel,
         total_count: board.total_leads,
-        total_budget: Money::from_minor(board.total_budget_minor, &currency),
+        total_budget: Money::from_minor(board.total_budget_minor, currency),
+    }
+}
+
+/// A report filter as a scope: the funnel checked against the catalog, the period checked, a
+/// manager limited to their own leads.
+pub(crate) fn scope_of(
+    catalog: &Catalog,
+    filter: ReportFilterInput,
+    actor: &leadflow_domain::Actor,
+) -> Result<leadflow_projections::reports::Scope, ApiError> {
+    if let (Some(f), Some(t)) = (filter.registered_from, filter.registered_to) {
+        if f > t {
+            return Err(ApiError::BadUserInput(
+                "`registeredFrom` is after `registeredTo`".to_owned(),
+            ));
+        }
+    }
+    let funnel = filter
+        .funnel
+        .map(|f| funnel_of(catalog, Some(f)))
+        .transpose()?;
+    Ok(leadflow_projections::reports::Scope {
+        funnel: funnel.map(|f| f.to_string()),
+        registered_from: filter.registered_from.map(leadflow_projections::micros),
+        registered_to: filter.registered_to.map(leadflow_projections::micros),
+        owner: (!actor.role.is_supervising()).then(|| actor.user.as_uuid()),
     })
 }
 
@@ -203,20 +234,7 @@ pub async fn load_board_at(
         })
         .await?
         .ok_or_else(|| ApiError::NotFound("unknown funnel".to_owned()))?;
-    let funnel = board.funnel.to_string();
-    Ok(Board {
-        columns: board
-            .columns
-            .iter()
-            .map(|c| BoardColumnGql {
-                column: Column::new(c, &currency),
-                funnel: funnel.clone(),
-            })
-            .collect(),
-        funnel,
-        total_count: board.total_leads,
-        total_budget: Money::from_minor(board.total_budget_minor, &currency),
-    })
+    Ok(present_board(board, &currency))
 }
 
 /// The card, if the lead exists and `actor` may see it (otherwise the same `None`).
@@ -463,7 +481,7 @@ impl LeadQuery {
         let state = ctx.data_unchecked::<AppState>();
         consistent(state, consistency).await?;
         let filter = filter.unwrap_or_default();
-        let scope = crate::reports::scope_of(&state.catalog(), filter.clone(), &actor)?;
+        let scope = scope_of(&state.catalog(), filter.clone(), &actor)?;
         let funnel = filter
             .funnel
             .map(|f| funnel_of(&state.catalog(), Some(f)))

@@ -15,7 +15,7 @@ use leadflow_store::Position;
 
 use crate::audit::{present_group, AuditGroup};
 use crate::error::ApiError;
-use crate::query::{funnel_of_pub, ReportFilterInput};
+use crate::query::{scope_of, ReportFilterInput};
 use crate::types::{user, LogPosition, Stage};
 use crate::{actor, consistent, AppState};
 
@@ -285,30 +285,6 @@ pub(crate) async fn prepare<'c>(
     consistent(state, consistency).await?;
     let scope = scope_of(&state.catalog(), filter.unwrap_or_default(), &actor)?;
     Ok((state, scope))
-}
-
-pub(crate) fn scope_of(
-    catalog: &Catalog,
-    filter: ReportFilterInput,
-    actor: &leadflow_domain::Actor,
-) -> Result<Scope, ApiError> {
-    if let (Some(f), Some(t)) = (filter.registered_from, filter.registered_to) {
-        if f > t {
-            return Err(ApiError::BadUserInput(
-                "`registeredFrom` is after `registeredTo`".to_owned(),
-            ));
-        }
-    }
-    let funnel = filter
-        .funnel
-        .map(|f| funnel_of_pub(catalog, Some(f)))
-        .transpose()?;
-    Ok(Scope {
-        funnel: funnel.map(|f| f.to_string()),
-        registered_from: filter.registered_from.map(leadflow_projections::micros),
-        registered_to: filter.registered_to.map(leadflow_projections::micros),
-        owner: (!actor.role.is_supervising()).then(|| actor.user.as_uuid()),
-    })
 }
 
 fn stage_of(name: &str) -> DomainStage {

@@ -25,9 +25,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::transitions::{
-    rank, row_of, steps_of, AssignmentRow, BudgetRow, CohortRow, MoveRow, Row,
-};
+use crate::rows::{rank, row_of, steps_of, AssignmentRow, BudgetRow, CohortRow, MoveRow, Row};
 use crate::{from_micros, micros, Envelope};
 
 /// The steps, in funnel order.

@@ -11,9 +11,9 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use uuid::Uuid;
 
 use crate::audit::LeadPath;
-use crate::query::{Board, BoardColumn};
+use crate::query::Board;
 use crate::reports::{state_at, Scope};
-use crate::transitions::{AssignmentRow, BudgetRow, CohortRow, MoveRow, Row};
+use crate::rows::{AssignmentRow, BudgetRow, CohortRow, MoveRow, Row};
 
 /// The counters' bucket: an hour, in µs. Per day, a dense data set (1 440 leads changed a
 /// day in the bench's) left a thousand leads to fold; per hour, a few dozen.
@@ -361,9 +361,9 @@ pub fn board_at(
     owner: Option<Uuid>,
     as_of: i64,
 ) -> rusqlite::Result<Option<Board>> {
-    let Some(f) = catalog.funnel(funnel) else {
+    if catalog.funnel(funnel).is_none() {
         return Ok(None);
-    };
+    }
     let hour = hour_of(as_of);
     let scopes: Vec<(String, i64)> = match owner {
         None => vec![(String::new(), 1)],
@@ -425,26 +425,10 @@ pub fn board_at(
     for lead in irregular {
         fold(uuid(&lead), false)?;
     }
-    let columns: Vec<BoardColumn> = f
-        .stages
-        .iter()
-        .filter(|s| !(hide_closed && s.stage.is_closed()))
-        .map(|s| {
-            let (leads, budget_minor) = counts.get(&s.stage.to_string()).copied().unwrap_or((0, 0));
-            BoardColumn {
-                stage: s.stage,
-                key: s.key.to_string(),
-                name: s.name.clone(),
-                colour: s.colour.clone(),
-                leads,
-                budget_minor,
-            }
-        })
-        .collect();
-    Ok(Some(Board {
-        funnel: funnel.clone(),
-        total_leads: columns.iter().map(|c| c.leads).sum(),
-        total_budget_minor: columns.iter().map(|c| c.budget_minor).sum(),
-        columns,
-    }))
+    Ok(crate::reports::board_of(
+        catalog,
+        funnel,
+        hide_closed,
+        &counts,
+    ))
 }

@@ -12,6 +12,7 @@ pub mod leads;
 pub mod privacy;
 pub mod query;
 pub mod reports;
+pub mod rows;
 pub mod runner;
 mod summary;
 pub mod transitions;

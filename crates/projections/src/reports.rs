@@ -4,7 +4,7 @@
 //! scope (funnel, registration period, a manager's own leads) and a business time and log
 //! position it stands at.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection};
@@ -29,6 +29,22 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// The audit's definition of this scope's cohort as of `as_of` (ordered mode, no
+    /// grouping): its registration period, funnel and owner.
+    fn definition(&self, as_of: DateTime<Utc>) -> AuditDefinition {
+        let from = self
+            .registered_from
+            .map_or(DateTime::<Utc>::MIN_UTC, crate::from_micros);
+        let to = self
+            .registered_to
+            .map_or(DateTime::<Utc>::MAX_UTC, crate::from_micros);
+        AuditDefinition {
+            funnel: self.funnel.clone(),
+            scope: self.owner,
+            ..AuditDefinition::new(from, to, as_of)
+        }
+    }
+
     /// Whether `path`, standing as `state` at the time asked about, is in the scope.
     pub(crate) fn covers_state(&self, path: &LeadPath, state: &LeadState) -> bool {
         self.covers(path, state.responsible)
@@ -65,16 +81,7 @@ pub fn paths_in(
     as_of: DateTime<Utc>,
     scope: &Scope,
 ) -> rusqlite::Result<(u64, Vec<LeadPath>)> {
-    let from = scope
-        .registered_from
-        .map_or(DateTime::<Utc>::MIN_UTC, crate::from_micros);
-    let to = scope
-        .registered_to
-        .map_or(DateTime::<Utc>::MAX_UTC, crate::from_micros);
-    let mut definition = AuditDefinition::new(from, to, as_of);
-    definition.funnel = scope.funnel.clone();
-    definition.scope = scope.owner;
-    audit::load_paths_with(conn, &definition, true)
+    audit::load_paths_with(conn, &scope.definition(as_of), true)
 }
 
 /// Every path registered by `as_of` and recorded by the checkpoint, with budgets.
@@ -166,18 +173,30 @@ pub fn board_at(
     hide_closed: bool,
     states: &[LeadState],
 ) -> Option<Board> {
+    let mut counts: HashMap<String, (i64, i64)> = HashMap::new();
+    for l in states.iter().filter(|l| l.funnel == funnel.as_str()) {
+        let c = counts.entry(l.stage.clone()).or_default();
+        c.0 += 1;
+        c.1 += l.budget_minor.unwrap_or(0);
+    }
+    board_of(catalog, funnel, hide_closed, &counts)
+}
+
+/// The board of `funnel` from each column's (stage's) lead count and budget sum: its columns
+/// in order (closed ones unless `hide_closed`) and the header.
+pub(crate) fn board_of(
+    catalog: &Catalog,
+    funnel: &FunnelId,
+    hide_closed: bool,
+    counts: &HashMap<String, (i64, i64)>,
+) -> Option<Board> {
     let f = catalog.funnel(funnel)?;
     let columns: Vec<BoardColumn> = f
         .stages
         .iter()
         .filter(|s| !(hide_closed && s.stage.is_closed()))
         .map(|s| {
-            let name = s.stage.to_string();
-            let here = states
-                .iter()
-                .filter(|l| l.funnel == funnel.as_str() && l.stage == name);
-            let (leads, budget_minor) =
-                here.fold((0, 0), |(n, b), l| (n + 1, b + l.budget_minor.unwrap_or(0)));
+            let (leads, budget_minor) = counts.get(&s.stage.to_string()).copied().unwrap_or((0, 0));
             BoardColumn {
                 stage: s.stage,
                 key: s.key.to_string(),
@@ -596,16 +615,7 @@ pub fn conversion_at(
     as_of: DateTime<Utc>,
     scope: &Scope,
 ) -> rusqlite::Result<(u64, audit::AuditGroup)> {
-    let from = scope
-        .registered_from
-        .map_or(DateTime::<Utc>::MIN_UTC, crate::from_micros);
-    let to = scope
-        .registered_to
-        .map_or(DateTime::<Utc>::MAX_UTC, crate::from_micros);
-    let mut definition = AuditDefinition::new(from, to, as_of);
-    definition.funnel = scope.funnel.clone();
-    definition.scope = scope.owner;
-    let audit = audit::funnel_audit(conn, &definition, &audit::Departments::new())?;
+    let audit = audit::funnel_audit(conn, &scope.definition(as_of), &audit::Departments::new())?;
     let group = audit.groups.into_iter().next().unwrap_or_else(|| {
         Conversion {
             position: audit.position,
@@ -633,7 +643,7 @@ pub fn conversion_at(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transitions::{AssignmentRow, CohortRow, MoveRow};
+    use crate::rows::{AssignmentRow, CohortRow, MoveRow};
 
     const HOUR: i64 = 3_600_000_000;
 

@@ -108,6 +108,20 @@ impl Served {
     }
 }
 
+/// Every file under `dir`, however deep: where a test searches for what must not be there.
+pub fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            all.extend(files(&path));
+        } else {
+            all.push(path);
+        }
+    }
+    all
+}
+
 /// Runs a subcommand over `data` to its end: its stdout, or a panic with its stderr.
 pub fn leadflow(data: &Path, args: &[&str]) -> String {
     let out = Command::new(BIN)

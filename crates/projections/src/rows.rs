@@ -1,0 +1,295 @@
+//! The rows of the `transitions` model (issue 11), as one mapping from events: each lead's
+//! cohort as registered, every stage it entered, who was responsible and its budget from when.
+//! The projection stores them, and the audit's from-log path keeps them in memory, so both read
+//! the same rows. Nothing here is personal.
+
+use uuid::Uuid;
+
+use leadflow_domain::details::DetailChange;
+use leadflow_domain::events::{DealOpened, Transition};
+use leadflow_domain::stage::Stage;
+use leadflow_domain::LeadEvent;
+
+use crate::{micros, Body, Envelope};
+
+/// How a stage change came about, as the rows name it.
+pub fn via_name(via: &Transition) -> &'static str {
+    match via {
+        Transition::Qualified => "qualified",
+        Transition::StartHandoff => "startHandoff",
+        Transition::NeedAbsent => "needAbsent",
+        Transition::Disqualified => "disqualified",
+        Transition::PlaceOrder => "placeOrder",
+        Transition::TransferToSale => "transferToSale",
+        Transition::ReturnToDistribution => "returnToDistribution",
+        Transition::Converted => "converted",
+        Transition::Jump { .. } => "jump",
+        Transition::DealWon => "dealWon",
+        Transition::DealLost => "dealLost",
+        Transition::Reopened => "reopened",
+    }
+}
+
+/// Where a stage stands on the way to a sale: the working stages, then AwaitingSale.
+fn step(stage: Stage) -> Option<u8> {
+    match stage {
+        Stage::Qualification => Some(0),
+        Stage::Distribution => Some(1),
+        Stage::Handoff => Some(2),
+        Stage::AwaitingSale => Some(3),
+        _ => None,
+    }
+}
+
+/// Where a stage stands among the audit's steps: Qualification is 0, and step `k` is rank
+/// `k + 1` (rank 1, Qualification done, is leaving Qualification forward).
+pub fn rank(stage: &str) -> Option<usize> {
+    match stage {
+        "Qualification" => Some(0),
+        "Distribution" => Some(2),
+        "Handoff" => Some(3),
+        "AwaitingSale" => Some(4),
+        "NeedSatisfied" => Some(5),
+        _ => None,
+    }
+}
+
+/// The steps (indexes into the audit's five) a move from `from` to `to` reaches: going
+/// forward, every step after `from` up to and including `to`'s; otherwise (back, or in from a
+/// closed stage or the registration) `to`'s own step, if it is one.
+pub fn steps_of(from: &str, to: &str) -> Vec<usize> {
+    let Some(t) = rank(to) else {
+        return Vec::new();
+    };
+    match rank(from) {
+        Some(f) if t > f => (f + 1..=t).map(|r| r - 1).collect(),
+        _ if t >= 1 => vec![t - 1],
+        _ => Vec::new(),
+    }
+}
+
+/// A lead's way as it stands, kept move by move (the `lead_reach` row): the steps reached in
+/// order (bit k: step k), those reached by a jump, and the stage it is in with its reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reach {
+    pub reached: u8,
+    pub by_jump: u8,
+    pub stage: String,
+    pub reason: String,
+}
+
+impl Reach {
+    /// The way after `m`: each step the move reaches counts once reached after the step
+    /// before it (the audit's ordered mode, with no window).
+    pub fn after(mut self, m: &MoveRow) -> Self {
+        for s in steps_of(&m.from, &m.to) {
+            let in_order = s == 0 || self.reached & (1 << (s - 1)) != 0;
+            if in_order && self.reached & (1 << s) == 0 {
+                self.reached |= 1 << s;
+                if m.jump {
+                    self.by_jump |= 1 << s;
+                }
+            }
+        }
+        self.stage = m.to.clone();
+        self.reason = m.reason.clone();
+        self
+    }
+}
+
+/// A jump: the jump command, or a conversion over a stage of the way (straight from
+/// Qualification or Distribution to AwaitingSale). A qualification straight to Handoff (the
+/// lead had its manager already) is the normal path.
+pub fn is_jump(from: Stage, to: Stage, via: &Transition) -> bool {
+    match via {
+        Transition::Jump { .. } => true,
+        Transition::Converted => {
+            matches!((step(from), step(to)), (Some(a), Some(b)) if b > a + 1)
+        }
+        _ => false,
+    }
+}
+
+/// A lead as registered: what an audit's cohort filters and groups by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CohortRow {
+    pub funnel: String,
+    /// '' when none.
+    pub source: String,
+    pub channel: String,
+    pub created_by: Uuid,
+    /// At registration; `None`: unassigned.
+    pub responsible: Option<Uuid>,
+    pub quality: String,
+    pub advertising: bool,
+    /// Business time, µs since the epoch.
+    pub registered_at: i64,
+    pub position: u64,
+}
+
+/// A stage a lead entered: its registration (from '') or a stage change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MoveRow {
+    pub revision: u64,
+    pub position: u64,
+    /// Business time, µs since the epoch.
+    pub at: i64,
+    pub from: String,
+    pub to: String,
+    pub via: String,
+    pub jump: bool,
+    /// The disqualification reason's code, '' otherwise.
+    pub reason: String,
+    pub actor: Uuid,
+}
+
+/// Who became responsible, from when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssignmentRow {
+    pub revision: u64,
+    pub position: u64,
+    pub at: i64,
+    pub user: Uuid,
+}
+
+/// The budget a lead had from when, in minor units (`None`: cleared).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BudgetRow {
+    pub revision: u64,
+    pub position: u64,
+    pub at: i64,
+    pub budget_minor: Option<i64>,
+}
+
+/// What one event of a lead adds to the model. (Boxing the registration would cost an
+/// allocation per event for one short-lived value.)
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Row {
+    /// The registration: the cohort row, its entry into the first stage, its responsible and
+    /// its budget.
+    Registered {
+        cohort: CohortRow,
+        entered: MoveRow,
+        assigned: Option<AssignmentRow>,
+        budget: Option<BudgetRow>,
+    },
+    /// A disqualification's reason, held until the stage change of the same command (which
+    /// comes with its `reason` empty: the reader fills it in).
+    Reason(String),
+    Moved(MoveRow),
+    Assigned(AssignmentRow),
+    /// The budget set (or cleared).
+    Budget(BudgetRow),
+}
+
+/// The rows `env` adds, with its lead; `None` for events the model does not keep. The one
+/// mapping from events to rows: the projection stores them, and the audit's from-log path
+/// ([`crate::audit::PathsFromLog`]) keeps them in memory, so both read the same rows.
+pub fn row_of(env: &Envelope) -> Option<(Uuid, Row)> {
+    let Body::Lead {
+        lead_id,
+        event,
+        meta,
+    } = &env.body
+    else {
+        return None;
+    };
+    let (revision, position, at) = (env.revision, env.position.0, micros(meta.occurred_at));
+    let actor = meta.actor.user_id.as_uuid();
+    let moved = |from: String, to: String, via: &str, jump: bool| MoveRow {
+        revision,
+        position,
+        at,
+        from,
+        to,
+        via: via.to_owned(),
+        jump,
+        reason: String::new(),
+        actor,
+    };
+    let assigned = |user: Uuid| AssignmentRow {
+        revision,
+        position,
+        at,
+        user,
+    };
+    let budget = |budget_minor: Option<i64>| BudgetRow {
+        revision,
+        position,
+        at,
+        budget_minor,
+    };
+    let row = match event {
+        LeadEvent::LeadRegistered(r) => {
+            let d = &r.details;
+            Row::Registered {
+                cohort: CohortRow {
+                    funnel: r.funnel.as_str().to_owned(),
+                    source: d.source.as_ref().map_or("", |s| s.as_str()).to_owned(),
+                    channel: d.channel.as_ref().map_or("", |c| c.as_str()).to_owned(),
+                    created_by: r.created_by.as_uuid(),
+                    responsible: r.responsible.map(|u| u.as_uuid()),
+                    quality: format!("{:?}", d.quality),
+                    advertising: d.advertising,
+                    registered_at: at,
+                    position,
+                },
+                entered: moved(String::new(), r.stage.to_string(), "registered", false),
+                assigned: r.responsible.map(|u| assigned(u.as_uuid())),
+                budget: d.budget.as_ref().map(|m| budget(Some(m.minor()))),
+            }
+        }
+        LeadEvent::LeadDisqualified(d) => Row::Reason(d.reason.as_str().to_owned()),
+        LeadEvent::LeadStageChanged(c) => Row::Moved(moved(
+            c.from.to_string(),
+            c.to.to_string(),
+            via_name(&c.via),
+            is_jump(c.from, c.to, &c.via),
+        )),
+        LeadEvent::ResponsibleAssigned(a) => Row::Assigned(assigned(a.to.as_uuid())),
+        LeadEvent::HandoffDetailsRecorded(h) => Row::Budget(budget(Some(h.budget.minor()))),
+        LeadEvent::DealOpened(DealOpened {
+            budget: Some(b), ..
+        }) => Row::Budget(budget(Some(b.minor()))),
+        LeadEvent::LeadDetailsUpdated(u) => {
+            let set = u.changes.iter().rev().find_map(|c| match c {
+                DetailChange::Budget(b) => Some(b.as_ref().map(|m| m.minor())),
+                _ => None,
+            })?;
+            Row::Budget(budget(set))
+        }
+        _ => return None,
+    };
+    Some((lead_id.as_uuid(), row))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leadflow_domain::values::Comment;
+
+    #[test]
+    fn a_jump_is_the_jump_command_or_a_step_over_a_stage_of_the_way() {
+        use Stage::*;
+        let jump = Transition::Jump {
+            reason: Comment::parse("comment", "the client asked").unwrap(),
+        };
+        for (from, to, via, expected) in [
+            (Qualification, Distribution, Transition::Qualified, false),
+            (Qualification, Handoff, Transition::Qualified, false),
+            (Qualification, AwaitingSale, Transition::Converted, true),
+            (Handoff, AwaitingSale, Transition::Converted, false),
+            (Distribution, Handoff, jump.clone(), true),
+            (Handoff, Disqualified, Transition::Disqualified, false),
+            (Disqualified, Qualification, Transition::Reopened, false),
+            (AwaitingSale, NeedSatisfied, Transition::DealWon, false),
+        ] {
+            assert_eq!(
+                is_jump(from, to, &via),
+                expected,
+                "{from:?} -> {to:?} via {via:?}"
+            );
+        }
+    }
+}
