@@ -770,7 +770,7 @@ fn evaluate(
 }
 
 /// The nearest-rank percentile `p` (0-100) of sorted `values`.
-fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
+pub(crate) fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
     if sorted.is_empty() {
         return None;
     }

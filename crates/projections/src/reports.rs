@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use leadflow_domain::{Catalog, FunnelId, Stage};
 
-use crate::audit::{self, AuditDefinition, LeadPath, Loss, StepCount, STEPS};
+use crate::audit::{self, percentile, AuditDefinition, LeadPath, Loss, StepCount, STEPS};
 use crate::micros;
 use crate::query::{Board, BoardColumn, ReportDimension, ReportRow};
 
@@ -403,11 +403,6 @@ pub struct StageTime {
     pub median_seconds: Option<i64>,
     pub p90_seconds: Option<i64>,
     pub open: u64,
-}
-
-fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
-    let rank = (p * sorted.len()).div_ceil(100).max(1);
-    sorted.get(rank - 1).copied()
 }
 
 /// Time in stage over `paths` (from [`paths_at`]) as of `as_of`, in stage order, each stage's
