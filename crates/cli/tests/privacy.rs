@@ -358,7 +358,12 @@ fn privacy_erase_on_the_command_line_rewrites_the_read_models_before_it_returns(
     let (lead, name): (String, String) = rusqlite::Connection::open(&leads)
         .unwrap()
         .query_row(
-            "SELECT lead_id, contact_name FROM leads WHERE contact_name <> '' ORDER BY row_id LIMIT 1",
+            // A full name no other lead holds, even inside its own: the demo gives some contacts
+            // a first name only, which another contact's full name contains.
+            "SELECT l.lead_id, l.contact_name FROM leads l WHERE l.contact_name LIKE '% %'
+               AND NOT EXISTS (SELECT 1 FROM leads o WHERE o.lead_id <> l.lead_id
+                   AND (instr(o.contact_name, l.contact_name) > 0 OR instr(o.title, l.contact_name) > 0))
+             ORDER BY l.row_id LIMIT 1",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
