@@ -25,7 +25,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::rows::{rank, row_of, steps_of, AssignmentRow, BudgetRow, CohortRow, MoveRow, Row};
+use crate::rows::{
+    rank, row_of, steps_of, AssignmentRow, BudgetRow, CohortRow, MoveRow, Row, ASSIGNMENT_COLUMNS,
+    BUDGET_COLUMNS, COHORT_COLUMNS, MOVE_COLUMNS,
+};
 use crate::{from_micros, micros, Envelope};
 
 /// The steps, in funnel order.
@@ -379,24 +382,12 @@ pub fn load_paths_with(
     let uuid = |b: Vec<u8>| Uuid::from_slice(&b).unwrap_or_default();
     let mut paths: Vec<LeadPath> = conn
         .prepare(&format!(
-            "SELECT lead, funnel, source, channel, created_by, responsible, quality, advertising,
-                    registered_at, position
-             FROM transition_leads l WHERE {cohort} ORDER BY lead"
+            "SELECT lead, {COHORT_COLUMNS} FROM transition_leads l WHERE {cohort} ORDER BY lead"
         ))?
         .query_map(range, |r| {
             Ok(LeadPath {
                 lead: uuid(r.get(0)?),
-                cohort: CohortRow {
-                    funnel: r.get(1)?,
-                    source: r.get(2)?,
-                    channel: r.get(3)?,
-                    created_by: uuid(r.get(4)?),
-                    responsible: r.get::<_, Option<Vec<u8>>>(5)?.map(uuid),
-                    quality: r.get(6)?,
-                    advertising: r.get(7)?,
-                    registered_at: r.get(8)?,
-                    position: r.get::<_, i64>(9)? as u64,
-                },
+                cohort: CohortRow::read(r, 1)?,
                 moves: Vec::new(),
                 assignments: Vec::new(),
                 budgets: Vec::new(),
@@ -423,64 +414,52 @@ pub fn load_paths_with(
     };
     attach(
         &format!(
-            "SELECT t.lead, t.revision, t.position, t.at, t.from_stage, t.to_stage, t.via,
-                    t.jump, t.reason, t.actor
-             FROM transition_leads l JOIN transitions t ON t.lead = l.lead
-             WHERE {cohort} AND t.position <= ?3 ORDER BY t.lead, t.revision"
+            "SELECT t.lead, {} FROM transition_leads l JOIN transitions t ON t.lead = l.lead
+             WHERE {cohort} AND t.position <= ?3 ORDER BY t.lead, t.revision",
+            qualified("t", MOVE_COLUMNS)
         ),
         &mut paths,
         &|p, r| {
-            p.moves.push(MoveRow {
-                revision: r.get::<_, i64>(1)? as u64,
-                position: r.get::<_, i64>(2)? as u64,
-                at: r.get(3)?,
-                from: r.get(4)?,
-                to: r.get(5)?,
-                via: r.get(6)?,
-                jump: r.get(7)?,
-                reason: r.get(8)?,
-                actor: uuid(r.get(9)?),
-            });
+            p.moves.push(MoveRow::read(r, 1)?);
             Ok(())
         },
     )?;
     attach(
         &format!(
-            "SELECT a.lead, a.revision, a.position, a.at, a.user
-             FROM transition_leads l JOIN assignments a ON a.lead = l.lead
-             WHERE {cohort} AND a.position <= ?3 ORDER BY a.lead, a.revision"
+            "SELECT a.lead, {} FROM transition_leads l JOIN assignments a ON a.lead = l.lead
+             WHERE {cohort} AND a.position <= ?3 ORDER BY a.lead, a.revision",
+            qualified("a", ASSIGNMENT_COLUMNS)
         ),
         &mut paths,
         &|p, r| {
-            p.assignments.push(AssignmentRow {
-                revision: r.get::<_, i64>(1)? as u64,
-                position: r.get::<_, i64>(2)? as u64,
-                at: r.get(3)?,
-                user: uuid(r.get(4)?),
-            });
+            p.assignments.push(AssignmentRow::read(r, 1)?);
             Ok(())
         },
     )?;
     if budgets {
         attach(
             &format!(
-                "SELECT b.lead, b.revision, b.position, b.at, b.budget_minor
-                 FROM transition_leads l JOIN budgets b ON b.lead = l.lead
-                 WHERE {cohort} AND b.position <= ?3 ORDER BY b.lead, b.revision"
+                "SELECT b.lead, {} FROM transition_leads l JOIN budgets b ON b.lead = l.lead
+                 WHERE {cohort} AND b.position <= ?3 ORDER BY b.lead, b.revision",
+                qualified("b", BUDGET_COLUMNS)
             ),
             &mut paths,
             &|p, r| {
-                p.budgets.push(BudgetRow {
-                    revision: r.get::<_, i64>(1)? as u64,
-                    position: r.get::<_, i64>(2)? as u64,
-                    at: r.get(3)?,
-                    budget_minor: r.get(4)?,
-                });
+                p.budgets.push(BudgetRow::read(r, 1)?);
                 Ok(())
             },
         )?;
     }
     Ok((position, paths))
+}
+
+/// `columns` (a comma-separated list) each prefixed with the table alias `table`.
+fn qualified(table: &str, columns: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| format!("{table}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The audit of `definition` over the `transitions` model's connection.

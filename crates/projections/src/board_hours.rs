@@ -13,7 +13,10 @@ use uuid::Uuid;
 use crate::audit::LeadPath;
 use crate::query::Board;
 use crate::reports::{state_at, Scope};
-use crate::rows::{AssignmentRow, BudgetRow, CohortRow, MoveRow, Row};
+use crate::rows::{
+    AssignmentRow, BudgetRow, CohortRow, MoveRow, Row, ASSIGNMENT_COLUMNS, BUDGET_COLUMNS,
+    COHORT_COLUMNS, MOVE_COLUMNS,
+};
 
 /// The counters' bucket: an hour, in µs. Per day, a dense data set (1 440 leads changed a
 /// day in the bench's) left a thousand leads to fold; per hour, a few dozen.
@@ -278,67 +281,27 @@ fn history(path: &LeadPath, until: u64) -> Vec<(i64, Standing)> {
 fn path_of(conn: &Connection, lead: Uuid) -> rusqlite::Result<LeadPath> {
     let key = lead.as_bytes().as_slice();
     let cohort = conn
-        .prepare_cached(
-            "SELECT funnel, source, channel, created_by, responsible, quality, advertising,
-                    registered_at, position FROM transition_leads WHERE lead = ?1",
-        )?
-        .query_row([key], |r| {
-            Ok(CohortRow {
-                funnel: r.get(0)?,
-                source: r.get(1)?,
-                channel: r.get(2)?,
-                created_by: uuid(&r.get::<_, Vec<u8>>(3)?),
-                responsible: r.get::<_, Option<Vec<u8>>>(4)?.map(|b| uuid(&b)),
-                quality: r.get(5)?,
-                advertising: r.get(6)?,
-                registered_at: r.get(7)?,
-                position: r.get::<_, i64>(8)? as u64,
-            })
-        })?;
+        .prepare_cached(&format!(
+            "SELECT {COHORT_COLUMNS} FROM transition_leads WHERE lead = ?1"
+        ))?
+        .query_row([key], |r| CohortRow::read(r, 0))?;
     let moves = conn
-        .prepare_cached(
-            "SELECT revision, position, at, from_stage, to_stage, via, jump, reason, actor
-             FROM transitions WHERE lead = ?1 ORDER BY revision",
-        )?
-        .query_map([key], |r| {
-            Ok(MoveRow {
-                revision: r.get::<_, i64>(0)? as u64,
-                position: r.get::<_, i64>(1)? as u64,
-                at: r.get(2)?,
-                from: r.get(3)?,
-                to: r.get(4)?,
-                via: r.get(5)?,
-                jump: r.get(6)?,
-                reason: r.get(7)?,
-                actor: uuid(&r.get::<_, Vec<u8>>(8)?),
-            })
-        })?
+        .prepare_cached(&format!(
+            "SELECT {MOVE_COLUMNS} FROM transitions WHERE lead = ?1 ORDER BY revision"
+        ))?
+        .query_map([key], |r| MoveRow::read(r, 0))?
         .collect::<rusqlite::Result<_>>()?;
     let assignments = conn
-        .prepare_cached(
-            "SELECT revision, position, at, user FROM assignments WHERE lead = ?1 ORDER BY revision",
-        )?
-        .query_map([key], |r| {
-            Ok(AssignmentRow {
-                revision: r.get::<_, i64>(0)? as u64,
-                position: r.get::<_, i64>(1)? as u64,
-                at: r.get(2)?,
-                user: uuid(&r.get::<_, Vec<u8>>(3)?),
-            })
-        })?
+        .prepare_cached(&format!(
+            "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE lead = ?1 ORDER BY revision"
+        ))?
+        .query_map([key], |r| AssignmentRow::read(r, 0))?
         .collect::<rusqlite::Result<_>>()?;
     let budgets = conn
-        .prepare_cached(
-            "SELECT revision, position, at, budget_minor FROM budgets WHERE lead = ?1 ORDER BY revision",
-        )?
-        .query_map([key], |r| {
-            Ok(BudgetRow {
-                revision: r.get::<_, i64>(0)? as u64,
-                position: r.get::<_, i64>(1)? as u64,
-                at: r.get(2)?,
-                budget_minor: r.get(3)?,
-            })
-        })?
+        .prepare_cached(&format!(
+            "SELECT {BUDGET_COLUMNS} FROM budgets WHERE lead = ?1 ORDER BY revision"
+        ))?
+        .query_map([key], |r| BudgetRow::read(r, 0))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(LeadPath {
         lead,

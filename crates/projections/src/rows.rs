@@ -161,6 +161,79 @@ pub struct BudgetRow {
     pub budget_minor: Option<i64>,
 }
 
+/// The model's columns of each row type, in table order after the lead: what every reader
+/// selects, read back by the `read` functions below from column `from` on.
+pub(crate) const COHORT_COLUMNS: &str =
+    "funnel, source, channel, created_by, responsible, quality, advertising, registered_at, position";
+pub(crate) const MOVE_COLUMNS: &str =
+    "revision, position, at, from_stage, to_stage, via, jump, reason, actor";
+pub(crate) const ASSIGNMENT_COLUMNS: &str = "revision, position, at, user";
+pub(crate) const BUDGET_COLUMNS: &str = "revision, position, at, budget_minor";
+
+fn uuid_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Uuid> {
+    Ok(Uuid::from_slice(&r.get::<_, Vec<u8>>(i)?).unwrap_or_default())
+}
+
+impl CohortRow {
+    /// The [`COHORT_COLUMNS`] of a row, from column `from` on.
+    pub(crate) fn read(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<Self> {
+        Ok(Self {
+            funnel: r.get(from)?,
+            source: r.get(from + 1)?,
+            channel: r.get(from + 2)?,
+            created_by: uuid_at(r, from + 3)?,
+            responsible: r
+                .get::<_, Option<Vec<u8>>>(from + 4)?
+                .map(|b| Uuid::from_slice(&b).unwrap_or_default()),
+            quality: r.get(from + 5)?,
+            advertising: r.get(from + 6)?,
+            registered_at: r.get(from + 7)?,
+            position: r.get::<_, i64>(from + 8)? as u64,
+        })
+    }
+}
+
+impl MoveRow {
+    /// The [`MOVE_COLUMNS`] of a row, from column `from` on.
+    pub(crate) fn read(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<Self> {
+        Ok(Self {
+            revision: r.get::<_, i64>(from)? as u64,
+            position: r.get::<_, i64>(from + 1)? as u64,
+            at: r.get(from + 2)?,
+            from: r.get(from + 3)?,
+            to: r.get(from + 4)?,
+            via: r.get(from + 5)?,
+            jump: r.get(from + 6)?,
+            reason: r.get(from + 7)?,
+            actor: uuid_at(r, from + 8)?,
+        })
+    }
+}
+
+impl AssignmentRow {
+    /// The [`ASSIGNMENT_COLUMNS`] of a row, from column `from` on.
+    pub(crate) fn read(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<Self> {
+        Ok(Self {
+            revision: r.get::<_, i64>(from)? as u64,
+            position: r.get::<_, i64>(from + 1)? as u64,
+            at: r.get(from + 2)?,
+            user: uuid_at(r, from + 3)?,
+        })
+    }
+}
+
+impl BudgetRow {
+    /// The [`BUDGET_COLUMNS`] of a row, from column `from` on.
+    pub(crate) fn read(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<Self> {
+        Ok(Self {
+            revision: r.get::<_, i64>(from)? as u64,
+            position: r.get::<_, i64>(from + 1)? as u64,
+            at: r.get(from + 2)?,
+            budget_minor: r.get(from + 3)?,
+        })
+    }
+}
+
 /// What one event of a lead adds to the model. (Boxing the registration would cost an
 /// allocation per event for one short-lived value.)
 #[allow(clippy::large_enum_variant)]
