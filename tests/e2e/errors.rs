@@ -329,6 +329,7 @@ async fn a_read_that_cannot_become_consistent_in_time_is_internal(backend: Backe
     let app = spawn_app_with(Settings {
         consistency_timeout: Duration::from_millis(200),
         backend,
+        ..Settings::default()
     })
     .await;
     let olga = app.token("olga.supervisor");

@@ -41,6 +41,7 @@ mod consistency;
 mod creatio_path;
 mod erasure_property;
 mod errors;
+mod ops;
 mod privacy;
 mod reports;
 mod subscriptions;

@@ -36,6 +36,10 @@ pub struct Config {
     /// The data subjects' keys personal fields are sealed with (issue 20); `None` writes them
     /// in plain text and cannot read sealed ones (tests of other things only).
     pub keyring: Option<Arc<Keyring>>,
+    /// What `/health/ready` demands.
+    pub readiness: leadflow_server::metrics::Readiness,
+    /// The event store's files, whose size `/metrics` shows (none for a remote store).
+    pub store_files: Vec<PathBuf>,
 }
 
 impl Config {
@@ -50,6 +54,8 @@ impl Config {
             origins: Origins::none(),
             consistency_timeout: Duration::from_secs(5),
             keyring: None,
+            readiness: Default::default(),
+            store_files: Vec::new(),
         }
     }
 }
@@ -157,6 +163,8 @@ impl App {
             app,
             auth: config.auth.clone(),
             origins: config.origins,
+            readiness: config.readiness,
+            store_files: config.store_files,
         };
         Ok(Self {
             store: config.store,

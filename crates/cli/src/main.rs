@@ -32,8 +32,41 @@ use leadflow_store_esdb::EsdbStore;
     about = "Event-sourced lead process engine"
 )]
 struct Cli {
+    /// How the log lines on stderr look: `text` for people, `json` (one object a line, with
+    /// the span fields such as the command and its correlation id) for a log collector.
+    #[arg(
+        long,
+        global = true,
+        env = "LEADFLOW_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Log lines on stderr (stdout is the command's answer: a token, an export), filtered by
+/// `LEADFLOW_LOG` (default `info`).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LEADFLOW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 #[derive(Subcommand)]
@@ -206,6 +239,10 @@ struct ServeArgs {
     demo_leads: u64,
     #[arg(long, default_value_t = 42)]
     demo_seed: u64,
+    /// `/health/ready` answers 503 while a read model is more than this many events behind
+    /// the log (or retrying, or failed).
+    #[arg(long, env = "LEADFLOW_READY_MAX_LAG", default_value_t = 10_000)]
+    ready_max_lag: u64,
 }
 
 #[derive(Args)]
@@ -305,16 +342,10 @@ const DEMO_TOKEN_HOURS: u64 = 8;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LEADFLOW_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
     // Before anything creates a file: the data directory is the service's alone.
     private::restrict_umask();
-    let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -460,6 +491,16 @@ struct Opened {
     embedded: Option<EmbeddedStore>,
 }
 
+/// The embedded store's files (the database and its write-ahead log), for `/metrics`; none
+/// for a remote store.
+fn store_files(data_dir: &Path, store: &StoreArgs) -> Vec<PathBuf> {
+    if store.store == "embedded" {
+        vec![data_dir.join("events.db"), data_dir.join("events.db-wal")]
+    } else {
+        Vec::new()
+    }
+}
+
 /// Opens the store; the caller has made the data directory private first ([`private::prepare`]).
 fn open(data_dir: &Path, store: &StoreArgs) -> anyhow::Result<Opened> {
     let (store, embedded): (Arc<dyn EventStore>, _) = if store.store == "embedded" {
@@ -599,6 +640,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let app = leadflow_app::App::with_engine(
             leadflow_app::Config {
                 origins,
+                readiness: leadflow_server::metrics::Readiness {
+                    max_lag: args.ready_max_lag,
+                },
+                store_files: store_files(&data_dir, &args.store),
                 ..leadflow_app::Config::new(store, data_dir.join("read"), auth.clone())
             },
             engine,
@@ -624,7 +669,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             data_dir.display()
         );
         println!("  GraphQL:    http://{address}/graphql");
-        println!("  health:     http://{address}/health");
+        println!("  health:     http://{address}/health   metrics: http://{address}/metrics");
         println!();
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
@@ -658,6 +703,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         leadflow_app::Config {
             follow_catalog: follow,
             origins,
+            readiness: leadflow_server::metrics::Readiness {
+                max_lag: args.ready_max_lag,
+            },
+            store_files: store_files(&data_dir, &args.store),
             ..leadflow_app::Config::new(store, data_dir.join("read"), auth.clone())
         },
         engine,
@@ -700,7 +749,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     println!("  GraphQL:    http://{address}/graphql   (WebSocket: ws://{address}/graphql/ws)");
-    println!("  health:     http://{address}/health");
+    println!("  health:     http://{address}/health   metrics: http://{address}/metrics");
     if let Some(node) = &node {
         println!("  EventStoreDB gRPC: {}", node.connection_string());
     }

@@ -87,6 +87,20 @@ pub enum Body {
     Other,
 }
 
+impl Envelope {
+    /// The event's type as stored (`LeadRegistered`), or `other` for a stream no aggregate
+    /// here owns: what ops read in a failed read model's status and in its dead letters.
+    pub fn event_type(&self) -> &'static str {
+        use crate::Stored;
+        match &self.body {
+            Body::Lead { event, .. } => leadflow_domain::LeadAggregate::event_type(event),
+            Body::Catalog { event, .. } => leadflow_domain::CatalogAggregate::event_type(event),
+            Body::Subject { event, .. } => leadflow_domain::SubjectAggregate::event_type(event),
+            Body::Other => "other",
+        }
+    }
+}
+
 /// A recorded event of a known category that does not decode: poison, never skipped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot decode event at position {position}: {reason}")]

@@ -189,7 +189,7 @@ impl EngineError {
         }
     }
 
-    /// The rule a rejection names, for traces.
+    /// The rule a rejection names, for traces and metrics.
     fn rule(&self) -> Option<&'static str> {
         match self {
             Self::Rejected(r) => Some(r.rule()),
@@ -477,11 +477,18 @@ impl Engine {
         EngineError: From<A::Rejection>,
     {
         let name = A::command_name(command);
-        let span = tracing::info_span!("command", stream = %stream_of::<A>(id), command = name);
+        let span = tracing::info_span!(
+            "command",
+            stream = %stream_of::<A>(id),
+            command = name,
+            correlation = meta.correlation_id.map(tracing::field::display),
+        );
         async move {
             let started = Instant::now();
             let result = self.run(cache, id, command, meta).await;
-            let latency_us = started.elapsed().as_micros() as u64;
+            let elapsed = started.elapsed();
+            let latency_us = elapsed.as_micros() as u64;
+            record(name, &result, elapsed);
             match &result {
                 Ok(o) => tracing::debug!(outcome = ?o.kind, events = o.events.len(), latency_us, "command done"),
                 Err(e) if e.rule().is_some() => {
@@ -804,4 +811,29 @@ async fn fold_recorded<A: Stored>(
     record.last_revision = recorded.revision;
     record.position = recorded.position;
     Ok(())
+}
+
+/// What `/metrics` shows of a command: counted by name and outcome (`appended`, `replayed`,
+/// `unchanged`, or the error's label), rejections by the rule they name, and the latency.
+fn record<A: Aggregate>(
+    command: &'static str,
+    result: &Result<Outcome<A>, EngineError>,
+    elapsed: std::time::Duration,
+) {
+    let outcome = match result {
+        Ok(o) => match o.kind {
+            OutcomeKind::Appended => "appended",
+            OutcomeKind::Replayed => "replayed",
+            OutcomeKind::Unchanged => "unchanged",
+        },
+        Err(e) => e.label(),
+    };
+    metrics::counter!("leadflow_commands_total", "command" => command, "outcome" => outcome)
+        .increment(1);
+    if let Some(rule) = result.as_ref().err().and_then(EngineError::rule) {
+        metrics::counter!("leadflow_rejections_total", "command" => command, "rule" => rule)
+            .increment(1);
+    }
+    metrics::histogram!("leadflow_command_seconds", "command" => command)
+        .record(elapsed.as_secs_f64());
 }

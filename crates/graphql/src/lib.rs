@@ -14,6 +14,7 @@ pub mod privacy;
 pub mod query;
 pub mod reports;
 pub mod subscription;
+mod timing;
 pub mod types;
 
 use std::sync::Arc;
@@ -103,6 +104,7 @@ pub struct Mutation(
     mutation::LeadMutation,
     catalog::CatalogMutation,
     privacy::PrivacyMutation,
+    ops::OpsMutation,
 );
 
 pub type ApiSchema = Schema<Query, Mutation, subscription::Subscription>;
@@ -116,6 +118,7 @@ pub fn schema(state: AppState) -> ApiSchema {
     )
     .data(state)
     .extension(depth::DepthLimits)
+    .extension(timing::Timing)
     .limit_complexity(MAX_COMPLEXITY)
     .finish()
 }

@@ -568,6 +568,8 @@ pub enum ProjectionStateGql {
     /// Waiting to apply again after a transient failure (disk full, I/O, busy).
     Retrying,
     Failed,
+    /// Paused by an operator: applies nothing until resumed.
+    Paused,
     Stopped,
 }
 
@@ -586,6 +588,14 @@ pub struct ProjectionStatusGql {
     pub attempts: u32,
     /// When a retrying model tries again.
     pub next_attempt: Option<chrono::DateTime<chrono::Utc>>,
+    /// Building from the start of the log: how far, 0 to 1. Null when not rebuilding.
+    pub rebuild_progress: Option<f64>,
+    /// Seconds until caught up at the current rate; null when not behind or not moving.
+    pub eta_seconds: Option<f64>,
+    /// While failed: the position of the event it stopped at (what `skipEvent` names).
+    pub stopped_at: Option<LogPosition>,
+    /// While failed: that event's type.
+    pub stopped_at_type: Option<String>,
 }
 
 impl From<leadflow_projections::ProjectionStatus> for ProjectionStatusGql {
@@ -602,9 +612,14 @@ impl From<leadflow_projections::ProjectionStatus> for ProjectionStatusGql {
                 ProjectionState::Live => ProjectionStateGql::Live,
                 ProjectionState::Retrying => ProjectionStateGql::Retrying,
                 ProjectionState::Failed => ProjectionStateGql::Failed,
+                ProjectionState::Paused => ProjectionStateGql::Paused,
                 ProjectionState::Stopped => ProjectionStateGql::Stopped,
             },
             events_per_sec: s.events_per_sec,
+            rebuild_progress: s.rebuild_progress(),
+            eta_seconds: s.eta_seconds(),
+            stopped_at: s.stopped_at.as_ref().map(|p| LogPosition(p.position)),
+            stopped_at_type: s.stopped_at.map(|p| p.event_type),
             error: s.error,
             attempts: s.attempts,
             next_attempt: s.next_attempt,

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
@@ -20,6 +20,7 @@ use leadflow_domain::{Actor, Catalog, LeadCommand, LeadId, Role, UserId};
 use leadflow_engine::{CommandMeta, Engine, EngineConfig, FixedClock, SequentialIds};
 use leadflow_projections::history::HistoryProjection;
 use leadflow_projections::leads::LeadsProjection;
+use leadflow_projections::runner::{Control, ControlError, ReadError};
 use leadflow_projections::{
     Envelope, Projection, ProjectionError, ProjectionState, ProjectionStatus, ReadSide,
 };
@@ -34,7 +35,8 @@ const WAIT: Duration = Duration::from_secs(20);
 struct Leads {
     inner: LeadsProjection,
     full: Arc<AtomicBool>,
-    violate: Option<String>,
+    /// The stream whose events violate a unique key, while set (clearing it is the fix).
+    violate: Arc<Mutex<Option<String>>>,
 }
 
 impl Projection for Leads {
@@ -54,7 +56,7 @@ impl Projection for Leads {
         } else {
             tx.query_row("PRAGMA max_page_count = 4294967294", [], |_| Ok(()))?;
         }
-        if let Some(stream) = &self.violate {
+        if let Some(stream) = self.violate.lock().unwrap().as_ref() {
             if events.iter().any(|e| &e.stream == stream) {
                 tx.execute(
                     "INSERT INTO projection_state(name, version, position, state) VALUES ('leads', 1, 0, 'ok')",
@@ -98,10 +100,21 @@ fn world() -> World {
 
 impl World {
     fn reads(&self, dir: &Path, full: &Arc<AtomicBool>, violate: Option<LeadId>) -> ReadSide {
+        let violate = Arc::new(Mutex::new(violate.map(|id| format!("lead-{id}"))));
+        self.reads_with(dir, full, &violate)
+    }
+
+    /// [`World::reads`], the violating stream settable while it runs.
+    fn reads_with(
+        &self,
+        dir: &Path,
+        full: &Arc<AtomicBool>,
+        violate: &Arc<Mutex<Option<String>>>,
+    ) -> ReadSide {
         let leads = Leads {
             inner: LeadsProjection::default(),
             full: full.clone(),
-            violate: violate.map(|id| format!("lead-{id}")),
+            violate: violate.clone(),
         };
         let projections: Vec<Box<dyn Projection>> =
             vec![Box::new(leads), Box::new(HistoryProjection::new())];
@@ -253,4 +266,127 @@ async fn a_constraint_violation_stops_the_model_at_that_event_and_is_never_retri
     let error = leads.error.unwrap();
     assert!(error.contains("UNIQUE constraint failed"), "{error}");
     reads.shutdown();
+}
+
+fn skip(position: Position, reason: &str) -> Control {
+    Control::Skip {
+        position,
+        reason: reason.to_owned(),
+        by: "admin".to_owned(),
+    }
+}
+
+fn stream_of(n: u128) -> String {
+    format!("lead-{}", LeadId::from_uuid(Uuid::from_u128(n)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_stops_its_model_until_an_operator_retries_or_skips_it() {
+    let w = world();
+    let dir = w.dir.path().join("read");
+    let full = Arc::new(AtomicBool::new(false));
+    let violate = Arc::new(Mutex::new(Some(stream_of(5))));
+    let reads = w.reads_with(&dir, &full, &violate);
+    let before = w.register(1, 5).await;
+    reads.wait_for(before, WAIT).await.unwrap();
+    let at = w.register(5, 6).await;
+    let after = w.register(6, 8).await;
+
+    // Stopped exactly at the poison event, saying where and what; the others go on.
+    until(&reads, "leads", |s| s.state == ProjectionState::Failed).await;
+    until(&reads, "history", |s| s.checkpoint == after).await;
+    let stopped = status_of(&reads, "leads").await;
+    assert_eq!(stopped.checkpoint, before);
+    let poison = stopped.stopped_at.clone().expect("where it stopped");
+    assert_eq!(poison.position, at);
+    assert_eq!(poison.event_type, "LeadRegistered");
+    assert_eq!(poison.stream, stream_of(5));
+    assert!(stopped.error.unwrap().contains(&format!("position {at}")));
+
+    // What does not apply is refused, and changes nothing.
+    assert!(matches!(
+        reads.control("leads", skip(after, "wrong event")).await,
+        Err(ControlError::WrongPosition { .. })
+    ));
+    assert_eq!(
+        reads.control("leads", skip(at, "  ")).await,
+        Err(ControlError::NoReason)
+    );
+    assert!(matches!(
+        reads.control("leads", Control::Resume).await,
+        Err(ControlError::NotApplicable { .. })
+    ));
+    assert!(matches!(
+        reads.control("nope", Control::Retry).await,
+        Err(ControlError::Unknown(_))
+    ));
+    assert!(control_dead_letters(&reads).await.is_empty());
+
+    // A retry before the fix stops at the same event again.
+    reads.control("leads", Control::Retry).await.unwrap();
+    until(&reads, "leads", |s| {
+        s.state == ProjectionState::Failed && s.stopped_at.as_ref().map(|p| p.position) == Some(at)
+    })
+    .await;
+
+    // A skip records the event with its reason and goes on after it.
+    reads
+        .control("leads", skip(at, "INC-42: registered twice by the import"))
+        .await
+        .unwrap();
+    reads.wait_for(after, WAIT).await.unwrap();
+    let letters = control_dead_letters(&reads).await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].position, at);
+    assert_eq!(letters[0].event_type, "LeadRegistered");
+    assert_eq!(letters[0].reason, "INC-42: registered twice by the import");
+    assert_eq!(letters[0].by, "admin");
+    assert!(letters[0].error.contains("UNIQUE constraint failed"));
+
+    // A retry after the fix applies the event it stopped at.
+    *violate.lock().unwrap() = Some(stream_of(9));
+    let nine = w.register(8, 10).await;
+    until(&reads, "leads", |s| s.state == ProjectionState::Failed).await;
+    *violate.lock().unwrap() = None;
+    reads.control("leads", Control::Retry).await.unwrap();
+    reads.wait_for(nine, WAIT).await.unwrap();
+    assert_eq!(control_dead_letters(&reads).await.len(), 1);
+
+    // Paused: it applies nothing, a consistency wait says why, the others go on; resumed, it
+    // catches up.
+    reads.control("leads", Control::Pause).await.unwrap();
+    until(&reads, "leads", |s| s.state == ProjectionState::Paused).await;
+    let later = w.register(10, 12).await;
+    until(&reads, "history", |s| s.checkpoint == later).await;
+    assert_eq!(status_of(&reads, "leads").await.checkpoint, nine);
+    match reads.wait_for(later, Duration::from_millis(200)).await {
+        Err(ReadError::Timeout { name, why, .. }) => {
+            assert_eq!(name, "leads");
+            assert!(why.contains("paused"), "{why}");
+        }
+        other => panic!("a paused model met a wait: {other:?}"),
+    }
+    reads.control("leads", Control::Resume).await.unwrap();
+    reads.wait_for(later, WAIT).await.unwrap();
+    reads.shutdown();
+    drop(reads);
+
+    // A rebuild from zero skips exactly the dead letters: the poison is still poison.
+    *violate.lock().unwrap() = Some(stream_of(5));
+    rusqlite::Connection::open(dir.join("leads.db"))
+        .unwrap()
+        .execute("UPDATE projection_state SET version = 0", [])
+        .unwrap();
+    let reads = w.reads_with(&dir, &full, &violate);
+    reads.wait_for(later, WAIT).await.unwrap();
+    until(&reads, "leads", |s| {
+        s.state == ProjectionState::Live && !s.rebuilding
+    })
+    .await;
+    assert_eq!(control_dead_letters(&reads).await.len(), 1);
+    reads.shutdown();
+}
+
+async fn control_dead_letters(reads: &ReadSide) -> Vec<leadflow_projections::runner::DeadLetter> {
+    reads.dead_letters("leads").await.unwrap()
 }

@@ -4,6 +4,7 @@
 //! authenticates. No page it serves carries a token.
 
 pub mod auth;
+pub mod metrics;
 pub mod origins;
 
 use std::future::Future;
@@ -37,6 +38,10 @@ pub struct ServerState {
     pub auth: Auth,
     /// The browser origins besides the server's own that may call the API.
     pub origins: Origins,
+    /// What `/health/ready` demands.
+    pub readiness: metrics::Readiness,
+    /// The event store's files, whose size `/metrics` shows (none for a remote store).
+    pub store_files: Vec<std::path::PathBuf>,
 }
 
 /// The router, without a socket (tests can call it directly).
@@ -54,6 +59,9 @@ pub fn app(state: ServerState) -> Router {
         .route("/graphql", get(graphiql).post(graphql))
         .route("/graphql/ws", get(subscriptions))
         .route("/health", get(health))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(prometheus))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(refuse_declared_oversize))
         .layer(CompressionLayer::new())
@@ -109,9 +117,12 @@ pub async fn run(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
+    let upkeep = tokio::spawn(metrics::upkeep(metrics::handle()));
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    upkeep.abort();
+    served
 }
 
 fn error_response(status: StatusCode, code: &str, message: String) -> Response {
@@ -150,6 +161,19 @@ async fn graphql(State(s): State<ServerState>, headers: HeaderMap, body: Bytes) 
     // the query (syntax, unknown enum values, depth and complexity limits): bad input.
     for error in &mut response.errors {
         ensure_code(error);
+    }
+    // Read models stopped (failed, retrying, paused) answer what they had: say which.
+    let stale = s.app.reads.stale();
+    if !stale.is_empty() {
+        response.extensions.insert(
+            "staleReadModels".to_owned(),
+            async_graphql::Value::List(
+                stale
+                    .into_iter()
+                    .map(|n| async_graphql::Value::String(n.to_owned()))
+                    .collect(),
+            ),
+        );
     }
     Json(response).into_response()
 }
@@ -245,4 +269,46 @@ async fn health(State(s): State<ServerState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, Json(body)).into_response()
+}
+
+/// The process answers: 200 whenever it can answer at all (a liveness probe restarts it
+/// otherwise). Read models behind or failed do not make it dead; see `/health/ready`.
+async fn live() -> Response {
+    (
+        StatusCode::OK,
+        Json(serde_json::json!({ "status": "live" })),
+    )
+        .into_response()
+}
+
+/// 200 while every read model follows the log by itself within the configured lag (so a load
+/// balancer may send it queries), 503 with the reasons otherwise.
+async fn ready(State(s): State<ServerState>) -> Response {
+    let status = s.app.reads.status().await;
+    let reasons = s.readiness.unready(&status);
+    let (code, word) = if reasons.is_empty() {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unready")
+    };
+    let body = serde_json::json!({
+        "status": word,
+        "maxLag": s.readiness.max_lag,
+        "reasons": reasons,
+    });
+    (code, Json(body)).into_response()
+}
+
+/// The Prometheus text exposition of every metric (see [`metrics`]).
+async fn prometheus(State(s): State<ServerState>) -> Response {
+    let status = s.app.reads.status().await;
+    let text = metrics::render(&metrics::handle(), &status, &s.store_files);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }

@@ -111,6 +111,9 @@ impl Writer {
                     Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                 }
             }
+            // What `/metrics` shows of group commit: appends and events per transaction.
+            metrics::histogram!("leadflow_append_group_appends").record(group.len() as f64);
+            metrics::histogram!("leadflow_append_group_events").record(events as f64);
             let results = self.commit_group(&group);
             for (request, result) in group.into_iter().zip(results) {
                 // The caller may have gone away (timeout, cancelled task); the append stands.

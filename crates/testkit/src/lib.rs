@@ -54,6 +54,8 @@ pub struct Settings {
     /// How long a query waits for its `consistency` position.
     pub consistency_timeout: Duration,
     pub backend: Backend,
+    /// What `/health/ready` allows a read model to lag, in events.
+    pub ready_max_lag: u64,
 }
 
 impl Default for Settings {
@@ -62,6 +64,7 @@ impl Default for Settings {
         Self {
             consistency_timeout: Duration::from_secs(5),
             backend: Backend::Embedded,
+            ready_max_lag: leadflow_server::metrics::Readiness::default().max_lag,
         }
     }
 }
@@ -140,6 +143,13 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         consistency_timeout: settings.consistency_timeout,
         follow_catalog,
         keyring: Some(keyring),
+        readiness: leadflow_server::metrics::Readiness {
+            max_lag: settings.ready_max_lag,
+        },
+        store_files: vec![
+            dir.path().join("events.db"),
+            dir.path().join("events.db-wal"),
+        ],
         ..leadflow_app::Config::new(store.clone(), dir.path().join("read"), auth.clone())
     })
     .await
@@ -277,6 +287,25 @@ impl TestApp {
             request = request.header(AUTHORIZATION, format!("Bearer {t}"));
         }
         raw(request.send().await.expect("POST /graphql")).await
+    }
+
+    /// Appends raw bytes as one event of `stream`, past every check of the engine: how a
+    /// test plants an event the read models cannot read (a poison). Its position.
+    pub async fn append_raw(&self, stream: &str, event_type: &str, data: &[u8]) -> u64 {
+        let name = leadflow_store::StreamName::parse(stream).expect("a stream name");
+        let event = leadflow_store::NewEvent {
+            id: uuid::Uuid::new_v4(),
+            event_type: event_type.to_owned(),
+            data: data.to_vec(),
+            metadata: b"{}".to_vec(),
+            content_type: leadflow_store::ContentType::Json,
+        };
+        self.store
+            .append(&name, leadflow_store::ExpectedRevision::Any, vec![event])
+            .await
+            .expect("append the raw event")
+            .last_position
+            .0
     }
 
     /// `GET` any path.

@@ -15,6 +15,7 @@
 //! [`versions`] (schema versions and rebuilds), [`sqlite`] (connections and journal modes);
 //! this file is the read side's API.
 
+pub mod control;
 mod pipeline;
 mod sqlite;
 pub mod status;
@@ -35,7 +36,8 @@ use leadflow_store::{EventStore, Position};
 
 use crate::{Projection, ProjectionError};
 
-use pipeline::{group_by_checkpoint, spawn, Feeder, Member, Worker, READ_AHEAD};
+pub use control::{Control, ControlError, DeadLetter, StoppedAt};
+use pipeline::{group_by_checkpoint, skipped_by_all, spawn, Feeder, Member, Worker, READ_AHEAD};
 use sqlite::{open_reader, open_writer, rebuild_journal};
 pub use status::{retry_delay, ProjectionState, ProjectionStatus, RETRY_FIRST, RETRY_MAX};
 use versions::prepare;
@@ -44,6 +46,8 @@ struct Running {
     status: Arc<Mutex<ProjectionStatus>>,
     checkpoint: watch::Receiver<Position>,
     path: PathBuf,
+    /// Where operators' instructions go.
+    control: std::sync::mpsc::Sender<control::Request>,
 }
 
 /// The running read side: every projection's thread, status and read connections.
@@ -113,6 +117,7 @@ impl ReadSide {
             let path = dir.join(format!("{}.db", projection.name()));
             let mut conn = open_writer(&path)?;
             let (checkpoint, rebuilding) = prepare(&mut conn, projection.as_ref())?;
+            let skips = control::skipped(&conn)?;
             let mut projection = projection;
             projection.set_rebuilding(rebuilding);
             if rebuilding {
@@ -128,10 +133,16 @@ impl ReadSide {
                 error: None,
                 attempts: 0,
                 next_attempt: None,
+                rebuilding,
+                stopped_at: None,
             }));
             let (cp_tx, cp_rx) = watch::channel(checkpoint);
             let (inbox, rx) = std::sync::mpsc::sync_channel(READ_AHEAD);
+            let (control, orders) = std::sync::mpsc::channel();
             let worker = Worker {
+                control: orders,
+                skips: skips.clone(),
+                stopped_at: None,
                 rebuilding,
                 projection,
                 conn,
@@ -149,11 +160,12 @@ impl ReadSide {
                 checkpoint,
                 move || worker.run(checkpoint, rx),
             )?);
-            inboxes.push((checkpoint, name, inbox, status.clone()));
+            inboxes.push((checkpoint, name, inbox, status.clone(), skips));
             handles.push(Running {
                 status,
                 checkpoint: cp_rx,
                 path,
+                control,
             });
         }
         // Projections at about the same checkpoint share one reader of the log: it is read
@@ -161,17 +173,19 @@ impl ReadSide {
         // it holds none of the others back.
         let members = inboxes
             .into_iter()
-            .map(|(checkpoint, name, inbox, status)| Member {
+            .map(|(checkpoint, name, inbox, status, skips)| Member {
                 name,
                 checkpoint,
                 inbox,
                 status,
+                skips,
             })
             .collect();
         let groups = group_by_checkpoint(members, |m| m.checkpoint);
         for (from, members) in groups {
             let names: Vec<&str> = members.iter().map(|m| m.name).collect();
             let feeder = Feeder {
+                skips: skipped_by_all(&members),
                 store: store.clone(),
                 keys: keys.clone(),
                 runtime: runtime.clone(),
@@ -211,6 +225,19 @@ impl ReadSide {
             .collect()
     }
 
+    /// The read models not following the log by themselves right now (failed, retrying or
+    /// paused): what answers read from them may be stale. Reads no store, so every request
+    /// can afford it.
+    pub fn stale(&self) -> Vec<&'static str> {
+        self.handles
+            .iter()
+            .filter_map(|h| {
+                let s = h.status.lock().expect("status lock");
+                (s.state.is_unhealthy() || s.state == ProjectionState::Paused).then_some(s.name)
+            })
+            .collect()
+    }
+
     /// Waits until every projection has applied the log up to `position` (read-your-writes).
     pub async fn wait_for(&self, position: Position, timeout: Duration) -> Result<(), ReadError> {
         let started = Instant::now();
@@ -244,6 +271,9 @@ impl ReadSide {
                 Err(_) => {
                     let status = h.status.lock().expect("status lock").clone();
                     let why = match (status.state, status.error) {
+                        (ProjectionState::Paused, _) => {
+                            format!(": it is paused at {}", status.checkpoint)
+                        }
                         (ProjectionState::Retrying, Some(error)) => format!(
                             ": it is at {} and retrying after a transient failure (attempt {}): {error}",
                             status.checkpoint, status.attempts
@@ -296,6 +326,41 @@ impl ReadSide {
                 .or_default()
                 .push(conn);
             Ok(result?)
+        })
+        .await
+        .map_err(|e| ReadError::Task(e.to_string()))?
+    }
+
+    /// Tells the read model `name` what to do (pause, resume, retry, skip) and waits for it to
+    /// be done or refused.
+    pub async fn control(&self, name: &str, control: Control) -> Result<(), ControlError> {
+        let running = self
+            .handles
+            .iter()
+            .find(|h| h.status.lock().expect("status lock").name == name)
+            .ok_or_else(|| ControlError::Unknown(name.to_owned()))?;
+        let model = running.status.lock().expect("status lock").name;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        running
+            .control
+            .send(control::Request { control, reply })
+            .map_err(|_| ControlError::Stopped { name: model })?;
+        answer
+            .await
+            .map_err(|_| ControlError::Stopped { name: model })?
+    }
+
+    /// The events the read model `name` skipped, in log order.
+    pub async fn dead_letters(&self, name: &str) -> Result<Vec<DeadLetter>, ReadError> {
+        let path = self
+            .handles
+            .iter()
+            .find(|h| h.status.lock().expect("status lock").name == name)
+            .map(|h| h.path.clone())
+            .ok_or_else(|| ReadError::Unknown(name.to_owned()))?;
+        tokio::task::spawn_blocking(move || {
+            let conn = open_reader(&path)?;
+            Ok(control::dead_letters(&conn)?)
         })
         .await
         .map_err(|e| ReadError::Task(e.to_string()))?

@@ -2,6 +2,8 @@
 //! checkpoint; each worker applies batches to its own database, retrying transient failures
 //! from its checkpoint on a feeder of its own.
 
+use std::collections::BTreeSet;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -15,6 +17,7 @@ use leadflow_codec::{Keys as _, NoKeys, Opened};
 use leadflow_keyring::Keyring;
 use leadflow_store::{EventStore, Position, RecordedEvent};
 
+use super::control::{self, Control, ControlError, Request, StoppedAt};
 use super::status::{retry_delay, ProjectionState, ProjectionStatus};
 use super::versions::finish_rebuild;
 use crate::{Envelope, Projection, ProjectionError};
@@ -51,7 +54,16 @@ pub(crate) struct Worker {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// The read side's threads, for the feeders this worker starts after a transient failure.
     pub(crate) threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// What operators tell this model (pause, resume, retry, skip).
+    pub(crate) control: std::sync::mpsc::Receiver<Request>,
+    /// The events this model skips: its dead letters.
+    pub(crate) skips: BTreeSet<Position>,
+    /// The event this model stopped at, while failed.
+    pub(crate) stopped_at: Option<StoppedAt>,
 }
+
+/// How often a waiting worker looks at its operators' instructions.
+const CONTROL_POLL: Duration = Duration::from_millis(50);
 
 /// What a feeder hands its workers: a batch of decoded consecutive events, or the event that
 /// does not decode (which stops the projection: position and reason).
@@ -105,6 +117,20 @@ pub(crate) struct Member {
     pub(crate) inbox: std::sync::mpsc::SyncSender<Fed>,
     /// Where a lost store connection shows (the worker clears it once it applies again).
     pub(crate) status: Arc<Mutex<ProjectionStatus>>,
+    /// The events this member skips (its dead letters).
+    pub(crate) skips: BTreeSet<Position>,
+}
+
+/// The events every one of `members` skips: an undecodable one of them the feeder leaves out
+/// (a member that skipped it while another did not gets it again and says so).
+pub(crate) fn skipped_by_all(members: &[Member]) -> BTreeSet<Position> {
+    let mut all = members.iter().map(|m| &m.skips);
+    let Some(first) = all.next() else {
+        return BTreeSet::new();
+    };
+    all.fold(first.clone(), |common, next| {
+        common.intersection(next).copied().collect()
+    })
 }
 
 /// Reads the log on its own thread, decodes it once and hands full batches to each of its
@@ -119,6 +145,8 @@ pub(crate) struct Feeder {
     /// stopped), even with no event to send.
     pub(crate) stop: Option<watch::Receiver<()>>,
     pub(crate) members: Vec<Member>,
+    /// Undecodable events every member skips ([`skipped_by_all`]).
+    pub(crate) skips: BTreeSet<Position>,
 }
 
 impl Feeder {
@@ -376,6 +404,8 @@ impl Feeder {
                     self.fetch_keys(&[subject], true).ok_or(Stop::Shutdown)?;
                     decoded = self.decode_one(event);
                 }
+                // A dead letter: the operator skipped it on purpose.
+                Err(poison) if self.skips.contains(&poison.position) => return Ok(()),
                 Err(poison) => return Err(Stop::Poison(poison.position, poison.reason)),
             }
         };
@@ -488,6 +518,15 @@ pub(crate) enum Drained {
     Failed,
     /// A transient failure at the checkpoint; nothing of the failed batch was committed.
     Transient(ProjectionError),
+    /// Paused by an operator.
+    Paused,
+}
+
+/// What a stopped worker waits for.
+#[derive(Clone, Copy)]
+enum Waiting {
+    Failed,
+    Paused,
 }
 
 impl Worker {
@@ -501,7 +540,33 @@ impl Worker {
         loop {
             match self.drain(&mut position, &rx, &mut attempts) {
                 Drained::Stopped => break,
-                Drained::Failed => return,
+                Drained::Failed if *self.shutdown.borrow() => return,
+                Drained::Paused if *self.shutdown.borrow() => break,
+                drained @ (Drained::Failed | Drained::Paused) => {
+                    // Off the feeder until told to go on: a shared one goes on for the others.
+                    drop(rx);
+                    drop(own.take());
+                    let waiting = if matches!(drained, Drained::Failed) {
+                        Waiting::Failed
+                    } else {
+                        tracing::info!(projection = self.projection.name(), checkpoint = %position, "paused");
+                        Waiting::Paused
+                    };
+                    if !self.await_operator(waiting, &mut position) {
+                        return;
+                    }
+                    attempts = 0;
+                    rx = match self.own_feeder(position) {
+                        Ok((rx, stop)) => {
+                            own = Some(stop);
+                            rx
+                        }
+                        Err(e) => {
+                            self.fail(position, &e);
+                            return;
+                        }
+                    };
+                }
                 Drained::Transient(error) => {
                     // Leave the feeder: a shared one goes on for the others, an own one ends.
                     drop(rx);
@@ -558,7 +623,9 @@ impl Worker {
                 checkpoint: position,
                 inbox,
                 status: self.status.clone(),
+                skips: self.skips.clone(),
             }],
+            skips: self.skips.clone(),
         };
         let thread = spawn(format!("feed-{name}"), position, move || {
             feeder.run(position)
@@ -664,28 +731,45 @@ impl Worker {
             if *self.shutdown.borrow() {
                 return Drained::Stopped;
             }
+            if self.paused_by_operator() {
+                return Drained::Paused;
+            }
             let waited = Instant::now();
-            let Ok(fed) = rx.recv() else {
-                return Drained::Stopped;
+            let fed = match rx.recv_timeout(CONTROL_POLL) {
+                Ok(fed) => fed,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return Drained::Stopped,
             };
             spent.waiting += waited.elapsed();
             let working = Instant::now();
             let from = *position;
-            let applied = fed
-                .map_err(|(position, reason)| ProjectionError::Decode { position, reason })
-                .and_then(|batch| {
-                    // A shared feeder may start below this projection's checkpoint.
-                    let fresh = &batch[batch.partition_point(|e| e.position <= from)..];
-                    let Some(last) = fresh.last().map(|e| e.position) else {
-                        return Ok((from, 0));
+            let batch = match fed {
+                Ok(batch) => batch,
+                Err((at, reason)) => {
+                    self.stopped_at = Some(StoppedAt {
+                        position: at,
+                        stream: String::new(),
+                        event_type: "undecodable".to_owned(),
+                        error: reason.clone(),
+                    });
+                    let error = ProjectionError::Decode {
+                        position: at,
+                        reason,
                     };
-                    self.apply(fresh, &mut spent)?;
-                    Ok((last, fresh.len() as u64))
-                });
-            let (last, n) = match applied {
-                Ok(done) => done,
-                Err(e) => return self.failed(*position, e),
+                    return self.failed(*position, error);
+                }
             };
+            // A shared feeder may start below this projection's checkpoint.
+            let fresh = &batch[batch.partition_point(|e| e.position <= from)..];
+            let Some(last) = fresh.last().map(|e| e.position) else {
+                continue;
+            };
+            let n = fresh.len() as u64;
+            if let Err(e) = self.apply_pinned(fresh, last, position, &mut spent) {
+                // What was applied before the failing event is committed: say so.
+                let _ = self.checkpoint.send(*position);
+                return self.failed(*position, e);
+            }
             window.1 += n;
             spent.events += n;
             spent.working += working.elapsed();
@@ -705,8 +789,209 @@ impl Worker {
         }
     }
 
-    fn apply(&mut self, envelopes: &[Envelope], spent: &mut Spent) -> Result<(), ProjectionError> {
-        let last = envelopes.last().map(|e| e.position).unwrap_or_default();
+    /// Applies `fresh` (through `last`) in one transaction, leaving out this model's dead
+    /// letters. On a failure that names no event (a constraint, say) it applies the batch
+    /// again event by event, so the model stops exactly at the event that fails: `position`
+    /// is then the last one committed, and [`Worker::stopped_at`] the one that failed.
+    fn apply_pinned(
+        &mut self,
+        fresh: &[Envelope],
+        last: Position,
+        position: &mut Position,
+        spent: &mut Spent,
+    ) -> Result<(), ProjectionError> {
+        let kept: std::borrow::Cow<'_, [Envelope]> =
+            if fresh.iter().any(|e| self.skips.contains(&e.position)) {
+                fresh
+                    .iter()
+                    .filter(|e| !self.skips.contains(&e.position))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .into()
+            } else {
+                fresh.into()
+            };
+        let error = match self.apply(&kept, last, spent) {
+            Ok(()) => {
+                *position = last;
+                return Ok(());
+            }
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => e,
+        };
+        if kept.len() == 1 {
+            return Err(self.stop_at(&kept[0], error));
+        }
+        for event in kept.iter() {
+            match self.apply(std::slice::from_ref(event), event.position, spent) {
+                Ok(()) => *position = event.position,
+                Err(e) if e.is_transient() => return Err(e),
+                Err(e) => return Err(self.stop_at(event, e)),
+            }
+        }
+        // Every event applied on its own: the batch's failure came from applying them together.
+        tracing::warn!(projection = self.projection.name(), error = %error, "a batch failed whole and applied event by event");
+        *position = last;
+        Ok(())
+    }
+
+    /// Remembers `event` as the one this model stops at, and names it in the error.
+    fn stop_at(&mut self, event: &Envelope, error: ProjectionError) -> ProjectionError {
+        let reason = match error {
+            ProjectionError::Apply { reason, .. } | ProjectionError::Decode { reason, .. } => {
+                reason
+            }
+            other => other.to_string(),
+        };
+        let reason = format!("{} of {}: {reason}", event.event_type(), event.stream);
+        self.stopped_at = Some(StoppedAt {
+            position: event.position,
+            stream: event.stream.clone(),
+            event_type: event.event_type().to_owned(),
+            error: reason.clone(),
+        });
+        ProjectionError::Apply {
+            position: event.position,
+            reason,
+        }
+    }
+
+    /// Whether an operator paused this model (answering any other instruction meanwhile).
+    fn paused_by_operator(&mut self) -> bool {
+        let name = self.projection.name();
+        while let Ok(Request { control, reply }) = self.control.try_recv() {
+            let answer = match control {
+                Control::Pause => {
+                    // Said before answering: whoever asked reads it next.
+                    self.status.lock().expect("status lock").state = ProjectionState::Paused;
+                    let _ = reply.send(Ok(()));
+                    return true;
+                }
+                Control::Resume => Ok(()),
+                other => Err(ControlError::NotApplicable {
+                    name,
+                    action: other.label(),
+                    state: "following the log",
+                }),
+            };
+            let _ = reply.send(answer);
+        }
+        false
+    }
+
+    /// Waits, failed or paused, for the instruction that lets the model go on (`retry` or
+    /// `skip` after a failure, `resume` after a pause), answering the others. False: shut
+    /// down meanwhile.
+    fn await_operator(&mut self, waiting: Waiting, position: &mut Position) -> bool {
+        loop {
+            if *self.shutdown.borrow() {
+                return false;
+            }
+            let Request { control, reply } = match self.control.recv_timeout(CONTROL_POLL) {
+                Ok(request) => request,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return false,
+            };
+            let answer = self.obey(waiting, control, position);
+            let go_on = matches!(answer, Ok(true));
+            if go_on {
+                // Said before answering: whoever asked reads it next.
+                let mut s = self.status.lock().expect("status lock");
+                s.state = ProjectionState::CatchingUp;
+                s.error = None;
+                s.stopped_at = None;
+                s.checkpoint = *position;
+            }
+            let _ = reply.send(answer.map(|_| ()));
+            if go_on {
+                return true;
+            }
+        }
+    }
+
+    /// Carries out `control` on a stopped model; whether it goes on.
+    fn obey(
+        &mut self,
+        waiting: Waiting,
+        control: Control,
+        position: &mut Position,
+    ) -> Result<bool, ControlError> {
+        let name = self.projection.name();
+        let state = match waiting {
+            Waiting::Failed => "failed",
+            Waiting::Paused => "paused",
+        };
+        let refused = |action| ControlError::NotApplicable {
+            name,
+            action,
+            state,
+        };
+        match (waiting, control) {
+            (Waiting::Paused, Control::Pause) => Ok(false),
+            (Waiting::Paused, Control::Resume) => {
+                tracing::info!(projection = name, checkpoint = %position, "resumed");
+                Ok(true)
+            }
+            (Waiting::Failed, Control::Retry) => {
+                tracing::info!(projection = name, checkpoint = %position, "retrying the event it stopped at");
+                self.stopped_at = None;
+                Ok(true)
+            }
+            (
+                Waiting::Failed,
+                Control::Skip {
+                    position: asked,
+                    reason,
+                    by,
+                },
+            ) => {
+                if reason.trim().is_empty() {
+                    return Err(ControlError::NoReason);
+                }
+                let Some(stopped) = self.stopped_at.clone() else {
+                    return Err(refused("skip"));
+                };
+                if stopped.position != asked {
+                    return Err(ControlError::WrongPosition {
+                        name,
+                        stopped_at: stopped.position,
+                        asked,
+                    });
+                }
+                let recorded = self.conn.transaction().and_then(|tx| {
+                    control::record_skip(&tx, name, &stopped, &reason, &by, chrono::Utc::now())?;
+                    tx.commit()
+                });
+                if let Err(e) = recorded {
+                    return Err(ControlError::Failed {
+                        name,
+                        reason: e.to_string(),
+                    });
+                }
+                tracing::warn!(
+                    projection = name,
+                    position = %stopped.position,
+                    event_type = %stopped.event_type,
+                    reason = %reason,
+                    by = %by,
+                    "event skipped into the dead letters"
+                );
+                self.skips.insert(stopped.position);
+                self.stopped_at = None;
+                *position = stopped.position;
+                let _ = self.checkpoint.send(*position);
+                Ok(true)
+            }
+            (_, other) => Err(refused(other.label())),
+        }
+    }
+
+    fn apply(
+        &mut self,
+        envelopes: &[Envelope],
+        last: Position,
+        spent: &mut Spent,
+    ) -> Result<(), ProjectionError> {
         let started = Instant::now();
         let tx = self.conn.transaction()?;
         self.projection.apply(&tx, envelopes)?;
@@ -740,6 +1025,7 @@ impl Worker {
         }
         s.checkpoint = position;
         s.head = head;
+        s.rebuilding = self.rebuilding;
         s.state = if position >= head {
             ProjectionState::Live
         } else {
@@ -764,6 +1050,7 @@ impl Worker {
         s.state = ProjectionState::Failed;
         s.error = Some(message);
         s.checkpoint = position;
+        s.stopped_at = self.stopped_at.clone();
     }
 }
 

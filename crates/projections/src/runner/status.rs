@@ -13,10 +13,23 @@ pub enum ProjectionState {
     /// A transient failure: waiting to apply again from the checkpoint.
     Retrying,
     Failed,
+    /// Paused by an operator: it applies nothing until resumed.
+    Paused,
     Stopped,
 }
 
 impl ProjectionState {
+    /// Every state, for gauges that show one of them at a time.
+    pub const ALL: [Self; 7] = [
+        Self::Starting,
+        Self::CatchingUp,
+        Self::Live,
+        Self::Retrying,
+        Self::Failed,
+        Self::Paused,
+        Self::Stopped,
+    ];
+
     /// The name ops see (`/health`, `projections status`).
     pub fn label(self) -> &'static str {
         match self {
@@ -25,6 +38,7 @@ impl ProjectionState {
             Self::Live => "live",
             Self::Retrying => "retrying",
             Self::Failed => "failed",
+            Self::Paused => "paused",
             Self::Stopped => "stopped",
         }
     }
@@ -63,10 +77,47 @@ pub struct ProjectionStatus {
     pub attempts: u32,
     /// When a retrying projection tries again.
     pub next_attempt: Option<chrono::DateTime<chrono::Utc>>,
+    /// Building from the start of the log (a new version, or a rebuild ops asked for).
+    pub rebuilding: bool,
+    /// While failed: the event it stopped at (what `skip` must name).
+    pub stopped_at: Option<super::control::StoppedAt>,
 }
 
 impl ProjectionStatus {
     pub fn lag(&self) -> u64 {
         self.head.0.saturating_sub(self.checkpoint.0)
+    }
+
+    /// How far a rebuild has come, 0 to 1 (positions are dense in the embedded store, so it
+    /// is the share of events applied); `None` when not rebuilding.
+    pub fn rebuild_progress(&self) -> Option<f64> {
+        self.rebuilding.then(|| {
+            if self.head.0 == 0 {
+                1.0
+            } else {
+                (self.checkpoint.0 as f64 / self.head.0 as f64).min(1.0)
+            }
+        })
+    }
+
+    /// Seconds until caught up at the current rate; `None` when not moving or not behind.
+    pub fn eta_seconds(&self) -> Option<f64> {
+        (self.lag() > 0 && self.events_per_sec > 0.0)
+            .then(|| self.lag() as f64 / self.events_per_sec)
+    }
+
+    /// The state as ops read it: `rebuilding 42 %` while a rebuild catches up.
+    pub fn describe(&self) -> String {
+        match self.rebuild_progress() {
+            Some(done)
+                if matches!(
+                    self.state,
+                    ProjectionState::CatchingUp | ProjectionState::Starting
+                ) =>
+            {
+                format!("rebuilding {:.0} %", done * 100.0)
+            }
+            _ => self.state.label().to_owned(),
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Schema versions and rebuilds: a new version of a projection's SQL drops its tables and
-//! rebuilds it from zero, with its secondary indexes deferred until caught up.
+//! rebuilds it from zero, with its secondary indexes deferred until caught up. The dead
+//! letters stay: a rebuild skips what the operator skipped.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -29,6 +30,7 @@ pub(crate) fn prepare(
     if !has_deferred {
         conn.execute_batch("ALTER TABLE projection_state ADD COLUMN deferred TEXT")?;
     }
+    super::control::create(conn)?;
     let found: Option<(u32, i64, Option<String>)> = conn
         .query_row(
             "SELECT version, position, deferred FROM projection_state WHERE name = ?1",
@@ -53,7 +55,8 @@ pub(crate) fn prepare(
         let tables: Vec<String> = tx
             .prepare(&format!(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'projection_state'
-                 AND name NOT LIKE 'sqlite_%' AND {kind}"
+                 AND name <> '{}' AND name NOT LIKE 'sqlite_%' AND {kind}",
+                super::control::TABLE
             ))?
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
@@ -63,7 +66,7 @@ pub(crate) fn prepare(
     }
     tx.execute_batch(p.schema())?;
     let indexes: Vec<(String, String)> = tx
-        .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name <> 'projection_state'")?
+        .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name NOT IN ('projection_state', 'dead_letters')")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     for (name, _) in &indexes {

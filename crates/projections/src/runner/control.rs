@@ -1,0 +1,166 @@
+//! What an operator can tell a running read model: pause it, resume it, retry the event it
+//! stopped at (after a fix), or skip that event into the model's dead letters, with a reason.
+//! Nothing is skipped silently: a skipped event is a row of `dead_letters` (position, stream,
+//! type, the error, the reason, who and when), and a rebuild of the model skips exactly the
+//! events listed there, so a rebuild still equals the model it replaces.
+
+use rusqlite::{params, Connection, Transaction};
+
+use leadflow_store::Position;
+
+/// An operator's instruction to one read model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Stop applying after the current batch; queries keep reading what is there.
+    Pause,
+    /// Follow the log again from the checkpoint after a pause.
+    Resume,
+    /// Apply the event a failed model stopped at again (after a fix).
+    Retry,
+    /// Record the event a failed model stopped at as a dead letter and go on after it.
+    /// `position` must name that event: a skip never lands on another one.
+    Skip {
+        position: Position,
+        reason: String,
+        by: String,
+    },
+}
+
+impl Control {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+            Self::Retry => "retry",
+            Self::Skip { .. } => "skip",
+        }
+    }
+}
+
+/// Why an instruction was not carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    #[error("unknown read model {0}")]
+    Unknown(String),
+    #[error("cannot {action} {name}: it is {state}")]
+    NotApplicable {
+        name: &'static str,
+        action: &'static str,
+        state: &'static str,
+    },
+    #[error("{name} stopped at position {stopped_at}, not {asked}: nothing skipped")]
+    WrongPosition {
+        name: &'static str,
+        stopped_at: Position,
+        asked: Position,
+    },
+    #[error("a skip needs a reason")]
+    NoReason,
+    #[error("{name} did not answer: it has stopped")]
+    Stopped { name: &'static str },
+    #[error("{name}: {reason}")]
+    Failed { name: &'static str, reason: String },
+}
+
+/// An instruction on its way to a worker, with where the answer goes.
+pub(crate) struct Request {
+    pub(crate) control: Control,
+    pub(crate) reply: tokio::sync::oneshot::Sender<Result<(), ControlError>>,
+}
+
+/// The event a failed model stopped at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoppedAt {
+    pub position: Position,
+    pub stream: String,
+    pub event_type: String,
+    pub error: String,
+}
+
+/// A skipped event, as `dead_letters` keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub position: Position,
+    pub stream: String,
+    pub event_type: String,
+    pub error: String,
+    pub reason: String,
+    pub by: String,
+    pub skipped_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Kept across rebuilds: the schema's tables are dropped around it.
+pub(crate) const TABLE: &str = "dead_letters";
+
+pub(crate) fn create(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS dead_letters (
+             position INTEGER PRIMARY KEY, stream TEXT NOT NULL, event_type TEXT NOT NULL,
+             error TEXT NOT NULL, reason TEXT NOT NULL, by TEXT NOT NULL, skipped_at TEXT NOT NULL)",
+    )
+}
+
+/// Records the skip and moves the checkpoint onto the skipped event, in one transaction.
+pub(crate) fn record_skip(
+    tx: &Transaction<'_>,
+    name: &str,
+    stopped: &StoppedAt,
+    reason: &str,
+    by: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO dead_letters(position, stream, event_type, error, reason, by, skipped_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            stopped.position.0 as i64,
+            stopped.stream,
+            stopped.event_type,
+            stopped.error,
+            reason,
+            by,
+            now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        ],
+    )?;
+    tx.execute(
+        "UPDATE projection_state SET position = ?2, state = 'ok', error = NULL WHERE name = ?1",
+        params![name, stopped.position.0 as i64],
+    )?;
+    Ok(())
+}
+
+/// The positions a model skips (its dead letters), for the worker to leave out.
+pub(crate) fn skipped(conn: &Connection) -> rusqlite::Result<std::collections::BTreeSet<Position>> {
+    conn.prepare("SELECT position FROM dead_letters")?
+        .query_map([], |r| Ok(Position(r.get::<_, i64>(0)? as u64)))?
+        .collect()
+}
+
+/// Every dead letter of a model, in log order.
+pub fn dead_letters(conn: &Connection) -> rusqlite::Result<Vec<DeadLetter>> {
+    let exists = conn
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dead_letters'")?
+        .exists([])?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    conn.prepare(
+        "SELECT position, stream, event_type, error, reason, by, skipped_at
+         FROM dead_letters ORDER BY position",
+    )?
+    .query_map([], |r| {
+        let at: String = r.get(6)?;
+        Ok(DeadLetter {
+            position: Position(r.get::<_, i64>(0)? as u64),
+            stream: r.get(1)?,
+            event_type: r.get(2)?,
+            error: r.get(3)?,
+            reason: r.get(4)?,
+            by: r.get(5)?,
+            skipped_at: chrono::DateTime::parse_from_rfc3339(&at)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .unwrap_or_default(),
+        })
+    })?
+    .collect()
+}

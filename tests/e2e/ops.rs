@@ -1,0 +1,347 @@
+//! Ops over HTTP: `/metrics` in the Prometheus text format (parsed as a scraper parses it)
+//! moving as commands run; `/health/live` and `/health/ready` (unready while a read model is
+//! behind by more than the allowed lag); an admin pausing, resuming, retrying and skipping;
+//! a poison event in the log stopping every read model at it, said in `extensions`, until an
+//! admin skips it into the dead letters; ops mutations refused to managers and supervisors.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use leadflow_testkit::api::ops;
+use leadflow_testkit::{spawn_app_on, spawn_app_with, Backend, Settings, TestApp};
+
+use crate::{manual_lead, web_form_lead};
+
+const STATUS: &str =
+    "query { projections { name state checkpoint lag stoppedAt stoppedAtType error } }";
+
+/// `/metrics`, parsed.
+async fn scrape(app: &TestApp) -> prometheus_parse::Scrape {
+    let raw = app.get("/metrics").await;
+    assert_eq!(raw.status, 200, "{raw:?}");
+    assert!(
+        raw.content_type
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("text/plain"),
+        "{raw:?}"
+    );
+    prometheus_parse::Scrape::parse(raw.body.lines().map(|l| Ok(l.to_owned())))
+        .expect("/metrics parses as the Prometheus text format")
+}
+
+/// The value of a counter or gauge sample with these labels (0 when absent).
+fn value(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == metric)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match &s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            prometheus_parse::Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
+            prometheus_parse::Value::Summary(_) => 0.0,
+        })
+        .sum()
+}
+
+async fn metrics_parse_as_prometheus_text_and_move_as_commands_run(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let ivan = app.token("ivan.manager");
+    let appended = [("command", "RegisterLead"), ("outcome", "appended")];
+    let rejected = [("rule", "not_allowed_in_stage")];
+    let before = scrape(&app).await;
+
+    let lead = app.register_lead(&ivan, manual_lead("Office chairs")).await;
+    app.register_lead(&ivan, web_form_lead("Racks", "900000"))
+        .await;
+    app.must(&ivan, ops::QUALIFY, json!({ "lead": lead.id() }))
+        .await;
+    let again = app
+        .command(&ivan, ops::QUALIFY, json!({ "lead": lead.id() }))
+        .await
+        .expect_err("qualified twice");
+    assert_eq!(again.code, "INVALID_TRANSITION");
+    app.leads(&ivan, json!({ "at": lead.at() })).await;
+
+    let after = scrape(&app).await;
+    // Other tests of this process count into the same recorder: at least ours.
+    let grew = |metric: &str, labels: &[(&str, &str)]| {
+        value(&after, metric, labels) - value(&before, metric, labels)
+    };
+    assert!(grew("leadflow_commands_total", &appended) >= 2.0);
+    assert!(grew("leadflow_rejections_total", &rejected) >= 1.0);
+    assert!(
+        grew(
+            "leadflow_command_seconds_count",
+            &[("command", "QualifyLead")]
+        ) >= 2.0
+    );
+    assert!(
+        grew(
+            "leadflow_graphql_seconds_count",
+            &[("type", "mutation"), ("field", "registerLead")]
+        ) >= 2.0
+    );
+    assert!(grew("leadflow_graphql_seconds_count", &[("field", "leads")]) >= 1.0);
+    for model in ["leads", "history", "transitions"] {
+        let labels = [("projection", model)];
+        assert!(
+            after
+                .samples
+                .iter()
+                .any(|s| s.metric == "leadflow_projection_lag_events"
+                    && s.labels.get("projection") == Some(model)),
+            "no lag gauge for {model}"
+        );
+        assert!(value(&after, "leadflow_projection_checkpoint", &labels) > 0.0);
+        assert_eq!(
+            value(&after, "leadflow_projection_state", &labels),
+            1.0,
+            "one state at a time"
+        );
+    }
+    if backend == Backend::Embedded {
+        assert!(grew("leadflow_append_group_events_count", &[]) >= 3.0);
+        assert!(value(&after, "leadflow_store_bytes", &[]) > 0.0);
+    }
+    // Nothing personal in a label: no title, no token.
+    let text = app.get("/metrics").await.body;
+    assert!(!text.contains("Office chairs") && !text.contains(&ivan));
+}
+
+async fn admin(app: &TestApp, query: &str, variables: Value) -> Value {
+    let token = app.token("admin");
+    let answer = app.graphql(Some(&token), query, variables).await;
+    assert!(answer["errors"].is_null(), "{answer}");
+    answer["data"].clone()
+}
+
+/// Each model's status by name.
+async fn statuses(app: &TestApp) -> HashMap<String, Value> {
+    let data = admin(app, STATUS, json!({})).await;
+    data["projections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap().to_owned(), p.clone()))
+        .collect()
+}
+
+/// Polls until `check` holds, or panics with `what`.
+async fn until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn ready_turns_unready_while_a_read_model_falls_behind(backend: Backend) {
+    let app = spawn_app_with(Settings {
+        backend,
+        ready_max_lag: 2,
+        ..Settings::default()
+    })
+    .await;
+    let olga = app.token("olga.supervisor");
+    assert_eq!(app.get("/health/live").await.status, 200);
+    until("ready at start", || async {
+        app.get("/health/ready").await.status == 200
+    })
+    .await;
+
+    let paused = admin(
+        &app,
+        "mutation { pauseProjection(name: \"history\") { name state } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(paused["pauseProjection"]["state"], "PAUSED");
+    for n in 0..3 {
+        app.register_lead(&olga, web_form_lead(&format!("Lead {n}"), "1000"))
+            .await;
+    }
+    let unready = app.get("/health/ready").await;
+    assert_eq!(unready.status, 503, "{unready:?}");
+    let body = unready.json().unwrap();
+    assert_eq!(body["status"], "unready");
+    assert!(
+        body["reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("history is "),
+        "{body}"
+    );
+    assert_eq!(app.get("/health/live").await.status, 200, "alive all along");
+    // Answers say which model is stale.
+    let answer = app
+        .graphql(Some(&olga), "query { projections { name } }", json!({}))
+        .await;
+    assert_eq!(answer["extensions"]["staleReadModels"], json!(["history"]));
+
+    admin(
+        &app,
+        "mutation { resumeProjection(name: \"history\") { name } }",
+        json!({}),
+    )
+    .await;
+    until("ready after resuming", || async {
+        app.get("/health/ready").await.status == 200
+    })
+    .await;
+}
+
+async fn a_poison_event_stops_every_model_at_it_until_an_admin_skips_it(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let olga = app.token("olga.supervisor");
+    let first = app.register_lead(&olga, manual_lead("Before")).await;
+    let poison = app
+        .append_raw(
+            "lead-01900000-0000-7000-8000-00000000dead",
+            "LeadRegistered",
+            b"{ not json",
+        )
+        .await;
+
+    // Every model decodes the same log: each stops at the poison, naming it.
+    until("every model failed at the poison", || async {
+        statuses(&app)
+            .await
+            .values()
+            .all(|p| p["state"] == "FAILED" && p["stoppedAt"] == json!(poison.to_string()))
+    })
+    .await;
+    let status = statuses(&app).await;
+    let leads = &status["leads"];
+    assert_eq!(leads["stoppedAtType"], "undecodable");
+    assert!(
+        leads["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("position {poison}")),
+        "{leads}"
+    );
+    // Still readable, said stale.
+    let answer = app
+        .graphql(Some(&olga), "query { projections { name } }", json!({}))
+        .await;
+    assert_eq!(
+        answer["extensions"]["staleReadModels"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(app.get("/health/ready").await.status, 503);
+
+    // A retry meets it again; a skip of another position is refused.
+    admin(
+        &app,
+        "mutation { retryProjection(name: \"leads\") { name } }",
+        json!({}),
+    )
+    .await;
+    until("leads failed again", || async {
+        statuses(&app).await["leads"]["state"] == "FAILED"
+    })
+    .await;
+    let token = app.token("admin");
+    let wrong = app
+        .graphql(
+            Some(&token),
+            "mutation($p: Position!) { skipEvent(projection: \"leads\", position: $p, reason: \"x\") { name } }",
+            json!({ "p": first.at() }),
+        )
+        .await;
+    assert_eq!(
+        wrong["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{wrong}"
+    );
+
+    for model in ["leads", "history", "transitions"] {
+        admin(
+            &app,
+            "mutation($m: String!, $p: Position!) { skipEvent(projection: $m, position: $p, reason: \"INC-7: written by a broken importer\") { name } }",
+            json!({ "m": model, "p": poison.to_string() }),
+        )
+        .await;
+    }
+    // The models go on past it: a new lead is read at its own position.
+    let after = app.register_lead(&olga, manual_lead("After")).await;
+    assert_eq!(
+        app.leads(&olga, json!({ "at": after.at() }))
+            .await
+            .total_count,
+        2
+    );
+    let letters = admin(
+        &app,
+        "query { deadLetters(projection: \"leads\") { position stream eventType reason by error } }",
+        json!({}),
+    )
+    .await;
+    let letters = letters["deadLetters"].as_array().unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["position"], json!(poison.to_string()));
+    assert_eq!(letters[0]["reason"], "INC-7: written by a broken importer");
+    assert_eq!(letters[0]["by"], app.user_id("admin"));
+    assert_eq!(app.get("/health/ready").await.status, 200);
+}
+
+async fn ops_actions_are_for_admins_only(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let mutations = [
+        "mutation { pauseProjection(name: \"leads\") { name } }",
+        "mutation { resumeProjection(name: \"leads\") { name } }",
+        "mutation { retryProjection(name: \"leads\") { name } }",
+        "mutation { skipEvent(projection: \"leads\", position: \"1\", reason: \"x\") { name } }",
+        "query { deadLetters(projection: \"leads\") { position } }",
+    ];
+    for user in ["ivan.manager", "olga.supervisor"] {
+        let token = app.token(user);
+        for m in mutations {
+            let answer = app.graphql(Some(&token), m, json!({})).await;
+            assert_eq!(
+                answer["errors"][0]["extensions"]["code"], "FORBIDDEN",
+                "{user}: {m}: {answer}"
+            );
+        }
+    }
+    until("leads live, not paused by anyone", || async {
+        statuses(&app).await["leads"]["state"] == "LIVE"
+    })
+    .await;
+    // An admin's mistakes: an unknown model, an action that does not apply.
+    let token = app.token("admin");
+    let unknown = app
+        .graphql(
+            Some(&token),
+            "mutation { pauseProjection(name: \"nope\") { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(unknown["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    let live = app
+        .graphql(
+            Some(&token),
+            "mutation { retryProjection(name: \"leads\") { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        live["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{live}"
+    );
+}
+
+on_both_backends!(
+    metrics_parse_as_prometheus_text_and_move_as_commands_run,
+    ready_turns_unready_while_a_read_model_falls_behind,
+    a_poison_event_stops_every_model_at_it_until_an_admin_skips_it,
+    ops_actions_are_for_admins_only,
+);
