@@ -6,6 +6,7 @@
 mod audit;
 mod export;
 mod migrate;
+mod ops;
 mod private;
 mod replay;
 
@@ -290,13 +291,39 @@ enum TokenCommand {
 
 #[derive(Subcommand)]
 enum ProjectionsCommand {
-    /// Each read model's checkpoint, the head of the log, the lag and the state.
+    /// Each read model's version, state (live, catching up, rebuilding n %, paused, failed),
+    /// checkpoint, head, lag, events/s, ETA and, when failed, the event it stopped at. Asks
+    /// the running server when there is one; reads the files otherwise.
     Status {
         #[command(flatten)]
         data: DataArgs,
         #[command(flatten)]
         store: StoreArgs,
+        /// One JSON object, for scripts.
+        #[arg(long)]
+        json: bool,
     },
+    /// Pause a read model of the running server: it applies nothing until resumed.
+    Pause(ops::Target),
+    /// Resume a paused read model of the running server.
+    Resume(ops::Target),
+    /// Apply again the event a failed read model of the running server stopped at.
+    Retry(ops::Target),
+    /// Skip the event a failed read model of the running server stopped at into its dead
+    /// letters, with a reason, and go on after it.
+    Skip {
+        #[command(flatten)]
+        target: ops::Target,
+        /// The position of the event it stopped at (see `status`): a skip never lands on
+        /// another event.
+        #[arg(long)]
+        position: u64,
+        /// Why (a ticket, what was wrong): kept with the dead letter.
+        #[arg(long)]
+        reason: String,
+    },
+    /// The events a read model of the running server skipped.
+    DeadLetters(ops::Target),
     /// Run the projections without the API: catch up with the log, then exit (or follow it).
     Run {
         #[command(flatten)]
@@ -388,8 +415,28 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Projections {
-                command: ProjectionsCommand::Status { data, store },
-            } => status(&data.data_dir, &store).await,
+                command: ProjectionsCommand::Status { data, store, json },
+            } => ops::status(&data.data_dir, &store, json).await,
+            Command::Projections {
+                command: ProjectionsCommand::Pause(target),
+            } => ops::control(&target, ops::Action::Pause).await,
+            Command::Projections {
+                command: ProjectionsCommand::Resume(target),
+            } => ops::control(&target, ops::Action::Resume).await,
+            Command::Projections {
+                command: ProjectionsCommand::Retry(target),
+            } => ops::control(&target, ops::Action::Retry).await,
+            Command::Projections {
+                command:
+                    ProjectionsCommand::Skip {
+                        target,
+                        position,
+                        reason,
+                    },
+            } => ops::control(&target, ops::Action::Skip { position, reason }).await,
+            Command::Projections {
+                command: ProjectionsCommand::DeadLetters(target),
+            } => ops::dead_letters(&target).await,
             Command::Audit {
                 command: AuditCommand::Funnel(args),
             } => audit::funnel(args).await,
@@ -1067,93 +1114,5 @@ async fn export(request: SubjectRequest) -> anyhow::Result<()> {
             "values": values,
         }))?
     );
-    Ok(())
-}
-
-async fn status(data_dir: &Path, store: &StoreArgs) -> anyhow::Result<()> {
-    if let Some((url, health)) = running_server(data_dir).await {
-        println!("(from the running server at {url})");
-        println!(
-            "{:<10} {:>8} {:>12} {:>12} {:>10}  state",
-            "projection", "version", "checkpoint", "head", "lag"
-        );
-        for p in health["projections"].as_array().into_iter().flatten() {
-            let mut state = p["state"].as_str().unwrap_or("?").to_owned();
-            if let Some(error) = p["error"].as_str() {
-                state += &format!(": {error}");
-            }
-            if state.starts_with("retrying") {
-                state += &format!(
-                    " (attempt {}, next at {})",
-                    p["attempts"],
-                    p["nextAttempt"].as_str().unwrap_or("?")
-                );
-            }
-            println!(
-                "{:<10} {:>8} {:>12} {:>12} {:>10}  {state}",
-                p["name"].as_str().unwrap_or("?"),
-                p["version"],
-                p["checkpoint"],
-                p["head"],
-                p["lag"]
-            );
-        }
-        return Ok(());
-    }
-    // Read-only: a running server keeps writing; this only looks.
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
-    let head: i64 = if store.store == "embedded" {
-        let events = data_dir.join("events.db");
-        rusqlite::Connection::open_with_flags(&events, flags)
-            .and_then(|c| {
-                c.query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| {
-                    r.get(0)
-                })
-            })
-            .with_context(|| format!("cannot read the event store {}", events.display()))?
-    } else {
-        let head = open(data_dir, store)?.store.head().await?;
-        i64::try_from(head.0).context("a position beyond i64")?
-    };
-    println!(
-        "{:<10} {:>8} {:>12} {:>12} {:>10}  state",
-        "projection", "version", "checkpoint", "head", "lag"
-    );
-    for name in [leadflow_projections::LEADS, leadflow_projections::HISTORY]
-        .map(leadflow_projections::Model::name)
-    {
-        let path = data_dir.join("read").join(format!("{name}.db"));
-        let row = rusqlite::Connection::open_with_flags(&path, flags).and_then(|c| {
-            c.query_row(
-                "SELECT version, position, state, error FROM projection_state WHERE name = ?1",
-                [name],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, Option<String>>(3)?,
-                    ))
-                },
-            )
-        });
-        match row {
-            Ok((version, position, state, error)) => {
-                let state = match (state.as_str(), position >= head) {
-                    ("failed", _) => format!("failed: {}", error.unwrap_or_default()),
-                    (_, true) => "live".to_owned(),
-                    _ => "catching up".to_owned(),
-                };
-                println!(
-                    "{name:<10} {version:>8} {position:>12} {head:>12} {:>10}  {state}",
-                    head - position
-                );
-            }
-            Err(_) => println!(
-                "{name:<10} {:>8} {:>12} {head:>12} {head:>10}  not built yet",
-                "-", "-"
-            ),
-        }
-    }
     Ok(())
 }

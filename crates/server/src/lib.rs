@@ -258,9 +258,12 @@ async fn health(State(s): State<ServerState>) -> Response {
         "status": if healthy { "ok" } else { "degraded" },
         "projections": status.iter().map(|p| serde_json::json!({
             "name": p.name, "version": p.version, "checkpoint": p.checkpoint.0,
-            "head": p.head.0, "lag": p.lag(), "state": p.state.label(),
+            "head": p.head.0, "lag": p.lag(), "state": p.describe(),
             "eventsPerSec": p.events_per_sec, "error": p.error, "attempts": p.attempts,
             "nextAttempt": p.next_attempt.map(|t| t.to_rfc3339()),
+            "rebuildProgress": p.rebuild_progress(), "etaSeconds": p.eta_seconds(),
+            "stoppedAt": p.stopped_at.as_ref().map(|s| s.position.0.to_string()),
+            "stoppedAtType": p.stopped_at.as_ref().map(|s| s.event_type.clone()),
         })).collect::<Vec<_>>(),
     });
     let code = if healthy {
