@@ -199,6 +199,14 @@ async fn ready_turns_unready_while_a_read_model_falls_behind(backend: Backend) {
 async fn a_poison_event_stops_every_model_at_it_until_an_admin_skips_it(backend: Backend) {
     let app = spawn_app_on(backend).await;
     let olga = app.token("olga.supervisor");
+    // Paused while a good event and the poison land, so that one batch holds both: a batch
+    // that does not decode is dropped whole, and the good event must not go with the skip.
+    admin(
+        &app,
+        "mutation { pauseProjection(name: \"leads\") { name } }",
+        json!({}),
+    )
+    .await;
     let first = app.register_lead(&olga, manual_lead("Before")).await;
     let poison = app
         .append_raw(
@@ -207,6 +215,12 @@ async fn a_poison_event_stops_every_model_at_it_until_an_admin_skips_it(backend:
             b"{ not json",
         )
         .await;
+    admin(
+        &app,
+        "mutation { resumeProjection(name: \"leads\") { name } }",
+        json!({}),
+    )
+    .await;
 
     // Every model decodes the same log: each stops at the poison, naming it.
     until("every model failed at the poison", || async {
@@ -301,6 +315,9 @@ async fn ops_actions_are_for_admins_only(backend: Backend) {
         "mutation { retryProjection(name: \"leads\") { name } }",
         "mutation { skipEvent(projection: \"leads\", position: \"1\", reason: \"x\") { name } }",
         "query { deadLetters(projection: \"leads\") { position } }",
+        "mutation { rebuildProjection(name: \"leads\") { name } }",
+        "mutation { rebuildProjection { name } }",
+        "mutation { rollbackProjection(name: \"leads\") { name } }",
     ];
     for user in ["ivan.manager", "olga.supervisor"] {
         let token = app.token(user);
@@ -337,6 +354,92 @@ async fn ops_actions_are_for_admins_only(backend: Backend) {
         live["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
         "{live}"
     );
+    let nothing_to_roll_back = app
+        .graphql(
+            Some(&token),
+            "mutation { rollbackProjection(name: \"leads\") { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        nothing_to_roll_back["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{nothing_to_roll_back}"
+    );
+}
+
+async fn an_admin_rebuilds_a_model_beside_the_live_one_and_rolls_it_back(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let olga = app.token("olga.supervisor");
+    for n in 0..5 {
+        app.register_lead(&olga, web_form_lead(&format!("Lead {n}"), "1000"))
+            .await;
+    }
+    let started = admin(
+        &app,
+        "mutation { rebuildProjection(name: \"history\", verify: true) { name generation rebuild { generation state } } }",
+        json!({}),
+    )
+    .await;
+    let history = started["rebuildProjection"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "history")
+        .unwrap()
+        .clone();
+    assert_eq!(history["generation"], 0);
+    assert_eq!(history["rebuild"]["generation"], 1);
+    until("the rebuilt history switched in", || async {
+        let s = &statuses_with(&app, "generation rebuild { generation } refused").await["history"];
+        s["generation"] == 1 && s["rebuild"].is_null()
+    })
+    .await;
+    let lead = app
+        .register_lead(&olga, manual_lead("After the switch"))
+        .await;
+    assert_eq!(
+        app.history(&olga, lead.id(), lead.at()).await.total_count,
+        1
+    );
+
+    admin(
+        &app,
+        "mutation { rollbackProjection(name: \"history\") { name } }",
+        json!({}),
+    )
+    .await;
+    until("rolled back", || async {
+        let s = &statuses_with(&app, "generation rebuild { generation }").await["history"];
+        s["generation"] == 0 && s["rebuild"].is_null()
+    })
+    .await;
+    let again = app
+        .register_lead(&olga, manual_lead("After the rollback"))
+        .await;
+    assert_eq!(
+        app.history(&olga, again.id(), again.at()).await.total_count,
+        1
+    );
+    assert_eq!(
+        app.history(&olga, lead.id(), again.at()).await.total_count,
+        1
+    );
+}
+
+/// Each model's status by name, with these fields.
+async fn statuses_with(app: &TestApp, fields: &str) -> HashMap<String, Value> {
+    let data = admin(
+        app,
+        &format!("query {{ projections {{ name {fields} }} }}"),
+        json!({}),
+    )
+    .await;
+    data["projections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap().to_owned(), p.clone()))
+        .collect()
 }
 
 on_both_backends!(
@@ -344,4 +447,5 @@ on_both_backends!(
     ready_turns_unready_while_a_read_model_falls_behind,
     a_poison_event_stops_every_model_at_it_until_an_admin_skips_it,
     ops_actions_are_for_admins_only,
+    an_admin_rebuilds_a_model_beside_the_live_one_and_rolls_it_back,
 );

@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout)] // a command-line tool prints its answers
 
 mod audit;
+mod backup;
 mod export;
 mod migrate;
 mod ops;
@@ -75,6 +76,12 @@ enum Command {
     /// Serve the GraphQL API (and GraphiQL) with the projections, on the embedded store or on
     /// EventStoreDB / KurrentDB (`--store esdb://...`).
     Serve(ServeArgs),
+    /// Copy the embedded store online (while `serve` runs) into a new file: a consistent
+    /// snapshot of the log and the wrapped personal data keys. Read models are not copied.
+    Backup(backup::BackupArgs),
+    /// Restore the embedded store from a backup; a store that holds events is only replaced
+    /// with --force, and the erasures it holds are carried over. The read models are rebuilt.
+    Restore(backup::RestoreArgs),
     /// Serve the embedded store over the EventStoreDB gRPC protocol, on its own: official
     /// EventStoreDB / KurrentDB clients (and `--store esdb://...`) can connect to it.
     Node(NodeArgs),
@@ -324,6 +331,12 @@ enum ProjectionsCommand {
     },
     /// The events a read model of the running server skipped.
     DeadLetters(ops::Target),
+    /// Rebuild a read model (or --all) from the start of the log into a new generation
+    /// beside the live one, which keeps serving; it switches in once caught up. Asks the
+    /// running server when there is one, else runs the rebuild here. Shows a progress bar.
+    Rebuild(ops::RebuildArgs),
+    /// Go back to the generation that served before the last switch.
+    Rollback(ops::Target),
     /// Run the projections without the API: catch up with the log, then exit (or follow it).
     Run {
         #[command(flatten)]
@@ -437,6 +450,12 @@ fn main() -> anyhow::Result<()> {
             Command::Projections {
                 command: ProjectionsCommand::DeadLetters(target),
             } => ops::dead_letters(&target).await,
+            Command::Projections {
+                command: ProjectionsCommand::Rebuild(args),
+            } => ops::rebuild(args).await,
+            Command::Projections {
+                command: ProjectionsCommand::Rollback(target),
+            } => ops::rollback(&target).await,
             Command::Audit {
                 command: AuditCommand::Funnel(args),
             } => audit::funnel(args).await,
@@ -444,6 +463,8 @@ fn main() -> anyhow::Result<()> {
                 command: ExportCommand::Parquet(args),
             } => export::parquet(args).await,
             Command::Replay(args) => replay::replay(args).await,
+            Command::Backup(args) => backup::backup(args),
+            Command::Restore(args) => backup::restore(args).await,
             Command::Privacy {
                 command: PrivacyCommand::Erase { request, reason },
             } => erase(request, &reason).await,

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use leadflow_domain::{Role, UserId};
 
-use crate::{auth, running_server, DataArgs, StoreArgs};
+use crate::{auth, keyring, open, private, running_server, DataArgs, Opened, StoreArgs};
 
 /// Which read model of which server, and as whom.
 #[derive(Args)]
@@ -260,4 +260,189 @@ async fn offline(data_dir: &Path, store: &StoreArgs) -> anyhow::Result<Vec<Value
         });
     }
     Ok(rows)
+}
+
+#[derive(Args)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The read model: leads, history or transitions.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    name: Option<String>,
+    /// Every read model, side by side (the log read and decoded once for all of them).
+    #[arg(long)]
+    all: bool,
+    /// Switch only if the rebuilt model equals the live one at one log position (row counts
+    /// and a content hash per table); a difference is refused and listed.
+    #[arg(long)]
+    verify: bool,
+    /// The admin of the catalog the action is recorded under (against a running server).
+    #[arg(long = "as", default_value = leadflow_domain::catalog::seed::ADMIN)]
+    as_user: String,
+}
+
+/// `projections rebuild`: through the running server, or here when none runs; a progress
+/// bar until the new generation switches in (or is refused).
+pub async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
+    let names: Vec<String> = args.name.iter().cloned().collect();
+    let dir = args.data.data_dir.clone();
+    if running_server(&dir).await.is_some() {
+        let target = Target {
+            data: DataArgs {
+                data_dir: dir.clone(),
+            },
+            name: args.name.clone().unwrap_or_default(),
+            as_user: args.as_user.clone(),
+        };
+        let query = "mutation($name: String, $verify: Boolean!) { rebuildProjection(name: $name, verify: $verify) { name generation } }";
+        let data = ask(
+            &target,
+            query,
+            json!({ "name": args.name, "verify": args.verify }),
+        )
+        .await?;
+        let before = generations_of(&data["rebuildProjection"]);
+        return follow(&names, &before, || {
+            let dir = dir.clone();
+            async move {
+                let (_, health) = running_server(&dir)
+                    .await
+                    .context("the server stopped during the rebuild")?;
+                Ok(health["projections"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default())
+            }
+        })
+        .await;
+    }
+    // No server: the rebuild runs in this process, with the read models' lock.
+    private::prepare(&dir)?;
+    let Opened { store, .. } = open(&dir, &args.store)?;
+    let keys = keyring(&dir, &store, true).await?;
+    let reads = std::sync::Arc::new(leadflow_app::read_side(
+        &dir.join("read"),
+        store,
+        Some(keys),
+    )?);
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let before: std::collections::HashMap<String, u64> = reads
+        .status()
+        .await
+        .iter()
+        .map(|s| (s.name.to_owned(), u64::from(s.generation)))
+        .collect();
+    reads.rebuild(&name_refs, args.verify).await?;
+    let watched = reads.clone();
+    let result = follow(&names, &before, move || {
+        let reads = watched.clone();
+        async move { Ok(reads.status().await.iter().map(as_health).collect()) }
+    })
+    .await;
+    reads.shutdown();
+    result
+}
+
+/// `projections rollback NAME` on the running server.
+pub async fn rollback(target: &Target) -> anyhow::Result<()> {
+    let query = format!(
+        "mutation($name: String!) {{ rollbackProjection(name: $name) {{ {STATUS_FIELDS} }} }}"
+    );
+    let data = ask(target, &query, json!({ "name": target.name })).await?;
+    print_table(std::slice::from_ref(&data["rollbackProjection"]));
+    println!("rolling back: the previous generation catches up, then takes over");
+    Ok(())
+}
+
+fn generations_of(list: &Value) -> std::collections::HashMap<String, u64> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| (text(&p["name"]), p["generation"].as_u64().unwrap_or(0)))
+        .collect()
+}
+
+/// A status as `/health` shows it, for the same progress display.
+fn as_health(s: &leadflow_projections::ProjectionStatus) -> Value {
+    json!({
+        "name": s.name, "generation": s.generation, "refused": s.refused,
+        "rebuild": s.rebuild.as_ref().map(|b| json!({
+            "checkpoint": b.checkpoint.0, "rebuildProgress": b.rebuild_progress(),
+            "eventsPerSec": b.events_per_sec, "error": b.error, "state": b.describe(),
+        })),
+        "head": s.head.0,
+    })
+}
+
+/// A progress bar over the rebuilt models until each has switched in (or been refused).
+async fn follow<F, Fut>(
+    names: &[String],
+    before: &std::collections::HashMap<String, u64>,
+    poll: F,
+) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Vec<Value>>>,
+{
+    let bar = indicatif::ProgressBar::new(1000).with_style(
+        indicatif::ProgressStyle::with_template("{msg:<40} [{bar:30}] {percent:>3} %  {prefix}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let watched = |p: &Value| names.is_empty() || names.iter().any(|n| p["name"] == n.as_str());
+    loop {
+        let all = poll().await?;
+        let rows: Vec<&Value> = all.iter().filter(|p| watched(p)).collect();
+        let refused: Vec<String> = rows
+            .iter()
+            .filter_map(|p| {
+                p["refused"]
+                    .as_str()
+                    .map(|r| format!("{}: {r}", text(&p["name"])))
+            })
+            .collect();
+        if !refused.is_empty() {
+            bar.abandon_with_message("refused");
+            bail!("not switched in: {}", refused.join("; "));
+        }
+        let building: Vec<&&Value> = rows.iter().filter(|p| !p["rebuild"].is_null()).collect();
+        let switched = rows.iter().all(|p| {
+            p["rebuild"].is_null()
+                && p["generation"].as_u64().unwrap_or(0)
+                    != before.get(&text(&p["name"])).copied().unwrap_or(0)
+        });
+        if switched {
+            bar.finish_with_message("switched in");
+            for p in rows {
+                println!(
+                    "{} now serves from generation {}",
+                    text(&p["name"]),
+                    p["generation"]
+                );
+            }
+            return Ok(());
+        }
+        let progress = building
+            .iter()
+            .filter_map(|p| p["rebuild"]["rebuildProgress"].as_f64())
+            .fold(None, |low: Option<f64>, p| {
+                Some(low.map_or(p, |l| l.min(p)))
+            })
+            .unwrap_or(1.0);
+        let rate: f64 = building
+            .iter()
+            .filter_map(|p| p["rebuild"]["eventsPerSec"].as_f64())
+            .sum();
+        if let Some(error) = building.iter().find_map(|p| p["rebuild"]["error"].as_str()) {
+            bar.set_prefix(format!("error: {error}"));
+        } else {
+            bar.set_prefix(format!("{rate:.0} events/s"));
+        }
+        let names: Vec<String> = building.iter().map(|p| text(&p["name"])).collect();
+        bar.set_message(format!("rebuilding {}", names.join(", ")));
+        bar.set_position((progress * 1000.0) as u64);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -40,6 +40,12 @@ pub fn prepare(data_dir: &Path) -> anyhow::Result<()> {
     tighten(&root)
 }
 
+/// Makes a file the service's alone (`0600`), whatever it was copied from.
+pub fn restrict(path: &Path) -> anyhow::Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict {}", path.display()))
+}
+
 /// Tightens `path` and what is under it; links inside are left alone (they may point anywhere).
 fn tighten(path: &Path) -> anyhow::Result<()> {
     let meta = match fs::symlink_metadata(path) {

@@ -105,6 +105,7 @@ pub struct Mutation(
     catalog::CatalogMutation,
     privacy::PrivacyMutation,
     ops::OpsMutation,
+    ops::RebuildMutation,
 );
 
 pub type ApiSchema = Schema<Query, Mutation, subscription::Subscription>;

@@ -6,7 +6,7 @@ use async_graphql::{Context, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use leadflow_domain::{Actor, Role};
-use leadflow_projections::runner::{Control, ControlError, DeadLetter};
+use leadflow_projections::runner::{Control, ControlError, DeadLetter, RebuildError};
 
 use crate::error::ApiError;
 use crate::types::{LogPosition, ProjectionStatusGql};
@@ -49,6 +49,10 @@ impl OpsQuery {
 /// The ops area's mutations, admins only.
 #[derive(Default)]
 pub struct OpsMutation;
+
+/// Rebuilds and rollbacks, admins only.
+#[derive(Default)]
+pub struct RebuildMutation;
 
 #[Object]
 impl OpsMutation {
@@ -102,6 +106,63 @@ impl OpsMutation {
             by: by.user.to_string(),
         };
         operate(ctx, &projection, control).await
+    }
+}
+
+#[Object]
+impl RebuildMutation {
+    /// Rebuilds a read model (every one when `name` is null) from the start of the log into
+    /// a new generation beside the live one, which keeps serving and following the log; once
+    /// the new one has caught up it takes over in one moment. With `verify`, it takes over
+    /// only if it equals the live one at one log position (else `refused` says where they
+    /// differ). The previous generation is kept for `rollbackProjection`.
+    async fn rebuild_projection(
+        &self,
+        ctx: &Context<'_>,
+        name: Option<String>,
+        #[graphql(default = false)] verify: bool,
+    ) -> Result<Vec<ProjectionStatusGql>> {
+        let by = admin(ctx, "rebuild a read model")?;
+        let state = ctx.data_unchecked::<AppState>();
+        let names: Vec<&str> = name.iter().map(String::as_str).collect();
+        state
+            .reads
+            .rebuild(&names, verify)
+            .await
+            .map_err(ApiError::from)?;
+        tracing::info!(projection = ?name, verify, by = %by.user, action = "rebuild", "ops action");
+        Ok(statuses(ctx).await)
+    }
+
+    /// Goes back to the generation that served before the last switch: it catches up from
+    /// where it stopped and takes over in one moment.
+    async fn rollback_projection(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> Result<ProjectionStatusGql> {
+        let by = admin(ctx, "roll back a read model")?;
+        let state = ctx.data_unchecked::<AppState>();
+        state.reads.rollback(&name).await.map_err(ApiError::from)?;
+        tracing::info!(projection = name, by = %by.user, action = "rollback", "ops action");
+        statuses(ctx)
+            .await
+            .into_iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| ApiError::NotFound(format!("unknown read model {name}")).into())
+    }
+}
+
+impl From<RebuildError> for ApiError {
+    fn from(e: RebuildError) -> Self {
+        let message = e.to_string();
+        match e {
+            RebuildError::Unknown(_) => Self::NotFound(message),
+            RebuildError::UnderWay(_)
+            | RebuildError::NoPrevious(_)
+            | RebuildError::OtherVersion { .. } => Self::BadUserInput(message),
+            RebuildError::Failed { .. } => Self::Internal(message),
+        }
     }
 }
 

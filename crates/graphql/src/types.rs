@@ -578,6 +578,8 @@ pub enum ProjectionStateGql {
 pub struct ProjectionStatusGql {
     pub name: String,
     pub version: u32,
+    /// Which generation of the model's storage serves (each rebuild makes a new one).
+    pub generation: u32,
     pub checkpoint: LogPosition,
     pub head: LogPosition,
     pub lag: String,
@@ -596,6 +598,10 @@ pub struct ProjectionStatusGql {
     pub stopped_at: Option<LogPosition>,
     /// While failed: that event's type.
     pub stopped_at_type: Option<String>,
+    /// The generation being built beside this one (`rebuildProjection`), until it switches in.
+    pub rebuild: Option<Box<ProjectionStatusGql>>,
+    /// Why the last rebuild was not switched in (a verification that found differences).
+    pub refused: Option<String>,
 }
 
 impl From<leadflow_projections::ProjectionStatus> for ProjectionStatusGql {
@@ -603,6 +609,9 @@ impl From<leadflow_projections::ProjectionStatus> for ProjectionStatusGql {
         Self {
             name: s.name.to_owned(),
             version: s.version,
+            generation: s.generation,
+            rebuild: s.rebuild.clone().map(|b| Box::new((*b).into())),
+            refused: s.refused.clone(),
             checkpoint: LogPosition(s.checkpoint),
             head: LogPosition(s.head),
             lag: s.lag().to_string(),

@@ -64,6 +64,10 @@ impl Projection for HistoryProjection {
         HISTORY.name()
     }
 
+    fn fresh(&self) -> Box<dyn Projection> {
+        Box::new(Self::new())
+    }
+
     fn version(&self) -> u32 {
         5
     }

@@ -54,6 +54,10 @@ impl Projection for LeadsProjection {
         LEADS.name()
     }
 
+    fn fresh(&self) -> Box<dyn Projection> {
+        Box::new(Self::with_blind_index(self.blind.clone()))
+    }
+
     fn version(&self) -> u32 {
         8
     }

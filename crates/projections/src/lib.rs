@@ -110,6 +110,10 @@ pub trait Projection: Send + 'static {
     /// transaction back, checkpoint included.
     fn apply(&mut self, tx: &Transaction<'_>, events: &[Envelope]) -> Result<(), ProjectionError>;
 
+    /// A new instance of this projection, as it would start: what a new generation of the
+    /// model is built with, beside the live one.
+    fn fresh(&self) -> Box<dyn Projection>;
+
     /// Told whether the model is being rebuilt from zero (its secondary indexes are off until
     /// it catches up); a projection may skip derived structures it builds in bulk afterwards.
     fn set_rebuilding(&mut self, _rebuilding: bool) {}

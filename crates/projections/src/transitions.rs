@@ -31,6 +31,10 @@ impl Projection for TransitionsProjection {
         TRANSITIONS.name()
     }
 
+    fn fresh(&self) -> Box<dyn Projection> {
+        Box::new(Self::new())
+    }
+
     fn version(&self) -> u32 {
         4
     }

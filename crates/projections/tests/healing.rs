@@ -43,6 +43,13 @@ impl Projection for Leads {
     fn name(&self) -> &'static str {
         self.inner.name()
     }
+    fn fresh(&self) -> Box<dyn Projection> {
+        Box::new(Leads {
+            inner: LeadsProjection::default(),
+            full: self.full.clone(),
+            violate: self.violate.clone(),
+        })
+    }
     fn version(&self) -> u32 {
         self.inner.version()
     }

@@ -486,6 +486,9 @@ impl Projection for LeadsV2 {
     fn name(&self) -> &'static str {
         "leads"
     }
+    fn fresh(&self) -> Box<dyn Projection> {
+        Box::new(Self::default())
+    }
     fn version(&self) -> u32 {
         self.0.version() + 1
     }
@@ -540,8 +543,8 @@ async fn a_new_projection_version_rebuilds_from_zero() {
         .unwrap()
         .execute("UPDATE board SET leads = 999", [])
         .unwrap();
-    // Another process looking at the model refuses the rebuild's switch to a rollback
-    // journal: it rebuilds on the WAL instead.
+    // Another process looking at the old model changes nothing: the new version builds in
+    // a file of its own.
     let observer = Connection::open(dir.join("leads.db")).unwrap();
     let _: i64 = observer
         .query_row("SELECT count(*) FROM leads", [], |r| r.get(0))
@@ -565,10 +568,14 @@ async fn a_new_projection_version_rebuilds_from_zero() {
             last
         )
     );
-    assert_eq!(dump(&dir.join("leads.db")), before);
+    let rebuilt = leadflow_projections::runner::generations::live_path(&dir, "leads");
+    assert_eq!(rebuilt, dir.join("leads.g1.db"), "a new generation");
+    let tampered = dump(&dir.join("leads.db"));
+    assert_ne!(tampered, before, "the old generation is kept as it was");
+    assert_eq!(dump(&rebuilt), before);
     drop(observer);
     // Rebuilt, the model is on the WAL, where readers never wait for the writer.
-    let mode: String = Connection::open(dir.join("leads.db"))
+    let mode: String = Connection::open(&rebuilt)
         .unwrap()
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -591,7 +598,12 @@ async fn a_new_projection_version_rebuilds_from_zero() {
     let status = v2.status().await;
     assert!(status.iter().all(|s| s.checkpoint == next), "{status:?}");
     v2.shutdown();
-    assert_ne!(dump(&dir.join("leads.db")), before);
+    assert_ne!(dump(&rebuilt), before);
+    assert_eq!(
+        dump(&dir.join("leads.db")),
+        tampered,
+        "the old generation is never touched"
+    );
 }
 
 /// A random but reasonable command for lead `id` by a random actor.

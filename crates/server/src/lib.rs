@@ -264,6 +264,13 @@ async fn health(State(s): State<ServerState>) -> Response {
             "rebuildProgress": p.rebuild_progress(), "etaSeconds": p.eta_seconds(),
             "stoppedAt": p.stopped_at.as_ref().map(|s| s.position.0.to_string()),
             "stoppedAtType": p.stopped_at.as_ref().map(|s| s.event_type.clone()),
+            "generation": p.generation,
+            "rebuild": p.rebuild.as_ref().map(|b| serde_json::json!({
+                "generation": b.generation, "state": b.describe(), "checkpoint": b.checkpoint.0,
+                "rebuildProgress": b.rebuild_progress(), "eventsPerSec": b.events_per_sec,
+                "etaSeconds": b.eta_seconds(), "error": b.error,
+            })),
+            "refused": p.refused,
         })).collect::<Vec<_>>(),
     });
     let code = if healthy {

@@ -106,8 +106,15 @@ pub fn render(handle: &PrometheusHandle, status: &[ProjectionStatus], store: &[P
         metrics::gauge!("leadflow_projection_lag_events", "projection" => name).set(p.lag() as f64);
         metrics::gauge!("leadflow_projection_events_per_second", "projection" => name)
             .set(p.events_per_sec);
-        metrics::gauge!("leadflow_projection_rebuild_progress", "projection" => name)
-            .set(p.rebuild_progress().unwrap_or(1.0));
+        metrics::gauge!("leadflow_projection_rebuild_progress", "projection" => name).set(
+            p.rebuild
+                .as_ref()
+                .and_then(|b| b.rebuild_progress())
+                .or(p.rebuild_progress())
+                .unwrap_or(1.0),
+        );
+        metrics::gauge!("leadflow_projection_generation", "projection" => name)
+            .set(f64::from(p.generation));
         for state in leadflow_projections::runner::ProjectionState::ALL {
             let on = if p.state == state { 1.0 } else { 0.0 };
             metrics::gauge!("leadflow_projection_state", "projection" => name, "state" => state.label())

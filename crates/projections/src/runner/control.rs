@@ -24,6 +24,9 @@ pub enum Control {
         reason: String,
         by: String,
     },
+    /// Resume a paused model up to `position` (nothing past it) and hold there: how a
+    /// rebuild and the live model are brought to one position to be compared.
+    RunTo(Position),
 }
 
 impl Control {
@@ -33,6 +36,7 @@ impl Control {
             Self::Resume => "resume",
             Self::Retry => "retry",
             Self::Skip { .. } => "skip",
+            Self::RunTo(_) => "run to a position",
         }
     }
 }
@@ -100,7 +104,8 @@ pub(crate) fn create(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
-/// Records the skip and moves the checkpoint onto the skipped event, in one transaction.
+/// Records the skip. The checkpoint stays where it is: events between it and the skipped one
+/// (a batch that did not decode is dropped whole) are applied when the model goes on.
 pub(crate) fn record_skip(
     tx: &Transaction<'_>,
     name: &str,
@@ -123,8 +128,8 @@ pub(crate) fn record_skip(
         ],
     )?;
     tx.execute(
-        "UPDATE projection_state SET position = ?2, state = 'ok', error = NULL WHERE name = ?1",
-        params![name, stopped.position.0 as i64],
+        "UPDATE projection_state SET state = 'ok', error = NULL WHERE name = ?1",
+        params![name],
     )?;
     Ok(())
 }
@@ -163,4 +168,38 @@ pub fn dead_letters(conn: &Connection) -> rusqlite::Result<Vec<DeadLetter>> {
         })
     })?
     .collect()
+}
+
+/// Copies the dead letters of the model at `from` into a new generation at `to`, so the new
+/// one skips what the operator skipped (a missing `from` has none).
+pub(crate) fn inherit(
+    from: &std::path::Path,
+    to: &std::path::Path,
+) -> Result<(), crate::ProjectionError> {
+    let letters = if from.exists() {
+        let conn = Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        dead_letters(&conn)?
+    } else {
+        Vec::new()
+    };
+    let mut conn = Connection::open(to)?;
+    create(&conn)?;
+    let tx = conn.transaction()?;
+    for d in letters {
+        tx.execute(
+            "INSERT OR REPLACE INTO dead_letters(position, stream, event_type, error, reason, by, skipped_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                d.position.0 as i64,
+                d.stream,
+                d.event_type,
+                d.error,
+                d.reason,
+                d.by,
+                d.skipped_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            ],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
 }

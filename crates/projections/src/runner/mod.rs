@@ -8,14 +8,20 @@
 //! naming the event and the error, unless the failure is transient (the disk full, an I/O
 //! error, the database busy, the store unreachable): then the projection leaves its feeder,
 //! waits with capped exponential backoff and resumes from its checkpoint on a feeder of its
-//! own, by itself, with nothing lost or applied twice (the failed batch rolled back). A new
-//! version of a projection's SQL drops its tables and rebuilds it from the start of the log.
+//! own, by itself, with nothing lost or applied twice (the failed batch rolled back).
 //!
-//! Modules by reason to change: [`status`] (what ops see), [`pipeline`] (feeders and workers),
-//! [`versions`] (schema versions and rebuilds), [`sqlite`] (connections and journal modes);
-//! this file is the read side's API.
+//! Each model lives in generations of its own file ([`generations`]): a rebuild, or a new
+//! version of a projection's SQL, builds a new generation beside the live one ([`bluegreen`])
+//! and switches to it in one moment; the old one is kept for a rollback until the next switch.
+//!
+//! Modules by reason to change: [`status`] (what ops see), [`control`] (what ops do), [`pipeline`]
+//! (feeders and workers), [`versions`] (schema versions), [`generations`] and [`bluegreen`]
+//! (storage, rebuilds beside live, switch and rollback), [`sqlite`] (connections and journal
+//! modes); this file is the read side's API.
 
+mod bluegreen;
 pub mod control;
+pub mod generations;
 mod pipeline;
 mod sqlite;
 pub mod status;
@@ -23,7 +29,8 @@ mod versions;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -36,30 +43,198 @@ use leadflow_store::{EventStore, Position};
 
 use crate::{Projection, ProjectionError};
 
+pub use bluegreen::RebuildError;
 pub use control::{Control, ControlError, DeadLetter, StoppedAt};
-use pipeline::{group_by_checkpoint, skipped_by_all, spawn, Feeder, Member, Worker, READ_AHEAD};
+pub use generations::{Generations, TableDiff};
+use pipeline::{
+    group_by_checkpoint, skipped_by_all, spawn, Feeder, Member, Publisher, Worker, READ_AHEAD,
+};
 use sqlite::{open_reader, open_writer, rebuild_journal};
 pub use status::{retry_delay, ProjectionState, ProjectionStatus, RETRY_FIRST, RETRY_MAX};
 use versions::prepare;
 
-struct Running {
-    status: Arc<Mutex<ProjectionStatus>>,
-    checkpoint: watch::Receiver<Position>,
-    path: PathBuf,
-    /// Where operators' instructions go.
-    control: std::sync::mpsc::Sender<control::Request>,
+/// What every generation's worker shares: where models live, the log, keys, threads.
+pub(crate) struct Shared {
+    pub(crate) dir: PathBuf,
+    pub(crate) store: Arc<dyn EventStore>,
+    pub(crate) keys: Option<Arc<Keyring>>,
+    pub(crate) runtime: Handle,
+    /// The read side's end: every feeder and worker stops after its current batch.
+    pub(crate) shutdown: watch::Sender<bool>,
+    /// Every thread, feeders a retrying worker starts later included.
+    pub(crate) threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    pub(crate) manifest: Mutex<generations::Manifest>,
+    /// One rebuild, switch or rollback at a time.
+    pub(crate) ops: tokio::sync::Mutex<()>,
 }
 
-/// The running read side: every projection's thread, status and read connections.
+/// One generation of a model, its worker running.
+pub(crate) struct Slot {
+    pub(crate) generation: u32,
+    pub(crate) status: Arc<Mutex<ProjectionStatus>>,
+    pub(crate) path: PathBuf,
+    /// Where operators' instructions go.
+    pub(crate) control: std::sync::mpsc::Sender<control::Request>,
+    /// Whether this generation serves: only the serving one moves the public checkpoint.
+    pub(crate) serving: Arc<AtomicBool>,
+    /// Ends this generation's worker (after a switch away from it, or at shutdown).
+    pub(crate) retire: watch::Sender<bool>,
+}
+
+/// A model: the generation that serves, the one being built beside it, if any.
+pub(crate) struct Running {
+    pub(crate) name: &'static str,
+    pub(crate) live: RwLock<Slot>,
+    pub(crate) building: Mutex<Option<Slot>>,
+    /// The position the serving generation has applied, never going back: what
+    /// `consistency` waits on and subscriptions follow, across switches.
+    pub(crate) public: Arc<watch::Sender<Position>>,
+    /// A projection of this model, for fresh ones ([`Projection::fresh`]).
+    pub(crate) template: Mutex<Box<dyn Projection>>,
+    /// Why the last rebuild was not switched in.
+    pub(crate) refused: Mutex<Option<String>>,
+}
+
+impl Running {
+    pub(crate) fn live_status(&self) -> ProjectionStatus {
+        let live = self.live.read().expect("live lock");
+        let status = live.status.lock().expect("status lock").clone();
+        status
+    }
+
+    pub(crate) fn building_status(&self) -> Option<ProjectionStatus> {
+        let building = self.building.lock().expect("building lock");
+        building
+            .as_ref()
+            .map(|b| b.status.lock().expect("status lock").clone())
+    }
+
+    /// Moves the public checkpoint to `position`, if that is further.
+    pub(crate) fn publish(&self, position: Position) {
+        self.public.send_if_modified(|p| {
+            let further = position > *p;
+            if further {
+                *p = position;
+            }
+            further
+        });
+    }
+}
+
+/// Opens generation `generation` of `name` and starts its worker (not its feeder: the caller
+/// puts the returned member on one).
+pub(crate) fn start_slot(
+    shared: &Shared,
+    name: &'static str,
+    generation: u32,
+    projection: Box<dyn Projection>,
+    public: &Arc<watch::Sender<Position>>,
+    serving: bool,
+) -> Result<(Slot, Member), ProjectionError> {
+    let path = generations::path_of(&shared.dir, name, generation);
+    let mut conn = open_writer(&path)?;
+    let (checkpoint, rebuilding) = prepare(&mut conn, projection.as_ref())?;
+    let skips = control::skipped(&conn)?;
+    let mut projection = projection;
+    projection.set_rebuilding(rebuilding);
+    if rebuilding {
+        rebuild_journal(&conn, name)?;
+    }
+    let status = Arc::new(Mutex::new(ProjectionStatus {
+        name,
+        version: projection.version(),
+        generation,
+        checkpoint,
+        head: Position::START,
+        state: ProjectionState::Starting,
+        events_per_sec: 0.0,
+        error: None,
+        attempts: 0,
+        next_attempt: None,
+        rebuilding,
+        stopped_at: None,
+        rebuild: None,
+        refused: None,
+    }));
+    let serving = Arc::new(AtomicBool::new(serving));
+    let (inbox, rx) = std::sync::mpsc::sync_channel(READ_AHEAD);
+    let (control, orders) = std::sync::mpsc::channel();
+    let (retire, retired) = watch::channel(*shared.shutdown.borrow());
+    let worker = Worker {
+        control: orders,
+        skips: skips.clone(),
+        stopped_at: None,
+        run_to: None,
+        rebuilding,
+        projection,
+        conn,
+        store: shared.store.clone(),
+        keys: shared.keys.clone(),
+        runtime: shared.runtime.clone(),
+        status: status.clone(),
+        checkpoint: Publisher {
+            public: public.clone(),
+            serving: serving.clone(),
+        },
+        shutdown: retired,
+        threads: shared.threads.clone(),
+    };
+    let thread = spawn(
+        format!("projection-{name}-g{generation}"),
+        checkpoint,
+        move || worker.run(checkpoint, rx),
+    )?;
+    shared.threads.lock().expect("threads lock").push(thread);
+    let member = Member {
+        name,
+        checkpoint,
+        inbox,
+        status: status.clone(),
+        skips,
+    };
+    let slot = Slot {
+        generation,
+        status,
+        path,
+        control,
+        serving,
+        retire,
+    };
+    Ok((slot, member))
+}
+
+impl Shared {
+    /// One feeder for `members`, reading the log from `from`.
+    pub(crate) fn feed(&self, members: Vec<Member>, from: Position) -> Result<(), ProjectionError> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = members.iter().map(|m| m.name).collect();
+        let feeder = Feeder {
+            skips: skipped_by_all(&members),
+            store: self.store.clone(),
+            keys: self.keys.clone(),
+            runtime: self.runtime.clone(),
+            shutdown: self.shutdown.subscribe(),
+            stop: None,
+            members,
+        };
+        let thread = spawn(format!("feed-{}", names.join("+")), from, move || {
+            feeder.run(from)
+        })?;
+        self.threads.lock().expect("threads lock").push(thread);
+        Ok(())
+    }
+}
+
+/// The running read side: every model's generations, status and read connections.
 pub struct ReadSide {
     /// Held while running: two processes applying the same batches would double them.
     _lock: std::fs::File,
-    store: Arc<dyn EventStore>,
-    handles: Vec<Running>,
-    shutdown: watch::Sender<bool>,
-    /// Every thread, feeders a retrying worker starts later included.
-    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    readers: Mutex<HashMap<&'static str, Vec<Connection>>>,
+    shared: Arc<Shared>,
+    handles: Vec<Arc<Running>>,
+    /// Idle read connections, by the file they read.
+    readers: Mutex<HashMap<PathBuf, Vec<Connection>>>,
 }
 
 /// Why a read could not be served.
@@ -107,119 +282,101 @@ impl ReadSide {
             reason: e.to_string(),
         })?;
         let lock = lock_dir(dir)?;
-        let runtime = Handle::current();
         let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            store,
+            keys,
+            runtime: Handle::current(),
+            shutdown,
+            threads: Arc::new(Mutex::new(Vec::new())),
+            manifest: Mutex::new(generations::Manifest::load(dir)?),
+            ops: tokio::sync::Mutex::new(()),
+        });
         let mut handles = Vec::new();
-        let threads = Arc::new(Mutex::new(Vec::new()));
-        // (checkpoint, the worker's inbox) per projection, for grouping them onto feeders.
-        let mut inboxes = Vec::new();
+        let mut members = Vec::new();
+        let mut builds = Vec::new();
         for projection in projections {
-            let path = dir.join(format!("{}.db", projection.name()));
-            let mut conn = open_writer(&path)?;
-            let (checkpoint, rebuilding) = prepare(&mut conn, projection.as_ref())?;
-            let skips = control::skipped(&conn)?;
-            let mut projection = projection;
-            projection.set_rebuilding(rebuilding);
-            if rebuilding {
-                rebuild_journal(&conn, projection.name())?;
-            }
-            let status = Arc::new(Mutex::new(ProjectionStatus {
-                name: projection.name(),
-                version: projection.version(),
-                checkpoint,
-                head: Position::START,
-                state: ProjectionState::Starting,
-                events_per_sec: 0.0,
-                error: None,
-                attempts: 0,
-                next_attempt: None,
-                rebuilding,
-                stopped_at: None,
-            }));
-            let (cp_tx, cp_rx) = watch::channel(checkpoint);
-            let (inbox, rx) = std::sync::mpsc::sync_channel(READ_AHEAD);
-            let (control, orders) = std::sync::mpsc::channel();
-            let worker = Worker {
-                control: orders,
-                skips: skips.clone(),
-                stopped_at: None,
-                rebuilding,
-                projection,
-                conn,
-                store: store.clone(),
-                keys: keys.clone(),
-                runtime: runtime.clone(),
-                status: status.clone(),
-                checkpoint: cp_tx,
-                shutdown: shutdown.subscribe(),
-                threads: threads.clone(),
+            let name = projection.name();
+            let gens = new_version_beside(&shared, projection.as_ref())?;
+            let public = Arc::new(watch::channel(Position::START).0);
+            let (live, member) =
+                start_slot(&shared, name, gens.live, projection.fresh(), &public, true)?;
+            public.send_replace(member.checkpoint);
+            members.push(member);
+            // A rebuild under way when the process stopped goes on from its checkpoint.
+            let building = match gens.building {
+                Some(generation) => {
+                    let (slot, member) = start_slot(
+                        &shared,
+                        name,
+                        generation,
+                        projection.fresh(),
+                        &public,
+                        false,
+                    )?;
+                    members.push(member);
+                    Some(slot)
+                }
+                None => None,
             };
-            let name = worker.projection.name();
-            threads.lock().expect("threads lock").push(spawn(
-                format!("projection-{name}"),
-                checkpoint,
-                move || worker.run(checkpoint, rx),
-            )?);
-            inboxes.push((checkpoint, name, inbox, status.clone(), skips));
-            handles.push(Running {
-                status,
-                checkpoint: cp_rx,
-                path,
-                control,
+            let running = Arc::new(Running {
+                name,
+                live: RwLock::new(live),
+                building: Mutex::new(building),
+                public,
+                template: Mutex::new(projection),
+                refused: Mutex::new(None),
             });
+            if gens.building.is_some() {
+                builds.push((running.clone(), gens.verify));
+            }
+            handles.push(running);
         }
         // Projections at about the same checkpoint share one reader of the log: it is read
         // and decoded once for all of them. One far behind (rebuilding, say) gets its own, so
         // it holds none of the others back.
-        let members = inboxes
-            .into_iter()
-            .map(|(checkpoint, name, inbox, status, skips)| Member {
-                name,
-                checkpoint,
-                inbox,
-                status,
-                skips,
-            })
-            .collect();
-        let groups = group_by_checkpoint(members, |m| m.checkpoint);
-        for (from, members) in groups {
-            let names: Vec<&str> = members.iter().map(|m| m.name).collect();
-            let feeder = Feeder {
-                skips: skipped_by_all(&members),
-                store: store.clone(),
-                keys: keys.clone(),
-                runtime: runtime.clone(),
-                shutdown: shutdown.subscribe(),
-                stop: None,
-                members,
-            };
-            threads.lock().expect("threads lock").push(spawn(
-                format!("feed-{}", names.join("+")),
-                from,
-                move || feeder.run(from),
-            )?);
+        for (from, members) in group_by_checkpoint(members, |m| m.checkpoint) {
+            shared.feed(members, from)?;
+        }
+        for (running, verify) in builds {
+            tracing::info!(
+                projection = running.name,
+                "resuming the rebuild beside the live model"
+            );
+            shared
+                .runtime
+                .spawn(bluegreen::watch_build(shared.clone(), running, verify));
         }
         Ok(Self {
             _lock: lock,
-            store,
+            shared,
             handles,
-            shutdown,
-            threads,
             readers: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Every projection's status, with the log's current head.
+    pub(crate) fn running(&self, name: &str) -> Option<Arc<Running>> {
+        self.handles.iter().find(|h| h.name == name).cloned()
+    }
+
+    /// Every projection's status, with the log's current head (and, while one is rebuilt
+    /// beside it, the new generation's in `rebuild`).
     pub async fn status(&self) -> Vec<ProjectionStatus> {
-        let head = self.store.head().await.unwrap_or_default();
+        let head = self.shared.store.head().await.unwrap_or_default();
+        let at_head = |mut s: ProjectionStatus| {
+            s.head = head;
+            if s.state == ProjectionState::Live && s.checkpoint < head {
+                s.state = ProjectionState::CatchingUp;
+            }
+            s
+        };
         self.handles
             .iter()
             .map(|h| {
-                let mut s = h.status.lock().expect("status lock").clone();
-                s.head = head;
-                if s.state == ProjectionState::Live && s.checkpoint < head {
-                    s.state = ProjectionState::CatchingUp;
-                }
+                let mut s = at_head(h.live_status());
+                s.rebuild = h.building_status().map(|b| Box::new(at_head(b)));
+                s.refused = h.refused.lock().expect("refused lock").clone();
                 s
             })
             .collect()
@@ -232,44 +389,42 @@ impl ReadSide {
         self.handles
             .iter()
             .filter_map(|h| {
-                let s = h.status.lock().expect("status lock");
+                let s = h.live_status();
                 (s.state.is_unhealthy() || s.state == ProjectionState::Paused).then_some(s.name)
             })
             .collect()
     }
 
     /// Waits until every projection has applied the log up to `position` (read-your-writes).
+    /// A switch to a new generation in between changes nothing: the public checkpoint never
+    /// goes back.
     pub async fn wait_for(&self, position: Position, timeout: Duration) -> Result<(), ReadError> {
         let started = Instant::now();
         for h in &self.handles {
-            let mut rx = h.checkpoint.clone();
+            let mut rx = h.public.subscribe();
             let remaining = timeout.saturating_sub(started.elapsed());
             let reached = tokio::time::timeout(remaining, async {
                 loop {
                     if *rx.borrow_and_update() >= position {
                         return Ok(());
                     }
-                    let status = h.status.lock().expect("status lock").clone();
+                    let status = h.live_status();
                     if status.state == ProjectionState::Failed {
                         return Err(ReadError::Failed {
                             name: status.name,
                             error: status.error.unwrap_or_default(),
                         });
                     }
-                    if rx.changed().await.is_err() {
-                        let status = h.status.lock().expect("status lock").clone();
-                        return Err(ReadError::Failed {
-                            name: status.name,
-                            error: status.error.unwrap_or_else(|| "stopped".to_owned()),
-                        });
-                    }
+                    // Failures show in the status, not in the checkpoint: look again now
+                    // and then.
+                    let _ = tokio::time::timeout(Duration::from_millis(250), rx.changed()).await;
                 }
             })
             .await;
             match reached {
                 Ok(result) => result?,
                 Err(_) => {
-                    let status = h.status.lock().expect("status lock").clone();
+                    let status = h.live_status();
                     let why = match (status.state, status.error) {
                         (ProjectionState::Paused, _) => {
                             format!(": it is paused at {}", status.checkpoint)
@@ -293,7 +448,8 @@ impl ReadSide {
     }
 
     /// Runs `f` on a read connection of `model`, on the blocking pool. Everything `f` reads
-    /// comes from one snapshot of the database if it runs in one transaction.
+    /// comes from one snapshot of the database if it runs in one transaction; a query that
+    /// starts before a switch reads the old generation to its end, one after it the new.
     pub async fn read<T: Send + 'static>(
         self: &Arc<Self>,
         model: crate::Model,
@@ -302,62 +458,65 @@ impl ReadSide {
         let name = model.name();
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
-            let path = this
-                .handles
-                .iter()
-                .find(|h| h.status.lock().expect("status lock").name == name)
-                .map(|h| h.path.clone());
-            let path = path.ok_or_else(|| ReadError::Unknown(name.to_owned()))?;
+            let running = this
+                .running(name)
+                .ok_or_else(|| ReadError::Unknown(name.to_owned()))?;
+            let path = running.live.read().expect("live lock").path.clone();
             let pooled = this
                 .readers
                 .lock()
                 .expect("reader pool")
-                .get_mut(name)
+                .get_mut(&path)
                 .and_then(Vec::pop);
             let mut conn = match pooled {
                 Some(c) => c,
                 None => open_reader(&path)?,
             };
             let result = f(&mut conn);
-            this.readers
-                .lock()
-                .expect("reader pool")
-                .entry(name)
-                .or_default()
-                .push(conn);
+            // Back to the pool while its generation serves; closed once switched away from.
+            let serving = running.live.read().expect("live lock").path == path;
+            let mut pool = this.readers.lock().expect("reader pool");
+            if serving {
+                pool.entry(path).or_default().push(conn);
+            } else {
+                pool.remove(&path);
+            }
             Ok(result?)
         })
         .await
         .map_err(|e| ReadError::Task(e.to_string()))?
     }
 
+    /// The checkpoint of `model` as it moves (for live queries), across switches.
+    pub fn watch(&self, model: crate::Model) -> Option<watch::Receiver<Position>> {
+        self.running(model.name()).map(|h| h.public.subscribe())
+    }
+
     /// Tells the read model `name` what to do (pause, resume, retry, skip) and waits for it to
     /// be done or refused.
     pub async fn control(&self, name: &str, control: Control) -> Result<(), ControlError> {
         let running = self
-            .handles
-            .iter()
-            .find(|h| h.status.lock().expect("status lock").name == name)
+            .running(name)
             .ok_or_else(|| ControlError::Unknown(name.to_owned()))?;
-        let model = running.status.lock().expect("status lock").name;
         let (reply, answer) = tokio::sync::oneshot::channel();
-        running
+        let sent = running
+            .live
+            .read()
+            .expect("live lock")
             .control
-            .send(control::Request { control, reply })
-            .map_err(|_| ControlError::Stopped { name: model })?;
+            .send(control::Request { control, reply });
+        sent.map_err(|_| ControlError::Stopped { name: running.name })?;
         answer
             .await
-            .map_err(|_| ControlError::Stopped { name: model })?
+            .map_err(|_| ControlError::Stopped { name: running.name })?
     }
 
     /// The events the read model `name` skipped, in log order.
     pub async fn dead_letters(&self, name: &str) -> Result<Vec<DeadLetter>, ReadError> {
-        let path = self
-            .handles
-            .iter()
-            .find(|h| h.status.lock().expect("status lock").name == name)
-            .map(|h| h.path.clone())
+        let running = self
+            .running(name)
             .ok_or_else(|| ReadError::Unknown(name.to_owned()))?;
+        let path = running.live.read().expect("live lock").path.clone();
         tokio::task::spawn_blocking(move || {
             let conn = open_reader(&path)?;
             Ok(control::dead_letters(&conn)?)
@@ -366,26 +525,24 @@ impl ReadSide {
         .map_err(|e| ReadError::Task(e.to_string()))?
     }
 
-    /// The checkpoint of `model` as it moves (for live queries).
-    pub fn watch(&self, model: crate::Model) -> Option<watch::Receiver<Position>> {
-        self.handles
-            .iter()
-            .find(|h| h.status.lock().expect("status lock").name == model.name())
-            .map(|h| h.checkpoint.clone())
-    }
-
     /// The log the read models follow, for readers that need what no model keeps (the
     /// history feed's payloads): the read side's own reader, not the write side's.
     pub fn log(&self) -> &Arc<dyn EventStore> {
-        &self.store
+        &self.shared.store
     }
 
     /// Stops every projection after its current batch and waits for the threads.
     pub fn shutdown(&self) {
-        let _ = self.shutdown.send(true);
+        let _ = self.shared.shutdown.send(true);
+        for h in &self.handles {
+            let _ = h.live.read().expect("live lock").retire.send(true);
+            if let Some(b) = h.building.lock().expect("building lock").as_ref() {
+                let _ = b.retire.send(true);
+            }
+        }
         // A worker may start a feeder until it sees the signal: join until none is left.
         loop {
-            let threads = std::mem::take(&mut *self.threads.lock().expect("threads lock"));
+            let threads = std::mem::take(&mut *self.shared.threads.lock().expect("threads lock"));
             if threads.is_empty() {
                 break;
             }
@@ -399,6 +556,47 @@ impl ReadSide {
 impl Drop for ReadSide {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// A model whose live generation holds another version of its SQL: the new version builds
+/// in a new generation beside it. This build has no code to keep the old version following
+/// the log, so the new generation serves at once, filling up as it goes (as a rebuild in
+/// place would); the old file is kept whole as `previous`, so rolling the binary back finds
+/// it as it was. Returns the generations to start.
+fn new_version_beside(
+    shared: &Shared,
+    projection: &dyn Projection,
+) -> Result<Generations, ProjectionError> {
+    let name = projection.name();
+    let mut manifest = shared.manifest.lock().expect("manifest lock");
+    let gens = manifest.get(name);
+    let live = generations::path_of(&shared.dir, name, gens.live);
+    match versions::recorded_version(&live) {
+        Some(found) if found != projection.version() => {
+            let generation = gens.next();
+            generations::remove(&shared.dir, name, generation);
+            control::inherit(&live, &generations::path_of(&shared.dir, name, generation))?;
+            let next = Generations {
+                live: generation,
+                building: None,
+                previous: Some(gens.live),
+                verify: false,
+            };
+            manifest.set(&shared.dir, name, next)?;
+            if let Some(outdated) = gens.previous {
+                generations::remove(&shared.dir, name, outdated);
+            }
+            tracing::info!(
+                projection = name,
+                from = found,
+                to = projection.version(),
+                generation,
+                "new projection version: building a new generation, the old one kept"
+            );
+            Ok(next)
+        }
+        _ => Ok(gens),
     }
 }
 

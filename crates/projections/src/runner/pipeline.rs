@@ -50,7 +50,9 @@ pub(crate) struct Worker {
     pub(crate) keys: Option<Arc<Keyring>>,
     pub(crate) runtime: Handle,
     pub(crate) status: Arc<Mutex<ProjectionStatus>>,
-    pub(crate) checkpoint: watch::Sender<Position>,
+    /// Where the applied position goes: the model's public checkpoint, while this
+    /// generation serves.
+    pub(crate) checkpoint: Publisher,
     pub(crate) shutdown: watch::Receiver<bool>,
     /// The read side's threads, for the feeders this worker starts after a transient failure.
     pub(crate) threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
@@ -60,6 +62,30 @@ pub(crate) struct Worker {
     pub(crate) skips: BTreeSet<Position>,
     /// The event this model stopped at, while failed.
     pub(crate) stopped_at: Option<StoppedAt>,
+    /// Where to hold once reached (an operator's `RunTo`): nothing past it is applied.
+    pub(crate) run_to: Option<Position>,
+}
+
+/// Publishes a generation's applied position as its model's public checkpoint while that
+/// generation serves; the public checkpoint never goes back.
+pub(crate) struct Publisher {
+    pub(crate) public: Arc<watch::Sender<Position>>,
+    pub(crate) serving: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Publisher {
+    pub(crate) fn send(&self, position: Position) {
+        if !self.serving.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        self.public.send_if_modified(|p| {
+            let further = position > *p;
+            if further {
+                *p = position;
+            }
+            further
+        });
+    }
 }
 
 /// How often a waiting worker looks at its operators' instructions.
@@ -721,7 +747,7 @@ impl Worker {
                 Ok(true) => {
                     *attempts = 0;
                     self.publish(*position, &mut window);
-                    let _ = self.checkpoint.send(*position);
+                    self.checkpoint.send(*position);
                 }
                 Ok(false) => {}
                 Err(e) => return self.failed(*position, e),
@@ -733,6 +759,9 @@ impl Worker {
             }
             if self.paused_by_operator() {
                 return Drained::Paused;
+            }
+            if self.run_to.is_some_and(|to| *position >= to) {
+                return self.hold();
             }
             let waited = Instant::now();
             let fed = match rx.recv_timeout(CONTROL_POLL) {
@@ -760,14 +789,21 @@ impl Worker {
                 }
             };
             // A shared feeder may start below this projection's checkpoint.
-            let fresh = &batch[batch.partition_point(|e| e.position <= from)..];
+            let mut fresh = &batch[batch.partition_point(|e| e.position <= from)..];
+            if let Some(to) = self.run_to {
+                fresh = &fresh[..fresh.partition_point(|e| e.position <= to)];
+                if fresh.is_empty() && batch.last().is_some_and(|e| e.position > to) {
+                    // Everything up to it is applied: hold here.
+                    return self.hold();
+                }
+            }
             let Some(last) = fresh.last().map(|e| e.position) else {
                 continue;
             };
             let n = fresh.len() as u64;
             if let Err(e) = self.apply_pinned(fresh, last, position, &mut spent) {
                 // What was applied before the failing event is committed: say so.
-                let _ = self.checkpoint.send(*position);
+                self.checkpoint.send(*position);
                 return self.failed(*position, e);
             }
             window.1 += n;
@@ -780,12 +816,12 @@ impl Worker {
             if let Err(e) = self.finish_if_caught_up(*position, &spent) {
                 // The batch is committed: publish it before retrying the finish.
                 self.publish(*position, &mut window);
-                let _ = self.checkpoint.send(*position);
+                self.checkpoint.send(*position);
                 return self.failed(*position, e);
             }
             // Status first: whoever the checkpoint wakes may read it.
             self.publish(*position, &mut window);
-            let _ = self.checkpoint.send(*position);
+            self.checkpoint.send(*position);
         }
     }
 
@@ -854,6 +890,13 @@ impl Worker {
             position: event.position,
             reason,
         }
+    }
+
+    /// Holds at the position an operator's `RunTo` asked for.
+    fn hold(&mut self) -> Drained {
+        self.run_to = None;
+        self.status.lock().expect("status lock").state = ProjectionState::Paused;
+        Drained::Paused
     }
 
     /// Whether an operator paused this model (answering any other instruction meanwhile).
@@ -932,6 +975,10 @@ impl Worker {
                 tracing::info!(projection = name, checkpoint = %position, "resumed");
                 Ok(true)
             }
+            (Waiting::Paused, Control::RunTo(to)) => {
+                self.run_to = Some(to);
+                Ok(true)
+            }
             (Waiting::Failed, Control::Retry) => {
                 tracing::info!(projection = name, checkpoint = %position, "retrying the event it stopped at");
                 self.stopped_at = None;
@@ -976,10 +1023,10 @@ impl Worker {
                     by = %by,
                     "event skipped into the dead letters"
                 );
+                // Going on from the checkpoint, not from the skipped event: a batch that did
+                // not decode was dropped whole, with the good events before the poison.
                 self.skips.insert(stopped.position);
                 self.stopped_at = None;
-                *position = stopped.position;
-                let _ = self.checkpoint.send(*position);
                 Ok(true)
             }
             (_, other) => Err(refused(other.label())),

@@ -65,6 +65,8 @@ pub fn retry_delay(attempt: u32) -> Duration {
 pub struct ProjectionStatus {
     pub name: &'static str,
     pub version: u32,
+    /// Which generation of the model's storage this is (0: `<name>.db`).
+    pub generation: u32,
     pub checkpoint: Position,
     pub head: Position,
     pub state: ProjectionState,
@@ -81,6 +83,10 @@ pub struct ProjectionStatus {
     pub rebuilding: bool,
     /// While failed: the event it stopped at (what `skip` must name).
     pub stopped_at: Option<super::control::StoppedAt>,
+    /// The generation being built beside this one, if any.
+    pub rebuild: Option<Box<ProjectionStatus>>,
+    /// Why the last rebuild was not switched in (a verification that found differences).
+    pub refused: Option<String>,
 }
 
 impl ProjectionStatus {

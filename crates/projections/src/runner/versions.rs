@@ -122,3 +122,17 @@ pub(crate) fn finish_rebuild(
     );
     Ok(())
 }
+
+/// The version of the SQL the model at `path` was built with; `None` when there is no such
+/// file or it holds no model yet.
+pub(crate) fn recorded_version(path: &std::path::Path) -> Option<u32> {
+    if !path.exists() {
+        return None;
+    }
+    let conn =
+        Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+    conn.query_row("SELECT version FROM projection_state LIMIT 1", [], |r| {
+        r.get(0)
+    })
+    .ok()
+}
