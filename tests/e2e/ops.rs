@@ -389,11 +389,7 @@ async fn an_admin_rebuilds_a_model_beside_the_live_one_and_rolls_it_back(backend
         .clone();
     assert_eq!(history["generation"], 0);
     assert_eq!(history["rebuild"]["generation"], 1);
-    until("the rebuilt history switched in", || async {
-        let s = &statuses_with(&app, "generation rebuild { generation } refused").await["history"];
-        s["generation"] == 1 && s["rebuild"].is_null()
-    })
-    .await;
+    until_serving(&app, "history", 1).await;
     let lead = app
         .register_lead(&olga, manual_lead("After the switch"))
         .await;
@@ -408,11 +404,7 @@ async fn an_admin_rebuilds_a_model_beside_the_live_one_and_rolls_it_back(backend
         json!({}),
     )
     .await;
-    until("rolled back", || async {
-        let s = &statuses_with(&app, "generation rebuild { generation }").await["history"];
-        s["generation"] == 0 && s["rebuild"].is_null()
-    })
-    .await;
+    until_serving(&app, "history", 0).await;
     let again = app
         .register_lead(&olga, manual_lead("After the rollback"))
         .await;
@@ -424,6 +416,122 @@ async fn an_admin_rebuilds_a_model_beside_the_live_one_and_rolls_it_back(backend
         app.history(&olga, lead.id(), again.at()).await.total_count,
         1
     );
+}
+
+async fn an_admin_follows_a_rebuild_over_a_subscription(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let olga = app.token("olga.supervisor");
+    app.register_lead(&olga, web_form_lead("Racks", "1000"))
+        .await;
+    const PROGRESS: &str = "subscription { projectionProgress(name: \"leads\", everyMs: 250) { name generation rebuild { generation } } }";
+
+    // Not for others.
+    let mut ws = app
+        .subscriptions(Some(&olga))
+        .await
+        .expect("connection_ack");
+    ws.subscribe("p", PROGRESS, json!({})).await;
+    let refused = ws.next_payload("p").await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{refused}"
+    );
+
+    let admin_token = app.token("admin");
+    let mut ws = app
+        .subscriptions(Some(&admin_token))
+        .await
+        .expect("connection_ack");
+    ws.subscribe("p", PROGRESS, json!({})).await;
+    let now = ws.next_payload("p").await["data"]["projectionProgress"].clone();
+    assert_eq!(
+        now,
+        json!([{ "name": "leads", "generation": 0, "rebuild": null }])
+    );
+    admin(
+        &app,
+        "mutation { rebuildProjection(name: \"leads\") { name } }",
+        json!({}),
+    )
+    .await;
+    // Updates until the new generation serves.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let update = ws.next_payload("p").await["data"]["projectionProgress"][0].clone();
+        if update["generation"] == 1 && update["rebuild"].is_null() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never switched: {update}");
+    }
+}
+
+async fn an_erasure_ends_the_rollback_window(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let olga = app.token("olga.supervisor");
+    let lead = app
+        .register_lead(
+            &olga,
+            json!({ "title": "Racks", "unassigned": true, "contactName": "Zlatoslava Quincewood" }),
+        )
+        .await;
+    admin(
+        &app,
+        "mutation { rebuildProjection(name: \"leads\") { name } }",
+        json!({}),
+    )
+    .await;
+    until_serving(&app, "leads", 1).await;
+    // The person is forgotten: the generation kept for a rollback still holds their name, so
+    // it goes, and a rollback is refused.
+    let subject = app
+        .graphql(
+            Some(&olga),
+            "query($id: ID!) { lead(id: $id) { subject } }",
+            json!({ "id": lead.id() }),
+        )
+        .await["data"]["lead"]["subject"]
+        .clone();
+    let erased = admin(
+        &app,
+        "mutation($s: ID!) { erasePersonalData(subject: $s, reasonCode: REQUEST) { erasedNow position } }",
+        json!({ "s": subject }),
+    )
+    .await;
+    let at = erased["erasePersonalData"]["position"].clone();
+    let card = app
+        .graphql(
+            Some(&olga),
+            "query($id: ID!, $at: Position) { lead(id: $id, consistency: $at) { contactName } }",
+            json!({ "id": lead.id(), "at": at }),
+        )
+        .await;
+    assert_eq!(card["data"]["lead"]["contactName"], "[erased]", "{card}");
+    let token = app.token("admin");
+    let answer = app
+        .graphql(
+            Some(&token),
+            "mutation { rollbackProjection(name: \"leads\") { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{answer}"
+    );
+    let message = answer["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("no previous generation"), "{message}");
+}
+
+/// Polls until generation `generation` of `model` serves, with no rebuild under way.
+async fn until_serving(app: &TestApp, model: &str, generation: u64) {
+    until(
+        &format!("{model} serving generation {generation}"),
+        || async {
+            let s = &statuses_with(app, "generation rebuild { generation } refused").await[model];
+            s["generation"] == generation && s["rebuild"].is_null()
+        },
+    )
+    .await;
 }
 
 /// Each model's status by name, with these fields.
@@ -448,4 +556,6 @@ on_both_backends!(
     a_poison_event_stops_every_model_at_it_until_an_admin_skips_it,
     ops_actions_are_for_admins_only,
     an_admin_rebuilds_a_model_beside_the_live_one_and_rolls_it_back,
+    an_admin_follows_a_rebuild_over_a_subscription,
+    an_erasure_ends_the_rollback_window,
 );

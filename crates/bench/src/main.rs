@@ -8,6 +8,7 @@ mod audit;
 mod dataset;
 mod esdb;
 mod http;
+mod ops;
 mod read;
 mod workload;
 
@@ -66,7 +67,7 @@ impl Figure {
     }
 }
 
-const ALL: [&str; 16] = [
+const ALL: [&str; 17] = [
     "commands_per_sec",
     "sealed_commands_per_sec",
     "command_latency",
@@ -83,6 +84,7 @@ const ALL: [&str; 16] = [
     "esdb_commands_per_sec",
     "esdb_catch_up",
     "audit",
+    "rebuild_under_load",
 ];
 
 /// Many threads allocate what others free (a feeder decodes batches that projection threads
@@ -181,6 +183,9 @@ fn main() -> anyhow::Result<()> {
             }
             "esdb_catch_up" => figures.push(rt.block_on(esdb::catch_up(&dir, leads))?),
             "audit" => figures.extend(rt.block_on(audit::audit(&dir, leads))?),
+            "rebuild_under_load" => {
+                figures.extend(rt.block_on(ops::rebuild_under_load(&dir, leads))?)
+            }
             _ => unreachable!("checked above"),
         }
     }

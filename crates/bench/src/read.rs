@@ -246,7 +246,7 @@ pub fn scan_and_decode(path: &Path) -> anyhow::Result<f64> {
 }
 
 /// The read models built by `catch_up` (building them if needed).
-async fn read_models(root: &Path, leads: u64) -> anyhow::Result<std::path::PathBuf> {
+pub(crate) async fn read_models(root: &Path, leads: u64) -> anyhow::Result<std::path::PathBuf> {
     let data = dataset::ensure(root, leads).await?;
     if !data.join("read").join("complete").exists() {
         catch_up(root, leads).await?;

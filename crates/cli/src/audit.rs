@@ -237,7 +237,8 @@ pub async fn funnel(args: FunnelArgs) -> anyhow::Result<()> {
     let (log, catalog) = open_log(data_dir, &args.store).await?;
     let definition = args.definition(&catalog)?;
     let departments = a::departments(&catalog);
-    let model = data_dir.join("read").join("transitions.db");
+    let model =
+        leadflow_projections::runner::generations::live_path(&data_dir.join("read"), "transitions");
     let from_log = args.from_log || args.store.store != "embedded" || !model.is_file();
     let (position, paths) = if from_log {
         let head = log.head().await?.0;

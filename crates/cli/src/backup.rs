@@ -20,7 +20,7 @@ use clap::Args;
 use rusqlite::{Connection, OpenFlags};
 
 use leadflow_domain::{SubjectCommand, SubjectEvent};
-use leadflow_store::{EventStore, Position};
+use leadflow_store::EventStore;
 use leadflow_store_embedded::EmbeddedStore;
 
 use crate::{keyring, private, running_server, DataArgs};
@@ -87,7 +87,7 @@ pub fn backup(args: BackupArgs) -> anyhow::Result<()> {
             args.out.display()
         );
     }
-    let partial = args.out.with_extension("partial");
+    let partial = PathBuf::from(format!("{}.partial", args.out.display()));
     let _ = std::fs::remove_file(&partial);
     {
         // Read-only: the running server stays the only writer.
@@ -99,7 +99,10 @@ pub fn backup(args: BackupArgs) -> anyhow::Result<()> {
         let copy = rusqlite::backup::Backup::new(&from, &mut to)?;
         // Every page in one step: one read transaction, one consistent snapshot, never
         // restarted by the server's commits meanwhile.
-        copy.step(-1).context("the backup step failed")?;
+        match copy.step(-1).context("the backup step failed")? {
+            rusqlite::backup::StepResult::Done => {}
+            other => bail!("the store stayed busy during the backup ({other:?}); try again"),
+        }
     }
     private::restrict(&partial)?;
     check(&partial)?;
@@ -127,6 +130,9 @@ pub async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
         bail!("a server is serving {}: stop it first", data_dir.display());
     }
     private::prepare(&data_dir)?;
+    // The store's own lock, for the whole restore: no server, node or projection run opens
+    // the store meanwhile.
+    let _lock = lock(&data_dir)?;
     let target = store_file(&data_dir);
     let held = if target.is_file() {
         summary(&target)?.0
@@ -141,17 +147,28 @@ pub async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
     }
     // The erasures of the store being replaced, to carry over.
     let erasures = if held > 0 {
-        let old = EmbeddedStore::open(&target).context("the store is in use")?;
-        let found = erasures(&old).await?;
-        drop(old);
-        found
+        erasures(&target)?
     } else {
         Vec::new()
     };
+    // Everything happens on the incoming copy; the store is replaced only once it is whole,
+    // the erasures applied to it: a failure or a crash before leaves the old store as it was.
     let incoming = data_dir.join("events.db.restoring");
-    let _ = std::fs::remove_file(&incoming);
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", incoming.display()));
+    }
     std::fs::copy(&args.from, &incoming)?;
     private::restrict(&incoming)?;
+    let again = if erasures.is_empty() {
+        0
+    } else {
+        erase_again(&data_dir, &incoming, erasures).await?
+    };
+    // Whatever the engine wrote is in the file itself, not in a WAL left beside it.
+    Connection::open(&incoming)?.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    for suffix in ["-wal", "-shm", ".lock"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", incoming.display()));
+    }
     std::fs::File::open(&incoming)?.sync_all()?;
     // The old file's WAL and shared memory must not meet the new file.
     for suffix in ["-wal", "-shm"] {
@@ -170,63 +187,98 @@ pub async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
         "restored {events} events up to position {last} into {}",
         target.display()
     );
-    if !erasures.is_empty() {
-        let store: Arc<dyn EventStore> = Arc::new(EmbeddedStore::open(&target)?);
-        let keys = keyring(&data_dir, &store, true).await?;
-        let engine = leadflow_app::open_engine(store, Some(keys), false).await?;
-        let mut again = 0;
-        for e in erasures {
-            let meta = leadflow_engine::CommandMeta::by(leadflow_domain::Actor {
-                user: e.by,
-                role: leadflow_domain::Role::Admin,
-            })
-            .with_key(format!("restore-erasure-{}", e.subject));
-            let outcome = engine
-                .execute_subject(
-                    SubjectCommand::Erase {
-                        subject: e.subject,
-                        reason: e.reason_code,
-                        ticket: e.ticket,
-                    },
-                    meta,
-                )
-                .await
-                .with_context(|| format!("cannot erase subject {} again", e.subject))?;
-            if outcome.kind == leadflow_engine::OutcomeKind::Appended {
-                again += 1;
-            }
-        }
+    if again > 0 {
         println!("erased again {again} data subjects erased after the backup was taken");
     }
     println!("the read models are rebuilt at the next start");
     Ok(())
 }
 
-/// Every erasure a store holds, in log order.
-async fn erasures(
-    store: &EmbeddedStore,
-) -> anyhow::Result<Vec<leadflow_domain::subject::PersonalDataErased>> {
-    let mut found = Vec::new();
-    let mut from = Position::START;
-    loop {
-        let batch = store.read_all(from, 4096).await?;
-        let Some(last) = batch.last().map(|e| e.position) else {
-            break;
-        };
-        for event in batch {
-            if event.event_type != leadflow_domain::subject::ERASED_EVENT {
-                continue;
-            }
-            let envelope = leadflow_codec::decode(event)?;
-            if let leadflow_codec::Body::Subject {
-                event: SubjectEvent::PersonalDataErased(e),
-                ..
-            } = envelope.body
-            {
-                found.push(e);
-            }
+/// The lock the embedded store takes (`events.db.lock`), held by this process.
+fn lock(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join("events.db.lock");
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            bail!(
+                "the store in {} is in use by another process",
+                data_dir.display()
+            )
         }
-        from = last;
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
+/// Erases each subject again in the store at `file`, through the engine, as the admin who
+/// erased them first, with the same reason and ticket. How many were erased now.
+async fn erase_again(
+    data_dir: &Path,
+    file: &Path,
+    erasures: Vec<leadflow_domain::subject::PersonalDataErased>,
+) -> anyhow::Result<usize> {
+    let embedded = EmbeddedStore::open(file)?;
+    let store: Arc<dyn EventStore> = Arc::new(embedded.clone());
+    let keys = keyring(data_dir, &store, true).await?;
+    let engine = leadflow_app::open_engine(store, Some(keys), false).await?;
+    let mut again = 0;
+    for e in erasures {
+        let meta = leadflow_engine::CommandMeta::by(leadflow_domain::Actor {
+            user: e.by,
+            role: leadflow_domain::Role::Admin,
+        })
+        .with_key(format!("restore-erasure-{}", e.subject));
+        let outcome = engine
+            .execute_subject(
+                SubjectCommand::Erase {
+                    subject: e.subject,
+                    reason: e.reason_code,
+                    ticket: e.ticket,
+                },
+                meta,
+            )
+            .await
+            .with_context(|| format!("cannot erase subject {} again", e.subject))?;
+        if outcome.kind == leadflow_engine::OutcomeKind::Appended {
+            again += 1;
+        }
+    }
+    drop(engine);
+    drop(embedded);
+    Ok(again)
+}
+
+/// Every erasure the store file holds, in log order (read directly: its lock is ours).
+fn erasures(file: &Path) -> anyhow::Result<Vec<leadflow_domain::subject::PersonalDataErased>> {
+    use leadflow_codec::Stored as _;
+    let conn = Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut stmt =
+        conn.prepare("SELECT data, metadata FROM events WHERE event_type = ?1 ORDER BY position")?;
+    let rows = stmt
+        .query_map([leadflow_domain::subject::ERASED_EVENT], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut found = Vec::new();
+    for (data, metadata) in rows {
+        let version = serde_json::from_slice::<serde_json::Value>(&metadata)
+            .ok()
+            .and_then(|m| m["version"].as_u64())
+            .unwrap_or(1) as u32;
+        let event = leadflow_domain::SubjectAggregate::decode(
+            leadflow_domain::subject::ERASED_EVENT,
+            version,
+            &data,
+        )
+        .context("an erasure in the store does not decode")?;
+        if let SubjectEvent::PersonalDataErased(e) = event {
+            found.push(e);
+        }
     }
     Ok(found)
 }

@@ -223,7 +223,8 @@ async fn offline(data_dir: &Path, store: &StoreArgs) -> anyhow::Result<Vec<Value
         leadflow_projections::TRANSITIONS,
     ] {
         let name = model.name();
-        let path = data_dir.join("read").join(format!("{name}.db"));
+        let path =
+            leadflow_projections::runner::generations::live_path(&data_dir.join("read"), name);
         let row = rusqlite::Connection::open_with_flags(&path, flags).and_then(|c| {
             c.query_row(
                 "SELECT version, position, state, error, deferred IS NOT NULL FROM projection_state WHERE name = ?1",

@@ -10,9 +10,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use common::{client, leadflow, Served, BIN};
+use common::{gql, leadflow, Served, BIN};
 
 type Row = (i64, i64, i64, Vec<u8>, String, Vec<u8>, Vec<u8>);
 
@@ -55,21 +55,6 @@ fn has_key(data: &Path, subject: &str) -> bool {
         |r| r.get::<_, bool>(0),
     )
     .unwrap_or(false)
-}
-
-async fn gql(address: &str, token: &str, query: &str, variables: Value) -> Value {
-    let answer: Value = client()
-        .post(format!("http://{address}/graphql"))
-        .bearer_auth(token)
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(answer.get("errors").is_none(), "{answer}");
-    answer["data"].clone()
 }
 
 fn serve(data: &Path) -> Served {

@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{client, files, leadflow, Served, BIN};
+use common::{client, files, leadflow, Node, Served, BIN};
 use serde_json::{json, Value};
 
 use leadflow_codec::seal::MasterKey;
@@ -22,18 +22,7 @@ const PHONE_NATIONAL: &str = "89165551234";
 const EMAIL: &str = "zlatoslava.quincewood@quince.example";
 
 async fn gql(s: &Served, token: &str, query: &str, variables: Value) -> Value {
-    let answer: Value = client()
-        .post(format!("http://{}/graphql", s.address))
-        .bearer_auth(token)
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .expect("POST")
-        .json()
-        .await
-        .expect("JSON");
-    assert!(answer.get("errors").is_none(), "{answer}");
-    answer["data"].clone()
+    common::gql(&s.address, token, query, variables).await
 }
 
 fn utf16(text: &str) -> Vec<u8> {
@@ -77,61 +66,6 @@ async fn after_an_erasure_no_file_and_no_line_printed_holds_anything_of_the_pers
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_leadflow_node_no_file_and_no_line_printed_holds_anything_of_the_person() {
     nothing_of_the_person_is_left(true).await
-}
-
-/// A `leadflow node` process with everything it prints kept; killed on drop.
-struct Node {
-    child: std::process::Child,
-    connection: String,
-    output: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Node {
-    fn start(dir: &Path) -> Node {
-        use std::io::{BufRead as _, BufReader};
-        let mut child = Command::new(BIN)
-            .args(["node", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir)
-            .env("LEADFLOW_LOG", "debug")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("start leadflow node");
-        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        let out = output.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(c) = line.trim().strip_prefix("connection string: ") {
-                    let _ = tx.send(c.to_owned());
-                }
-                out.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        let stderr = child.stderr.take().unwrap();
-        let out = output.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                out.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        let connection = rx
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("the node prints its connection string");
-        Node {
-            child,
-            connection,
-            output,
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 async fn nothing_of_the_person_is_left(over_node: bool) {

@@ -57,6 +57,64 @@ impl Subscription {
         ))
     }
 
+    /// The read models' status, now and then every `everyMs` milliseconds (250 to 60,000;
+    /// 1,000 by default): progress of rebuilds, lag, events/s, failures. Admins only; one
+    /// model when `name` is given.
+    async fn projection_progress(
+        &self,
+        ctx: &Context<'_>,
+        name: Option<String>,
+        #[graphql(default = 1000)] every_ms: u64,
+    ) -> Result<impl Stream<Item = Vec<crate::types::ProjectionStatusGql>>> {
+        let actor = actor(ctx)?;
+        if actor.role != leadflow_domain::Role::Admin {
+            return Err(crate::error::ApiError::Forbidden(
+                "only an admin may follow the read models' progress".to_owned(),
+            )
+            .into());
+        }
+        if !(250..=60_000).contains(&every_ms) {
+            return Err(crate::error::ApiError::BadUserInput(format!(
+                "everyMs must be between 250 and 60000, not {every_ms}"
+            ))
+            .into());
+        }
+        let state = ctx.data_unchecked::<AppState>().clone();
+        if let Some(n) = &name {
+            if state.reads.status().await.iter().all(|s| s.name != n) {
+                return Err(
+                    crate::error::ApiError::NotFound(format!("unknown read model {n}")).into(),
+                );
+            }
+        }
+        let every = Duration::from_millis(every_ms);
+        Ok(futures::stream::unfold(
+            (state, true),
+            move |(state, first)| {
+                let name = name.clone();
+                async move {
+                    if !first {
+                        tokio::time::sleep(every).await;
+                    }
+                    // An admin dismissed or demoted meanwhile gets nothing more.
+                    let actor = state.admit(actor).ok()?;
+                    if actor.role != leadflow_domain::Role::Admin {
+                        return None;
+                    }
+                    let status = state
+                        .reads
+                        .status()
+                        .await
+                        .into_iter()
+                        .filter(|s| name.as_deref().is_none_or(|n| s.name == n))
+                        .map(Into::into)
+                        .collect();
+                    Some((status, (state, false)))
+                }
+            },
+        ))
+    }
+
     /// One lead's card: now, then each time it changes.
     async fn lead_changed(
         &self,

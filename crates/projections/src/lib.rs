@@ -158,45 +158,8 @@ pub fn from_micros(us: i64) -> DateTime<Utc> {
 pub fn dump_tables(path: &std::path::Path) -> rusqlite::Result<Vec<String>> {
     let conn =
         rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    // Full-text indexes are compared by their content (`SELECT *` on the virtual table), not
-    // by their shadow tables, whose segment layout depends on how the writes were batched.
-    let virtual_tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'projection_state' AND name NOT LIKE 'sqlite_%' ORDER BY name")?
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?
+    Ok(runner::generations::tables_of(&conn)?
         .into_iter()
-        .filter(|t| !virtual_tables.iter().any(|v| t.starts_with(&format!("{v}_"))))
-        .collect();
-    let mut out = Vec::new();
-    for t in tables {
-        let select = if virtual_tables.contains(&t) {
-            "rowid, *"
-        } else {
-            "*"
-        };
-        let mut stmt = conn.prepare(&format!("SELECT {select} FROM \"{t}\""))?;
-        let n = stmt.column_count();
-        let mut rows: Vec<String> = stmt
-            .query_map([], |r| {
-                let cells = (0..n)
-                    .map(|i| {
-                        Ok(match r.get_ref(i)? {
-                            rusqlite::types::ValueRef::Text(t) => {
-                                String::from_utf8_lossy(t).into_owned()
-                            }
-                            other => format!("{other:?}"),
-                        })
-                    })
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(format!("{t}: {}", cells.join(" | ")))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        rows.sort();
-        out.extend(rows);
-    }
-    Ok(out)
+        .flat_map(|(table, rows)| rows.into_iter().map(move |r| format!("{table}: {r}")))
+        .collect())
 }

@@ -60,8 +60,8 @@ pub async fn upkeep(handle: PrometheusHandle) {
     }
 }
 
-/// What `/health/ready` demands: every read model following the log by itself and at most
-/// `max_lag` events behind its head.
+/// What `/health/ready` demands: every read model following the log by itself (not failed,
+/// retrying, paused or stopped) and at most `max_lag` events behind its head.
 #[derive(Clone, Debug)]
 pub struct Readiness {
     pub max_lag: u64,
@@ -79,7 +79,13 @@ impl Readiness {
         status
             .iter()
             .filter_map(|p| {
-                if p.state.is_unhealthy() {
+                if p.state.is_unhealthy()
+                    || matches!(
+                        p.state,
+                        leadflow_projections::ProjectionState::Paused
+                            | leadflow_projections::ProjectionState::Stopped
+                    )
+                {
                     Some(format!("{} is {}", p.name, p.state.label()))
                 } else if p.lag() > self.max_lag {
                     Some(format!(

@@ -147,6 +147,23 @@ pub fn client() -> reqwest::Client {
         .expect("an HTTP client")
 }
 
+/// `POST /graphql` with variables as `token`, at the server listening on `address`; the
+/// answer's `data`, asserting it holds no error.
+pub async fn gql(address: &str, token: &str, query: &str, variables: Value) -> Value {
+    let answer: Value = client()
+        .post(format!("http://{address}/graphql"))
+        .bearer_auth(token)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(answer.get("errors").is_none(), "{answer}");
+    answer["data"].clone()
+}
+
 pub async fn graphql(s: &Served, token: Option<&str>, query: &str) -> Value {
     let mut request = client()
         .post(format!("http://{}/graphql", s.address))
@@ -161,4 +178,59 @@ pub async fn graphql(s: &Served, token: Option<&str>, query: &str) -> Value {
         .json()
         .await
         .expect("JSON")
+}
+
+/// A `leadflow node` process with everything it prints kept; killed on drop.
+pub struct Node {
+    pub child: std::process::Child,
+    pub connection: String,
+    pub output: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Node {
+    pub fn start(dir: &Path) -> Node {
+        use std::io::{BufRead as _, BufReader};
+        let mut child = Command::new(BIN)
+            .args(["node", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .env("LEADFLOW_LOG", "debug")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start leadflow node");
+        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let out = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(c) = line.trim().strip_prefix("connection string: ") {
+                    let _ = tx.send(c.to_owned());
+                }
+                out.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let stderr = child.stderr.take().unwrap();
+        let out = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                out.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let connection = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the node prints its connection string");
+        Node {
+            child,
+            connection,
+            output,
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use leadflow_store::Position;
 
 use super::control::{self, Control};
-use super::generations::{self, compare, Generations, TableDiff};
+use super::generations::{self, Generations, TableDiff};
 use super::{start_slot, Running, Shared, Slot};
 use super::{ProjectionState, ReadSide};
 use crate::ProjectionError;
@@ -62,7 +62,13 @@ impl ReadSide {
                 .collect::<Result<_, _>>()?
         };
         for running in &chosen {
-            if running.building.lock().expect("building lock").is_some() {
+            // A build that failed is replaced by the new one; one under way is not.
+            let failed = running
+                .building_status()
+                .is_some_and(|b| b.state == ProjectionState::Failed);
+            if failed {
+                discard(&self.shared, running).await;
+            } else if running.building.lock().expect("building lock").is_some() {
                 return Err(RebuildError::UnderWay(running.name));
             }
         }
@@ -74,7 +80,7 @@ impl ReadSide {
             };
             let shared = self.shared.clone();
             let r = running.clone();
-            let (slot, member) = tokio::task::spawn_blocking(move || {
+            let started = tokio::task::spawn_blocking(move || {
                 let generation = {
                     let manifest = shared.manifest.lock().expect("manifest lock");
                     manifest.get(r.name).next()
@@ -86,8 +92,9 @@ impl ReadSide {
                     &generations::path_of(&shared.dir, r.name, generation),
                 )?;
                 let projection = r.template.lock().expect("template lock").fresh();
-                let started =
-                    start_slot(&shared, r.name, generation, projection, &r.public, false)?;
+                let started = start_slot(
+                    &shared, r.name, generation, projection, &r.public, false, &r.erased,
+                )?;
                 let mut manifest = shared.manifest.lock().expect("manifest lock");
                 let gens = manifest.get(r.name);
                 manifest.set(
@@ -105,8 +112,18 @@ impl ReadSide {
             .map_err(|e| RebuildError::Failed {
                 name: running.name,
                 reason: e.to_string(),
-            })?
-            .map_err(failed)?;
+            })
+            .and_then(|r| r.map_err(failed));
+            let (slot, member) = match started {
+                Ok(started) => started,
+                Err(e) => {
+                    // The models started before this one are not left half begun.
+                    for earlier in &chosen {
+                        discard(&self.shared, earlier).await;
+                    }
+                    return Err(e);
+                }
+            };
             tracing::info!(
                 projection = running.name,
                 generation = slot.generation,
@@ -137,6 +154,7 @@ impl ReadSide {
         if running.building.lock().expect("building lock").is_some() {
             return Err(RebuildError::UnderWay(name));
         }
+        forget_if_erased(&self.shared, &running);
         let gens = self
             .shared
             .manifest
@@ -161,7 +179,9 @@ impl ReadSide {
         let r = running.clone();
         let (slot, member) = tokio::task::spawn_blocking(move || {
             let projection = r.template.lock().expect("template lock").fresh();
-            let started = start_slot(&shared, r.name, previous, projection, &r.public, false)?;
+            let started = start_slot(
+                &shared, r.name, previous, projection, &r.public, false, &r.erased,
+            )?;
             let mut manifest = shared.manifest.lock().expect("manifest lock");
             let gens = manifest.get(r.name);
             manifest.set(
@@ -211,9 +231,17 @@ pub(crate) async fn watch_build(shared: Arc<Shared>, running: Arc<Running>, veri
             return;
         };
         let live = running.live_status();
-        if built.state != ProjectionState::Live
+        let head = shared.store.head().await.unwrap_or_default();
+        // Caught up with the log and with the live one; a rollback's generation already at
+        // the head of a quiet log gets no batch to say so, hence the head.
+        let following = matches!(
+            built.state,
+            ProjectionState::Live | ProjectionState::CatchingUp | ProjectionState::Starting
+        );
+        if !following
             || built.rebuilding
             || built.checkpoint < live.checkpoint
+            || built.checkpoint < head
         {
             continue;
         }
@@ -240,31 +268,47 @@ pub(crate) async fn watch_build(shared: Arc<Shared>, running: Arc<Running>, veri
 }
 
 /// Holds the live and the new generation at one log position (pausing both, then running the
-/// one behind up to the other) and compares them.
+/// one behind up to the other), opens a read snapshot of each, lets the live one go on, and
+/// compares the snapshots. The live one is paused only while the snapshots open, and resumed
+/// whatever happens.
 async fn hold_and_compare(running: &Running) -> Result<Vec<TableDiff>, String> {
-    let (live, built) = {
-        let live = running.live.read().expect("live lock");
-        let building = running.building.lock().expect("building lock");
-        let Some(building) = building.as_ref() else {
-            return Err("the new generation is gone".to_owned());
-        };
-        (live.handle(), building.handle())
+    let Some((live, built)) = running.handles() else {
+        return Err("the new generation is gone".to_owned());
     };
-    live.pause().await?;
-    built.pause().await?;
-    let (l, b) = (live.checkpoint(), built.checkpoint());
-    if l < b {
-        live.run_to(b).await?;
-    } else if b < l {
-        built.run_to(l).await?;
-    }
-    let (live_path, built_path) = (live.path.clone(), built.path.clone());
-    let compared = tokio::task::spawn_blocking(move || compare(&live_path, &built_path))
+    let held = async {
+        live.pause().await?;
+        built.pause().await?;
+        let (l, b) = (live.checkpoint(), built.checkpoint());
+        if l < b {
+            live.run_to(b).await?;
+        } else if b < l {
+            built.run_to(l).await?;
+        }
+        let (live_path, built_path) = (live.path.clone(), built.path.clone());
+        tokio::task::spawn_blocking(move || {
+            let open = |path: &std::path::Path| -> rusqlite::Result<rusqlite::Connection> {
+                let conn = rusqlite::Connection::open_with_flags(
+                    path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )?;
+                // The snapshot starts with the first read of the transaction.
+                conn.execute_batch("BEGIN")?;
+                conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+                Ok(conn)
+            };
+            Ok::<_, rusqlite::Error>((open(&live_path)?, open(&built_path)?))
+        })
         .await
+        .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()));
+    }
+    .await;
     live.resume().await?;
-    compared
+    let (a, b) = held?;
+    tokio::task::spawn_blocking(move || generations::compare_snapshots(&a, &b))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
 }
 
 /// Why the comparison refused: each differing table with its counts and a few rows.
@@ -298,6 +342,12 @@ fn describe(diffs: &[TableDiff]) -> String {
 /// Drops the new generation and says why; the live one goes on as it was.
 async fn refuse(shared: &Shared, running: &Running, why: String) {
     tracing::warn!(projection = running.name, why = %why, "rebuild not switched in");
+    discard(shared, running).await;
+    *running.refused.lock().expect("refused lock") = Some(why);
+}
+
+/// Stops and removes the generation being built, if any.
+async fn discard(shared: &Shared, running: &Running) {
     let built = running.building.lock().expect("building lock").take();
     if let Some(built) = built {
         let _ = built.retire.send(true);
@@ -315,28 +365,51 @@ async fn refuse(shared: &Shared, running: &Running, why: String) {
                 },
             );
         }
-        // Its worker lets go of the file once it sees the retirement.
-        let (dir, name) = (shared.dir.clone(), running.name);
-        tokio::task::spawn_blocking(move || {
-            std::thread::sleep(Duration::from_millis(500));
+        // Removed once its worker has let go of the file.
+        let (dir, name, status) = (shared.dir.clone(), running.name, built.status.clone());
+        tokio::spawn(async move {
+            until_stopped(&status).await;
             generations::remove(&dir, name, generation);
         });
     }
-    *running.refused.lock().expect("refused lock") = Some(why);
 }
 
-/// The switch: the new generation serves from this moment. Its checkpoint is at least the old
-/// one's, so no `consistency` wait met before is unmet after.
+/// The switch: the new generation serves from this moment. The old one is paused first, so
+/// nothing of it reaches the public checkpoint after, and the new one is run up to it, so no
+/// `consistency` wait met before is unmet after.
 async fn switch(shared: &Shared, running: &Running) -> Result<(), ProjectionError> {
-    let Some(built) = running.building.lock().expect("building lock").take() else {
+    let Some((live, built)) = running.handles() else {
         return Ok(());
     };
-    let new_generation = built.generation;
+    let failed = |what: &str, e: String| ProjectionError::Setup {
+        what: format!("{what} for the switch of {}", running.name),
+        reason: e,
+    };
+    let held = async {
+        live.pause().await?;
+        built.pause().await?;
+        let (l, b) = (live.checkpoint(), built.checkpoint());
+        if b < l {
+            built.run_to(l).await?;
+        }
+        Ok::<_, String>(())
+    }
+    .await;
+    if let Err(e) = held {
+        let _ = live.resume().await;
+        let _ = built.resume().await;
+        return Err(failed("hold both generations", e));
+    }
+    let Some(new) = running.building.lock().expect("building lock").take() else {
+        let _ = live.resume().await;
+        return Ok(());
+    };
+    let new_generation = new.generation;
     let old: Slot = {
-        let mut live = running.live.write().expect("live lock");
-        built.serving.store(true, Ordering::SeqCst);
-        running.publish(built.status.lock().expect("status lock").checkpoint);
-        let old = std::mem::replace(&mut *live, built);
+        let mut serving = running.live.write().expect("live lock");
+        new.serving.store(true, Ordering::SeqCst);
+        running.publish(new.status.lock().expect("status lock").checkpoint);
+        let old = std::mem::replace(&mut *serving, new);
         old.serving.store(false, Ordering::SeqCst);
         old
     };
@@ -344,7 +417,7 @@ async fn switch(shared: &Shared, running: &Running) -> Result<(), ProjectionErro
     let outdated = {
         let mut manifest = shared.manifest.lock().expect("manifest lock");
         let gens = manifest.get(running.name);
-        manifest.set(
+        let written = manifest.set(
             &shared.dir,
             running.name,
             Generations {
@@ -353,7 +426,11 @@ async fn switch(shared: &Shared, running: &Running) -> Result<(), ProjectionErro
                 previous: Some(old.generation),
                 verify: false,
             },
-        )?;
+        );
+        if let Err(e) = written {
+            // The new generation serves; the manifest says otherwise until the next write.
+            tracing::error!(projection = running.name, error = %e, "the manifest was not written after the switch");
+        }
         // The generation before the old one is no longer needed; the old one is kept for a
         // rollback until the next switch.
         gens.previous
@@ -362,11 +439,10 @@ async fn switch(shared: &Shared, running: &Running) -> Result<(), ProjectionErro
     if let Some(outdated) = outdated {
         generations::remove(&shared.dir, running.name, outdated);
     }
-    // Paused for a comparison: it goes on now.
-    let live = running.live.read().expect("live lock").handle();
-    if live.status().state == ProjectionState::Paused {
-        let _ = live.resume().await;
-    }
+    built
+        .resume()
+        .await
+        .map_err(|e| failed("resume the new generation", e))?;
     tracing::info!(
         projection = running.name,
         from = old.generation,
@@ -374,6 +450,26 @@ async fn switch(shared: &Shared, running: &Running) -> Result<(), ProjectionErro
         "switched to the new generation"
     );
     Ok(())
+}
+
+/// Waits until a retired generation's worker has stopped (and let go of its file).
+pub(crate) async fn until_stopped(status: &Arc<std::sync::Mutex<super::ProjectionStatus>>) {
+    for _ in 0..600 {
+        let state = status.lock().expect("status lock").state;
+        if matches!(state, ProjectionState::Stopped | ProjectionState::Failed) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Running {
+    /// Handles of the live and the new generation, if one is being built.
+    fn handles(&self) -> Option<(Handle, Handle)> {
+        let live = self.live.read().expect("live lock").handle();
+        let building = self.building.lock().expect("building lock");
+        Some((live, building.as_ref()?.handle()))
+    }
 }
 
 /// What the watcher needs of a generation without holding the model's locks across awaits.
@@ -429,7 +525,11 @@ impl Handle {
     }
 
     async fn until_paused(&self) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
         loop {
+            if std::time::Instant::now() > deadline {
+                return Err("the generation did not hold within 120 s".to_owned());
+            }
             let s = self.status();
             match s.state {
                 ProjectionState::Paused => return Ok(()),
@@ -443,5 +543,56 @@ impl Handle {
                 _ => tokio::time::sleep(Duration::from_millis(10)).await,
             }
         }
+    }
+}
+
+/// An erasure ends the rollback window: the generation kept for a rollback stopped following
+/// the log and still holds what was erased since, so once a model applies an erasure its
+/// previous generation is removed (a rollback is refused from then on, until the next switch).
+pub(crate) async fn forget_previous(shared: Arc<Shared>, handles: Vec<Arc<Running>>) {
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        for running in &handles {
+            if running.erased.load(Ordering::SeqCst) {
+                let _one_at_a_time = shared.ops.lock().await;
+                forget_if_erased(&shared, running);
+            }
+        }
+    }
+}
+
+/// Removes `running`'s previous generation if the model applied an erasure since the last
+/// look. The caller holds the ops lock.
+fn forget_if_erased(shared: &Shared, running: &Running) {
+    if !running.erased.swap(false, Ordering::SeqCst) {
+        return;
+    }
+    let gone = {
+        let mut manifest = shared.manifest.lock().expect("manifest lock");
+        let gens = manifest.get(running.name);
+        let previous = gens.previous.filter(|p| Some(*p) != gens.building);
+        if previous.is_some() {
+            let _ = manifest.set(
+                &shared.dir,
+                running.name,
+                Generations {
+                    previous: None,
+                    ..gens
+                },
+            );
+        }
+        previous
+    };
+    if let Some(previous) = gone {
+        generations::remove(&shared.dir, running.name, previous);
+        tracing::info!(
+            projection = running.name,
+            generation = previous,
+            "an erasure ends the rollback window: the previous generation is removed"
+        );
     }
 }

@@ -115,7 +115,8 @@ pub(crate) fn record_skip(
     now: chrono::DateTime<chrono::Utc>,
 ) -> rusqlite::Result<()> {
     tx.execute(
-        "INSERT OR REPLACE INTO dead_letters(position, stream, event_type, error, reason, by, skipped_at)
+        // A second skip of the same event keeps the first one's who, why and when.
+        "INSERT OR IGNORE INTO dead_letters(position, stream, event_type, error, reason, by, skipped_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             stopped.position.0 as i64,

@@ -137,7 +137,8 @@ pub struct TableDiff {
     /// SHA-256 of the table's rows, sorted, each side.
     pub live_hash: String,
     pub new_hash: String,
-    /// Rows only the live generation has, then only the new one, at most [`SHOWN`] each.
+    /// The keys (first column) of rows only the live generation has, then only the new one,
+    /// at most [`SHOWN`] each.
     pub only_live: Vec<String>,
     pub only_new: Vec<String>,
 }
@@ -149,7 +150,15 @@ pub const SHOWN: usize = 10;
 /// Full-text indexes count by their content, not their shadow tables' layout; the checkpoint
 /// row is left out (the caller holds both at one position).
 pub fn compare(live: &Path, new: &Path) -> rusqlite::Result<Vec<TableDiff>> {
-    let (a, b) = (tables(live)?, tables(new)?);
+    let open = |p: &Path| Connection::open_with_flags(p, OpenFlags::SQLITE_OPEN_READ_ONLY);
+    compare_snapshots(&open(live)?, &open(new)?)
+}
+
+/// [`compare`] over two connections (each in a read transaction: its snapshot). Differing
+/// rows are listed by their first column (the key), never by their content, which may hold
+/// personal data.
+pub fn compare_snapshots(live: &Connection, new: &Connection) -> rusqlite::Result<Vec<TableDiff>> {
+    let (a, b) = (tables_of(live)?, tables_of(new)?);
     let names: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     let empty = Vec::new();
     let mut diffs = Vec::new();
@@ -163,7 +172,7 @@ pub fn compare(live: &Path, new: &Path) -> rusqlite::Result<Vec<TableDiff>> {
             from.iter()
                 .filter(|r| other.binary_search(r).is_err())
                 .take(SHOWN)
-                .cloned()
+                .map(|r| r.split(" | ").next().unwrap_or_default().to_owned())
                 .collect::<Vec<_>>()
         };
         diffs.push(TableDiff {
@@ -189,8 +198,7 @@ fn hash(rows: &[String]) -> String {
 }
 
 /// Each table's rows as text, sorted: what two generations are compared by.
-pub(crate) fn tables(path: &Path) -> rusqlite::Result<BTreeMap<String, Vec<String>>> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+pub(crate) fn tables_of(conn: &Connection) -> rusqlite::Result<BTreeMap<String, Vec<String>>> {
     // Full-text indexes are compared by their content (`SELECT *` on the virtual table), not
     // by their shadow tables, whose segment layout depends on how the writes were batched.
     let virtual_tables: Vec<String> = conn

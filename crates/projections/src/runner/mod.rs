@@ -93,6 +93,8 @@ pub(crate) struct Running {
     pub(crate) template: Mutex<Box<dyn Projection>>,
     /// Why the last rebuild was not switched in.
     pub(crate) refused: Mutex<Option<String>>,
+    /// Set when a generation of this model applies an erasure (see `forget_previous`).
+    pub(crate) erased: Arc<AtomicBool>,
 }
 
 impl Running {
@@ -130,6 +132,7 @@ pub(crate) fn start_slot(
     projection: Box<dyn Projection>,
     public: &Arc<watch::Sender<Position>>,
     serving: bool,
+    erased: &Arc<AtomicBool>,
 ) -> Result<(Slot, Member), ProjectionError> {
     let path = generations::path_of(&shared.dir, name, generation);
     let mut conn = open_writer(&path)?;
@@ -175,6 +178,7 @@ pub(crate) fn start_slot(
         checkpoint: Publisher {
             public: public.clone(),
             serving: serving.clone(),
+            erased: erased.clone(),
         },
         shutdown: retired,
         threads: shared.threads.clone(),
@@ -300,8 +304,16 @@ impl ReadSide {
             let name = projection.name();
             let gens = new_version_beside(&shared, projection.as_ref())?;
             let public = Arc::new(watch::channel(Position::START).0);
-            let (live, member) =
-                start_slot(&shared, name, gens.live, projection.fresh(), &public, true)?;
+            let erased = Arc::new(AtomicBool::new(false));
+            let (live, member) = start_slot(
+                &shared,
+                name,
+                gens.live,
+                projection.fresh(),
+                &public,
+                true,
+                &erased,
+            )?;
             public.send_replace(member.checkpoint);
             members.push(member);
             // A rebuild under way when the process stopped goes on from its checkpoint.
@@ -314,6 +326,7 @@ impl ReadSide {
                         projection.fresh(),
                         &public,
                         false,
+                        &erased,
                     )?;
                     members.push(member);
                     Some(slot)
@@ -327,6 +340,7 @@ impl ReadSide {
                 public,
                 template: Mutex::new(projection),
                 refused: Mutex::new(None),
+                erased,
             });
             if gens.building.is_some() {
                 builds.push((running.clone(), gens.verify));
@@ -339,6 +353,9 @@ impl ReadSide {
         for (from, members) in group_by_checkpoint(members, |m| m.checkpoint) {
             shared.feed(members, from)?;
         }
+        shared
+            .runtime
+            .spawn(bluegreen::forget_previous(shared.clone(), handles.clone()));
         for (running, verify) in builds {
             tracing::info!(
                 projection = running.name,

@@ -71,6 +71,9 @@ pub(crate) struct Worker {
 pub(crate) struct Publisher {
     pub(crate) public: Arc<watch::Sender<Position>>,
     pub(crate) serving: Arc<std::sync::atomic::AtomicBool>,
+    /// Set once this model has applied an erasure: older generations kept for a rollback
+    /// still hold what it erased, and go.
+    pub(crate) erased: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Publisher {
@@ -546,6 +549,8 @@ pub(crate) enum Drained {
     Transient(ProjectionError),
     /// Paused by an operator.
     Paused,
+    /// To go on from the checkpoint on a feeder of its own.
+    Refeed,
 }
 
 /// What a stopped worker waits for.
@@ -566,6 +571,14 @@ impl Worker {
         loop {
             match self.drain(&mut position, &rx, &mut attempts) {
                 Drained::Stopped => break,
+                Drained::Refeed => {
+                    drop(rx);
+                    drop(own.take());
+                    match self.own_feeder(position) {
+                        Ok((fed, stop)) => (rx, own) = (fed, Some(stop)),
+                        Err(e) => return self.fail(position, &e),
+                    }
+                }
                 Drained::Failed if *self.shutdown.borrow() => return,
                 Drained::Paused if *self.shutdown.borrow() => break,
                 drained @ (Drained::Failed | Drained::Paused) => {
@@ -582,16 +595,10 @@ impl Worker {
                         return;
                     }
                     attempts = 0;
-                    rx = match self.own_feeder(position) {
-                        Ok((rx, stop)) => {
-                            own = Some(stop);
-                            rx
-                        }
-                        Err(e) => {
-                            self.fail(position, &e);
-                            return;
-                        }
-                    };
+                    match self.own_feeder(position) {
+                        Ok((fed, stop)) => (rx, own) = (fed, Some(stop)),
+                        Err(e) => return self.fail(position, &e),
+                    }
                 }
                 Drained::Transient(error) => {
                     // Leave the feeder: a shared one goes on for the others, an own one ends.
@@ -609,16 +616,10 @@ impl Worker {
                     if stopped {
                         break;
                     }
-                    rx = match self.own_feeder(position) {
-                        Ok((rx, stop)) => {
-                            own = Some(stop);
-                            rx
-                        }
-                        Err(e) => {
-                            self.fail(position, &e);
-                            return;
-                        }
-                    };
+                    match self.own_feeder(position) {
+                        Ok((fed, stop)) => (rx, own) = (fed, Some(stop)),
+                        Err(e) => return self.fail(position, &e),
+                    }
                 }
             }
         }
@@ -774,6 +775,9 @@ impl Worker {
             let from = *position;
             let batch = match fed {
                 Ok(batch) => batch,
+                // Skipped by this model, not by every model of a shared feeder: on a feeder
+                // of its own, which leaves it out.
+                Err((at, _)) if self.skips.contains(&at) => return Drained::Refeed,
                 Err((at, reason)) => {
                     self.stopped_at = Some(StoppedAt {
                         position: at,
@@ -1051,6 +1055,9 @@ impl Worker {
         tx.commit()?;
         if envelopes.iter().any(erases) {
             super::sqlite::purge_wal(&self.conn, self.projection.name())?;
+            self.checkpoint
+                .erased
+                .store(true, std::sync::atomic::Ordering::SeqCst);
         }
         spent.committing += committing.elapsed();
         Ok(())

@@ -1,0 +1,214 @@
+//! Ops figures: the API while every read model is rebuilt beside the live one. Query p99 (the
+//! kanban header and a table page, read through the read side as the API reads them) and
+//! command throughput during the rebuild, each beside the same run's idle figure over the
+//! same copy of the data set, with the same load.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use leadflow_domain::{Catalog, FunnelId};
+use leadflow_engine::{CommandMeta, Engine};
+use leadflow_projections::query::{self, LeadFilter};
+use leadflow_projections::{all_projections, ReadSide, LEADS};
+use leadflow_store::EventStore;
+use leadflow_store_embedded::EmbeddedStore;
+
+use crate::workload::{business_time, lead_id, path_step, PATH_LEN};
+use crate::{percentile, read, Figure};
+
+/// Concurrent writers: enough to keep the store's group commit busy, as an office would.
+const WRITERS: u64 = 16;
+/// How long the idle figures are measured.
+const IDLE: Duration = Duration::from_secs(8);
+
+/// What one phase measured.
+struct Phase {
+    queries: Vec<Duration>,
+    commands: u64,
+    elapsed: Duration,
+}
+
+impl Phase {
+    fn rate(&self) -> f64 {
+        self.commands as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+pub async fn rebuild_under_load(root: &Path, leads: u64) -> anyhow::Result<Vec<Figure>> {
+    let data = read::read_models(root, leads).await?;
+    // A copy: the other figures read the data set's own files.
+    let scratch = root.join(format!("rebuild-under-load-{leads}"));
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch)?;
+    }
+    std::fs::create_dir_all(scratch.join("read"))?;
+    // The store with its WAL (no process has it open now): the same log the models followed.
+    for file in ["events.db", "events.db-wal"] {
+        if data.join(file).exists() {
+            std::fs::copy(data.join(file), scratch.join(file))?;
+        }
+    }
+    for model in ["leads", "history", "transitions"] {
+        for suffix in ["", "-wal"] {
+            let file = format!("{model}.db{suffix}");
+            if data.join("read").join(&file).exists() {
+                std::fs::copy(
+                    data.join("read").join(&file),
+                    scratch.join("read").join(&file),
+                )?;
+            }
+        }
+    }
+    let store: Arc<dyn EventStore> = Arc::new(EmbeddedStore::open(scratch.join("events.db"))?);
+    let reads = Arc::new(ReadSide::start(
+        &scratch.join("read"),
+        store.clone(),
+        all_projections(),
+    )?);
+    reads
+        .wait_for(store.head().await?, Duration::from_secs(600))
+        .await?;
+    let engine = crate::engine(store.clone());
+    let next = Arc::new(AtomicU64::new(leads + 1_000_000));
+
+    let idle = measure(&engine, &reads, &next, Some(IDLE)).await?;
+    let started = Instant::now();
+    reads.rebuild(&[], false).await?;
+    let during = measure(&engine, &reads, &next, None).await?;
+    let rebuilt_in = started.elapsed();
+    if let Some(refused) = reads.status().await.iter().find_map(|s| s.refused.clone()) {
+        anyhow::bail!("the rebuild was refused: {refused}");
+    }
+    reads.shutdown();
+    let _ = std::fs::remove_dir_all(&scratch);
+    eprintln!(
+        "  rebuilt every model beside the live ones in {:.1} s under load: {} queries, {} commands during it; idle: {} queries, {} commands in {:.0} s",
+        rebuilt_in.as_secs_f64(),
+        during.queries.len(),
+        during.commands,
+        idle.queries.len(),
+        idle.commands,
+        idle.elapsed.as_secs_f64()
+    );
+    let (mut idle_q, mut during_q) = (idle.queries.clone(), during.queries.clone());
+    let idle_p99 = micros(percentile(&mut idle_q, 0.99));
+    let during_p99 = micros(percentile(&mut during_q, 0.99));
+    Ok(vec![
+        Figure {
+            name: "query_p99_during_rebuild",
+            value: during_p99,
+            unit: "µs",
+            limit: idle_p99,
+            limit_what: format!(
+                "p99 of the same queries (kanban header, table page) idle, same load, {leads} leads; goal: at most twice it"
+            ),
+            goal: Some(2.0 * idle_p99),
+            higher_is_better: false,
+        },
+        Figure {
+            name: "commands_per_sec_during_rebuild",
+            value: during.rate(),
+            unit: "commands/s",
+            limit: idle.rate(),
+            limit_what: format!(
+                "commands/s of the same {WRITERS} writers idle, {leads} leads; goal: at least 70 % of it"
+            ),
+            goal: Some(0.7 * idle.rate()),
+            higher_is_better: true,
+        },
+    ])
+}
+
+/// Writers and a reader for `at_most`, or (none given) until every model has switched to the
+/// generation a rebuild made (checked every 100 ms).
+async fn measure(
+    engine: &Arc<Engine>,
+    reads: &Arc<ReadSide>,
+    next: &Arc<AtomicU64>,
+    at_most: Option<Duration>,
+) -> anyhow::Result<Phase> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let commands = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            let (engine, stop, commands, next) =
+                (engine.clone(), stop.clone(), commands.clone(), next.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    for step in 0..PATH_LEN {
+                        let (cmd, actor) = path_step(i, step);
+                        engine
+                            .execute(lead_id(i), cmd, CommandMeta::by(actor).at(business_time(i)))
+                            .await?;
+                        commands.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                Ok::<_, anyhow::Error>(())
+            })
+        })
+        .collect();
+    let reader = {
+        let (reads, stop) = (reads.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let funnel = FunnelId::parse("default")?;
+            let filter = LeadFilter {
+                funnel: Some("default".to_owned()),
+                ..LeadFilter::default()
+            };
+            while !stop.load(Ordering::SeqCst) {
+                let (funnel, filter) = (funnel.clone(), filter.clone());
+                let started = Instant::now();
+                reads
+                    .read(LEADS, move |c| {
+                        query::board(c, &Catalog::default_catalog(), &funnel, false, None)
+                    })
+                    .await?;
+                samples.push(started.elapsed());
+                let started = Instant::now();
+                reads
+                    .read(LEADS, move |c| query::leads_page(c, &filter, &[], 50, None))
+                    .await?;
+                samples.push(started.elapsed());
+            }
+            Ok::<_, anyhow::Error>(samples)
+        })
+    };
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let done = match at_most {
+            Some(d) => started.elapsed() >= d,
+            None => reads
+                .status()
+                .await
+                .iter()
+                .all(|s| s.generation == 1 && s.rebuild.is_none()),
+        };
+        if done {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(1800),
+            "the rebuild never switched in"
+        );
+    }
+    stop.store(true, Ordering::SeqCst);
+    let elapsed = started.elapsed();
+    for w in writers {
+        w.await??;
+    }
+    let queries = reader.await??;
+    Ok(Phase {
+        queries,
+        commands: commands.load(Ordering::SeqCst),
+        elapsed,
+    })
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
