@@ -124,3 +124,65 @@ fn erasing_an_event_in_the_domain_and_in_the_codec_agree() {
         "the recorded payloads hold personal data to erase"
     );
 }
+
+/// A v1 payload, decoded and encoded again at the current version.
+type Upcast<'a> = dyn Fn(&str) -> Vec<u8> + 'a;
+
+/// The checked-in JSON Schema of `event` at `version` (`schemas/events/<Type>.v<N>.json`).
+fn schema(event: &str, version: u32) -> jsonschema::Validator {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../schemas/events")
+        .join(format!("{event}.v{version}.json"));
+    let raw = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let schema: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every recorded v1 payload is valid under the v1 schema, and what it upcasts to is valid
+/// under the current version's schema: both versions of each event are described, and the
+/// upcaster's output is what a consumer of the current schema expects.
+#[test]
+fn recorded_v1_payloads_validate_under_the_v1_schema_and_upcast_under_the_current_one() {
+    let mut checked = 0;
+    for entry in fs::read_dir(golden("v1")).expect("tests/golden/v1") {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if name == "metadata" {
+            continue;
+        }
+        let v1 = schema(&name, 1);
+        let (current, upcast): (u32, Box<Upcast<'_>>) =
+            match leadflow_codec::lead::current_version(&name) {
+                Some(current) => (
+                    current,
+                    Box::new(|payload: &str| {
+                        let event = leadflow_codec::lead::decode(&name, 1, payload.as_bytes())
+                            .unwrap_or_else(|e| panic!("{name} v1 {payload}: {e}"));
+                        leadflow_codec::lead::encode(&event)
+                    }),
+                ),
+                None => (
+                    leadflow_codec::catalog::current_version(&name)
+                        .unwrap_or_else(|| panic!("{name} is no event of this build")),
+                    Box::new(|payload: &str| {
+                        let event = leadflow_codec::catalog::decode(&name, 1, payload.as_bytes())
+                            .unwrap_or_else(|e| panic!("{name} v1 {payload}: {e}"));
+                        leadflow_codec::catalog::encode(&event)
+                    }),
+                ),
+            };
+        let now = schema(&name, current);
+        for payload in lines(&path) {
+            let value: serde_json::Value = serde_json::from_str(&payload).unwrap();
+            if let Err(e) = v1.validate(&value) {
+                panic!("{name} v1 payload invalid under its v1 schema: {e}\n{payload}");
+            }
+            let upcast: serde_json::Value = serde_json::from_slice(&upcast(&payload)).unwrap();
+            if let Err(e) = now.validate(&upcast) {
+                panic!("{name} upcast to v{current} invalid under its schema: {e}\n{upcast}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 73, "only {checked} payloads checked");
+}
