@@ -175,7 +175,16 @@ async fn a_rebuild_beside_live_under_load_switches_once_to_a_model_equal_to_a_fr
     for s in &status {
         assert_eq!(s.refused, None, "{s:?}");
     }
-    let manifest = Manifest::load(&dir).unwrap();
+    // The manifest is written just after each swap.
+    let deadline = Instant::now() + WAIT;
+    let manifest = loop {
+        let manifest = Manifest::load(&dir).unwrap();
+        if MODELS.iter().all(|m| manifest.get(m).live == 1) {
+            break manifest;
+        }
+        assert!(Instant::now() < deadline, "{manifest:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     for model in MODELS {
         let gens = manifest.get(model);
         assert_eq!(
@@ -198,13 +207,17 @@ async fn a_rebuild_beside_live_under_load_switches_once_to_a_model_equal_to_a_fr
     assert_eq!(count, 400 + commands as i64);
     equals_a_fresh_build(&w, &dir).await;
 
-    // The next switch removes the generation before the previous one.
+    // The next switch removes the generation before the previous one (just after the swap).
     reads.rebuild(&["leads"], false).await.unwrap();
     until(&reads, "switched again", |s| {
         s.name != "leads" || (s.generation == 2 && s.rebuild.is_none())
     })
     .await;
-    assert!(!path_of(&dir, "leads", 0).exists());
+    let deadline = Instant::now() + WAIT;
+    while path_of(&dir, "leads", 0).exists() {
+        assert!(Instant::now() < deadline, "generation 0 never removed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(path_of(&dir, "leads", 1).exists());
     reads.shutdown();
 }
@@ -266,8 +279,16 @@ async fn verify_refuses_a_planted_difference_and_rollback_restores_the_previous_
         s.name != "leads" || (s.generation == 0 && s.rebuild.is_none())
     })
     .await;
-    let gens = Manifest::load(&dir).unwrap().get("leads");
-    assert_eq!((gens.live, gens.previous), (0, Some(1)));
+    // The manifest is written just after the swap.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let gens = Manifest::load(&dir).unwrap().get("leads");
+        if (gens.live, gens.previous) == (0, Some(1)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the manifest says {gens:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let latest = register(&w.engine, 52).await;
     reads.wait_for(latest, WAIT).await.unwrap();
     reads.shutdown();

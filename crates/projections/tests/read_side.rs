@@ -604,6 +604,25 @@ async fn a_new_projection_version_rebuilds_from_zero() {
         tampered,
         "the old generation is never touched"
     );
+    drop(v2);
+
+    // The binary rolled back: the old version's generation serves again and catches up
+    // from where it stopped (its tampered counter shows it was not rebuilt).
+    let v1 = read_side(&w.store, &dir);
+    v1.wait_for(next, WAIT).await.unwrap();
+    assert_eq!(
+        leadflow_projections::runner::generations::live_path(&dir, "leads"),
+        dir.join("leads.db")
+    );
+    let status = v1.status().await;
+    let leads = status.iter().find(|s| s.name == "leads").unwrap();
+    assert_eq!((leads.generation, leads.checkpoint), (0, next));
+    v1.shutdown();
+    let board: i64 = Connection::open(dir.join("leads.db"))
+        .unwrap()
+        .query_row("SELECT max(leads) FROM board", [], |r| r.get(0))
+        .unwrap();
+    assert!(board >= 999, "rebuilt instead of resumed");
 }
 
 /// A random but reasonable command for lead `id` by a random actor.

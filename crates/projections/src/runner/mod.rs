@@ -479,12 +479,20 @@ impl ReadSide {
                 .running(name)
                 .ok_or_else(|| ReadError::Unknown(name.to_owned()))?;
             let path = running.live.read().expect("live lock").path.clone();
-            let pooled = this
-                .readers
-                .lock()
-                .expect("reader pool")
-                .get_mut(&path)
-                .and_then(Vec::pop);
+            let pooled = {
+                let mut pool = this.readers.lock().expect("reader pool");
+                // Connections to generations switched away from: closed, so a removed file's
+                // space is given back.
+                if pool.len() > this.handles.len() {
+                    let live: Vec<PathBuf> = this
+                        .handles
+                        .iter()
+                        .map(|h| h.live.read().expect("live lock").path.clone())
+                        .collect();
+                    pool.retain(|p, _| live.contains(p));
+                }
+                pool.get_mut(&path).and_then(Vec::pop)
+            };
             let mut conn = match pooled {
                 Some(c) => c,
                 None => open_reader(&path)?,
@@ -591,6 +599,33 @@ fn new_version_beside(
     let live = generations::path_of(&shared.dir, name, gens.live);
     match versions::recorded_version(&live) {
         Some(found) if found != projection.version() => {
+            // A binary rolled back finds its own version in the generation it left: that one
+            // serves again, catching up from where it stopped.
+            let kept = gens.previous.filter(|p| {
+                Some(*p) != gens.building
+                    && versions::recorded_version(&generations::path_of(&shared.dir, name, *p))
+                        == Some(projection.version())
+            });
+            if let Some(kept) = kept {
+                if let Some(building) = gens.building {
+                    generations::remove(&shared.dir, name, building);
+                }
+                let back = Generations {
+                    live: kept,
+                    building: None,
+                    previous: Some(gens.live),
+                    verify: false,
+                };
+                manifest.set(&shared.dir, name, back)?;
+                tracing::info!(
+                    projection = name,
+                    from = found,
+                    to = projection.version(),
+                    generation = kept,
+                    "the previous generation has this version: it serves again"
+                );
+                return Ok(back);
+            }
             let generation = gens.next();
             generations::remove(&shared.dir, name, generation);
             control::inherit(&live, &generations::path_of(&shared.dir, name, generation))?;
