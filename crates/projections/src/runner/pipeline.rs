@@ -481,6 +481,22 @@ impl Feeder {
     }
 }
 
+/// Whether a failure can be an event's own (what it asks of the model cannot be done: an
+/// apply error, a constraint, a value out of range), so the model may stop at that event and
+/// an operator may skip it. A database that is read-only, corrupt or otherwise broken fails
+/// every event alike: no event is blamed, and nothing can be skipped for it.
+fn caused_by_an_event(error: &ProjectionError) -> bool {
+    use rusqlite::ErrorCode as C;
+    match error {
+        ProjectionError::Apply { .. } | ProjectionError::Decode { .. } => true,
+        ProjectionError::Sqlite(e) => matches!(
+            e.sqlite_error_code(),
+            Some(C::ConstraintViolation | C::TooBig | C::TypeMismatch) | None
+        ),
+        _ => false,
+    }
+}
+
 /// Batches at least this large decode on several threads.
 const PARALLEL_DECODE_MIN: usize = 1024;
 
@@ -856,7 +872,7 @@ impl Worker {
                 *position = last;
                 return Ok(());
             }
-            Err(e) if e.is_transient() => return Err(e),
+            Err(e) if e.is_transient() || !caused_by_an_event(&e) => return Err(e),
             Err(e) => e,
         };
         if kept.len() == 1 {
@@ -865,7 +881,7 @@ impl Worker {
         for event in kept.iter() {
             match self.apply(std::slice::from_ref(event), event.position, spent) {
                 Ok(()) => *position = event.position,
-                Err(e) if e.is_transient() => return Err(e),
+                Err(e) if e.is_transient() || !caused_by_an_event(&e) => return Err(e),
                 Err(e) => return Err(self.stop_at(event, e)),
             }
         }
@@ -1136,6 +1152,32 @@ mod tests {
             ..meta
         };
         assert_eq!(sealed_subject(&none.encode()), None);
+    }
+
+    #[test]
+    fn only_a_failure_an_event_can_cause_stops_the_model_at_that_event() {
+        let sqlite = |code| {
+            ProjectionError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        let apply = ProjectionError::Apply {
+            position: Position(7),
+            reason: "no such lead".into(),
+        };
+        assert!(caused_by_an_event(&apply));
+        assert!(caused_by_an_event(&sqlite(
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+        )));
+        for broken in [
+            rusqlite::ffi::SQLITE_READONLY,
+            rusqlite::ffi::SQLITE_CORRUPT,
+            rusqlite::ffi::SQLITE_NOTADB,
+            rusqlite::ffi::SQLITE_PERM,
+        ] {
+            assert!(!caused_by_an_event(&sqlite(broken)), "{broken}");
+        }
     }
 
     #[test]
