@@ -91,22 +91,11 @@ impl ReadSide {
                     &live,
                     &generations::path_of(&shared.dir, r.name, generation),
                 )?;
-                let projection = r.template.lock().expect("template lock").fresh();
-                let started = start_slot(
-                    &shared, r.name, generation, projection, &r.public, false, &r.erased,
-                )?;
-                let mut manifest = shared.manifest.lock().expect("manifest lock");
-                let gens = manifest.get(r.name);
-                manifest.set(
-                    &shared.dir,
-                    r.name,
-                    Generations {
-                        building: Some(generation),
-                        verify,
-                        ..gens
-                    },
-                )?;
-                Ok::<_, ProjectionError>(started)
+                start_building(&shared, &r, generation, |gens| Generations {
+                    building: Some(generation),
+                    verify,
+                    ..gens
+                })
             })
             .await
             .map_err(|e| RebuildError::Failed {
@@ -178,23 +167,12 @@ impl ReadSide {
         let shared = self.shared.clone();
         let r = running.clone();
         let (slot, member) = tokio::task::spawn_blocking(move || {
-            let projection = r.template.lock().expect("template lock").fresh();
-            let started = start_slot(
-                &shared, r.name, previous, projection, &r.public, false, &r.erased,
-            )?;
-            let mut manifest = shared.manifest.lock().expect("manifest lock");
-            let gens = manifest.get(r.name);
-            manifest.set(
-                &shared.dir,
-                r.name,
-                Generations {
-                    building: Some(previous),
-                    previous: None,
-                    verify: false,
-                    ..gens
-                },
-            )?;
-            Ok::<_, ProjectionError>(started)
+            start_building(&shared, &r, previous, |gens| Generations {
+                building: Some(previous),
+                previous: None,
+                verify: false,
+                ..gens
+            })
         })
         .await
         .map_err(|e| RebuildError::Failed {
@@ -216,6 +194,24 @@ impl ReadSide {
                 reason: e.to_string(),
             })
     }
+}
+
+/// Starts generation `generation` of `r` as the one being built (a fresh projection, not
+/// serving) and records it in the manifest as `next` says.
+fn start_building(
+    shared: &Shared,
+    r: &Running,
+    generation: u32,
+    next: impl FnOnce(Generations) -> Generations,
+) -> Result<(Slot, super::pipeline::Member), ProjectionError> {
+    let projection = r.template.lock().expect("template lock").fresh();
+    let started = start_slot(
+        shared, r.name, generation, projection, &r.public, false, &r.erased,
+    )?;
+    let mut manifest = shared.manifest.lock().expect("manifest lock");
+    let gens = manifest.get(r.name);
+    manifest.set(&shared.dir, r.name, next(gens))?;
+    Ok(started)
 }
 
 /// Watches a new generation until it can take over, then switches (after comparing, with

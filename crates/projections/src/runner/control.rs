@@ -114,19 +114,17 @@ pub(crate) fn record_skip(
     by: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> rusqlite::Result<()> {
-    tx.execute(
-        // A second skip of the same event keeps the first one's who, why and when.
-        "INSERT OR IGNORE INTO dead_letters(position, stream, event_type, error, reason, by, skipped_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            stopped.position.0 as i64,
-            stopped.stream,
-            stopped.event_type,
-            stopped.error,
-            reason,
-            by,
-            now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        ],
+    insert(
+        tx,
+        &DeadLetter {
+            position: stopped.position,
+            stream: stopped.stream.clone(),
+            event_type: stopped.event_type.clone(),
+            error: stopped.error.clone(),
+            reason: reason.to_owned(),
+            by: by.to_owned(),
+            skipped_at: now,
+        },
     )?;
     tx.execute(
         "UPDATE projection_state SET state = 'ok', error = NULL WHERE name = ?1",
@@ -186,21 +184,28 @@ pub(crate) fn inherit(
     let mut conn = Connection::open(to)?;
     create(&conn)?;
     let tx = conn.transaction()?;
-    for d in letters {
-        tx.execute(
-            "INSERT OR REPLACE INTO dead_letters(position, stream, event_type, error, reason, by, skipped_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                d.position.0 as i64,
-                d.stream,
-                d.event_type,
-                d.error,
-                d.reason,
-                d.by,
-                d.skipped_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-            ],
-        )?;
+    for d in &letters {
+        insert(&tx, d)?;
     }
     tx.commit()?;
+    Ok(())
+}
+
+/// One dead letter into the table; a second skip of the same event keeps the first one's who,
+/// why and when.
+fn insert(tx: &Transaction<'_>, d: &DeadLetter) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO dead_letters(position, stream, event_type, error, reason, by, skipped_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            d.position.0 as i64,
+            d.stream,
+            d.event_type,
+            d.error,
+            d.reason,
+            d.by,
+            d.skipped_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        ],
+    )?;
     Ok(())
 }
