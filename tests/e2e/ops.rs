@@ -157,7 +157,7 @@ async fn ready_turns_unready_while_a_read_model_falls_behind(backend: Backend) {
 
     let paused = admin(
         &app,
-        "mutation { pauseProjection(name: \"history\") { name state } }",
+        "mutation { pauseProjection(name: \"history\", reason: MAINTENANCE) { name state } }",
         json!({}),
     )
     .await;
@@ -186,7 +186,7 @@ async fn ready_turns_unready_while_a_read_model_falls_behind(backend: Backend) {
 
     admin(
         &app,
-        "mutation { resumeProjection(name: \"history\") { name } }",
+        "mutation { resumeProjection(name: \"history\", reason: MAINTENANCE) { name } }",
         json!({}),
     )
     .await;
@@ -203,7 +203,7 @@ async fn a_poison_event_stops_every_model_at_it_until_an_admin_skips_it(backend:
     // that does not decode is dropped whole, and the good event must not go with the skip.
     admin(
         &app,
-        "mutation { pauseProjection(name: \"leads\") { name } }",
+        "mutation { pauseProjection(name: \"leads\", reason: MAINTENANCE) { name } }",
         json!({}),
     )
     .await;
@@ -217,7 +217,7 @@ async fn a_poison_event_stops_every_model_at_it_until_an_admin_skips_it(backend:
         .await;
     admin(
         &app,
-        "mutation { resumeProjection(name: \"leads\") { name } }",
+        "mutation { resumeProjection(name: \"leads\", reason: MAINTENANCE) { name } }",
         json!({}),
     )
     .await;
@@ -256,7 +256,7 @@ async fn a_poison_event_stops_every_model_at_it_until_an_admin_skips_it(backend:
     // A retry meets it again; a skip of another position is refused.
     admin(
         &app,
-        "mutation { retryProjection(name: \"leads\") { name } }",
+        "mutation { retryProjection(name: \"leads\", reason: MAINTENANCE) { name } }",
         json!({}),
     )
     .await;
@@ -268,7 +268,7 @@ async fn a_poison_event_stops_every_model_at_it_until_an_admin_skips_it(backend:
     let wrong = app
         .graphql(
             Some(&token),
-            "mutation($p: Position!) { skipEvent(projection: \"leads\", position: $p, reason: \"x\") { name } }",
+            "mutation($p: Position!) { skipEvent(projection: \"leads\", position: $p, reason: BAD_EVENT) { name } }",
             json!({ "p": first.at() }),
         )
         .await;
@@ -280,7 +280,7 @@ async fn a_poison_event_stops_every_model_at_it_until_an_admin_skips_it(backend:
     for model in ["leads", "history", "transitions"] {
         admin(
             &app,
-            "mutation($m: String!, $p: Position!) { skipEvent(projection: $m, position: $p, reason: \"INC-7: written by a broken importer\") { name } }",
+            "mutation($m: String!, $p: Position!) { skipEvent(projection: $m, position: $p, reason: BAD_EVENT, ticket: \"INC-7\") { name } }",
             json!({ "m": model, "p": poison.to_string() }),
         )
         .await;
@@ -302,22 +302,69 @@ async fn a_poison_event_stops_every_model_at_it_until_an_admin_skips_it(backend:
     let letters = letters["deadLetters"].as_array().unwrap();
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert_eq!(letters[0]["position"], json!(poison.to_string()));
-    assert_eq!(letters[0]["reason"], "INC-7: written by a broken importer");
+    assert_eq!(letters[0]["reason"], "bad_event INC-7");
     assert_eq!(letters[0]["by"], app.user_id("admin"));
     assert_eq!(app.get("/health/ready").await.status, 200);
+
+    // Every action is in the log, with who and why; the refused skip is not.
+    let actions = admin(
+        &app,
+        "query { opsActions { action model by reason ticket eventPosition position at } }",
+        json!({}),
+    )
+    .await;
+    let actions = actions["opsActions"].as_array().unwrap();
+    let done: Vec<(&str, &str)> = actions
+        .iter()
+        .map(|a| (a["action"].as_str().unwrap(), a["model"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        done,
+        [
+            ("ReadModelPaused", "leads"),
+            ("ReadModelResumed", "leads"),
+            ("ReadModelRetried", "leads"),
+            ("ReadModelEventSkipped", "leads"),
+            ("ReadModelEventSkipped", "history"),
+            ("ReadModelEventSkipped", "transitions"),
+        ]
+    );
+    for a in actions {
+        assert_eq!(a["by"], app.user_id("admin"));
+    }
+    assert_eq!(actions[2]["eventPosition"], json!(poison.to_string()));
+    assert_eq!(actions[3]["reason"], "BAD_EVENT");
+    assert_eq!(actions[3]["ticket"], "INC-7");
+    assert_eq!(actions[3]["eventPosition"], json!(poison.to_string()));
+    let recorded: u64 = actions[3]["position"].as_str().unwrap().parse().unwrap();
+    assert!(
+        recorded > poison.to_string().parse::<u64>().unwrap(),
+        "recorded after the event it skips"
+    );
+    let of_history = admin(
+        &app,
+        "query { opsActions(model: \"history\", last: 1) { action model } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        of_history["opsActions"],
+        json!([{ "action": "ReadModelEventSkipped", "model": "history" }])
+    );
 }
 
 async fn ops_actions_are_for_admins_only(backend: Backend) {
     let app = spawn_app_on(backend).await;
     let mutations = [
-        "mutation { pauseProjection(name: \"leads\") { name } }",
-        "mutation { resumeProjection(name: \"leads\") { name } }",
-        "mutation { retryProjection(name: \"leads\") { name } }",
-        "mutation { skipEvent(projection: \"leads\", position: \"1\", reason: \"x\") { name } }",
+        "mutation { pauseProjection(name: \"leads\", reason: MAINTENANCE) { name } }",
+        "mutation { resumeProjection(name: \"leads\", reason: MAINTENANCE) { name } }",
+        "mutation { retryProjection(name: \"leads\", reason: MAINTENANCE) { name } }",
+        "mutation { skipEvent(projection: \"leads\", position: \"1\", reason: BAD_EVENT) { name } }",
         "query { deadLetters(projection: \"leads\") { position } }",
-        "mutation { rebuildProjection(name: \"leads\") { name } }",
-        "mutation { rebuildProjection { name } }",
-        "mutation { rollbackProjection(name: \"leads\") { name } }",
+        "mutation { rebuildProjection(name: \"leads\", reason: UPGRADE) { name } }",
+        "mutation { rebuildProjection(reason: MAINTENANCE) { name } }",
+        "mutation { rollbackProjection(name: \"leads\", reason: MAINTENANCE) { name } }",
+        "query { opsActions { action } }",
     ];
     for user in ["ivan.manager", "olga.supervisor"] {
         let token = app.token(user);
@@ -338,15 +385,30 @@ async fn ops_actions_are_for_admins_only(backend: Backend) {
     let unknown = app
         .graphql(
             Some(&token),
-            "mutation { pauseProjection(name: \"nope\") { name } }",
+            "mutation { pauseProjection(name: \"nope\", reason: MAINTENANCE) { name } }",
             json!({}),
         )
         .await;
     assert_eq!(unknown["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    // A ticket is a reference, never a sentence: refused, and nothing is paused or recorded.
+    let sentence = app
+        .graphql(
+            Some(&token),
+            "mutation { pauseProjection(name: \"leads\", reason: OTHER, ticket: \"Anna Petrova called\") { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        sentence["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{sentence}"
+    );
+    assert_eq!(statuses(&app).await["leads"]["state"], "LIVE");
+    let none = admin(&app, "query { opsActions { action } }", json!({})).await;
+    assert_eq!(none["opsActions"], json!([]));
     let live = app
         .graphql(
             Some(&token),
-            "mutation { retryProjection(name: \"leads\") { name } }",
+            "mutation { retryProjection(name: \"leads\", reason: MAINTENANCE) { name } }",
             json!({}),
         )
         .await;
@@ -357,7 +419,7 @@ async fn ops_actions_are_for_admins_only(backend: Backend) {
     let nothing_to_roll_back = app
         .graphql(
             Some(&token),
-            "mutation { rollbackProjection(name: \"leads\") { name } }",
+            "mutation { rollbackProjection(name: \"leads\", reason: MAINTENANCE) { name } }",
             json!({}),
         )
         .await;
@@ -376,7 +438,7 @@ async fn an_admin_rebuilds_a_model_beside_the_live_one_and_rolls_it_back(backend
     }
     let started = admin(
         &app,
-        "mutation { rebuildProjection(name: \"history\", verify: true) { name generation rebuild { generation state } } }",
+        "mutation { rebuildProjection(name: \"history\", verify: true, reason: VERIFICATION) { name generation rebuild { generation state } } }",
         json!({}),
     )
     .await;
@@ -400,7 +462,7 @@ async fn an_admin_rebuilds_a_model_beside_the_live_one_and_rolls_it_back(backend
 
     admin(
         &app,
-        "mutation { rollbackProjection(name: \"history\") { name } }",
+        "mutation { rollbackProjection(name: \"history\", reason: MAINTENANCE) { name } }",
         json!({}),
     )
     .await;
@@ -450,7 +512,7 @@ async fn an_admin_follows_a_rebuild_over_a_subscription(backend: Backend) {
     );
     admin(
         &app,
-        "mutation { rebuildProjection(name: \"leads\") { name } }",
+        "mutation { rebuildProjection(name: \"leads\", reason: UPGRADE) { name } }",
         json!({}),
     )
     .await;
@@ -476,7 +538,7 @@ async fn an_erasure_ends_the_rollback_window(backend: Backend) {
         .await;
     admin(
         &app,
-        "mutation { rebuildProjection(name: \"leads\") { name } }",
+        "mutation { rebuildProjection(name: \"leads\", reason: UPGRADE) { name } }",
         json!({}),
     )
     .await;
@@ -510,7 +572,7 @@ async fn an_erasure_ends_the_rollback_window(backend: Backend) {
     let answer = app
         .graphql(
             Some(&token),
-            "mutation { rollbackProjection(name: \"leads\") { name } }",
+            "mutation { rollbackProjection(name: \"leads\", reason: MAINTENANCE) { name } }",
             json!({}),
         )
         .await;

@@ -145,6 +145,13 @@ impl Events {
                         .unwrap_or_default(),
                 ),
             ),
+            Body::Ops { event, meta, .. } => (
+                Some(meta),
+                Some(
+                    String::from_utf8(leadflow_domain::OpsAggregate::encode(event))
+                        .unwrap_or_default(),
+                ),
+            ),
             Body::Other => (None, None),
         };
         self.payload.append_option(payload);

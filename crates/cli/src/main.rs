@@ -311,32 +311,40 @@ enum ProjectionsCommand {
         json: bool,
     },
     /// Pause a read model of the running server: it applies nothing until resumed.
-    Pause(ops::Target),
+    Pause(ops::Acting),
     /// Resume a paused read model of the running server.
-    Resume(ops::Target),
+    Resume(ops::Acting),
     /// Apply again the event a failed read model of the running server stopped at.
-    Retry(ops::Target),
+    Retry(ops::Acting),
     /// Skip the event a failed read model of the running server stopped at into its dead
     /// letters, with a reason, and go on after it.
     Skip {
         #[command(flatten)]
-        target: ops::Target,
+        acting: ops::Acting,
         /// The position of the event it stopped at (see `status`): a skip never lands on
         /// another event.
         #[arg(long)]
         position: u64,
-        /// Why (a ticket, what was wrong): kept with the dead letter.
-        #[arg(long)]
-        reason: String,
     },
     /// The events a read model of the running server skipped.
     DeadLetters(ops::Target),
+    /// What operators did to the read models of the running server (who, when, why), as
+    /// the log records it; the latest first ones last.
+    Actions {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Only this read model's.
+        model: Option<String>,
+        /// How many of the latest to show (at most 1,000).
+        #[arg(long, default_value_t = 50)]
+        last: u32,
+    },
     /// Rebuild a read model (or --all) from the start of the log into a new generation
     /// beside the live one, which keeps serving; it switches in once caught up. Asks the
     /// running server when there is one, else runs the rebuild here. Shows a progress bar.
     Rebuild(ops::RebuildArgs),
     /// Go back to the generation that served before the last switch.
-    Rollback(ops::Target),
+    Rollback(ops::Acting),
     /// Run the projections without the API: catch up with the log, then exit (or follow it).
     Run {
         #[command(flatten)]
@@ -441,15 +449,14 @@ fn main() -> anyhow::Result<()> {
             } => ops::control(&target, ops::Action::Retry).await,
             Command::Projections {
                 command:
-                    ProjectionsCommand::Skip {
-                        target,
-                        position,
-                        reason,
-                    },
-            } => ops::control(&target, ops::Action::Skip { position, reason }).await,
+                    ProjectionsCommand::Skip { acting, position },
+            } => ops::control(&acting, ops::Action::Skip { position }).await,
             Command::Projections {
                 command: ProjectionsCommand::DeadLetters(target),
             } => ops::dead_letters(&target).await,
+            Command::Projections {
+                command: ProjectionsCommand::Actions { data, model, last },
+            } => ops::actions(data, model, last).await,
             Command::Projections {
                 command: ProjectionsCommand::Rebuild(args),
             } => ops::rebuild(args).await,

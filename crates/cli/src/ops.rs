@@ -2,13 +2,14 @@
 //! of the read models and does to them. Every action goes to the running server (it owns the
 //! files; nothing here opens them behind its back) through its GraphQL API, as an admin of the
 //! catalog, with a short-lived token this command mints from the data directory's secret.
-//! `status` alone also works offline, from the files, read-only.
+//! `status` alone also works offline, from the files, read-only. Each action says why
+//! (`--reason`, a code; `--ticket`), and the log records it with who and when.
 
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
 use leadflow_domain::{Role, UserId};
@@ -27,33 +28,102 @@ pub struct Target {
     as_user: String,
 }
 
+/// Why an operator acts, recorded in the log with the action.
+#[derive(Args, Clone)]
+pub struct WhyArgs {
+    /// Why (a code, never free text: the log keeps it forever).
+    #[arg(long, value_enum)]
+    reason: ReasonArg,
+    /// The ticket the action is handled under (`INC-2291`): 1-64 letters, digits and -_./#:
+    #[arg(long)]
+    ticket: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReasonArg {
+    /// Part of handling something wrong in production.
+    Incident,
+    /// An event the model cannot apply (a bug, bad data).
+    BadEvent,
+    /// A fix for what stopped the model is deployed.
+    FixDeployed,
+    /// Planned work.
+    Maintenance,
+    /// A new version of the product or of a model's SQL.
+    Upgrade,
+    /// Checking a model against a rebuild of it.
+    Verification,
+    Other,
+}
+
+impl ReasonArg {
+    fn domain(self) -> leadflow_domain::OpsReason {
+        use leadflow_domain::OpsReason as R;
+        match self {
+            Self::Incident => R::Incident,
+            Self::BadEvent => R::BadEvent,
+            Self::FixDeployed => R::FixDeployed,
+            Self::Maintenance => R::Maintenance,
+            Self::Upgrade => R::Upgrade,
+            Self::Verification => R::Verification,
+            Self::Other => R::Other,
+        }
+    }
+
+    /// The GraphQL enum value (`BAD_EVENT`).
+    fn graphql(self) -> String {
+        self.domain().code().to_uppercase()
+    }
+}
+
+impl WhyArgs {
+    fn variables(&self, into: &mut Value) {
+        into["reason"] = json!(self.reason.graphql());
+        into["ticket"] = json!(self.ticket);
+    }
+}
+
+/// A read model, an action's why, and as whom.
+#[derive(Args)]
+pub struct Acting {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub why: WhyArgs,
+}
+
 pub enum Action {
     Pause,
     Resume,
     Retry,
-    Skip { position: u64, reason: String },
+    Skip { position: u64 },
 }
 
 const STATUS_FIELDS: &str = "name state checkpoint head lag eventsPerSec rebuildProgress etaSeconds stoppedAt stoppedAtType error";
 
 /// Asks the running server to `action` the model, and prints its status after.
-pub async fn control(target: &Target, action: Action) -> anyhow::Result<()> {
+pub async fn control(acting: &Acting, action: Action) -> anyhow::Result<()> {
+    let target = &acting.target;
+    let why = "reason: $reason, ticket: $ticket";
     let (field, arguments, variables) = match &action {
-        Action::Pause => ("pauseProjection", "name: $name", json!({})),
-        Action::Resume => ("resumeProjection", "name: $name", json!({})),
-        Action::Retry => ("retryProjection", "name: $name", json!({})),
-        Action::Skip { position, reason } => (
+        Action::Pause => ("pauseProjection", format!("name: $name, {why}"), json!({})),
+        Action::Resume => ("resumeProjection", format!("name: $name, {why}"), json!({})),
+        Action::Retry => ("retryProjection", format!("name: $name, {why}"), json!({})),
+        Action::Skip { position } => (
             "skipEvent",
-            "projection: $name, position: $position, reason: $reason",
-            json!({ "position": position.to_string(), "reason": reason }),
+            format!("projection: $name, position: $position, {why}"),
+            json!({ "position": position.to_string() }),
         ),
     };
     let declared = match action {
-        Action::Skip { .. } => "$name: String!, $position: Position!, $reason: String!",
-        _ => "$name: String!",
+        Action::Skip { .. } => {
+            "$name: String!, $position: Position!, $reason: OpsReasonCode!, $ticket: String"
+        }
+        _ => "$name: String!, $reason: OpsReasonCode!, $ticket: String",
     };
     let mut variables = variables;
     variables["name"] = json!(target.name);
+    acting.why.variables(&mut variables);
     let query = format!("mutation({declared}) {{ {field}({arguments}) {{ {STATUS_FIELDS} }} }}");
     let data = ask(target, &query, variables).await?;
     print_table(std::slice::from_ref(&data[field]));
@@ -79,6 +149,43 @@ pub async fn dead_letters(target: &Target) -> anyhow::Result<()> {
             text(&l["reason"]),
             text(&l["error"]),
         );
+    }
+    Ok(())
+}
+
+/// Prints what operators did to the read models (or to `model`), as the log records it.
+pub async fn actions(data: DataArgs, model: Option<String>, last: u32) -> anyhow::Result<()> {
+    let target = Target {
+        data,
+        name: model.clone().unwrap_or_default(),
+        as_user: leadflow_domain::catalog::seed::ADMIN.to_owned(),
+    };
+    let query = "query($model: String, $last: Int!) { opsActions(model: $model, last: $last) { position at by model action reason ticket eventPosition verify } }";
+    let data = ask(&target, query, json!({ "model": model, "last": last })).await?;
+    let actions = data["opsActions"].as_array().cloned().unwrap_or_default();
+    if actions.is_empty() {
+        println!("no operator has acted on a read model");
+    }
+    for a in actions {
+        let mut line = format!(
+            "{:>12}  {}  {:<24} {:<12} by {}  reason {}",
+            text(&a["position"]),
+            text(&a["at"]),
+            text(&a["action"]),
+            text(&a["model"]),
+            text(&a["by"]),
+            text(&a["reason"]).to_lowercase(),
+        );
+        if !a["ticket"].is_null() {
+            line += &format!("  ticket {}", text(&a["ticket"]));
+        }
+        if !a["eventPosition"].is_null() {
+            line += &format!("  event {}", text(&a["eventPosition"]));
+        }
+        if a["verify"] == true {
+            line += "  verified";
+        }
+        println!("{line}");
     }
     Ok(())
 }
@@ -279,9 +386,11 @@ pub struct RebuildArgs {
     /// and a content hash per table); a difference is refused and listed.
     #[arg(long)]
     verify: bool,
-    /// The admin of the catalog the action is recorded under (against a running server).
+    /// The admin of the catalog the action is recorded under.
     #[arg(long = "as", default_value = leadflow_domain::catalog::seed::ADMIN)]
     as_user: String,
+    #[command(flatten)]
+    why: WhyArgs,
 }
 
 /// `projections rebuild`: through the running server, or here when none runs; a progress
@@ -297,13 +406,10 @@ pub async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
             name: args.name.clone().unwrap_or_default(),
             as_user: args.as_user.clone(),
         };
-        let query = "mutation($name: String, $verify: Boolean!) { rebuildProjection(name: $name, verify: $verify) { name generation } }";
-        let data = ask(
-            &target,
-            query,
-            json!({ "name": args.name, "verify": args.verify }),
-        )
-        .await?;
+        let query = "mutation($name: String, $verify: Boolean!, $reason: OpsReasonCode!, $ticket: String) { rebuildProjection(name: $name, verify: $verify, reason: $reason, ticket: $ticket) { name generation } }";
+        let mut variables = json!({ "name": args.name, "verify": args.verify });
+        args.why.variables(&mut variables);
+        let data = ask(&target, query, variables).await?;
         let before = generations_of(&data["rebuildProjection"]);
         return follow(&names, &before, || {
             let dir = dir.clone();
@@ -323,6 +429,25 @@ pub async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
     private::prepare(&dir)?;
     let Opened { store, .. } = open(&dir, &args.store)?;
     let keys = keyring(&dir, &store, true).await?;
+    // Recorded in the log as the running server records it (who, when, why): the admin and
+    // the ticket are checked before anything is rebuilt.
+    let engine = leadflow_app::open_engine(store.clone(), Some(keys.clone()), false).await?;
+    let (user, role) = crate::resolve_user(&engine.catalog(), &args.as_user)?;
+    if role != Role::Admin {
+        bail!(
+            "only an admin may rebuild a read model ({} is {role:?})",
+            args.as_user
+        );
+    }
+    let why = leadflow_domain::ops::Why {
+        reason: args.why.reason.domain(),
+        ticket: args
+            .why
+            .ticket
+            .as_deref()
+            .map(leadflow_domain::TicketRef::parse)
+            .transpose()?,
+    };
     let reads = std::sync::Arc::new(leadflow_app::read_side(
         &dir.join("read"),
         store,
@@ -336,6 +461,26 @@ pub async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
         .map(|s| (s.name.to_owned(), u64::from(s.generation)))
         .collect();
     reads.rebuild(&name_refs, args.verify).await?;
+    let models: Vec<String> = if names.is_empty() {
+        let mut all: Vec<String> = before.keys().cloned().collect();
+        all.sort();
+        all
+    } else {
+        names.clone()
+    };
+    for model in models {
+        let command = leadflow_domain::OpsCommand {
+            model: leadflow_domain::ReadModelName::parse(&model)?,
+            action: leadflow_domain::OpsAction::Rebuild {
+                verify: args.verify,
+            },
+            why: why.clone(),
+        };
+        let actor = leadflow_domain::Actor { user, role };
+        engine
+            .execute_ops(command, leadflow_engine::CommandMeta::by(actor))
+            .await?;
+    }
     let watched = reads.clone();
     let result = follow(&names, &before, move || {
         let reads = watched.clone();
@@ -347,11 +492,14 @@ pub async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
 }
 
 /// `projections rollback NAME` on the running server.
-pub async fn rollback(target: &Target) -> anyhow::Result<()> {
+pub async fn rollback(acting: &Acting) -> anyhow::Result<()> {
+    let target = &acting.target;
     let query = format!(
-        "mutation($name: String!) {{ rollbackProjection(name: $name) {{ {STATUS_FIELDS} }} }}"
+        "mutation($name: String!, $reason: OpsReasonCode!, $ticket: String) {{ rollbackProjection(name: $name, reason: $reason, ticket: $ticket) {{ {STATUS_FIELDS} }} }}"
     );
-    let data = ask(target, &query, json!({ "name": target.name })).await?;
+    let mut variables = json!({ "name": target.name });
+    acting.why.variables(&mut variables);
+    let data = ask(target, &query, variables).await?;
     print_table(std::slice::from_ref(&data["rollbackProjection"]));
     println!("rolling back: the previous generation catches up, then takes over");
     Ok(())

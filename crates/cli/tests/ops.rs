@@ -56,7 +56,10 @@ fn an_operator_pauses_and_resumes_a_model_of_the_running_server() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let paused = leadflow(data, &["projections", "pause", "history"]);
+    let paused = leadflow(
+        data,
+        &["projections", "pause", "history", "--reason", "maintenance"],
+    );
     assert!(paused.contains("paused"), "{paused}");
     let now = status(data);
     assert!(
@@ -66,14 +69,38 @@ fn an_operator_pauses_and_resumes_a_model_of_the_running_server() {
     assert_eq!(state_of(&now, "history"), "paused");
     assert_eq!(state_of(&now, "leads"), "live");
 
-    let resumed = leadflow(data, &["projections", "resume", "history"]);
+    let resumed = leadflow(
+        data,
+        &[
+            "projections",
+            "resume",
+            "history",
+            "--reason",
+            "maintenance",
+        ],
+    );
     assert!(!resumed.contains("paused"), "{resumed}");
+    let actions = leadflow(data, &["projections", "actions", "history"]);
+    let lines: Vec<&str> = actions.lines().collect();
+    assert_eq!(lines.len(), 2, "{actions}");
+    assert!(
+        lines[0].contains("ReadModelPaused") && lines[0].contains("reason maintenance"),
+        "{actions}"
+    );
+    assert!(lines[1].contains("ReadModelResumed"), "{actions}");
     let letters = leadflow(data, &["projections", "dead-letters", "leads"]);
     assert!(letters.contains("leads has skipped no event"), "{letters}");
 
     // Refused: nothing to retry on a model that follows the log.
     let refused = Command::new(BIN)
-        .args(["projections", "retry", "leads", "--data-dir"])
+        .args([
+            "projections",
+            "retry",
+            "leads",
+            "--reason",
+            "fix-deployed",
+            "--data-dir",
+        ])
         .arg(data)
         .env("LEADFLOW_LOG", "warn")
         .output()
@@ -115,7 +142,14 @@ fn without_a_server_an_action_says_so_and_status_reads_the_files() {
         c
     }));
     let out = Command::new(BIN)
-        .args(["projections", "pause", "leads", "--data-dir"])
+        .args([
+            "projections",
+            "pause",
+            "leads",
+            "--reason",
+            "maintenance",
+            "--data-dir",
+        ])
         .arg(data)
         .output()
         .unwrap();

@@ -78,7 +78,7 @@ async fn a_rebuild_killed_mid_way_resumes_from_its_checkpoint_while_the_live_mod
     let answer = graphql(
         &first,
         Some(&token),
-        "mutation { rebuildProjection(name: \"leads\") { name generation rebuild { generation } } }",
+        "mutation { rebuildProjection(name: \"leads\", reason: UPGRADE) { name generation rebuild { generation } } }",
     )
     .await;
     assert_eq!(
@@ -153,12 +153,39 @@ async fn a_rebuild_killed_mid_way_resumes_from_its_checkpoint_while_the_live_mod
     );
 
     // Offline: every model rebuilt and verified in this process, then switched in.
-    let out = leadflow(data, &["projections", "rebuild", "--all", "--verify"]);
+    let out = leadflow(
+        data,
+        &[
+            "projections",
+            "rebuild",
+            "--all",
+            "--verify",
+            "--reason",
+            "verification",
+        ],
+    );
     for name in [
         "leads now serves from generation 2",
         "history now serves from generation 1",
         "transitions now serves from generation 1",
     ] {
         assert!(out.contains(name), "{out}");
+    }
+
+    // Each rebuild is in the log, the server's and this process's alike: who, when, why.
+    let third = serve(data, "warn");
+    let actions = leadflow(data, &["projections", "actions"]);
+    drop(third);
+    let lines: Vec<&str> = actions.lines().collect();
+    assert_eq!(lines.len(), 4, "{actions}");
+    assert!(lines.iter().all(|l| l.contains("ReadModelRebuildStarted")));
+    assert!(lines[0].contains("leads") && lines[0].contains("reason upgrade"));
+    for (line, model) in lines[1..].iter().zip(["history", "leads", "transitions"]) {
+        assert!(
+            line.contains(model)
+                && line.contains("reason verification")
+                && line.contains("verified"),
+            "{actions}"
+        );
     }
 }

@@ -3,7 +3,8 @@
 
 use leadflow_domain::{
     Aggregate, CatalogAggregate, CatalogEvent, CatalogPart, CommandName, Lead, LeadAggregate,
-    LeadEvent, LeadId, SubjectAggregate, SubjectCommand, SubjectEvent, SubjectId,
+    LeadEvent, LeadId, OpsAggregate, OpsCommand, OpsEvent, OpsScope, SubjectAggregate,
+    SubjectCommand, SubjectEvent, SubjectId,
 };
 
 use crate::lead::CodecError;
@@ -129,5 +130,35 @@ impl Stored for SubjectAggregate {
 
     fn known_command(name: &str) -> Option<&'static str> {
         SubjectCommand::NAMES.into_iter().find(|n| *n == name)
+    }
+}
+
+impl Stored for OpsAggregate {
+    fn event_type(event: &OpsEvent) -> &'static str {
+        event.event_type()
+    }
+
+    fn version(event: &OpsEvent) -> u32 {
+        event.version()
+    }
+
+    fn encode(event: &OpsEvent) -> Vec<u8> {
+        crate::ops::encode(event)
+    }
+
+    fn encode_value(event: &OpsEvent) -> serde_json::Value {
+        crate::ops::encode_value(event)
+    }
+
+    fn decode(event_type: &str, version: u32, data: &[u8]) -> Result<OpsEvent, CodecError> {
+        crate::ops::decode(event_type, version, data)
+    }
+
+    fn parse_id(raw: &str) -> Result<OpsScope, String> {
+        OpsScope::parse(raw).ok_or_else(|| format!("no ops stream is named {raw:?}"))
+    }
+
+    fn known_command(name: &str) -> Option<&'static str> {
+        OpsCommand::NAMES.into_iter().find(|n| *n == name)
     }
 }

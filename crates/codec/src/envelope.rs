@@ -1,7 +1,9 @@
 //! A recorded event decoded for the read side: its place in the log and, for the streams of a
 //! known category, the typed event and its metadata.
 
-use leadflow_domain::{CatalogEvent, CatalogPart, LeadEvent, LeadId, SubjectEvent, SubjectId};
+use leadflow_domain::{
+    CatalogEvent, CatalogPart, LeadEvent, LeadId, OpsEvent, OpsScope, SubjectEvent, SubjectId,
+};
 use leadflow_store::{Position, RecordedEvent};
 use uuid::Uuid;
 
@@ -83,6 +85,12 @@ pub enum Body {
         event: SubjectEvent,
         meta: EventMetadata,
     },
+    /// An event of an `ops-{scope}` stream: what an operator did.
+    Ops {
+        scope: OpsScope,
+        event: OpsEvent,
+        meta: EventMetadata,
+    },
     /// An event of a stream no aggregate here owns.
     Other,
 }
@@ -96,6 +104,7 @@ impl Envelope {
             Body::Lead { event, .. } => leadflow_domain::LeadAggregate::event_type(event),
             Body::Catalog { event, .. } => leadflow_domain::CatalogAggregate::event_type(event),
             Body::Subject { event, .. } => leadflow_domain::SubjectAggregate::event_type(event),
+            Body::Ops { event, .. } => leadflow_domain::OpsAggregate::event_type(event),
             Body::Other => "other",
         }
     }
@@ -184,6 +193,12 @@ pub fn decode_with_keys(event: RecordedEvent, keys: &dyn Keys) -> Result<Opened,
         StreamRef::Subject(subject) => Body::Subject {
             subject,
             event: crate::subject::decode(&event.event_type, meta.version, &event.data)
+                .map_err(in_stream)?,
+            meta,
+        },
+        StreamRef::Ops(scope) => Body::Ops {
+            scope,
+            event: crate::ops::decode(&event.event_type, meta.version, &event.data)
                 .map_err(in_stream)?,
             meta,
         },

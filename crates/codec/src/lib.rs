@@ -7,6 +7,7 @@
 //! - [`live`]: [`LiveCatalog`], the catalog as it stands, shared by both sides;
 //! - [`metadata`]: the envelope every event carries (actor, business time, correlation,
 //!   causation, command, payload version);
+//! - [`ops`]: the ops stream's events' table (what operators did to the read models);
 //! - [`seal`]: sealing personal fields under a key per data subject, wrapping those keys with
 //!   the master key, and blind-index tokens (issue 20);
 //! - [`streams`]: stream names per aggregate category, built and parsed in one place;
@@ -26,6 +27,7 @@ pub mod envelope;
 pub mod lead;
 pub mod live;
 pub mod metadata;
+pub mod ops;
 pub mod seal;
 pub mod streams;
 pub mod subject;
@@ -38,4 +40,4 @@ pub use envelope::{
 pub use lead::{CodecError, Upcaster, UPCASTERS};
 pub use live::LiveCatalog;
 pub use metadata::{ActorMetadata, EventMetadata};
-pub use streams::{catalog_stream, lead_stream, stream_of, subject_stream, StreamRef};
+pub use streams::{catalog_stream, lead_stream, ops_stream, stream_of, subject_stream, StreamRef};

@@ -1,8 +1,10 @@
-//! Stream names per aggregate category: `lead-<uuid>`, `catalog-<part>`; each new aggregate
+//! Stream names per aggregate category: `lead-<uuid>`, `catalog-<part>`, `subject-<uuid>`,
+//! `ops-<scope>`; each new aggregate
 //! (tasks, contacts...) adds its category here, so one place builds and parses every name.
 
 use leadflow_domain::{
-    Aggregate, CatalogAggregate, CatalogPart, LeadAggregate, LeadId, SubjectAggregate, SubjectId,
+    Aggregate, CatalogAggregate, CatalogPart, LeadAggregate, LeadId, OpsAggregate, OpsScope,
+    SubjectAggregate, SubjectId,
 };
 
 use crate::aggregates::Stored;
@@ -28,6 +30,11 @@ pub fn subject_stream(id: SubjectId) -> StreamName {
     stream_of::<SubjectAggregate>(id)
 }
 
+/// The stream of what operators did (`ops-readmodels`).
+pub fn ops_stream(scope: OpsScope) -> StreamName {
+    stream_of::<OpsAggregate>(scope)
+}
+
 /// The id of aggregate `A` that `name` designates, if it is a stream of `A`'s category; a
 /// name of the category with a malformed id is an error.
 fn id_in<A: Stored>(name: &str) -> Option<Result<A::Id, String>> {
@@ -41,6 +48,7 @@ pub enum StreamRef {
     Lead(LeadId),
     Catalog(CatalogPart),
     Subject(SubjectId),
+    Ops(OpsScope),
     /// A stream of no category this build knows (system streams, other writers).
     Other,
 }
@@ -56,6 +64,9 @@ impl StreamRef {
         }
         if let Some(subject) = id_in::<SubjectAggregate>(name) {
             return subject.map(Self::Subject);
+        }
+        if let Some(scope) = id_in::<OpsAggregate>(name) {
+            return scope.map(Self::Ops);
         }
         Ok(Self::Other)
     }

@@ -14,6 +14,7 @@ pub mod catalog;
 mod context;
 pub mod ids;
 pub mod lead;
+pub mod ops;
 pub mod personal;
 pub mod subject;
 pub mod values;
@@ -37,6 +38,10 @@ pub use decide::{
 pub use events::{event_schemas, LeadEvent};
 pub use ids::*;
 pub use lead::{evolve, Disqualification, Lead, Nurturing, OpenDeal, OpenTask};
+pub use ops::{
+    ops_event_schemas, OpsAction, OpsAggregate, OpsCommand, OpsEvent, OpsReason, OpsRejection,
+    OpsScope, ReadModelName,
+};
 pub use rejection::Rejection;
 pub use stage::{Maturity, Stage};
 pub use subject::{

@@ -177,6 +177,19 @@ pub const FIELDS: &[(&str, &str, Class)] = &[
     // A data subject's stream: codes and references, never a value about the person.
     ("PersonalDataErased", "ticket", N),
     ("PersonalDataExported", "ticket", N),
+    // What operators did to the read models: names, codes and references, never free text.
+    ("ReadModelPaused", "model", N),
+    ("ReadModelPaused", "why.ticket", N),
+    ("ReadModelResumed", "model", N),
+    ("ReadModelResumed", "why.ticket", N),
+    ("ReadModelRetried", "model", N),
+    ("ReadModelRetried", "why.ticket", N),
+    ("ReadModelEventSkipped", "model", N),
+    ("ReadModelEventSkipped", "why.ticket", N),
+    ("ReadModelRebuildStarted", "model", N),
+    ("ReadModelRebuildStarted", "why.ticket", N),
+    ("ReadModelRolledBack", "model", N),
+    ("ReadModelRolledBack", "why.ticket", N),
 ];
 
 /// The class of the field at `path` of `event_type`, if it is classified.

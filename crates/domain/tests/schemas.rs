@@ -43,7 +43,8 @@ fn event_schemas_are_up_to_date() {
     let every = leadflow_domain::event_schemas()
         .into_iter()
         .chain(leadflow_domain::catalog_event_schemas())
-        .chain(leadflow_domain::subject_event_schemas());
+        .chain(leadflow_domain::subject_event_schemas())
+        .chain(leadflow_domain::ops_event_schemas());
     let mut unclassified = Vec::new();
     let mut classified = BTreeSet::new();
     // Older versions' schemas stay as they were written: stored payloads of those versions

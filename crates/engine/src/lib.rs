@@ -26,8 +26,8 @@ use leadflow_codec::seal;
 pub use leadflow_codec::seal::Opening;
 use leadflow_domain::{
     Actor, Aggregate, Catalog, CatalogAggregate, CatalogCommand, CatalogPart, CatalogRejection,
-    Lead, LeadAggregate, LeadCommand, LeadId, Rejection, SubjectAggregate, SubjectCommand,
-    SubjectRejection,
+    Lead, LeadAggregate, LeadCommand, LeadId, OpsAggregate, OpsCommand, OpsRejection, Rejection,
+    SubjectAggregate, SubjectCommand, SubjectRejection,
 };
 pub use leadflow_keyring::{KeyError, Keyring};
 use leadflow_store::{
@@ -140,6 +140,8 @@ pub enum EngineError {
     CatalogRejected(#[from] CatalogRejection),
     #[error(transparent)]
     SubjectRejected(#[from] SubjectRejection),
+    #[error(transparent)]
+    OpsRejected(#[from] OpsRejection),
     #[error("{stream} changed concurrently {attempts} times in a row; try again")]
     Conflict { stream: String, attempts: u32 },
     /// The key already recorded another command on this aggregate.
@@ -179,7 +181,10 @@ impl EngineError {
     /// A short outcome label for traces and metrics.
     pub fn label(&self) -> &'static str {
         match self {
-            Self::Rejected(_) | Self::CatalogRejected(_) | Self::SubjectRejected(_) => "rejected",
+            Self::Rejected(_)
+            | Self::CatalogRejected(_)
+            | Self::SubjectRejected(_)
+            | Self::OpsRejected(_) => "rejected",
             Self::Conflict { .. } => "conflict",
             Self::IdempotencyKeyReused { .. } | Self::MisaddressedRegistration { .. } => "invalid",
             Self::Store(_) => "store_error",
@@ -195,6 +200,7 @@ impl EngineError {
             Self::Rejected(r) => Some(r.rule()),
             Self::CatalogRejected(r) => Some(r.rule()),
             Self::SubjectRejected(r) => Some(r.rule()),
+            Self::OpsRejected(r) => Some(r.rule()),
             _ => None,
         }
     }
@@ -239,6 +245,7 @@ pub struct Engine {
     leads: AggregateCache<LeadAggregate>,
     catalogs: AggregateCache<CatalogAggregate>,
     subjects: AggregateCache<SubjectAggregate>,
+    ops: AggregateCache<OpsAggregate>,
     max_retries: u32,
     keyring: Option<Arc<Keyring>>,
     read_only: bool,
@@ -262,6 +269,7 @@ impl Engine {
             leads: AggregateCache::new(config.cache_capacity),
             catalogs: AggregateCache::new(CatalogPart::ALL.len() * 2),
             subjects: AggregateCache::new(1024),
+            ops: AggregateCache::new(4),
             max_retries: config.max_retries,
             keyring: config.keyring,
             read_only: config.read_only,
@@ -365,6 +373,17 @@ impl Engine {
             self.forget(subject.as_uuid()).await?;
         }
         Ok(outcome)
+    }
+
+    /// Records what an operator does to a read model (issue 12) in the ops stream, before the
+    /// read side carries it out: who, when, why.
+    pub async fn execute_ops(
+        &self,
+        command: OpsCommand,
+        meta: CommandMeta,
+    ) -> Result<Outcome<OpsAggregate>, EngineError> {
+        let scope = command.scope();
+        self.traced(&self.ops, scope, &command, &meta).await
     }
 
     /// Destroys `subject`'s key and drops what this engine holds of it in the clear.

@@ -123,6 +123,10 @@ impl From<EngineError> for ApiError {
             EngineError::Rejected(r) => r.into(),
             EngineError::CatalogRejected(r) => r.into(),
             EngineError::SubjectRejected(r) => Self::Forbidden(r.to_string()),
+            EngineError::OpsRejected(r) => match r {
+                leadflow_domain::OpsRejection::NotAdmin => Self::Forbidden(r.to_string()),
+                leadflow_domain::OpsRejection::NoPosition => Self::BadUserInput(r.to_string()),
+            },
             EngineError::ReadOnly => Self::Forbidden(e.to_string()),
             EngineError::Conflict { .. } => Self::Conflict(e.to_string()),
             EngineError::IdempotencyKeyReused { .. }

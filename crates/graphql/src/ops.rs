@@ -1,11 +1,15 @@
 //! The ops area: the read models' status for everyone signed in, and, for admins only, what
 //! an operator does to a read model: pause, resume, retry the event it stopped at, skip that
-//! event into its dead letters (with a reason), and list the dead letters.
+//! event into its dead letters (with a reason), and list the dead letters. Each action is
+//! recorded in the log once done (`ops-readmodels`: who, when, why as a code and a ticket),
+//! and `opsActions` lists them.
 
-use async_graphql::{Context, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use leadflow_domain::{Actor, Role};
+use leadflow_domain::ops::{OpsAction, OpsCommand, OpsReason, OpsScope, ReadModelName, Why};
+use leadflow_domain::{Actor, OpsEvent, Role, TicketRef};
+use leadflow_engine::CommandMeta;
 use leadflow_projections::runner::{Control, ControlError, DeadLetter, RebuildError};
 
 use crate::error::ApiError;
@@ -22,6 +26,57 @@ impl OpsQuery {
     async fn projections(&self, ctx: &Context<'_>) -> Result<Vec<ProjectionStatusGql>> {
         actor(ctx)?;
         Ok(statuses(ctx).await)
+    }
+
+    /// What operators did to the read models, as the log records it (who, when, why), the
+    /// latest `last` (at most 1,000) in log order, of one model or of all. Admins only.
+    async fn ops_actions(
+        &self,
+        ctx: &Context<'_>,
+        model: Option<String>,
+        #[graphql(default = 50)] last: i32,
+    ) -> Result<Vec<OpsActionGql>> {
+        admin(ctx, "list what operators did")?;
+        if !(1..=1000).contains(&last) {
+            return Err(ApiError::BadUserInput("last must be within 1..=1000".to_owned()).into());
+        }
+        let state = ctx.data_unchecked::<AppState>();
+        let store = state.engine.store();
+        let stream = leadflow_codec::ops_stream(OpsScope::ReadModels);
+        let mut kept = std::collections::VecDeque::new();
+        let mut from = 0;
+        loop {
+            let page = store
+                .read_stream(&stream, from, 1000)
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            let Some(end) = page.last().map(|e| e.revision + 1) else {
+                break;
+            };
+            for recorded in page {
+                let envelope = leadflow_codec::decode(recorded)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                let leadflow_codec::Body::Ops { event, meta, .. } = envelope.body else {
+                    continue;
+                };
+                if model
+                    .as_deref()
+                    .is_some_and(|m| m != event.model().as_str())
+                {
+                    continue;
+                }
+                kept.push_back(OpsActionGql::of(
+                    envelope.position,
+                    meta.occurred_at,
+                    &event,
+                ));
+                if kept.len() > last as usize {
+                    kept.pop_front();
+                }
+            }
+            from = end;
+        }
+        Ok(kept.into())
     }
 
     /// The events a read model skipped on an operator's word, in log order. Admins only.
@@ -62,8 +117,10 @@ impl OpsMutation {
         &self,
         ctx: &Context<'_>,
         name: String,
+        reason: OpsReasonCode,
+        ticket: Option<String>,
     ) -> Result<ProjectionStatusGql> {
-        operate(ctx, &name, Control::Pause).await
+        operate(ctx, &name, Control::Pause, (reason, ticket)).await
     }
 
     /// Follows the log again from where the pause left it.
@@ -71,8 +128,10 @@ impl OpsMutation {
         &self,
         ctx: &Context<'_>,
         name: String,
+        reason: OpsReasonCode,
+        ticket: Option<String>,
     ) -> Result<ProjectionStatusGql> {
-        operate(ctx, &name, Control::Resume).await
+        operate(ctx, &name, Control::Resume, (reason, ticket)).await
     }
 
     /// Applies again the event a failed read model stopped at (after a fix).
@@ -80,32 +139,37 @@ impl OpsMutation {
         &self,
         ctx: &Context<'_>,
         name: String,
+        reason: OpsReasonCode,
+        ticket: Option<String>,
     ) -> Result<ProjectionStatusGql> {
-        operate(ctx, &name, Control::Retry).await
+        operate(ctx, &name, Control::Retry, (reason, ticket)).await
     }
 
-    /// Records the event a failed read model stopped at in its dead letters, with the reason,
-    /// and goes on after it. `position` must be that event's (its status's `stoppedAt`).
+    /// Records the event a failed read model stopped at in its dead letters, with the reason
+    /// (a code, and the ticket it is handled under), and goes on after it. `position` must be
+    /// that event's (its status's `stoppedAt`).
     async fn skip_event(
         &self,
         ctx: &Context<'_>,
         projection: String,
         position: LogPosition,
-        reason: String,
+        reason: OpsReasonCode,
+        ticket: Option<String>,
     ) -> Result<ProjectionStatusGql> {
         let by = admin(ctx, "skip an event")?;
-        if reason.chars().count() > 500 {
-            return Err(ApiError::BadUserInput(
-                "the reason is longer than 500 characters".to_owned(),
-            )
-            .into());
-        }
+        let why = why_of((reason, ticket))?;
         let control = Control::Skip {
             position: position.0,
-            reason,
+            reason: describe(&why),
             by: by.user.to_string(),
         };
-        operate(ctx, &projection, control).await
+        operate(
+            ctx,
+            &projection,
+            control,
+            (reason, why.ticket.map(|t| t.as_str().to_owned())),
+        )
+        .await
     }
 }
 
@@ -121,16 +185,31 @@ impl RebuildMutation {
         ctx: &Context<'_>,
         name: Option<String>,
         #[graphql(default = false)] verify: bool,
+        reason: OpsReasonCode,
+        ticket: Option<String>,
     ) -> Result<Vec<ProjectionStatusGql>> {
         let by = admin(ctx, "rebuild a read model")?;
+        let why = why_of((reason, ticket))?;
         let state = ctx.data_unchecked::<AppState>();
         let names: Vec<&str> = name.iter().map(String::as_str).collect();
+        let models: Vec<ReadModelName> = match &name {
+            Some(name) => vec![model_name(name)?],
+            None => state
+                .reads
+                .status()
+                .await
+                .iter()
+                .map(|s| model_name(s.name))
+                .collect::<Result<_, _>>()?,
+        };
         state
             .reads
             .rebuild(&names, verify)
             .await
             .map_err(ApiError::from)?;
-        tracing::info!(projection = ?name, verify, by = %by.user, action = "rebuild", "ops action");
+        for model in models {
+            record(ctx, by, model, OpsAction::Rebuild { verify }, why.clone()).await?;
+        }
         Ok(statuses(ctx).await)
     }
 
@@ -140,11 +219,15 @@ impl RebuildMutation {
         &self,
         ctx: &Context<'_>,
         name: String,
+        reason: OpsReasonCode,
+        ticket: Option<String>,
     ) -> Result<ProjectionStatusGql> {
         let by = admin(ctx, "roll back a read model")?;
+        let why = why_of((reason, ticket))?;
+        let model = model_name(&name)?;
         let state = ctx.data_unchecked::<AppState>();
         state.reads.rollback(&name).await.map_err(ApiError::from)?;
-        tracing::info!(projection = name, by = %by.user, action = "rollback", "ops action");
+        record(ctx, by, model, OpsAction::Rollback, why).await?;
         statuses(ctx)
             .await
             .into_iter()
@@ -175,21 +258,163 @@ fn admin(ctx: &Context<'_>, what: &str) -> Result<Actor, ApiError> {
     Ok(actor)
 }
 
-async fn operate(ctx: &Context<'_>, name: &str, control: Control) -> Result<ProjectionStatusGql> {
+/// Carries out `control` on the read model `name`, then records it in the log.
+async fn operate(
+    ctx: &Context<'_>,
+    name: &str,
+    control: Control,
+    why: (OpsReasonCode, Option<String>),
+) -> Result<ProjectionStatusGql> {
     let by = admin(ctx, &format!("{} a read model", control.label()))?;
-    let action = control.label();
+    let why = why_of(why)?;
+    let model = model_name(name)?;
     let state = ctx.data_unchecked::<AppState>();
+    let action = match &control {
+        Control::Pause => OpsAction::Pause,
+        Control::Resume => OpsAction::Resume,
+        Control::Skip { position, .. } => OpsAction::Skip {
+            position: position.0,
+        },
+        Control::Retry => {
+            let stopped = state
+                .reads
+                .status()
+                .await
+                .into_iter()
+                .find(|s| s.name == name)
+                .and_then(|s| s.stopped_at);
+            OpsAction::Retry {
+                position: stopped.map_or(0, |p| p.position.0),
+            }
+        }
+        Control::RunTo(_) => {
+            return Err(ApiError::BadUserInput("not an operator's action".to_owned()).into())
+        }
+    };
     state
         .reads
         .control(name, control)
         .await
         .map_err(ApiError::from)?;
-    tracing::info!(projection = name, action, by = %by.user, "ops action");
+    record(ctx, by, model, action, why).await?;
     statuses(ctx)
         .await
         .into_iter()
         .find(|s| s.name == name)
         .ok_or_else(|| ApiError::NotFound(format!("unknown read model {name}")).into())
+}
+
+/// Records a done action in the ops stream (who, when, why). The action stands if this
+/// fails: the answer says so, and the read model's status shows what was done.
+async fn record(
+    ctx: &Context<'_>,
+    by: Actor,
+    model: ReadModelName,
+    action: OpsAction,
+    why: Why,
+) -> Result<(), ApiError> {
+    let state = ctx.data_unchecked::<AppState>();
+    let label = action.label();
+    let command = OpsCommand { model, action, why };
+    tracing::info!(projection = %command.model, action = label, reason = %command.why.reason, by = %by.user, "ops action");
+    state
+        .engine
+        .execute_ops(command, CommandMeta::by(by))
+        .await
+        .map(|_| ())
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::Internal(message) => ApiError::Internal(format!(
+                "done, but recording it in the log failed: {message}"
+            )),
+            other => other,
+        })
+}
+
+/// Why an operator acts: a code from a fixed list, never free text (the log keeps it).
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum OpsReasonCode {
+    /// Something is wrong in production and this is part of handling it.
+    Incident,
+    /// An event the model cannot apply (a bug, bad data).
+    BadEvent,
+    /// A fix for what stopped the model is deployed.
+    FixDeployed,
+    /// Planned work.
+    Maintenance,
+    /// A new version of the product or of a model's SQL.
+    Upgrade,
+    /// Checking a model against a rebuild of it.
+    Verification,
+    Other,
+}
+
+impl From<OpsReasonCode> for OpsReason {
+    fn from(r: OpsReasonCode) -> Self {
+        match r {
+            OpsReasonCode::Incident => OpsReason::Incident,
+            OpsReasonCode::BadEvent => OpsReason::BadEvent,
+            OpsReasonCode::FixDeployed => OpsReason::FixDeployed,
+            OpsReasonCode::Maintenance => OpsReason::Maintenance,
+            OpsReasonCode::Upgrade => OpsReason::Upgrade,
+            OpsReasonCode::Verification => OpsReason::Verification,
+            OpsReasonCode::Other => OpsReason::Other,
+        }
+    }
+}
+
+impl From<OpsReason> for OpsReasonCode {
+    fn from(r: OpsReason) -> Self {
+        match r {
+            OpsReason::Incident => OpsReasonCode::Incident,
+            OpsReason::BadEvent => OpsReasonCode::BadEvent,
+            OpsReason::FixDeployed => OpsReasonCode::FixDeployed,
+            OpsReason::Maintenance => OpsReasonCode::Maintenance,
+            OpsReason::Upgrade => OpsReasonCode::Upgrade,
+            OpsReason::Verification => OpsReasonCode::Verification,
+            OpsReason::Other => OpsReasonCode::Other,
+        }
+    }
+}
+
+fn why_of((reason, ticket): (OpsReasonCode, Option<String>)) -> Result<Why, ApiError> {
+    let ticket = ticket
+        .map(|t| TicketRef::parse(&t).map_err(|e| ApiError::BadUserInput(e.to_string())))
+        .transpose()?;
+    Ok(Why {
+        reason: reason.into(),
+        ticket,
+    })
+}
+
+/// A dead letter's reason as its table keeps it: the code, then the ticket.
+fn describe(why: &Why) -> String {
+    match &why.ticket {
+        Some(ticket) => format!("{} {}", why.reason, ticket.as_str()),
+        None => why.reason.to_string(),
+    }
+}
+
+fn model_name(name: &str) -> Result<ReadModelName, ApiError> {
+    ReadModelName::parse(name).map_err(|e| ApiError::BadUserInput(e.to_string()))
+}
+
+/// An operator's action on a read model, as the log records it.
+#[derive(SimpleObject)]
+pub struct OpsActionGql {
+    /// Where it is in the log.
+    pub position: LogPosition,
+    pub at: DateTime<Utc>,
+    /// The admin who acted.
+    pub by: String,
+    pub model: String,
+    /// `ReadModelPaused`, `ReadModelEventSkipped`, ...
+    pub action: String,
+    pub reason: OpsReasonCode,
+    pub ticket: Option<String>,
+    /// The event retried or skipped.
+    pub event_position: Option<LogPosition>,
+    /// Whether a rebuild was to be verified before its switch.
+    pub verify: Option<bool>,
 }
 
 async fn statuses(ctx: &Context<'_>) -> Vec<ProjectionStatusGql> {
@@ -242,6 +467,29 @@ impl From<DeadLetter> for DeadLetterGql {
             reason: d.reason,
             by: d.by,
             skipped_at: d.skipped_at,
+        }
+    }
+}
+
+impl OpsActionGql {
+    fn of(position: leadflow_store::Position, at: DateTime<Utc>, event: &OpsEvent) -> Self {
+        let why = event.why();
+        let (event_position, verify) = match event {
+            OpsEvent::ReadModelRetried(e) => (Some(e.position), None),
+            OpsEvent::ReadModelEventSkipped(e) => (Some(e.position), None),
+            OpsEvent::ReadModelRebuildStarted(e) => (None, Some(e.verify)),
+            _ => (None, None),
+        };
+        Self {
+            position: LogPosition(position),
+            at,
+            by: event.by().to_string(),
+            model: event.model().to_string(),
+            action: event.event_type().to_owned(),
+            reason: why.reason.into(),
+            ticket: why.ticket.as_ref().map(|t| t.as_str().to_owned()),
+            event_position: event_position.map(|p| LogPosition(leadflow_store::Position(p))),
+            verify,
         }
     }
 }

@@ -1,0 +1,169 @@
+//! The ops stream's rules (issue 12) as given/when/then rows: given the actions recorded,
+//! when an actor records another, then this event or this rejection.
+
+use chrono::{TimeZone, Utc};
+
+use leadflow_domain::ops::*;
+use leadflow_domain::*;
+
+fn actor(role: Role) -> Actor {
+    Actor {
+        user: UserId::named(match role {
+            Role::Admin => "admin",
+            Role::Supervisor => "olga.supervisor",
+            Role::Manager => "ivan.manager",
+        }),
+        role,
+    }
+}
+
+fn when(
+    given: &[OpsEvent],
+    actor: Actor,
+    command: OpsCommand,
+) -> Result<Vec<OpsEvent>, OpsRejection> {
+    let catalog = Catalog::default_catalog();
+    let ctx = Context {
+        now: Utc.with_ymd_and_hms(2026, 12, 6, 10, 0, 0).unwrap(),
+        actor,
+        catalog: &catalog,
+    };
+    let state = OpsAggregate::fold(given);
+    OpsAggregate::decide(state.as_ref(), &command, &ctx)
+}
+
+fn leads() -> ReadModelName {
+    ReadModelName::parse("leads").unwrap()
+}
+
+fn why(reason: OpsReason, ticket: Option<&str>) -> Why {
+    Why {
+        reason,
+        ticket: ticket.map(|t| TicketRef::parse(t).unwrap()),
+    }
+}
+
+fn command(action: OpsAction) -> OpsCommand {
+    OpsCommand {
+        model: leads(),
+        action,
+        why: why(OpsReason::BadEvent, Some("INC-7")),
+    }
+}
+
+#[test]
+fn each_action_of_an_admin_is_one_event_with_who_and_why() {
+    let admin = actor(Role::Admin);
+    let rows: Vec<(OpsAction, OpsEvent)> = vec![
+        (
+            OpsAction::Pause,
+            ReadModelPaused {
+                model: leads(),
+                by: admin.user,
+                why: why(OpsReason::BadEvent, Some("INC-7")),
+            }
+            .into(),
+        ),
+        (
+            OpsAction::Resume,
+            ReadModelResumed {
+                model: leads(),
+                by: admin.user,
+                why: why(OpsReason::BadEvent, Some("INC-7")),
+            }
+            .into(),
+        ),
+        (
+            OpsAction::Retry { position: 41 },
+            ReadModelRetried {
+                model: leads(),
+                by: admin.user,
+                position: 41,
+                why: why(OpsReason::BadEvent, Some("INC-7")),
+            }
+            .into(),
+        ),
+        (
+            OpsAction::Skip { position: 41 },
+            ReadModelEventSkipped {
+                model: leads(),
+                by: admin.user,
+                position: 41,
+                why: why(OpsReason::BadEvent, Some("INC-7")),
+            }
+            .into(),
+        ),
+        (
+            OpsAction::Rebuild { verify: true },
+            ReadModelRebuildStarted {
+                model: leads(),
+                by: admin.user,
+                verify: true,
+                why: why(OpsReason::BadEvent, Some("INC-7")),
+            }
+            .into(),
+        ),
+        (
+            OpsAction::Rollback,
+            ReadModelRolledBack {
+                model: leads(),
+                by: admin.user,
+                why: why(OpsReason::BadEvent, Some("INC-7")),
+            }
+            .into(),
+        ),
+    ];
+    let mut given = Vec::new();
+    for (action, event) in rows {
+        assert_eq!(
+            when(&given, admin, command(action.clone())),
+            Ok(vec![event.clone()]),
+            "{action:?}"
+        );
+        given.push(event);
+    }
+    // Nothing is deduplicated: an operator pausing twice did so twice.
+    let state = OpsAggregate::fold(&given).unwrap();
+    assert_eq!(state.actions, 6);
+}
+
+#[test]
+fn nobody_but_an_admin_acts_on_a_read_model() {
+    for role in [Role::Manager, Role::Supervisor] {
+        for action in [OpsAction::Pause, OpsAction::Rebuild { verify: false }] {
+            assert_eq!(
+                when(&[], actor(role), command(action)),
+                Err(OpsRejection::NotAdmin)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_retry_or_a_skip_names_the_event() {
+    for action in [
+        OpsAction::Retry { position: 0 },
+        OpsAction::Skip { position: 0 },
+    ] {
+        assert_eq!(
+            when(&[], actor(Role::Admin), command(action)),
+            Err(OpsRejection::NoPosition)
+        );
+    }
+}
+
+#[test]
+fn a_model_name_is_a_code_and_a_reason_a_code_from_the_list() {
+    for good in ["leads", "board_hours", "t2"] {
+        assert!(ReadModelName::parse(good).is_ok(), "{good}");
+    }
+    for bad in ["", "Leads", "2leads", "leads; drop", &"x".repeat(41)] {
+        assert!(ReadModelName::parse(bad).is_err(), "{bad}");
+    }
+    for reason in OpsReason::ALL {
+        assert_eq!(OpsReason::parse(reason.code()), Some(reason));
+        let json = serde_json::to_value(reason).unwrap();
+        assert_eq!(json, reason.code(), "stored as its code");
+    }
+    assert_eq!(OpsReason::parse("because"), None);
+}
