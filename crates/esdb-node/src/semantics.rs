@@ -237,11 +237,17 @@ impl Db {
                 ..StreamState::default()
             });
         }
-        let last = self.last_event(stream).await?;
-        let meta = if stream.starts_with("$$") {
-            None
+        let (last, meta) = if stream.starts_with("$$") {
+            (self.last_event(stream).await?, None)
         } else {
-            self.last_event(&metastream(stream)).await?
+            // The stream's last event and its metastream's, in one read.
+            let mut both = self
+                .store
+                .last_events(vec![stream.to_owned(), metastream(stream)])
+                .await
+                .map_err(errors::store)?;
+            let meta = both.pop().flatten();
+            (both.pop().flatten(), meta)
         };
         Ok(StreamState {
             last: last.as_ref().map(|e| e.revision),

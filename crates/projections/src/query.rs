@@ -775,11 +775,14 @@ pub fn history(
         .prepare_cached("SELECT count(*) FROM history WHERE lead_id = ?1")?
         .query_row([&lead], |r| r.get(0))?;
     let mut rows: Vec<HistoryRow> = tx
-        .prepare_cached(
+        // The limit is written in, not bound: a bound LIMIT of an ORDER BY query makes SQLite
+        // compile the statement again at every call.
+        .prepare_cached(&format!(
             "SELECT position, revision, event_type, actor_user, actor_role, occurred_at, summary FROM history
-             WHERE lead_id = ?1 AND position < ?2 ORDER BY position DESC LIMIT ?3",
-        )?
-        .query_map(rusqlite::params![lead, before.unwrap_or(i64::MAX), (first + 1) as i64], |r| {
+             WHERE lead_id = ?1 AND position < ?2 ORDER BY position DESC LIMIT {}",
+            first + 1
+        ))?
+        .query_map(rusqlite::params![lead, before.unwrap_or(i64::MAX)], |r| {
             Ok(HistoryRow {
                 position: r.get(0)?,
                 revision: r.get(1)?,

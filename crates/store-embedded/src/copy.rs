@@ -177,9 +177,10 @@ fn read_all_sync_from(
 ) -> rusqlite::Result<Vec<RecordedEvent>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {EVENT_COLUMNS} FROM old.events e JOIN old.streams s ON s.id = e.stream_id
-         WHERE e.position > ?1 ORDER BY e.position LIMIT ?2"
+         WHERE e.position > ?1 ORDER BY e.position LIMIT {}",
+        limit(max)
     ))?;
-    let rows = stmt.query_map(params![after.0 as i64, limit(max)], row_to_event)?;
+    let rows = stmt.query_map(params![after.0 as i64], row_to_event)?;
     rows.collect()
 }
 

@@ -66,6 +66,8 @@ pub fn apply_writer_pragmas(conn: &Connection) -> rusqlite::Result<()> {
          PRAGMA foreign_keys=OFF;",
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Room for each distinct `LIMIT` the reads write into their SQL (see `crate::limit`).
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
 

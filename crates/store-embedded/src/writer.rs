@@ -331,7 +331,6 @@ fn append_one(
     let result = AppendResult {
         first_revision,
         last_revision: first_revision + n - 1,
-        first_position: Position(head + 1),
         last_position: Position(head + n),
     };
     Ok((
@@ -385,14 +384,15 @@ fn same_events(
     revision: u64,
     events: &[NewEvent],
 ) -> rusqlite::Result<Option<AppendResult>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT event_id, position FROM events WHERE stream_id = ?1 AND revision >= ?2 ORDER BY revision LIMIT ?3",
-    )?;
+    // The limit is written in, not bound (see `crate::limit`).
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT event_id, position FROM events WHERE stream_id = ?1 AND revision >= ?2 ORDER BY revision LIMIT {}",
+        events.len()
+    ))?;
     let rows = stmt
-        .query_map(
-            params![stream_id, revision as i64, events.len() as i64],
-            |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? as u64)),
-        )?
+        .query_map(params![stream_id, revision as i64], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? as u64))
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let same = rows.len() == events.len()
         && rows
@@ -402,7 +402,6 @@ fn same_events(
     Ok(same.then(|| AppendResult {
         first_revision: revision,
         last_revision: revision + events.len() as u64 - 1,
-        first_position: Position(rows[0].1),
         last_position: Position(rows[rows.len() - 1].1),
     }))
 }

@@ -10,8 +10,8 @@
 //! - A [`Position`] is the event's `$all` commit position (an EventStoreDB node gives every
 //!   event its own, with commit == prepare). System streams (`$`-prefixed) are invisible: the
 //!   global subscription drops them with a server-side stream-name filter, reads skip them.
-//! - The server answers an append with the *last* revision and position only; for a batch of
-//!   several events the first event's position is read back (one more round trip).
+//! - The server answers an append with the *last* revision and position only, which is all
+//!   the port asks for.
 //! - Idempotency: the server returns the original result for a retry it recognises. Where it
 //!   answers a retry with a wrong expected version instead (a real server only checks retries
 //!   at the expected revision), the adapter reads the stream and decides as the embedded
@@ -115,33 +115,12 @@ impl EsdbStore {
 
     /// The result of a successful append of `n` events whose last is at `last_revision` and
     /// `last_position`.
-    async fn completed(
-        &self,
-        stream: &StreamName,
-        n: u64,
-        last_revision: u64,
-        last_position: Position,
-    ) -> Result<AppendResult, StoreError> {
-        let first_revision = last_revision + 1 - n;
-        let first_position = if n == 1 {
-            last_position
-        } else {
-            let first = self.read_stream(stream, first_revision, 1).await?;
-            match first.first() {
-                Some(e) if e.revision == first_revision => e.position,
-                _ => {
-                    return Err(StoreError::Internal(format!(
-                        "the server acknowledged revision {first_revision} of {stream} but does not read it back"
-                    )))
-                }
-            }
-        };
-        Ok(AppendResult {
-            first_revision,
+    fn completed(n: u64, last_revision: u64, last_position: Position) -> AppendResult {
+        AppendResult {
+            first_revision: last_revision + 1 - n,
             last_revision,
-            first_position,
             last_position,
-        })
+        }
     }
 
     /// The server refused an append with a wrong expected version: it is the original result
@@ -164,7 +143,6 @@ impl EsdbStore {
                 return Ok(AppendResult {
                     first_revision: first.revision,
                     last_revision: last.revision,
-                    first_position: first.position,
                     last_position: last.position,
                 });
             }
@@ -344,15 +322,11 @@ impl EventStore for EsdbStore {
             .append_to_stream(stream.as_str(), &options, data)
             .await
         {
-            Ok(w) => {
-                self.completed(
-                    stream,
-                    ids.len() as u64,
-                    w.next_expected_version,
-                    Position(w.position.commit),
-                )
-                .await
-            }
+            Ok(w) => Ok(Self::completed(
+                ids.len() as u64,
+                w.next_expected_version,
+                Position(w.position.commit),
+            )),
             Err(eventstore::Error::WrongExpectedVersion { current, .. }) => {
                 self.conflict(stream, expected, &ids, current).await
             }

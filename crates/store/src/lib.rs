@@ -140,12 +140,14 @@ pub struct NewEvent {
     pub content_type: ContentType,
 }
 
-/// Where an append landed: the revisions and global positions of its first and last events.
+/// Where an append landed: the revisions of its first and last events and the global position
+/// of its last (what a reader waits for to see all of it). The first event's position is not
+/// given: nothing needs it, and EventStoreDB answers an append with the last one only, so it
+/// would cost a read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AppendResult {
     pub first_revision: u64,
     pub last_revision: u64,
-    pub first_position: Position,
     pub last_position: Position,
 }
 
