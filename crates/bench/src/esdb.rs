@@ -42,9 +42,9 @@ pub async fn commands_per_sec(dir: &Path) -> anyhow::Result<Figure> {
         unit: "commands/s",
         limit: local,
         limit_what: format!(
-            "the same {WRITERS} writers and {LEADS} leads on the embedded store directly, same run"
+            "the same {WRITERS} writers and {LEADS} leads on the embedded store directly, same run; goal: at least half of it"
         ),
-        goal: None,
+        goal: Some(0.5 * local),
         higher_is_better: true,
     })
 }
@@ -75,10 +75,10 @@ pub async fn catch_up(root: &Path, leads: u64) -> anyhow::Result<Figure> {
         unit: "events/s",
         limit: events / local_secs,
         limit_what: format!(
-            "the same rebuild of {} events ({leads} leads) reading the embedded store directly, same run",
+            "the same rebuild of {} events ({leads} leads) reading the embedded store directly, same run; goal: at least 80 % of it",
             head.0
         ),
-        goal: None,
+        goal: Some(0.8 * events / local_secs),
         higher_is_better: true,
     })
 }

@@ -243,8 +243,7 @@ impl Db {
             // The stream's last event and its metastream's, in one read.
             let mut both = self
                 .store
-                .last_events(vec![stream.to_owned(), metastream(stream)])
-                .await
+                .last_events(&[stream, &metastream(stream)])
                 .map_err(errors::store)?;
             let meta = both.pop().flatten();
             (both.pop().flatten(), meta)

@@ -174,13 +174,11 @@ impl EmbeddedStore {
     }
 
     /// The last event of each of `streams` (`None` for one that holds none), read on one
-    /// connection in one trip to the blocking pool: what `leadflow node` checks before an
-    /// append (a stream and its metastream).
-    pub async fn last_events(
-        &self,
-        streams: Vec<String>,
-    ) -> Result<Vec<Option<RecordedEvent>>, StoreError> {
-        self.read(move |conn| {
+    /// connection: what `leadflow node` checks before an append (a stream and its
+    /// metastream). Two index lookups take microseconds, less than a trip to the blocking
+    /// pool and back, so they run on the calling task.
+    pub fn last_events(&self, streams: &[&str]) -> Result<Vec<Option<RecordedEvent>>, StoreError> {
+        self.inner.with_reader(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {EVENT_COLUMNS} FROM events e JOIN streams s ON s.id = e.stream_id
                  WHERE s.name = ?1 ORDER BY e.revision DESC LIMIT 1"
@@ -194,7 +192,6 @@ impl EmbeddedStore {
                 })
                 .collect()
         })
-        .await
     }
 
     /// Up to `max` events of the global log, newest first, before position `before`
