@@ -390,6 +390,18 @@ async fn ops_actions_are_for_admins_only(backend: Backend) {
         )
         .await;
     assert_eq!(unknown["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    // A skip of no event is refused before anything is done.
+    let no_event = app
+        .graphql(
+            Some(&token),
+            "mutation { skipEvent(projection: \"leads\", position: \"0\", reason: BAD_EVENT) { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        no_event["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{no_event}"
+    );
     // A ticket is a reference, never a sentence: refused, and nothing is paused or recorded.
     let sentence = app
         .graphql(
@@ -405,6 +417,31 @@ async fn ops_actions_are_for_admins_only(backend: Backend) {
     assert_eq!(statuses(&app).await["leads"]["state"], "LIVE");
     let none = admin(&app, "query { opsActions { action } }", json!({})).await;
     assert_eq!(none["opsActions"], json!([]));
+    for bad in [
+        "mutation { skipEvent(projection: \"leads\", position: \"1\", reason: BAD_EVENT, ticket: \"a sentence\") { name } }",
+        "mutation { rebuildProjection(name: \"leads\", reason: UPGRADE, ticket: \"a sentence\") { name } }",
+        "mutation { rollbackProjection(name: \"leads\", reason: INCIDENT, ticket: \"a sentence\") { name } }",
+    ] {
+        let answer = app.graphql(Some(&token), bad, json!({})).await;
+        assert_eq!(
+            answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{bad}: {answer}"
+        );
+    }
+    let leads = admin(
+        &app,
+        "query { projections { name generation rebuild { generation } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        leads["projections"][0],
+        json!({ "name": "leads", "generation": 0, "rebuild": null })
+    );
+    assert_eq!(
+        admin(&app, "query { opsActions { action } }", json!({})).await["opsActions"],
+        json!([])
+    );
     let live = app
         .graphql(
             Some(&token),
@@ -478,6 +515,19 @@ async fn an_admin_rebuilds_a_model_beside_the_live_one_and_rolls_it_back(backend
         app.history(&olga, lead.id(), again.at()).await.total_count,
         1
     );
+    let actions = admin(
+        &app,
+        "query { opsActions(model: \"history\") { action reason verify } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        actions["opsActions"],
+        json!([
+            { "action": "ReadModelRebuildStarted", "reason": "VERIFICATION", "verify": true },
+            { "action": "ReadModelRolledBack", "reason": "MAINTENANCE", "verify": null },
+        ])
+    );
 }
 
 async fn an_admin_follows_a_rebuild_over_a_subscription(backend: Backend) {
@@ -525,6 +575,28 @@ async fn an_admin_follows_a_rebuild_over_a_subscription(backend: Backend) {
         }
         assert!(Instant::now() < deadline, "never switched: {update}");
     }
+    // A rebuild of every model is recorded for each of them, after the one of leads.
+    admin(
+        &app,
+        "mutation { rebuildProjection(reason: MAINTENANCE, ticket: \"CHG-12\") { name } }",
+        json!({}),
+    )
+    .await;
+    let actions = admin(
+        &app,
+        "query { opsActions { action model reason ticket verify } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        actions["opsActions"],
+        json!([
+            { "action": "ReadModelRebuildStarted", "model": "leads", "reason": "UPGRADE", "ticket": null, "verify": false },
+            { "action": "ReadModelRebuildStarted", "model": "leads", "reason": "MAINTENANCE", "ticket": "CHG-12", "verify": false },
+            { "action": "ReadModelRebuildStarted", "model": "history", "reason": "MAINTENANCE", "ticket": "CHG-12", "verify": false },
+            { "action": "ReadModelRebuildStarted", "model": "transitions", "reason": "MAINTENANCE", "ticket": "CHG-12", "verify": false },
+        ])
+    );
 }
 
 async fn an_erasure_ends_the_rollback_window(backend: Backend) {

@@ -329,10 +329,13 @@ enum ProjectionsCommand {
     /// The events a read model of the running server skipped.
     DeadLetters(ops::Target),
     /// What operators did to the read models of the running server (who, when, why), as
-    /// the log records it; the latest first ones last.
+    /// the log records it: the latest ones, oldest first.
     Actions {
         #[command(flatten)]
         data: DataArgs,
+        /// The admin of the catalog who asks.
+        #[arg(long = "as", default_value = leadflow_domain::catalog::seed::ADMIN)]
+        as_user: String,
         /// Only this read model's.
         model: Option<String>,
         /// How many of the latest to show (at most 1,000).
@@ -455,8 +458,14 @@ fn main() -> anyhow::Result<()> {
                 command: ProjectionsCommand::DeadLetters(target),
             } => ops::dead_letters(&target).await,
             Command::Projections {
-                command: ProjectionsCommand::Actions { data, model, last },
-            } => ops::actions(data, model, last).await,
+                command:
+                    ProjectionsCommand::Actions {
+                        data,
+                        as_user,
+                        model,
+                        last,
+                    },
+            } => ops::actions(data, as_user, model, last).await,
             Command::Projections {
                 command: ProjectionsCommand::Rebuild(args),
             } => ops::rebuild(args).await,

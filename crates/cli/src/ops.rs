@@ -154,11 +154,16 @@ pub async fn dead_letters(target: &Target) -> anyhow::Result<()> {
 }
 
 /// Prints what operators did to the read models (or to `model`), as the log records it.
-pub async fn actions(data: DataArgs, model: Option<String>, last: u32) -> anyhow::Result<()> {
+pub async fn actions(
+    data: DataArgs,
+    as_user: String,
+    model: Option<String>,
+    last: u32,
+) -> anyhow::Result<()> {
     let target = Target {
         data,
         name: model.clone().unwrap_or_default(),
-        as_user: leadflow_domain::catalog::seed::ADMIN.to_owned(),
+        as_user,
     };
     let query = "query($model: String, $last: Int!) { opsActions(model: $model, last: $last) { position at by model action reason ticket eventPosition verify } }";
     let data = ask(&target, query, json!({ "model": model, "last": last })).await?;
@@ -429,38 +434,17 @@ pub async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
     private::prepare(&dir)?;
     let Opened { store, .. } = open(&dir, &args.store)?;
     let keys = keyring(&dir, &store, true).await?;
-    // Recorded in the log as the running server records it (who, when, why): the admin and
-    // the ticket are checked before anything is rebuilt.
-    let engine = leadflow_app::open_engine(store.clone(), Some(keys.clone()), false).await?;
-    let (user, role) = crate::resolve_user(&engine.catalog(), &args.as_user)?;
-    if role != Role::Admin {
-        bail!(
-            "only an admin may rebuild a read model ({} is {role:?})",
-            args.as_user
-        );
-    }
-    let why = leadflow_domain::ops::Why {
-        reason: args.why.reason.domain(),
-        ticket: args
-            .why
-            .ticket
-            .as_deref()
-            .map(leadflow_domain::TicketRef::parse)
-            .transpose()?,
-    };
     let reads = std::sync::Arc::new(leadflow_app::read_side(
         &dir.join("read"),
-        store,
-        Some(keys),
+        store.clone(),
+        Some(keys.clone()),
     )?);
-    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let before: std::collections::HashMap<String, u64> = reads
         .status()
         .await
         .iter()
         .map(|s| (s.name.to_owned(), u64::from(s.generation)))
         .collect();
-    reads.rebuild(&name_refs, args.verify).await?;
     let models: Vec<String> = if names.is_empty() {
         let mut all: Vec<String> = before.keys().cloned().collect();
         all.sort();
@@ -468,19 +452,31 @@ pub async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
     } else {
         names.clone()
     };
-    for model in models {
-        let command = leadflow_domain::OpsCommand {
-            model: leadflow_domain::ReadModelName::parse(&model)?,
-            action: leadflow_domain::OpsAction::Rebuild {
-                verify: args.verify,
-            },
-            why: why.clone(),
-        };
-        let actor = leadflow_domain::Actor { user, role };
-        engine
-            .execute_ops(command, leadflow_engine::CommandMeta::by(actor))
-            .await?;
+    // Recorded in the log as the running server records it (who, when, why), and judged
+    // before anything is rebuilt. A replay's log takes nothing: rebuilt, not recorded.
+    let recorder = if dir.join(crate::replay::REPLAY_FILE).exists() {
+        None
+    } else {
+        match offline_record(&store, keys, &args, &models).await {
+            Ok(recorder) => Some(recorder),
+            Err(e) => {
+                reads.shutdown();
+                return Err(e);
+            }
+        }
+    };
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    if let Err(e) = reads.rebuild(&name_refs, args.verify).await {
+        reads.shutdown();
+        return Err(e.into());
     }
+    let recorded = match recorder {
+        Some((engine, command, actor)) => engine
+            .execute_ops(command, leadflow_engine::CommandMeta::by(actor))
+            .await
+            .map(|_| ()),
+        None => Ok(()),
+    };
     let watched = reads.clone();
     let result = follow(&names, &before, move || {
         let reads = watched.clone();
@@ -488,7 +484,52 @@ pub async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
     })
     .await;
     reads.shutdown();
-    result
+    result?;
+    recorded.context("the rebuild was done, but recording it in the log failed")
+}
+
+/// The engine, the checked command and the admin that record an offline rebuild.
+async fn offline_record(
+    store: &std::sync::Arc<dyn leadflow_store::EventStore>,
+    keys: std::sync::Arc<leadflow_app::Keyring>,
+    args: &RebuildArgs,
+    models: &[String],
+) -> anyhow::Result<(
+    std::sync::Arc<leadflow_engine::Engine>,
+    leadflow_domain::OpsCommand,
+    leadflow_domain::Actor,
+)> {
+    use leadflow_domain::Aggregate as _;
+    let engine = leadflow_app::open_engine(store.clone(), Some(keys), false).await?;
+    let (user, role) = crate::resolve_user(&engine.catalog(), &args.as_user)?;
+    let actor = leadflow_domain::Actor { user, role };
+    let command = leadflow_domain::OpsCommand {
+        models: models
+            .iter()
+            .map(|m| leadflow_domain::ReadModelName::parse(m))
+            .collect::<Result<_, _>>()?,
+        action: leadflow_domain::OpsAction::Rebuild {
+            verify: args.verify,
+        },
+        why: leadflow_domain::ops::Why {
+            reason: args.why.reason.domain(),
+            ticket: args
+                .why
+                .ticket
+                .as_deref()
+                .map(leadflow_domain::TicketRef::parse)
+                .transpose()?,
+        },
+    };
+    let catalog = engine.catalog();
+    let ctx = leadflow_domain::Context {
+        now: engine.now(),
+        actor,
+        catalog: &catalog,
+    };
+    leadflow_domain::OpsAggregate::decide(None, &command, &ctx)
+        .with_context(|| format!("{} may not rebuild a read model", args.as_user))?;
+    Ok((engine, command, actor))
 }
 
 /// `projections rollback NAME` on the running server.

@@ -111,6 +111,22 @@ async fn a_replay_serves_the_past_read_only_and_without_personal_data() {
         refused["errors"][0]["extensions"]["code"], "FORBIDDEN",
         "{refused:#}"
     );
+    // An operator still steers its read models; the replay's log records nothing of it.
+    let paused = data(
+        &read_only,
+        token,
+        "mutation { pauseProjection(name: \"history\", reason: MAINTENANCE) { state } }",
+    )
+    .await;
+    assert_eq!(paused["pauseProjection"]["state"], "PAUSED");
+    data(
+        &read_only,
+        token,
+        "mutation { resumeProjection(name: \"history\", reason: MAINTENANCE) { state } }",
+    )
+    .await;
+    let actions = data(&read_only, token, "{ opsActions { action } }").await;
+    assert_eq!(actions["opsActions"], serde_json::json!([]));
     drop(read_only);
 
     // No file of the replay holds a contact's name the source shows.

@@ -65,8 +65,10 @@ impl StreamRef {
         if let Some(subject) = id_in::<SubjectAggregate>(name) {
             return subject.map(Self::Subject);
         }
-        if let Some(scope) = id_in::<OpsAggregate>(name) {
-            return scope.map(Self::Ops);
+        // An ops stream of a scope this build does not know (a newer node's, over a shared
+        // EventStoreDB) is none of its business: never poison for the read models.
+        if let Some(Ok(scope)) = id_in::<OpsAggregate>(name) {
+            return Ok(Self::Ops(scope));
         }
         Ok(Self::Other)
     }
@@ -90,5 +92,12 @@ mod tests {
             Ok(StreamRef::Catalog(CatalogPart::Users))
         );
         assert!(StreamRef::parse("catalog-nope").is_err());
+        let ops = ops_stream(OpsScope::ReadModels);
+        assert_eq!(ops.as_str(), "ops-readmodels");
+        assert_eq!(
+            StreamRef::parse(ops.as_str()),
+            Ok(StreamRef::Ops(OpsScope::ReadModels))
+        );
+        assert_eq!(StreamRef::parse("ops-backups"), Ok(StreamRef::Other));
     }
 }

@@ -39,6 +39,13 @@ pub enum ValueError {
     Id { kind: &'static str, input: String },
     #[error("invalid {kind} code {input:?}: use 1-64 characters of a-z, 0-9, '_' and '-'")]
     Code { kind: &'static str, input: String },
+    /// A value with a shape of its own (a ticket reference, a read model's name).
+    #[error("invalid {kind} {input:?}: {rule}")]
+    Shape {
+        kind: &'static str,
+        input: String,
+        rule: &'static str,
+    },
 }
 
 /// A phone number in E.164 (`+79161234567`). Numbers without a country code are read as

@@ -45,7 +45,7 @@ fn why(reason: OpsReason, ticket: Option<&str>) -> Why {
 
 fn command(action: OpsAction) -> OpsCommand {
     OpsCommand {
-        model: leads(),
+        models: vec![leads()],
         action,
         why: why(OpsReason::BadEvent, Some("INC-7")),
     }
@@ -74,11 +74,11 @@ fn each_action_of_an_admin_is_one_event_with_who_and_why() {
             .into(),
         ),
         (
-            OpsAction::Retry { position: 41 },
+            OpsAction::Retry { position: Some(41) },
             ReadModelRetried {
                 model: leads(),
                 by: admin.user,
-                position: 41,
+                position: Some(41),
                 why: why(OpsReason::BadEvent, Some("INC-7")),
             }
             .into(),
@@ -140,16 +140,49 @@ fn nobody_but_an_admin_acts_on_a_read_model() {
 }
 
 #[test]
-fn a_retry_or_a_skip_names_the_event() {
-    for action in [
-        OpsAction::Retry { position: 0 },
-        OpsAction::Skip { position: 0 },
-    ] {
-        assert_eq!(
-            when(&[], actor(Role::Admin), command(action)),
-            Err(OpsRejection::NoPosition)
-        );
-    }
+fn a_skip_names_the_event_and_an_action_its_models() {
+    assert_eq!(
+        when(
+            &[],
+            actor(Role::Admin),
+            command(OpsAction::Skip { position: 0 })
+        ),
+        Err(OpsRejection::NoPosition)
+    );
+    // A model that failed at no event (finishing a rebuild) is retried all the same.
+    assert!(when(
+        &[],
+        actor(Role::Admin),
+        command(OpsAction::Retry { position: None })
+    )
+    .is_ok());
+    let none = OpsCommand {
+        models: Vec::new(),
+        ..command(OpsAction::Pause)
+    };
+    assert_eq!(
+        when(&[], actor(Role::Admin), none),
+        Err(OpsRejection::NoModel)
+    );
+}
+
+#[test]
+fn a_rebuild_of_every_model_is_one_event_per_model_in_one_command() {
+    let admin = actor(Role::Admin);
+    let names = ["leads", "history", "transitions"];
+    let all = OpsCommand {
+        models: names
+            .iter()
+            .map(|n| ReadModelName::parse(n).unwrap())
+            .collect(),
+        ..command(OpsAction::Rebuild { verify: false })
+    };
+    let events = when(&[], admin, all).unwrap();
+    let recorded: Vec<&str> = events.iter().map(|e| e.model().as_str()).collect();
+    assert_eq!(recorded, names);
+    assert!(events.iter().all(
+        |e| matches!(e, OpsEvent::ReadModelRebuildStarted(r) if r.by == admin.user && !r.verify)
+    ));
 }
 
 #[test]

@@ -276,6 +276,11 @@ impl Engine {
         }
     }
 
+    /// Whether this engine refuses every command (a server over a replay).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     /// The keys personal fields are sealed with, when sealing.
     pub fn keyring(&self) -> Option<&Arc<Keyring>> {
         self.keyring.as_ref()
@@ -375,8 +380,8 @@ impl Engine {
         Ok(outcome)
     }
 
-    /// Records what an operator does to a read model (issue 12) in the ops stream, before the
-    /// read side carries it out: who, when, why.
+    /// Records what an operator did to read models (issue 12) in the ops stream, once the
+    /// read side has done it: who, when, why; one event per model, in one append.
     pub async fn execute_ops(
         &self,
         command: OpsCommand,

@@ -125,7 +125,8 @@ impl From<EngineError> for ApiError {
             EngineError::SubjectRejected(r) => Self::Forbidden(r.to_string()),
             EngineError::OpsRejected(r) => match r {
                 leadflow_domain::OpsRejection::NotAdmin => Self::Forbidden(r.to_string()),
-                leadflow_domain::OpsRejection::NoPosition => Self::BadUserInput(r.to_string()),
+                leadflow_domain::OpsRejection::NoPosition
+                | leadflow_domain::OpsRejection::NoModel => Self::BadUserInput(r.to_string()),
             },
             EngineError::ReadOnly => Self::Forbidden(e.to_string()),
             EngineError::Conflict { .. } => Self::Conflict(e.to_string()),

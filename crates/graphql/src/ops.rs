@@ -8,7 +8,7 @@ use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use leadflow_domain::ops::{OpsAction, OpsCommand, OpsReason, OpsScope, ReadModelName, Why};
-use leadflow_domain::{Actor, OpsEvent, Role, TicketRef};
+use leadflow_domain::{Actor, Aggregate, OpsAggregate, OpsEvent, Role, TicketRef};
 use leadflow_engine::CommandMeta;
 use leadflow_projections::runner::{Control, ControlError, DeadLetter, RebuildError};
 
@@ -202,14 +202,13 @@ impl RebuildMutation {
                 .map(|s| model_name(s.name))
                 .collect::<Result<_, _>>()?,
         };
+        let command = checked(ctx, by, models, OpsAction::Rebuild { verify }, why)?;
         state
             .reads
             .rebuild(&names, verify)
             .await
             .map_err(ApiError::from)?;
-        for model in models {
-            record(ctx, by, model, OpsAction::Rebuild { verify }, why.clone()).await?;
-        }
+        record(ctx, by, command).await?;
         Ok(statuses(ctx).await)
     }
 
@@ -224,10 +223,10 @@ impl RebuildMutation {
     ) -> Result<ProjectionStatusGql> {
         let by = admin(ctx, "roll back a read model")?;
         let why = why_of((reason, ticket))?;
-        let model = model_name(&name)?;
+        let command = checked(ctx, by, vec![model_name(&name)?], OpsAction::Rollback, why)?;
         let state = ctx.data_unchecked::<AppState>();
         state.reads.rollback(&name).await.map_err(ApiError::from)?;
-        record(ctx, by, model, OpsAction::Rollback, why).await?;
+        record(ctx, by, command).await?;
         statuses(ctx)
             .await
             .into_iter()
@@ -284,19 +283,20 @@ async fn operate(
                 .find(|s| s.name == name)
                 .and_then(|s| s.stopped_at);
             OpsAction::Retry {
-                position: stopped.map_or(0, |p| p.position.0),
+                position: stopped.map(|p| p.position.0),
             }
         }
         Control::RunTo(_) => {
             return Err(ApiError::BadUserInput("not an operator's action".to_owned()).into())
         }
     };
+    let command = checked(ctx, by, vec![model], action, why)?;
     state
         .reads
         .control(name, control)
         .await
         .map_err(ApiError::from)?;
-    record(ctx, by, model, action, why).await?;
+    record(ctx, by, command).await?;
     statuses(ctx)
         .await
         .into_iter()
@@ -304,29 +304,51 @@ async fn operate(
         .ok_or_else(|| ApiError::NotFound(format!("unknown read model {name}")).into())
 }
 
-/// Records a done action in the ops stream (who, when, why). The action stands if this
-/// fails: the answer says so, and the read model's status shows what was done.
-async fn record(
+/// The command recording an action, judged by the domain before anything is done: what it
+/// refuses changes nothing.
+fn checked(
     ctx: &Context<'_>,
     by: Actor,
-    model: ReadModelName,
+    models: Vec<ReadModelName>,
     action: OpsAction,
     why: Why,
-) -> Result<(), ApiError> {
+) -> Result<OpsCommand, ApiError> {
     let state = ctx.data_unchecked::<AppState>();
-    let label = action.label();
-    let command = OpsCommand { model, action, why };
-    tracing::info!(projection = %command.model, action = label, reason = %command.why.reason, by = %by.user, "ops action");
+    let command = OpsCommand {
+        models,
+        action,
+        why,
+    };
+    let catalog = state.catalog();
+    let decided = leadflow_domain::Context {
+        now: state.engine.now(),
+        actor: by,
+        catalog: &catalog,
+    };
+    OpsAggregate::decide(None, &command, &decided)
+        .map_err(|e| ApiError::from(leadflow_engine::EngineError::from(e)))?;
+    Ok(command)
+}
+
+/// Records a done action in the ops stream (who, when, why). The action stands whatever
+/// happens here: a failure says it was done and not recorded. A server over a replay, whose
+/// log takes nothing, records nothing.
+async fn record(ctx: &Context<'_>, by: Actor, command: OpsCommand) -> Result<(), ApiError> {
+    let state = ctx.data_unchecked::<AppState>();
+    let models: Vec<&str> = command.models.iter().map(ReadModelName::as_str).collect();
+    tracing::info!(projection = ?models, action = command.action.label(), reason = %command.why.reason, by = %by.user, "ops action");
+    if state.engine.is_read_only() {
+        tracing::info!("not recorded: this server's log is a replay and takes nothing");
+        return Ok(());
+    }
     state
         .engine
         .execute_ops(command, CommandMeta::by(by))
         .await
         .map(|_| ())
-        .map_err(|e| match ApiError::from(e) {
-            ApiError::Internal(message) => ApiError::Internal(format!(
-                "done, but recording it in the log failed: {message}"
-            )),
-            other => other,
+        .map_err(|e| {
+            tracing::error!(error = %e, "an ops action was done but not recorded in the log");
+            ApiError::Internal(format!("done, but recording it in the log failed: {e}"))
         })
 }
 
@@ -400,6 +422,7 @@ fn model_name(name: &str) -> Result<ReadModelName, ApiError> {
 
 /// An operator's action on a read model, as the log records it.
 #[derive(SimpleObject)]
+#[graphql(name = "OpsAction")]
 pub struct OpsActionGql {
     /// Where it is in the log.
     pub position: LogPosition,
@@ -475,7 +498,7 @@ impl OpsActionGql {
     fn of(position: leadflow_store::Position, at: DateTime<Utc>, event: &OpsEvent) -> Self {
         let why = event.why();
         let (event_position, verify) = match event {
-            OpsEvent::ReadModelRetried(e) => (Some(e.position), None),
+            OpsEvent::ReadModelRetried(e) => (e.position, None),
             OpsEvent::ReadModelEventSkipped(e) => (Some(e.position), None),
             OpsEvent::ReadModelRebuildStarted(e) => (None, Some(e.verify)),
             _ => (None, None),

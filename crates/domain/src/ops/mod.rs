@@ -6,8 +6,9 @@
 //! Why is a code from a fixed list plus an optional ticket reference, never free text: the log
 //! keeps it forever, and a sentence about an incident can name a person (issue 20).
 //!
-//! Rules, each an [`OpsRejection`] variant: only an admin acts on a read model; a read model's
-//! name is a code; a retry or a skip names the log position of the event it is about.
+//! Rules, each an [`OpsRejection`] variant: only an admin acts on a read model; an action
+//! names at least one read model (a code); a skip names the log position of the event it
+//! leaves out.
 
 use std::fmt;
 
@@ -143,9 +144,10 @@ impl ReadModelName {
         if ok {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(ValueError::Code {
+            Err(ValueError::Shape {
                 kind: "read model",
                 input: raw.to_owned(),
+                rule: "use 1-40 characters of a-z, 0-9 and '_', starting with a letter",
             })
         }
     }
@@ -188,13 +190,14 @@ pub struct ReadModelResumed {
     pub why: Why,
 }
 
-/// A failed read model tries the event it stopped at (`position`) again.
+/// A failed read model tries again: the event it stopped at (`position`), or, when it failed
+/// at no event (finishing a rebuild), what it failed at.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReadModelRetried {
     pub model: ReadModelName,
     pub by: UserId,
-    pub position: u64,
+    pub position: Option<u64>,
     pub why: Why,
 }
 
@@ -234,9 +237,9 @@ pub struct ReadModelRolledBack {
 pub enum OpsAction {
     Pause,
     Resume,
-    /// Retry the event at this log position (the one the model stopped at).
+    /// Retry the event at this log position (the one the model stopped at, if any).
     Retry {
-        position: u64,
+        position: Option<u64>,
     },
     /// Skip the event at this log position (the one the model stopped at).
     Skip {
@@ -262,10 +265,11 @@ impl OpsAction {
     }
 }
 
-/// An operator's action on one read model, with why.
+/// An operator's action on read models (one, or every one for a rebuild of all), with why:
+/// one event per model, appended together.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpsCommand {
-    pub model: ReadModelName,
+    pub models: Vec<ReadModelName>,
     pub action: OpsAction,
     pub why: Why,
 }
@@ -308,8 +312,10 @@ pub struct OpsLog {
 pub enum OpsRejection {
     #[error("only an admin may act on a read model")]
     NotAdmin,
-    #[error("a retry or a skip names the log position of the event it is about")]
+    #[error("a skip names the log position of the event it leaves out")]
     NoPosition,
+    #[error("an action names the read models it is on")]
+    NoModel,
 }
 
 impl OpsRejection {
@@ -317,6 +323,7 @@ impl OpsRejection {
         match self {
             OpsRejection::NotAdmin => "ops.not_admin",
             OpsRejection::NoPosition => "ops.no_position",
+            OpsRejection::NoModel => "ops.no_model",
         }
     }
 }
@@ -340,39 +347,17 @@ impl crate::Aggregate for OpsAggregate {
         if ctx.actor.role != Role::Admin {
             return Err(OpsRejection::NotAdmin);
         }
-        let model = command.model.clone();
-        let by = ctx.actor.user;
-        let why = command.why.clone();
-        let event = match command.action {
-            OpsAction::Pause => ReadModelPaused { model, by, why }.into(),
-            OpsAction::Resume => ReadModelResumed { model, by, why }.into(),
-            OpsAction::Retry { position: 0 } | OpsAction::Skip { position: 0 } => {
-                return Err(OpsRejection::NoPosition)
-            }
-            OpsAction::Retry { position } => ReadModelRetried {
-                model,
-                by,
-                position,
-                why,
-            }
-            .into(),
-            OpsAction::Skip { position } => ReadModelEventSkipped {
-                model,
-                by,
-                position,
-                why,
-            }
-            .into(),
-            OpsAction::Rebuild { verify } => ReadModelRebuildStarted {
-                model,
-                by,
-                verify,
-                why,
-            }
-            .into(),
-            OpsAction::Rollback => ReadModelRolledBack { model, by, why }.into(),
-        };
-        Ok(vec![event])
+        if command.models.is_empty() {
+            return Err(OpsRejection::NoModel);
+        }
+        if command.action == (OpsAction::Skip { position: 0 }) {
+            return Err(OpsRejection::NoPosition);
+        }
+        Ok(command
+            .models
+            .iter()
+            .map(|model| event_of(model.clone(), &command.action, ctx.actor.user, &command.why))
+            .collect())
     }
 
     fn evolve(state: Option<OpsLog>, event: &OpsEvent) -> Option<OpsLog> {
@@ -384,6 +369,37 @@ impl crate::Aggregate for OpsAggregate {
 
     fn command_name(command: &OpsCommand) -> &'static str {
         command.name()
+    }
+}
+
+/// The event recording `action` on `model`.
+fn event_of(model: ReadModelName, action: &OpsAction, by: UserId, why: &Why) -> OpsEvent {
+    let why = why.clone();
+    match *action {
+        OpsAction::Pause => ReadModelPaused { model, by, why }.into(),
+        OpsAction::Resume => ReadModelResumed { model, by, why }.into(),
+        OpsAction::Retry { position } => ReadModelRetried {
+            model,
+            by,
+            position,
+            why,
+        }
+        .into(),
+        OpsAction::Skip { position } => ReadModelEventSkipped {
+            model,
+            by,
+            position,
+            why,
+        }
+        .into(),
+        OpsAction::Rebuild { verify } => ReadModelRebuildStarted {
+            model,
+            by,
+            verify,
+            why,
+        }
+        .into(),
+        OpsAction::Rollback => ReadModelRolledBack { model, by, why }.into(),
     }
 }
 

@@ -91,9 +91,10 @@ impl TicketRef {
         if ok {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(ValueError::Code {
+            Err(ValueError::Shape {
                 kind: "ticket reference",
                 input: raw.to_owned(),
+                rule: "use 1-64 letters, digits and any of -_./#: (a reference, not a sentence)",
             })
         }
     }
