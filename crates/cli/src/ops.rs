@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde_json::{json, Value};
 
 use leadflow_domain::{Role, UserId};
@@ -31,54 +31,30 @@ pub struct Target {
 /// Why an operator acts, recorded in the log with the action.
 #[derive(Args, Clone)]
 pub struct WhyArgs {
-    /// Why (a code, never free text: the log keeps it forever).
-    #[arg(long, value_enum)]
-    reason: ReasonArg,
+    /// Why, a code (never free text: the log keeps it forever): incident, bad-event,
+    /// fix-deployed, maintenance, upgrade, verification or other.
+    #[arg(long, value_parser = reason_code)]
+    reason: leadflow_domain::OpsReason,
     /// The ticket the action is handled under (`INC-2291`): 1-64 letters, digits and -_./#:
     #[arg(long)]
     ticket: Option<String>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum ReasonArg {
-    /// Part of handling something wrong in production.
-    Incident,
-    /// An event the model cannot apply (a bug, bad data).
-    BadEvent,
-    /// A fix for what stopped the model is deployed.
-    FixDeployed,
-    /// Planned work.
-    Maintenance,
-    /// A new version of the product or of a model's SQL.
-    Upgrade,
-    /// Checking a model against a rebuild of it.
-    Verification,
-    Other,
-}
-
-impl ReasonArg {
-    fn domain(self) -> leadflow_domain::OpsReason {
-        use leadflow_domain::OpsReason as R;
-        match self {
-            Self::Incident => R::Incident,
-            Self::BadEvent => R::BadEvent,
-            Self::FixDeployed => R::FixDeployed,
-            Self::Maintenance => R::Maintenance,
-            Self::Upgrade => R::Upgrade,
-            Self::Verification => R::Verification,
-            Self::Other => R::Other,
-        }
-    }
-
-    /// The GraphQL enum value (`BAD_EVENT`).
-    fn graphql(self) -> String {
-        self.domain().code().to_uppercase()
-    }
+/// A reason code as typed (`bad-event` or `bad_event`).
+fn reason_code(raw: &str) -> Result<leadflow_domain::OpsReason, String> {
+    leadflow_domain::OpsReason::parse(&raw.replace('-', "_")).ok_or_else(|| {
+        let codes: Vec<String> = leadflow_domain::OpsReason::ALL
+            .iter()
+            .map(|r| r.code().replace('_', "-"))
+            .collect();
+        format!("use one of {}", codes.join(", "))
+    })
 }
 
 impl WhyArgs {
     fn variables(&self, into: &mut Value) {
-        into["reason"] = json!(self.reason.graphql());
+        // The GraphQL enum value: `BAD_EVENT`.
+        into["reason"] = json!(self.reason.code().to_uppercase());
         into["ticket"] = json!(self.ticket);
     }
 }
@@ -512,7 +488,7 @@ async fn offline_record(
             verify: args.verify,
         },
         why: leadflow_domain::ops::Why {
-            reason: args.why.reason.domain(),
+            reason: args.why.reason,
             ticket: args
                 .why
                 .ticket

@@ -7,7 +7,7 @@
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use leadflow_domain::ops::{OpsAction, OpsCommand, OpsReason, OpsScope, ReadModelName, Why};
+use leadflow_domain::ops::{OpsAction, OpsCommand, OpsScope, ReadModelName, Why};
 use leadflow_domain::{Actor, Aggregate, OpsAggregate, OpsEvent, Role, TicketRef};
 use leadflow_engine::CommandMeta;
 use leadflow_projections::runner::{Control, ControlError, DeadLetter, RebuildError};
@@ -354,6 +354,7 @@ async fn record(ctx: &Context<'_>, by: Actor, command: OpsCommand) -> Result<(),
 
 /// Why an operator acts: a code from a fixed list, never free text (the log keeps it).
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "leadflow_domain::OpsReason")]
 pub enum OpsReasonCode {
     /// Something is wrong in production and this is part of handling it.
     Incident,
@@ -368,34 +369,6 @@ pub enum OpsReasonCode {
     /// Checking a model against a rebuild of it.
     Verification,
     Other,
-}
-
-impl From<OpsReasonCode> for OpsReason {
-    fn from(r: OpsReasonCode) -> Self {
-        match r {
-            OpsReasonCode::Incident => OpsReason::Incident,
-            OpsReasonCode::BadEvent => OpsReason::BadEvent,
-            OpsReasonCode::FixDeployed => OpsReason::FixDeployed,
-            OpsReasonCode::Maintenance => OpsReason::Maintenance,
-            OpsReasonCode::Upgrade => OpsReason::Upgrade,
-            OpsReasonCode::Verification => OpsReason::Verification,
-            OpsReasonCode::Other => OpsReason::Other,
-        }
-    }
-}
-
-impl From<OpsReason> for OpsReasonCode {
-    fn from(r: OpsReason) -> Self {
-        match r {
-            OpsReason::Incident => OpsReasonCode::Incident,
-            OpsReason::BadEvent => OpsReasonCode::BadEvent,
-            OpsReason::FixDeployed => OpsReasonCode::FixDeployed,
-            OpsReason::Maintenance => OpsReasonCode::Maintenance,
-            OpsReason::Upgrade => OpsReasonCode::Upgrade,
-            OpsReason::Verification => OpsReasonCode::Verification,
-            OpsReason::Other => OpsReasonCode::Other,
-        }
-    }
 }
 
 fn why_of((reason, ticket): (OpsReasonCode, Option<String>)) -> Result<Why, ApiError> {

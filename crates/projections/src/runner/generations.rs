@@ -183,17 +183,7 @@ struct Shape {
 /// *` on the virtual table), not by their shadow tables, whose segment layout depends on how
 /// the writes were batched; the checkpoint row is left out.
 fn shapes_of(conn: &Connection) -> rusqlite::Result<BTreeMap<String, Shape>> {
-    let virtual_tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let names: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'projection_state' AND name NOT LIKE 'sqlite_%' ORDER BY name")?
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?
-        .into_iter()
-        .filter(|t| !virtual_tables.iter().any(|v| t.starts_with(&format!("{v}_"))))
-        .collect();
+    let (names, virtual_tables) = compared_tables(conn)?;
     let mut shapes = BTreeMap::new();
     for t in names {
         let shape = if virtual_tables.contains(&t) {
@@ -229,6 +219,24 @@ fn shapes_of(conn: &Connection) -> rusqlite::Result<BTreeMap<String, Shape>> {
         shapes.insert(t, shape);
     }
     Ok(shapes)
+}
+
+/// The tables two generations are compared by, and which of them are full-text indexes
+/// (compared by their content, not by their shadow tables, whose segment layout depends on how
+/// the writes were batched). The checkpoint row is left out.
+fn compared_tables(conn: &Connection) -> rusqlite::Result<(Vec<String>, Vec<String>)> {
+    let virtual_tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'projection_state' AND name NOT LIKE 'sqlite_%' ORDER BY name")?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .filter(|t| !virtual_tables.iter().any(|v| t.starts_with(&format!("{v}_"))))
+        .collect();
+    Ok((names, virtual_tables))
 }
 
 /// One row as compared: its key's values and the whole row as text (what is hashed).
@@ -376,21 +384,9 @@ fn compare_keys(a: &[rusqlite::types::Value], b: &[rusqlite::types::Value]) -> s
     a.len().cmp(&b.len())
 }
 
-/// Each table's rows as text, sorted: what two generations are compared by.
+/// Each table's rows as text, sorted (what tests compare a rebuild with).
 pub(crate) fn tables_of(conn: &Connection) -> rusqlite::Result<BTreeMap<String, Vec<String>>> {
-    // Full-text indexes are compared by their content (`SELECT *` on the virtual table), not
-    // by their shadow tables, whose segment layout depends on how the writes were batched.
-    let virtual_tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let names: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'projection_state' AND name NOT LIKE 'sqlite_%' ORDER BY name")?
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?
-        .into_iter()
-        .filter(|t| !virtual_tables.iter().any(|v| t.starts_with(&format!("{v}_"))))
-        .collect();
+    let (names, virtual_tables) = compared_tables(conn)?;
     let mut out = BTreeMap::new();
     for t in names {
         let select = if virtual_tables.contains(&t) {
