@@ -156,6 +156,10 @@ pub struct Db {
     writes: Vec<Mutex<()>>,
     /// Set when the node stops: long-lived calls (subscriptions, batch-append streams) end.
     closing: tokio::sync::watch::Sender<bool>,
+    /// The streams whose metastream was ever written (so possibly soft-deleted, or with a
+    /// `$tb`), owners' names; `None` when that could not be read at start: then every append
+    /// takes the full check.
+    with_metadata: Option<std::sync::RwLock<std::collections::HashSet<String>>>,
 }
 
 fn name(raw: &str) -> Result<StreamName, Status> {
@@ -180,11 +184,72 @@ impl Db {
     }
 
     pub fn new(store: EmbeddedStore, max_append_size: usize) -> Self {
+        let with_metadata = match store.stream_names_with_prefix("$$") {
+            Ok(names) => Some(std::sync::RwLock::new(
+                names
+                    .into_iter()
+                    .map(|n| n.trim_start_matches("$$").to_owned())
+                    .collect(),
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the metastreams: every append takes the full check");
+                None
+            }
+        };
         Self {
             store,
             max_append_size,
             writes: (0..WRITE_LOCKS).map(|_| Mutex::new(())).collect(),
             closing: tokio::sync::watch::Sender::new(false),
+            with_metadata,
+        }
+    }
+
+    /// Whether `stream` may have metadata (a metastream): unknown counts as yes.
+    fn may_have_metadata(&self, stream: &str) -> bool {
+        self.with_metadata
+            .as_ref()
+            .is_none_or(|set| set.read().map_or(true, |set| set.contains(stream)))
+    }
+
+    /// `owner`'s metastream is about to be written: its appends take the full check from now
+    /// on. Called under the owner's write lock, before the write.
+    fn note_metadata(&self, owner: &str) {
+        if let Some(set) = &self.with_metadata {
+            if let Ok(mut set) = set.write() {
+                set.insert(owner.to_owned());
+            }
+        }
+    }
+
+    /// An append that needs no look at the stream first: an ordinary stream whose metadata
+    /// was never written (so not soft-deleted) under an exact expectation or none-yet, which
+    /// the store checks itself. `None`: anything else, or anything but a success (a
+    /// tombstone, a conflict, a retry), which the full check then settles and answers.
+    async fn append_plain(
+        &self,
+        stream: &str,
+        expected: Expected,
+        events: &[Proposed],
+    ) -> Result<Option<AppendOutcome>, Status> {
+        let store_expected = match expected {
+            Expected::Exact(n) => ExpectedRevision::Exact(n),
+            Expected::NoStream => ExpectedRevision::NoStream,
+            Expected::Any | Expected::StreamExists => return Ok(None),
+        };
+        if events.is_empty() || stream.starts_with("$$") || self.may_have_metadata(stream) {
+            return Ok(None);
+        }
+        let new: Vec<NewEvent> = events.iter().map(to_new).collect();
+        match self.store.append(&name(stream)?, store_expected, new).await {
+            Ok(r) => Ok(Some(AppendOutcome::Success {
+                current: Some(r.last_revision),
+                position: Some(r.last_position.0),
+            })),
+            Err(
+                StoreError::WrongExpectedRevision { .. } | StoreError::PartlyDuplicateBatch { .. },
+            ) => Ok(None),
+            Err(e) => Err(errors::store(e)),
         }
     }
 
@@ -274,10 +339,14 @@ impl Db {
             return self.append_key(stream, subject, expected, events).await;
         }
         let _one_at_a_time = self.write_lock(stream).lock().await;
+        if let Some(done) = self.append_plain(stream, expected, &events).await? {
+            return Ok(done);
+        }
         // A write to a soft-deleted stream's metastream undeletes it: `$tb` moves to the
         // stream's next revision unless the write is a delete itself.
         let mut events = events;
         if let Some(owner) = stream.strip_prefix("$$") {
+            self.note_metadata(owner);
             let st = self.state(owner).await?;
             if st.soft_deleted() {
                 let next = st.last.map_or(0, |l| l + 1);
@@ -417,6 +486,7 @@ impl Db {
     }
 
     async fn write_meta(&self, stream: &str, doc: Value) -> Result<u64, Status> {
+        self.note_metadata(stream);
         let event = NewEvent {
             id: Uuid::new_v4(),
             event_type: METADATA_TYPE.to_owned(),

@@ -173,6 +173,25 @@ impl EmbeddedStore {
         .await
     }
 
+    /// The names of the streams that start with `prefix`, read now (an index range).
+    pub fn stream_names_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut upper = prefix.as_bytes().to_vec();
+        let Some(last) = upper.pop() else {
+            return Err(StoreError::Internal(
+                "an empty prefix names every stream".to_owned(),
+            ));
+        };
+        upper.push(last + 1);
+        let upper = String::from_utf8(upper)
+            .map_err(|_| StoreError::Internal(format!("prefix {prefix:?} must end in ASCII")))?;
+        let prefix = prefix.to_owned();
+        self.inner.with_reader(move |conn| {
+            conn.prepare_cached("SELECT name FROM streams WHERE name >= ?1 AND name < ?2")?
+                .query_map(params![prefix, upper], |r| r.get(0))?
+                .collect()
+        })
+    }
+
     /// The last event of each of `streams` (`None` for one that holds none), read on one
     /// connection: what `leadflow node` checks before an append (a stream and its
     /// metastream). Two index lookups take microseconds, less than a trip to the blocking
