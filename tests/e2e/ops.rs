@@ -390,44 +390,25 @@ async fn ops_actions_are_for_admins_only(backend: Backend) {
         )
         .await;
     assert_eq!(unknown["errors"][0]["extensions"]["code"], "NOT_FOUND");
-    // A skip of no event is refused before anything is done.
-    let no_event = app
-        .graphql(
-            Some(&token),
-            "mutation { skipEvent(projection: \"leads\", position: \"0\", reason: BAD_EVENT) { name } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(
-        no_event["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
-        "{no_event}"
-    );
-    // A ticket is a reference, never a sentence: refused, and nothing is paused or recorded.
-    let sentence = app
-        .graphql(
-            Some(&token),
-            "mutation { pauseProjection(name: \"leads\", reason: OTHER, ticket: \"Anna Petrova called\") { name } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(
-        sentence["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
-        "{sentence}"
-    );
-    assert_eq!(statuses(&app).await["leads"]["state"], "LIVE");
-    let none = admin(&app, "query { opsActions { action } }", json!({})).await;
-    assert_eq!(none["opsActions"], json!([]));
-    for bad in [
+    // Refused, each before anything is done: a skip of no event, tickets that are sentences
+    // (a ticket is a reference), a retry of a model that has not failed, a rollback with
+    // nothing to go back to. Nothing is paused, rebuilt or recorded.
+    for refused in [
+        "mutation { skipEvent(projection: \"leads\", position: \"0\", reason: BAD_EVENT) { name } }",
+        "mutation { pauseProjection(name: \"leads\", reason: OTHER, ticket: \"Anna Petrova called\") { name } }",
         "mutation { skipEvent(projection: \"leads\", position: \"1\", reason: BAD_EVENT, ticket: \"a sentence\") { name } }",
         "mutation { rebuildProjection(name: \"leads\", reason: UPGRADE, ticket: \"a sentence\") { name } }",
         "mutation { rollbackProjection(name: \"leads\", reason: INCIDENT, ticket: \"a sentence\") { name } }",
+        "mutation { retryProjection(name: \"leads\", reason: MAINTENANCE) { name } }",
+        "mutation { rollbackProjection(name: \"leads\", reason: MAINTENANCE) { name } }",
     ] {
-        let answer = app.graphql(Some(&token), bad, json!({})).await;
+        let answer = app.graphql(Some(&token), refused, json!({})).await;
         assert_eq!(
             answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
-            "{bad}: {answer}"
+            "{refused}: {answer}"
         );
     }
+    assert_eq!(statuses(&app).await["leads"]["state"], "LIVE");
     let leads = admin(
         &app,
         "query { projections { name generation rebuild { generation } } }",
@@ -441,28 +422,6 @@ async fn ops_actions_are_for_admins_only(backend: Backend) {
     assert_eq!(
         admin(&app, "query { opsActions { action } }", json!({})).await["opsActions"],
         json!([])
-    );
-    let live = app
-        .graphql(
-            Some(&token),
-            "mutation { retryProjection(name: \"leads\", reason: MAINTENANCE) { name } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(
-        live["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
-        "{live}"
-    );
-    let nothing_to_roll_back = app
-        .graphql(
-            Some(&token),
-            "mutation { rollbackProjection(name: \"leads\", reason: MAINTENANCE) { name } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(
-        nothing_to_roll_back["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
-        "{nothing_to_roll_back}"
     );
 }
 
