@@ -63,20 +63,29 @@ pub async fn catch_up(root: &Path, leads: u64) -> anyhow::Result<Vec<Figure>> {
 
 /// Every read model rebuilt from the same leads with their personal fields sealed (each
 /// opened with its subject's key), beside the rebuild of the unsealed set in the same run:
-/// issue 20 asks for at least 90 %.
+/// issue 20 asks for at least 90 %. The same rebuild takes from 16 to 22 s of CPU from one run
+/// to the next on a shared virtual machine (the work is the same: the machine is not), so the
+/// two alternate, three times each, and each side's fastest counts: a neighbour only ever
+/// adds time.
 pub async fn sealed_catch_up(root: &Path, leads: u64) -> anyhow::Result<Figure> {
     let plain = dataset::ensure(root, leads).await?;
     let sealed = dataset::ensure_sealed(root, leads).await?;
-    let (head, plain_secs) = rebuild(&plain, false).await?;
-    let (sealed_head, sealed_secs) = rebuild(&sealed, true).await?;
-    let plain_rate = head as f64 / plain_secs;
+    let (mut plain_rates, mut sealed_rates) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let (head, secs) = rebuild(&plain, false).await?;
+        plain_rates.push(head as f64 / secs);
+        let (head, secs) = rebuild(&sealed, true).await?;
+        sealed_rates.push(head as f64 / secs);
+    }
+    let fastest = |rates: &[f64]| rates.iter().copied().fold(0.0, f64::max);
+    let (plain_rate, sealed_rate) = (fastest(&plain_rates), fastest(&sealed_rates));
     Ok(Figure {
         name: "sealed_catch_up",
-        value: sealed_head as f64 / sealed_secs,
+        value: sealed_rate,
         unit: "events/s",
         limit: plain_rate,
         limit_what: format!(
-            "the same rebuild of the same {leads} leads unsealed, in this run ({plain_secs:.1} s)"
+            "the same rebuild of the same {leads} leads unsealed, alternating with it in this run (fastest of 3 each)"
         ),
         goal: Some(0.9 * plain_rate),
         higher_is_better: true,
@@ -100,6 +109,7 @@ pub async fn rebuild(data: &Path, sealed: bool) -> anyhow::Result<(u64, f64)> {
     });
     let blind = sealed.then(|| dataset::bench_master_key().blind_index());
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     let reads = ReadSide::start_with_keys(&read, store.clone(), keys, all_projections_with(blind))?;
     // Note when each projection reaches the head: the slowest sets the figure.
     let mut done: Vec<(&'static str, f64)> = Vec::new();
@@ -121,13 +131,33 @@ pub async fn rebuild(data: &Path, sealed: bool) -> anyhow::Result<(u64, f64)> {
     let secs = started.elapsed().as_secs_f64();
     let each: Vec<String> = done.iter().map(|(n, t)| format!("{n} {t:.1} s")).collect();
     eprintln!(
-        "  caught up{}: {}",
+        "  caught up{}: {} (CPU {:.1} s)",
         if sealed { " (sealed)" } else { "" },
-        each.join(", ")
+        each.join(", "),
+        cpu_seconds() - cpu_before
     );
     reads.shutdown();
     std::fs::write(read.join("complete"), format!("{}\n", head.0))?;
     Ok((head.0, secs))
+}
+
+/// This process's CPU time so far (user and system, every thread), from `/proc/self/stat`;
+/// 0 where there is none.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // After the command's name in parentheses: state is field 3, utime 14, stime 15 (clock
+    // ticks, 100 a second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Erasing one subject of the sealed data set, from the command until every read model shows
