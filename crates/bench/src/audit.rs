@@ -19,23 +19,22 @@ pub async fn audit(root: &Path, leads: u64) -> anyhow::Result<Vec<Figure>> {
     let store: Arc<dyn EventStore> = Arc::new(EmbeddedStore::open_reader(data.join("events.db"))?);
     let head = store.head().await?.0;
     let model = data.join("read").join("transitions.db");
-    let at_head = |path: &Path| -> bool {
+    // Both models the figures read, at the head and at this build's versions.
+    let at_head = |model: &dyn leadflow_projections::Projection| -> bool {
+        let path = data.join("read").join(format!("{}.db", model.name()));
         rusqlite::Connection::open(path)
             .and_then(|c| {
                 c.query_row(
-                    "SELECT position, version FROM projection_state WHERE name = 'transitions'",
-                    [],
+                    "SELECT position, version FROM projection_state WHERE name = ?1",
+                    [model.name()],
                     |r| Ok((r.get::<_, i64>(0)?, r.get::<_, u32>(1)?)),
                 )
             })
-            .is_ok_and(|(p, v)| {
-                use leadflow_projections::Projection;
-                p as u64 >= head
-                    && v == leadflow_projections::transitions::TransitionsProjection::new()
-                        .version()
-            })
+            .is_ok_and(|(p, v)| p as u64 >= head && v == model.version())
     };
-    if !at_head(&model) {
+    if !at_head(&leadflow_projections::transitions::TransitionsProjection::new())
+        || !at_head(&leadflow_projections::leads::LeadsProjection::default())
+    {
         read::rebuild(&data, false).await?;
     }
     let events_path = data.join("events.db");
@@ -163,14 +162,24 @@ fn board_as_of(data: &Path) -> anyhow::Result<(f64, f64)> {
         )?;
         times.push(started.elapsed().as_secs_f64());
         let started = Instant::now();
-        let (_, paths) = r::paths_at(&conn, t)?;
-        let rows = r::rows_at(&r::states_at(
-            &paths,
-            leadflow_projections::micros(t),
-            &r::Scope::default(),
-        ));
-        let page = q::leads_page_as_of(&mut leads, &rows, &filter, &sort, 50, None)?;
+        let at = leadflow_projections::micros(t);
+        let total = leadflow_projections::board_hours::leads_at(&conn, funnel.as_str(), &[], at)?;
+        let page = q::leads_page_as_of(&mut leads, at, Some(total), &filter, &sort, 50, None)?;
         pages.push(started.elapsed().as_secs_f64());
+        if k == 10 {
+            // Half way: the same page folded from every lead's path, the slow way.
+            let (_, paths) = r::paths_at(&conn, t)?;
+            let rows = r::rows_at(&r::states_at(&paths, at, &r::Scope::default()));
+            let folded = q::leads_page_from_states(&mut leads, &rows, &filter, &sort, 50, None)?;
+            let ids = |p: &q::Page<q::LeadRow>| -> Vec<String> {
+                p.rows.iter().map(|(r, _)| r.lead_id.clone()).collect()
+            };
+            if page.total_count != folded.total_count || ids(&page) != ids(&folded) {
+                anyhow::bail!(
+                    "the table as of half way differs from the one folded from every lead"
+                );
+            }
+        }
         if k == 20 {
             let live = q::board(&leads, &catalog, &funnel, false, None)?;
             if board != live {

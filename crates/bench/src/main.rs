@@ -488,6 +488,13 @@ pub(crate) fn percentile(samples: &mut [Duration], p: f64) -> Duration {
 }
 
 fn human(v: f64) -> String {
+    // Seconds and ratios below 100 keep their decimals: "0.012 s", not "0 s".
+    if v.abs() < 10.0 {
+        return format!("{v:.3}");
+    }
+    if v.abs() < 100.0 {
+        return format!("{v:.1}");
+    }
     let s = format!("{:.0}", v);
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

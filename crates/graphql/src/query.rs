@@ -304,10 +304,10 @@ impl LeadQuery {
     /// The registry table: filter on any column, sort by any columns, cursor pages.
     ///
     /// With `asOf`, the table as it stood then, computed from the log's history: the leads
-    /// registered by that time, with their **stage, responsible, budget and disqualification
-    /// reason as they were** (every filter and sort applies to those); the other fields
-    /// (title, contact, maturity, quality, source, ...) are as they are now. A manager sees
-    /// the leads that were theirs then and still are.
+    /// registered by that time, with their **stage, responsible, budget, maturity, quality
+    /// and disqualification reason as they were** (every filter and sort applies to those);
+    /// the other fields (title, contact, source, ...) are as they are now. A manager sees the
+    /// leads that were theirs then and still are.
     #[allow(clippy::too_many_arguments)]
     async fn leads(
         &self,
@@ -322,7 +322,6 @@ impl LeadQuery {
     ) -> Result<LeadConnection> {
         let actor = actor(ctx)?;
         let owner = crate::owner_scope(&actor);
-        let scope_owner = (!actor.role.is_supervising()).then(|| actor.user.as_uuid());
         let state = ctx.data_unchecked::<AppState>();
         consistent(state, consistency).await?;
         let funnel = funnel_of(&state.catalog(), funnel)?;
@@ -342,25 +341,26 @@ impl LeadQuery {
                 .await
                 .map_err(ApiError::from)?,
             Some(t) => {
-                use leadflow_projections::reports as r;
-                let scope = r::Scope {
-                    funnel: filter.funnel.clone(),
-                    owner: scope_owner,
-                    ..r::Scope::default()
+                let at = leadflow_projections::micros(t);
+                // The total from the board as of then where it holds it; counted otherwise.
+                let total = match q::counted_by_board(&filter) {
+                    Some((funnel, stages)) => {
+                        let (funnel, stages) = (funnel.to_owned(), stages.to_vec());
+                        let total = state
+                            .reads
+                            .read(leadflow_projections::TRANSITIONS, move |c| {
+                                leadflow_projections::board_hours::leads_at(c, &funnel, &stages, at)
+                            })
+                            .await
+                            .map_err(ApiError::from)?;
+                        Some(total)
+                    }
+                    None => None,
                 };
-                let rows = state
-                    .reads
-                    .read(leadflow_projections::TRANSITIONS, move |c| {
-                        let (_, paths) = r::paths_in(c, t, &scope)?;
-                        let at = leadflow_projections::micros(t);
-                        Ok(r::rows_at(&r::states_at(&paths, at, &scope)))
-                    })
-                    .await
-                    .map_err(ApiError::from)?;
                 state
                     .reads
                     .read(leadflow_projections::LEADS, move |c| {
-                        q::leads_page_as_of(c, &rows, &filter, &sort, n, after.as_ref())
+                        q::leads_page_as_of(c, at, total, &filter, &sort, n, after.as_ref())
                     })
                     .await
                     .map_err(ApiError::from)?

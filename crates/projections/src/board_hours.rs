@@ -327,6 +327,38 @@ pub fn board_at(
     if catalog.funnel(funnel).is_none() {
         return Ok(None);
     }
+    let counts = counts_at(conn, funnel.as_str(), owner, as_of)?;
+    Ok(crate::reports::board_of(
+        catalog,
+        funnel,
+        hide_closed,
+        &counts,
+    ))
+}
+
+/// How many leads of `funnel` were in `stages` (any when empty) at business time `as_of`: the
+/// registry's total as of then, under no filter but those.
+pub fn leads_at(
+    conn: &Connection,
+    funnel: &str,
+    stages: &[String],
+    as_of: i64,
+) -> rusqlite::Result<i64> {
+    Ok(counts_at(conn, funnel, None, as_of)?
+        .iter()
+        .filter(|(stage, _)| stages.is_empty() || stages.contains(stage))
+        .map(|(_, (leads, _))| leads)
+        .sum())
+}
+
+/// The leads and budget sum per stage of `funnel` at business time `as_of`, everyone's or
+/// (`owner`) a manager's.
+fn counts_at(
+    conn: &Connection,
+    funnel: &str,
+    owner: Option<Uuid>,
+    as_of: i64,
+) -> rusqlite::Result<HashMap<String, (i64, i64)>> {
     let hour = hour_of(as_of);
     let scopes: Vec<(String, i64)> = match owner {
         None => vec![(String::new(), 1)],
@@ -342,7 +374,7 @@ pub fn board_at(
          WHERE funnel = ?1 AND scope = ?2 AND hour < ?3 GROUP BY stage",
     )?;
     for (scope, sign) in &scopes {
-        let mut rows = sum.query(params![funnel.as_str(), scope, hour])?;
+        let mut rows = sum.query(params![funnel, scope, hour])?;
         while let Some(r) = rows.next()? {
             let c = counts.entry(r.get(0)?).or_default();
             c.0 += sign * r.get::<_, i64>(1)?;
@@ -351,7 +383,7 @@ pub fn board_at(
     }
     // The hour's changes and the irregular leads, folded one by one.
     let scope = Scope {
-        funnel: Some(funnel.to_string()),
+        funnel: Some(funnel.to_owned()),
         owner,
         ..Scope::default()
     };
@@ -383,15 +415,10 @@ pub fn board_at(
     }
     let irregular: Vec<Vec<u8>> = conn
         .prepare_cached("SELECT lead FROM board_leads WHERE irregular AND funnel = ?1")?
-        .query_map([funnel.as_str()], |r| r.get(0))?
+        .query_map([funnel], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for lead in irregular {
         fold(uuid(&lead), false)?;
     }
-    Ok(crate::reports::board_of(
-        catalog,
-        funnel,
-        hide_closed,
-        &counts,
-    ))
+    Ok(counts)
 }

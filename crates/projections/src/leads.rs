@@ -14,6 +14,7 @@ use leadflow_domain::{evolve, Lead, LeadId, Stage, SubjectEvent, SubjectId};
 use leadflow_codec::seal::{matching, BlindIndex};
 
 use crate::query::budget_bucket;
+use crate::spans::{self, Changed, Span, Was};
 use crate::{micros, Body, Envelope, Projection, ProjectionError};
 
 /// The `leads` read model: cards, the registry table, the board.
@@ -47,6 +48,9 @@ struct Touched {
     position: u64,
     /// The data subjects whose data this batch's events brought (sealed under their keys).
     subjects: BTreeSet<Uuid>,
+    /// Its historical columns over time: as stored, and with this batch's events.
+    stored_spans: Vec<Span>,
+    spans: Vec<Span>,
 }
 
 impl Projection for LeadsProjection {
@@ -59,11 +63,11 @@ impl Projection for LeadsProjection {
     }
 
     fn version(&self) -> u32 {
-        8
+        9
     }
 
     fn schema(&self) -> &'static str {
-        include_str!("../../../projections/leads.v8.sql")
+        include_str!("../../../projections/leads.v9.sql")
     }
 
     fn set_rebuilding(&mut self, rebuilding: bool) {
@@ -147,13 +151,19 @@ impl Projection for LeadsProjection {
                     ),
                 });
             }
+            let before = t.after.as_ref().map(Was::of);
             t.after = evolve(t.after.take(), event);
+            let at = micros(meta.occurred_at);
+            if let Some(lead) = &t.after {
+                let after = Was::of(lead);
+                let changed = Changed::by(env, before.as_ref(), &after);
+                spans::record(&mut t.spans, at, changed, &after);
+            }
             // Unsealed events (written without keys) are about the lead's own subject.
             let subject = meta
                 .subject
                 .or_else(|| t.after.as_ref().map(|l| l.subject.as_uuid()));
             t.subjects.extend(subject);
-            let at = micros(meta.occurred_at);
             if matches!(event, LeadEvent::LeadRegistered(_)) {
                 t.created_at = at;
             }
@@ -167,6 +177,7 @@ impl Projection for LeadsProjection {
             let t = &touched[&id];
             let Some(lead) = &t.after else { continue };
             let rowid = save(tx, id, lead, t, !self.rebuilding)?;
+            spans::save(tx, rowid, lead.funnel.as_str(), &t.stored_spans, &t.spans)?;
             if let Some(blind) = &self.blind {
                 tokens(tx, blind, rowid, lead, t.before.as_ref())?;
             }
@@ -344,6 +355,8 @@ fn fresh() -> Touched {
         updated_at: 0,
         position: 0,
         subjects: BTreeSet::new(),
+        stored_spans: Vec::new(),
+        spans: Vec::new(),
     }
 }
 
@@ -388,22 +401,23 @@ fn erase(
 }
 
 fn load(tx: &Transaction<'_>, id: LeadId) -> Result<Touched, ProjectionError> {
-    let row: Option<(String, i64, i64, i64)> = tx
+    let row: Option<(String, i64, i64, i64, i64)> = tx
         .prepare_cached(
-            "SELECT c.state, l.created_at, l.updated_at, l.last_position FROM leads l
+            "SELECT c.state, l.created_at, l.updated_at, l.last_position, l.row_id FROM leads l
              JOIN lead_cards c ON c.row_id = l.row_id WHERE l.lead_id = ?1",
         )?
         .query_row([id.to_string()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
         .optional()?;
     match row {
         None => Ok(fresh()),
-        Some((json, created_at, updated_at, position)) => {
+        Some((json, created_at, updated_at, position, rowid)) => {
             let lead: Lead = serde_json::from_str(&json).map_err(|e| ProjectionError::Apply {
                 position: leadflow_store::Position::START,
                 reason: format!("stored card of lead {id} does not decode: {e}"),
             })?;
+            let spans = spans::load(tx, rowid)?;
             Ok(Touched {
                 before: Some(lead.clone()),
                 after: Some(lead),
@@ -411,6 +425,8 @@ fn load(tx: &Transaction<'_>, id: LeadId) -> Result<Touched, ProjectionError> {
                 updated_at,
                 position: position as u64,
                 subjects: BTreeSet::new(),
+                stored_spans: spans.clone(),
+                spans,
             })
         }
     }

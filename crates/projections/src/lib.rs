@@ -14,6 +14,7 @@ pub mod query;
 pub mod reports;
 pub mod rows;
 pub mod runner;
+pub mod spans;
 mod summary;
 pub mod transitions;
 

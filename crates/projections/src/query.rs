@@ -396,11 +396,31 @@ pub fn leads_page(
     first: usize,
     after: Option<&Cursor>,
 ) -> rusqlite::Result<Page<LeadRow>> {
-    page_of(conn, None, filter, sort, first, after)
+    page_of(conn, Past::Now, filter, sort, first, after)
 }
 
-/// What a lead's registry row read at a time, from the `transitions` model: the historical
-/// columns of [`leads_page_as_of`].
+/// [`leads_page`] as of business time `at` (µs): the leads registered by then, their stage,
+/// disqualification reason, responsible, budget, maturity and quality as they were (the
+/// `lead_spans` of the model); every other column as it is now. Every filter and sort applies
+/// to the historical values. `total`: the count of matching rows when the caller has it from
+/// counters (the board as of that time); otherwise they are counted. A manager's scope
+/// (`filter.owner`) holds both then and now: the leads that were theirs at the time and still
+/// are, since the other columns (the title, the contact) are today's.
+#[allow(clippy::too_many_arguments)]
+pub fn leads_page_as_of(
+    conn: &mut Connection,
+    at: i64,
+    total: Option<i64>,
+    filter: &LeadFilter,
+    sort: &[Sort],
+    first: usize,
+    after: Option<&Cursor>,
+) -> rusqlite::Result<Page<LeadRow>> {
+    page_of(conn, Past::Spans { at, total }, filter, sort, first, after)
+}
+
+/// What a lead's registry row read at a time, folded from the `transitions` model: the
+/// historical columns of [`leads_page_from_states`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RowAt {
     pub lead_id: String,
@@ -413,13 +433,10 @@ pub struct RowAt {
     pub disqualification_reason: String,
 }
 
-/// [`leads_page`] as of a time: the leads of `rows` (those registered by then), their stage,
-/// responsible, budget and disqualification reason as they were; every other column as it is
-/// now. Every filter and sort applies to the historical values, and the counters (which hold
-/// now) are not used for the total. A manager's scope (`filter.owner`) holds both then and
-/// now: the leads that were theirs at the time and still are, since the other columns (the
-/// title, the contact) are today's.
-pub fn leads_page_as_of(
+/// [`leads_page_as_of`] from every lead's state at a time folded from the `transitions` model
+/// (`rows`; maturity and quality as they are now): the slow reference its spans are checked
+/// against.
+pub fn leads_page_from_states(
     conn: &mut Connection,
     rows: &[RowAt],
     filter: &LeadFilter,
@@ -441,12 +458,24 @@ pub fn leads_page_as_of(
             .collect(),
     )
     .to_string();
-    page_of(conn, Some(json), filter, sort, first, after)
+    page_of(conn, Past::States(json), filter, sort, first, after)
+}
+
+/// Which registry a page reads: today's, or one as of a time.
+enum Past {
+    Now,
+    /// From the model's spans, at a business time (µs), with the total if known.
+    Spans {
+        at: i64,
+        total: Option<i64>,
+    },
+    /// From states folded elsewhere (JSON rows of [`RowAt`]).
+    States(String),
 }
 
 /// The historical columns over the model's own, under the table's name: every query below
 /// reads `leads` and finds this.
-const AS_OF: &str = "WITH asof AS (
+const AS_OF_STATES: &str = "WITH asof AS (
         SELECT json_extract(value, '$[0]') AS lead_id, json_extract(value, '$[1]') AS stage,
                json_extract(value, '$[2]') AS responsible, json_extract(value, '$[3]') AS budget_minor,
                json_extract(value, '$[4]') AS disqualification_reason
@@ -460,9 +489,20 @@ const AS_OF: &str = "WITH asof AS (
         WHERE ?2 IS NULL OR l.responsible = ?2 OR l.created_by = ?2)
     ";
 
+/// The same from the spans that held at ?1: the row id is the span's, so an index of the
+/// spans serves the sort and its tie-break.
+const AS_OF_SPANS: &str = "WITH leads AS (
+        SELECT s.row_id, s.row_id AS rowid, l.lead_id, s.funnel, s.stage, s.maturity, l.title, s.budget_minor,
+               s.responsible, l.created_by, l.source, l.channel, l.region, s.quality, l.advertising,
+               l.contact_name, l.phone, l.email, l.account_name, s.disqualification_reason,
+               l.created_at, l.updated_at, l.last_position
+        FROM lead_spans s JOIN main.leads l ON l.row_id = s.row_id
+        WHERE s.from_at <= ?1 AND s.to_at > ?1 AND (?2 IS NULL OR l.responsible = ?2 OR l.created_by = ?2))
+    ";
+
 fn page_of(
     conn: &mut Connection,
-    as_of: Option<String>,
+    past: Past,
     filter: &LeadFilter,
     sort: &[Sort],
     first: usize,
@@ -470,13 +510,19 @@ fn page_of(
 ) -> rusqlite::Result<Page<LeadRow>> {
     let tx = conn.transaction()?;
     let mut args = Vec::new();
-    let prefix = match as_of {
-        Some(json) => {
-            args.push(Value::Text(json));
-            args.push(filter.owner.clone().map_or(Value::Null, Value::Text));
-            AS_OF
+    let owner = || filter.owner.clone().map_or(Value::Null, Value::Text);
+    let mut known_total = None;
+    let prefix = match past {
+        Past::Now => "",
+        Past::Spans { at, total } => {
+            args.extend([Value::Integer(at), owner()]);
+            known_total = total;
+            AS_OF_SPANS
         }
-        None => "",
+        Past::States(json) => {
+            args.extend([Value::Text(json), owner()]);
+            AS_OF_STATES
+        }
     };
     let filter_sql = where_clause(filter, &mut args);
     let counted = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<i64> {
@@ -485,7 +531,9 @@ fn page_of(
         ))?
         .query_row(params_from_iter(&args), |r| r.get(0))
     };
-    let total_count = if !prefix.is_empty() {
+    let total_count = if let Some(n) = known_total {
+        n
+    } else if !prefix.is_empty() {
         counted(&tx)?
     } else {
         match board_count(&tx, filter)? {
@@ -579,6 +627,19 @@ fn page_of(
 /// funnel and stages (a kanban column, the table filtered by stage), for everyone or in a
 /// manager's scope, and optionally one responsible (whose counters are `r:<user>`); `None`
 /// when the filter needs a scan.
+/// The funnel and stages of `f` when they are all it filters on (no manager's scope): then the
+/// table's total as of a time is the board's as of then
+/// ([`crate::board_hours::leads_at`]), not a count of the rows.
+pub fn counted_by_board(f: &LeadFilter) -> Option<(&str, &[String])> {
+    let funnel = f.funnel.as_deref()?;
+    let countable = LeadFilter {
+        funnel: f.funnel.clone(),
+        stages: f.stages.clone(),
+        ..LeadFilter::default()
+    };
+    (*f == countable).then_some((funnel, f.stages.as_slice()))
+}
+
 fn board_count(conn: &Connection, f: &LeadFilter) -> rusqlite::Result<Option<i64>> {
     let countable = LeadFilter {
         funnel: f.funnel.clone(),

@@ -1,4 +1,4 @@
--- The `leads` read model, version 8: the lead card (a snapshot of the domain state), the
+-- The `leads` read model, version 9: the lead card (a snapshot of the domain state), the
 -- registry row with every filterable column, and the kanban counters per funnel column.
 -- A new version of this file rebuilds the read model from the log.
 -- v2: sortable columns are NOT NULL ('' and -1 stand for "none"), so that an index can serve
@@ -23,6 +23,9 @@
 -- v8: the tokens are keyed by lead first, so a rebuild appends them in lead order instead of
 -- writing each at a random place of a tree keyed by a hash (the by-token index is built in
 -- bulk once caught up), and a lead's tokens are replaced through the key.
+-- v9 (issue 11): each lead's historical columns over business time (`lead_spans`), so the
+-- table as of a time is an index range of rows that held then, not a fold of every lead's
+-- history per query; maturity and quality are historical too.
 
 CREATE TABLE leads (
     row_id                  INTEGER PRIMARY KEY,
@@ -106,3 +109,26 @@ CREATE TABLE budget_counts (
     leads  INTEGER NOT NULL,
     PRIMARY KEY (funnel, scope, bucket, stage)
 ) WITHOUT ROWID;
+
+-- What the registry's historical columns held over business time: one row per lead and span
+-- [from_at, to_at) in µs (to_at 9223372036854775807 while it holds). An event at time t of
+-- the lead splits the span holding t and sets what it changed on every span from t on: the
+-- value in force at time T is then the one of the last event in log order at or before T, as
+-- the `transitions` model folds it, imports of the past included.
+CREATE TABLE lead_spans (
+    row_id                  INTEGER NOT NULL,   -- leads.row_id
+    from_at                 INTEGER NOT NULL,
+    to_at                   INTEGER NOT NULL,
+    funnel                  TEXT NOT NULL,
+    stage                   TEXT NOT NULL,
+    maturity                TEXT NOT NULL,
+    responsible             TEXT NOT NULL,      -- '' for none
+    budget_minor            INTEGER NOT NULL,   -- -1: no budget
+    quality                 TEXT NOT NULL,
+    disqualification_reason TEXT NOT NULL,      -- '' unless Disqualified
+    PRIMARY KEY (row_id, from_at)
+) WITHOUT ROWID;
+-- A page sorted by budget or stage as of T walks one of these in order and keeps the spans
+-- that held at T (from_at rides along as part of the key).
+CREATE INDEX lead_spans_by_budget ON lead_spans(funnel, budget_minor, row_id, to_at);
+CREATE INDEX lead_spans_by_stage ON lead_spans(funnel, stage, row_id, to_at);

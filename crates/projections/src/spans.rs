@@ -1,0 +1,355 @@
+//! What the registry's historical columns held over business time (issue 11: `leads(asOf:)`),
+//! kept by the `leads` model beside each lead's row: stage and disqualification reason,
+//! responsible, budget, maturity and quality, one span per stretch of time they held still.
+//!
+//! An event of the lead at business time t splits the span holding t and sets what the event
+//! changed on every span from t on. The value in force at a time T is then that of the last
+//! event in log order at or before T: what the `transitions` model folds (its moves,
+//! assignments and budgets; [`crate::reports::state_at`]), an import of the past included.
+
+use rusqlite::{params, Transaction};
+
+use leadflow_domain::details::DetailChange;
+use leadflow_domain::events::LeadEvent;
+use leadflow_domain::Lead;
+
+use crate::rows::{row_of, Row};
+use crate::Envelope;
+
+/// A span still holding ends here.
+pub const OPEN: i64 = i64::MAX;
+
+/// The historical columns of a lead, as the registry shows them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Was {
+    pub stage: String,
+    /// '' unless disqualified.
+    pub reason: String,
+    /// '' for none.
+    pub responsible: String,
+    /// -1 for none.
+    pub budget_minor: i64,
+    pub maturity: String,
+    pub quality: String,
+}
+
+impl Was {
+    pub fn of(lead: &Lead) -> Self {
+        Self {
+            stage: lead.stage.to_string(),
+            reason: lead
+                .disqualification
+                .as_ref()
+                .map_or(String::new(), |q| q.reason.as_str().to_owned()),
+            responsible: lead.responsible.map(|u| u.to_string()).unwrap_or_default(),
+            budget_minor: lead.details.budget.as_ref().map_or(-1, |m| m.minor()),
+            maturity: lead.maturity.to_string(),
+            quality: format!("{:?}", lead.details.quality),
+        }
+    }
+
+    /// Whether `self` holds `other`'s values in the columns of `changed`.
+    fn agrees(&self, changed: Changed, other: &Was) -> bool {
+        (!changed.stage || (self.stage == other.stage && self.reason == other.reason))
+            && (!changed.responsible || self.responsible == other.responsible)
+            && (!changed.budget || self.budget_minor == other.budget_minor)
+            && (!changed.maturity || self.maturity == other.maturity)
+            && (!changed.quality || self.quality == other.quality)
+    }
+
+    /// Takes `other`'s values in the columns of `changed`.
+    fn take(&mut self, changed: Changed, other: &Was) {
+        if changed.stage {
+            self.stage.clone_from(&other.stage);
+            self.reason.clone_from(&other.reason);
+        }
+        if changed.responsible {
+            self.responsible.clone_from(&other.responsible);
+        }
+        if changed.budget {
+            self.budget_minor = other.budget_minor;
+        }
+        if changed.maturity {
+            self.maturity.clone_from(&other.maturity);
+        }
+        if changed.quality {
+            self.quality.clone_from(&other.quality);
+        }
+    }
+}
+
+/// [`Was`] from `from` (µs, inclusive) to `to` (exclusive; [`OPEN`] while it holds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub from: i64,
+    pub to: i64,
+    pub was: Was,
+}
+
+/// Which historical columns an event sets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Changed {
+    stage: bool,
+    responsible: bool,
+    budget: bool,
+    maturity: bool,
+    quality: bool,
+}
+
+impl Changed {
+    const ALL: Self = Self {
+        stage: true,
+        responsible: true,
+        budget: true,
+        maturity: true,
+        quality: true,
+    };
+
+    fn any(self) -> bool {
+        self != Self::default()
+    }
+
+    /// What `env` (an event of a lead) sets: the columns the `transitions` model keeps a row
+    /// for when it does (a move, an assignment, a budget, even to the value held already),
+    /// maturity and quality when it sets them, and whatever else its fold changed.
+    pub fn by(env: &Envelope, before: Option<&Was>, after: &Was) -> Self {
+        let mut changed = match row_of(env).map(|(_, row)| row) {
+            Some(Row::Registered { .. }) => return Self::ALL,
+            Some(Row::Moved(_)) => Self {
+                stage: true,
+                ..Self::default()
+            },
+            Some(Row::Assigned(_)) => Self {
+                responsible: true,
+                ..Self::default()
+            },
+            Some(Row::Budget(_)) => Self {
+                budget: true,
+                ..Self::default()
+            },
+            _ => Self::default(),
+        };
+        if let crate::Body::Lead { event, .. } = &env.body {
+            match event {
+                LeadEvent::MaturityChanged(_) => changed.maturity = true,
+                LeadEvent::LeadDetailsUpdated(u) => {
+                    changed.quality |= u
+                        .changes
+                        .iter()
+                        .any(|c| matches!(c, DetailChange::Quality(_)));
+                }
+                _ => {}
+            }
+        }
+        let Some(before) = before else {
+            return Self::ALL;
+        };
+        changed.stage |= before.stage != after.stage || before.reason != after.reason;
+        changed.responsible |= before.responsible != after.responsible;
+        changed.budget |= before.budget_minor != after.budget_minor;
+        changed.maturity |= before.maturity != after.maturity;
+        changed.quality |= before.quality != after.quality;
+        changed
+    }
+}
+
+/// An event at business time `at` set `changed` to `after`'s values: the span holding `at` is
+/// split there and every span from `at` on takes them. A lead's first event opens its first
+/// span. Neighbours left equal merge, so the spans are the same however the events were
+/// batched.
+pub fn record(spans: &mut Vec<Span>, at: i64, changed: Changed, after: &Was) {
+    if !changed.any() {
+        return;
+    }
+    if spans.is_empty() {
+        spans.push(Span {
+            from: at,
+            to: OPEN,
+            was: after.clone(),
+        });
+        return;
+    }
+    if spans
+        .iter()
+        .filter(|s| s.to > at)
+        .all(|s| s.was.agrees(changed, after))
+    {
+        return;
+    }
+    if let Some(i) = spans.iter().rposition(|s| s.from < at && at < s.to) {
+        let mut tail = spans[i].clone();
+        tail.from = at;
+        spans[i].to = at;
+        spans.insert(i + 1, tail);
+    }
+    for s in spans.iter_mut().filter(|s| s.from >= at) {
+        s.was.take(changed, after);
+    }
+    spans.dedup_by(|later, earlier| {
+        let same = later.was == earlier.was;
+        if same {
+            earlier.to = later.to;
+        }
+        same
+    });
+}
+
+/// The spans of the lead stored under `rowid`, in time order.
+pub fn load(tx: &Transaction<'_>, rowid: i64) -> rusqlite::Result<Vec<Span>> {
+    tx.prepare_cached(
+        "SELECT from_at, to_at, stage, disqualification_reason, responsible, budget_minor,
+             maturity, quality
+         FROM lead_spans WHERE row_id = ?1 ORDER BY from_at",
+    )?
+    .query_map([rowid], |r| {
+        Ok(Span {
+            from: r.get(0)?,
+            to: r.get(1)?,
+            was: Was {
+                stage: r.get(2)?,
+                reason: r.get(3)?,
+                responsible: r.get(4)?,
+                budget_minor: r.get(5)?,
+                maturity: r.get(6)?,
+                quality: r.get(7)?,
+            },
+        })
+    })?
+    .collect()
+}
+
+/// Stores `now`, the lead's spans, where `stored` were: what is the same at the start is
+/// left, the rest replaced (an event of the present rewrites the last span and adds one).
+pub fn save(
+    tx: &Transaction<'_>,
+    rowid: i64,
+    funnel: &str,
+    stored: &[Span],
+    now: &[Span],
+) -> rusqlite::Result<()> {
+    let same = stored.iter().zip(now).take_while(|(a, b)| a == b).count();
+    if same == stored.len() && same == now.len() {
+        return Ok(());
+    }
+    if let Some(first) = stored.get(same) {
+        tx.prepare_cached("DELETE FROM lead_spans WHERE row_id = ?1 AND from_at >= ?2")?
+            .execute(params![rowid, first.from])?;
+    }
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO lead_spans(row_id, from_at, to_at, funnel, stage, maturity, responsible,
+             budget_minor, quality, disqualification_reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for s in &now[same..] {
+        let w = &s.was;
+        insert.execute(params![
+            rowid,
+            s.from,
+            s.to,
+            funnel,
+            w.stage,
+            w.maturity,
+            w.responsible,
+            w.budget_minor,
+            w.quality,
+            w.reason
+        ])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn was(stage: &str, responsible: &str, budget: i64) -> Was {
+        Was {
+            stage: stage.into(),
+            reason: String::new(),
+            responsible: responsible.into(),
+            budget_minor: budget,
+            maturity: "Unknown".into(),
+            quality: "Unknown".into(),
+        }
+    }
+
+    const STAGE: Changed = Changed {
+        stage: true,
+        responsible: false,
+        budget: false,
+        maturity: false,
+        quality: false,
+    };
+    const RESPONSIBLE: Changed = Changed {
+        stage: false,
+        responsible: true,
+        budget: false,
+        maturity: false,
+        quality: false,
+    };
+
+    fn held(spans: &[Span]) -> Vec<(i64, i64, &str, &str)> {
+        spans
+            .iter()
+            .map(|s| {
+                (
+                    s.from,
+                    s.to,
+                    s.was.stage.as_str(),
+                    s.was.responsible.as_str(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn events_in_time_order_close_the_last_span_and_open_one() {
+        let mut spans = Vec::new();
+        record(&mut spans, 10, Changed::ALL, &was("Q", "", -1));
+        record(&mut spans, 20, STAGE, &was("D", "", -1));
+        record(&mut spans, 30, RESPONSIBLE, &was("D", "ivan", -1));
+        assert_eq!(
+            held(&spans),
+            [
+                (10, 20, "Q", ""),
+                (20, 30, "D", ""),
+                (30, OPEN, "D", "ivan")
+            ]
+        );
+    }
+
+    #[test]
+    fn an_event_that_sets_what_holds_already_adds_no_span() {
+        let mut spans = Vec::new();
+        record(&mut spans, 10, Changed::ALL, &was("Q", "ivan", -1));
+        record(&mut spans, 20, RESPONSIBLE, &was("Q", "ivan", -1));
+        assert_eq!(held(&spans), [(10, OPEN, "Q", "ivan")]);
+    }
+
+    #[test]
+    fn an_import_of_the_past_sets_its_column_from_its_time_on_and_leaves_the_others() {
+        let mut spans = Vec::new();
+        record(&mut spans, 10, Changed::ALL, &was("Q", "", -1));
+        record(&mut spans, 30, STAGE, &was("D", "", -1));
+        record(&mut spans, 40, RESPONSIBLE, &was("D", "ivan", -1));
+        // Recorded last, at 20: the last event in log order at or before any time from 20 on.
+        record(&mut spans, 20, RESPONSIBLE, &was("D", "maria", -1));
+        assert_eq!(
+            held(&spans),
+            [
+                (10, 20, "Q", ""),
+                (20, 30, "Q", "maria"),
+                (30, OPEN, "D", "maria")
+            ]
+        );
+    }
+
+    #[test]
+    fn spans_left_equal_merge() {
+        let mut spans = Vec::new();
+        record(&mut spans, 10, Changed::ALL, &was("Q", "", -1));
+        record(&mut spans, 20, STAGE, &was("D", "", -1));
+        record(&mut spans, 5, STAGE, &was("Q", "", -1));
+        assert_eq!(held(&spans), [(10, OPEN, "Q", "")]);
+    }
+}
