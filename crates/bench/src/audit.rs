@@ -38,8 +38,6 @@ pub async fn audit(root: &Path, leads: u64) -> anyhow::Result<Vec<Figure>> {
         read::rebuild(&data, false).await?;
     }
     let events_path = data.join("events.db");
-    let raw = tokio::task::spawn_blocking(move || read::scan_and_decode(&events_path)).await??;
-
     let definition = AuditDefinition {
         group_by: GroupBy::Source,
         ..AuditDefinition::new(
@@ -49,25 +47,38 @@ pub async fn audit(root: &Path, leads: u64) -> anyhow::Result<Vec<Figure>> {
         )
     };
     let none = Departments::new();
-    let (d, n) = (definition.clone(), none.clone());
-    let (from_model, model_secs) = tokio::task::spawn_blocking(move || {
-        let conn = rusqlite::Connection::open_with_flags(
-            &model,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )?;
+    // The scan, the audit from the model and the audit from the log take turns, three times
+    // each, and each counts its fastest: this shared machine's speed wanders by half from one
+    // run to the next, and a neighbour only ever adds time. Every run's answer must be the
+    // same bytes (reruns are byte-identical, and both paths agree).
+    let (mut raw, mut model_secs, mut log_secs) = (0.0f64, f64::MAX, f64::MAX);
+    let mut answers = std::collections::BTreeSet::new();
+    for _ in 0..3 {
+        let path = events_path.clone();
+        raw = raw.max(tokio::task::spawn_blocking(move || read::scan_and_decode(&path)).await??);
+        let (d, n, m) = (definition.clone(), none.clone(), model.clone());
+        let (from_model, secs) = tokio::task::spawn_blocking(move || {
+            let conn = leadflow_projections::open_read_only(&m)?;
+            let started = Instant::now();
+            let audit = audit::funnel_audit(&conn, &d, &n)?;
+            anyhow::Ok((audit.to_json(), started.elapsed().as_secs_f64()))
+        })
+        .await??;
+        model_secs = model_secs.min(secs);
         let started = Instant::now();
-        let audit = audit::funnel_audit(&conn, &d, &n)?;
-        anyhow::Ok((audit.to_json(), started.elapsed().as_secs_f64()))
-    })
-    .await??;
-    let started = Instant::now();
-    let (position, paths) = audit::paths_from_log(store.as_ref(), None, |_, _| {})
-        .await
-        .map_err(anyhow::Error::msg)?;
-    let from_log = audit::audit_paths(&definition, position, &none, &paths).to_json();
-    let log_secs = started.elapsed().as_secs_f64();
-    if from_log != from_model {
-        anyhow::bail!("the audit from the log differs from the audit from the transitions model");
+        let (position, paths) = audit::paths_from_log(store.as_ref(), None, |_, _| {})
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let from_log = audit::audit_paths(&definition, position, &none, &paths).to_json();
+        log_secs = log_secs.min(started.elapsed().as_secs_f64());
+        answers.insert(from_model);
+        answers.insert(from_log);
+    }
+    if answers.len() != 1 {
+        anyhow::bail!(
+            "the audits differ between runs or between the transitions model and the log ({} answers)",
+            answers.len()
+        );
     }
     let (board_secs, page_secs) = board_as_of(&data)?;
     let scale = leads as f64 / 1_000_000.0;
@@ -78,7 +89,7 @@ pub async fn audit(root: &Path, leads: u64) -> anyhow::Result<Vec<Figure>> {
             unit: "s",
             limit: head as f64 / raw,
             limit_what: format!(
-                "the raw scan-and-decode of the {head} events of {leads} leads"
+                "the raw scan-and-decode of the {head} events of {leads} leads (each the fastest of 3)"
             ),
             goal: Some(2.0 * scale),
             higher_is_better: false,
@@ -127,17 +138,14 @@ pub async fn audit(root: &Path, leads: u64) -> anyhow::Result<Vec<Figure>> {
 fn board_as_of(data: &Path) -> anyhow::Result<(f64, f64)> {
     use leadflow_projections::query::{self as q, LeadFilter, Sort, SortField};
     use leadflow_projections::reports as r;
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
-    let conn =
-        rusqlite::Connection::open_with_flags(data.join("read").join("transitions.db"), flags)?;
+    let conn = leadflow_projections::open_read_only(&data.join("read").join("transitions.db"))?;
     let catalog = leadflow_domain::Catalog::default_catalog();
     let funnel = catalog.default_funnel.clone();
     let (first, last): (i64, i64) =
         conn.query_row("SELECT min(at), max(at) FROM transitions", [], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })?;
-    let mut leads =
-        rusqlite::Connection::open_with_flags(data.join("read").join("leads.db"), flags)?;
+    let mut leads = leadflow_projections::open_read_only(&data.join("read").join("leads.db"))?;
     let filter = LeadFilter {
         funnel: Some(funnel.to_string()),
         ..LeadFilter::default()

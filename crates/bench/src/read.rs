@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
 use leadflow_codec::{lead, EventMetadata};
 use leadflow_domain::{Catalog, FunnelId};
@@ -19,10 +19,7 @@ use leadflow_store_embedded::EmbeddedStore;
 use crate::{dataset, percentile, Figure};
 
 fn read_only(path: &Path) -> anyhow::Result<Connection> {
-    Ok(Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )?)
+    Ok(leadflow_projections::open_read_only(path)?)
 }
 
 fn micros(d: Duration) -> f64 {

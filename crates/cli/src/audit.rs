@@ -251,11 +251,8 @@ pub async fn funnel(args: FunnelArgs) -> anyhow::Result<()> {
         bar.finish_and_clear();
         read
     } else {
-        let conn = rusqlite::Connection::open_with_flags(
-            &model,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .with_context(|| format!("opening {}", model.display()))?;
+        let conn = leadflow_projections::open_read_only(&model)
+            .with_context(|| format!("opening {}", model.display()))?;
         let read = a::load_paths(&conn, &definition)?;
         let head = log.head().await?.0;
         if read.0 < definition.as_of_position.unwrap_or(head).min(head) {

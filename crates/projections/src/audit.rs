@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -350,10 +350,25 @@ pub fn load_paths(
 
 /// [`load_paths`], with each lead's budgets when `budgets` (what the state as of a time
 /// reads; the audit does not).
+///
+/// A large model is read in parts, one per core (at most four), each a range of lead ids of
+/// as many leads, on a connection of its own: reading rows is most of an audit's time. Every
+/// part reads only rows recorded by the position the first connection saw, which no later
+/// write changes, so the parts agree whatever each one's snapshot.
 pub fn load_paths_with(
     conn: &Connection,
     definition: &AuditDefinition,
     budgets: bool,
+) -> rusqlite::Result<(u64, Vec<LeadPath>)> {
+    load_in_parts(conn, definition, budgets, PARALLEL_READ_MIN)
+}
+
+/// [`load_paths_with`], in parts when the model has at least `parts_from` leads.
+fn load_in_parts(
+    conn: &Connection,
+    definition: &AuditDefinition,
+    budgets: bool,
+    parts_from: i64,
 ) -> rusqlite::Result<(u64, Vec<LeadPath>)> {
     let checkpoint: i64 = conn
         .query_row(
@@ -365,101 +380,203 @@ pub fn load_paths_with(
     let position = definition
         .as_of_position
         .map_or(checkpoint as u64, |p| p.min(checkpoint as u64));
-    let scope = definition.scope.map(|u| u.as_bytes().to_vec());
-    let range = params![
-        micros(definition.from),
-        micros(definition.to).min(micros(definition.as_of).saturating_add(1)),
-        position as i64,
-        definition.funnel,
-        scope,
-    ];
-    // The funnel, and for a manager's scope the leads they created or ever held (a superset
-    // of theirs at any time): what the evaluation filters exactly after, read no further.
-    let cohort = "l.registered_at >= ?1 AND l.registered_at < ?2 AND l.position <= ?3
-        AND (?4 IS NULL OR l.funnel = ?4)
-        AND (?5 IS NULL OR l.created_by = ?5
-             OR EXISTS (SELECT 1 FROM assignments s WHERE s.lead = l.lead AND s.user = ?5))";
-    let uuid = |b: Vec<u8>| Uuid::from_slice(&b).unwrap_or_default();
-    let mut paths: Vec<LeadPath> = conn
-        .prepare(&format!(
-            "SELECT lead, {COHORT_COLUMNS} FROM transition_leads l WHERE {cohort} ORDER BY lead"
-        ))?
-        .query_map(range, |r| {
-            Ok(LeadPath {
-                lead: uuid(r.get(0)?),
-                cohort: CohortRow::read(r, 1)?,
-                moves: Vec::new(),
-                assignments: Vec::new(),
-                budgets: Vec::new(),
+    let bounds = split_leads(conn, parts_from)?;
+    let file = conn.path().filter(|p| !p.is_empty()).map(str::to_owned);
+    let (Some(file), false) = (file, bounds.is_empty()) else {
+        return Ok((
+            position,
+            load_part(conn, definition, budgets, position, None, None)?,
+        ));
+    };
+    // Each part: the lead ids from (inclusive) and to (exclusive), unbounded where `None`.
+    type Part<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+    let mut parts: Vec<Part<'_>> = Vec::new();
+    let mut low = None;
+    for b in &bounds {
+        parts.push((low, Some(b.as_slice())));
+        low = Some(b.as_slice());
+    }
+    parts.push((low, None));
+    let (first, rest) = parts.split_first().expect("at least two parts");
+    let read = std::thread::scope(|scope| -> rusqlite::Result<Vec<LeadPath>> {
+        let others: Vec<_> = rest
+            .iter()
+            .map(|&(low, high)| {
+                let file = &file;
+                scope.spawn(move || {
+                    let own = crate::open_read_only(std::path::Path::new(file))?;
+                    load_part(&own, definition, budgets, position, low, high)
+                })
             })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    // Both scans come in the cohort's order (lead, then revision), so each row goes to the
-    // path at hand or a later one.
-    let attach = |sql: &str,
-                  paths: &mut Vec<LeadPath>,
-                  add: &dyn Fn(&mut LeadPath, &rusqlite::Row<'_>) -> rusqlite::Result<()>|
-     -> rusqlite::Result<()> {
-        let mut at = 0;
-        let mut stmt = conn.prepare(sql)?;
-        let mut rows = stmt.query(range)?;
-        while let Some(r) = rows.next()? {
-            let lead = uuid(r.get(0)?);
-            while paths[at].lead != lead {
-                at += 1;
+            .collect();
+        let mut paths = load_part(conn, definition, budgets, position, first.0, first.1)?;
+        for other in others {
+            paths.extend(other.join().expect("a part of the audit's read panicked")?);
+        }
+        Ok(paths)
+    })?;
+    Ok((position, read))
+}
+
+/// Below this many leads a model is read in one part.
+const PARALLEL_READ_MIN: i64 = 20_000;
+
+/// The lead ids that split the model's leads into one part per core, in order (none for a
+/// small model or a single core).
+fn split_leads(conn: &Connection, parts_from: i64) -> rusqlite::Result<Vec<Vec<u8>>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(4)) as i64;
+    if cores < 2 {
+        return Ok(Vec::new());
+    }
+    let leads: i64 = conn.query_row("SELECT count(*) FROM transition_leads", [], |r| r.get(0))?;
+    if leads < parts_from {
+        return Ok(Vec::new());
+    }
+    let mut at =
+        conn.prepare("SELECT lead FROM transition_leads ORDER BY lead LIMIT 1 OFFSET ?1")?;
+    (1..cores)
+        .map(|k| at.query_row([leads * k / cores], |r| r.get(0)))
+        .collect()
+}
+
+/// The paths of the cohort with lead ids in `[low, high)` (unbounded where `None`), in lead
+/// order.
+fn load_part(
+    conn: &Connection,
+    definition: &AuditDefinition,
+    budgets: bool,
+    position: u64,
+    low: Option<&[u8]>,
+    high: Option<&[u8]>,
+) -> rusqlite::Result<Vec<LeadPath>> {
+    let scope = definition.scope.map(|u| u.as_bytes().to_vec());
+    // The range as a condition on `lead`, written only where bounded so the key serves it.
+    let range_of = |column: &str| {
+        let mut sql = String::new();
+        if low.is_some() {
+            sql.push_str(&format!(" AND {column} >= :low"));
+        }
+        if high.is_some() {
+            sql.push_str(&format!(" AND {column} < :high"));
+        }
+        sql
+    };
+    let bind = |stmt: &mut rusqlite::Statement<'_>| -> rusqlite::Result<()> {
+        for (name, value) in [(":low", low), (":high", high)] {
+            if let (Some(i), Some(v)) = (stmt.parameter_index(name)?, value) {
+                stmt.raw_bind_parameter(i, v)?;
             }
-            add(&mut paths[at], r)?;
         }
         Ok(())
     };
-    attach(
-        &format!(
-            "SELECT t.lead, {} FROM transition_leads l JOIN transitions t ON t.lead = l.lead
-             WHERE {cohort} AND t.position <= ?3 ORDER BY t.lead, t.revision",
-            qualified("t", MOVE_COLUMNS)
+    // The funnel, and for a manager's scope the leads they created or ever held (a superset
+    // of theirs at any time): what the evaluation filters exactly after, read no further.
+    let cohort = format!(
+        "l.registered_at >= :from AND l.registered_at < :to AND l.position <= :position
+        AND (:funnel IS NULL OR l.funnel = :funnel)
+        AND (:scope IS NULL OR l.created_by = :scope
+             OR EXISTS (SELECT 1 FROM assignments s WHERE s.lead = l.lead AND s.user = :scope)){}",
+        range_of("l.lead")
+    );
+    let uuid = |b: Vec<u8>| Uuid::from_slice(&b).unwrap_or_default();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT lead, {COHORT_COLUMNS} FROM transition_leads l WHERE {cohort} ORDER BY lead"
+    ))?;
+    for (name, value) in [
+        (
+            ":from",
+            rusqlite::types::Value::Integer(micros(definition.from)),
         ),
-        &mut paths,
-        &|p, r| {
-            p.moves.push(MoveRow::read(r, 1)?);
-            Ok(())
-        },
-    )?;
-    attach(
-        &format!(
-            "SELECT a.lead, {} FROM transition_leads l JOIN assignments a ON a.lead = l.lead
-             WHERE {cohort} AND a.position <= ?3 ORDER BY a.lead, a.revision",
-            qualified("a", ASSIGNMENT_COLUMNS)
-        ),
-        &mut paths,
-        &|p, r| {
-            p.assignments.push(AssignmentRow::read(r, 1)?);
-            Ok(())
-        },
-    )?;
-    if budgets {
-        attach(
-            &format!(
-                "SELECT b.lead, {} FROM transition_leads l JOIN budgets b ON b.lead = l.lead
-                 WHERE {cohort} AND b.position <= ?3 ORDER BY b.lead, b.revision",
-                qualified("b", BUDGET_COLUMNS)
+        (
+            ":to",
+            rusqlite::types::Value::Integer(
+                micros(definition.to).min(micros(definition.as_of).saturating_add(1)),
             ),
-            &mut paths,
-            &|p, r| {
-                p.budgets.push(BudgetRow::read(r, 1)?);
-                Ok(())
-            },
-        )?;
+        ),
+        (
+            ":position",
+            rusqlite::types::Value::Integer(position as i64),
+        ),
+        (
+            ":funnel",
+            definition
+                .funnel
+                .clone()
+                .map_or(rusqlite::types::Value::Null, rusqlite::types::Value::Text),
+        ),
+        (
+            ":scope",
+            scope
+                .clone()
+                .map_or(rusqlite::types::Value::Null, rusqlite::types::Value::Blob),
+        ),
+    ] {
+        if let Some(i) = stmt.parameter_index(name)? {
+            stmt.raw_bind_parameter(i, value)?;
+        }
     }
-    Ok((position, paths))
-}
-
-/// `columns` (a comma-separated list) each prefixed with the table alias `table`.
-fn qualified(table: &str, columns: &str) -> String {
-    columns
-        .split(',')
-        .map(|c| format!("{table}.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ")
+    bind(&mut stmt)?;
+    let mut paths = Vec::new();
+    let mut rows = stmt.raw_query();
+    while let Some(r) = rows.next()? {
+        paths.push(LeadPath {
+            lead: uuid(r.get(0)?),
+            cohort: CohortRow::read(r, 1)?,
+            moves: Vec::new(),
+            assignments: Vec::new(),
+            budgets: Vec::new(),
+        });
+    }
+    drop(rows);
+    drop(stmt);
+    // Each table is read in its key's order (lead, then revision), the cohort's order too, and
+    // merged with it: a row goes to the path at hand or a later one, or belongs to no path of
+    // the cohort. One pass over the table, instead of a look-up of the lead per row.
+    let attach = |table: &str,
+                  columns: &str,
+                  paths: &mut Vec<LeadPath>,
+                  add: &dyn Fn(&mut LeadPath, &rusqlite::Row<'_>) -> rusqlite::Result<()>|
+     -> rusqlite::Result<()> {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT lead, {columns} FROM {table} WHERE position <= :position{}
+             ORDER BY lead, revision",
+            range_of("lead")
+        ))?;
+        if let Some(i) = stmt.parameter_index(":position")? {
+            stmt.raw_bind_parameter(i, position as i64)?;
+        }
+        bind(&mut stmt)?;
+        let mut at = 0;
+        let mut rows = stmt.raw_query();
+        while let Some(r) = rows.next()? {
+            let lead = r.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+            while at < paths.len() && paths[at].lead.as_bytes().as_slice() < lead {
+                at += 1;
+            }
+            let Some(path) = paths.get_mut(at) else {
+                break;
+            };
+            if path.lead.as_bytes().as_slice() == lead {
+                add(path, r)?;
+            }
+        }
+        Ok(())
+    };
+    attach("transitions", MOVE_COLUMNS, &mut paths, &|p, r| {
+        p.moves.push(MoveRow::read(r, 1)?);
+        Ok(())
+    })?;
+    attach("assignments", ASSIGNMENT_COLUMNS, &mut paths, &|p, r| {
+        p.assignments.push(AssignmentRow::read(r, 1)?);
+        Ok(())
+    })?;
+    if budgets {
+        attach("budgets", BUDGET_COLUMNS, &mut paths, &|p, r| {
+            p.budgets.push(BudgetRow::read(r, 1)?);
+            Ok(())
+        })?;
+    }
+    Ok(paths)
 }
 
 /// The audit of `definition` over the `transitions` model's connection.
@@ -983,6 +1100,101 @@ mod tests {
     struct Log {
         position: u64,
         paths: Vec<LeadPath>,
+    }
+
+    /// A model read in parts (one per core, each on its own connection) gives the paths read
+    /// in one: every lead once, in order, with all its rows, for any cohort.
+    #[test]
+    fn a_model_read_in_parts_reads_as_in_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("transitions.db");
+        let conn = Connection::open(&file).unwrap();
+        conn.execute_batch(include_str!("../../../projections/transitions.v4.sql"))
+            .unwrap();
+        conn.execute_batch(
+            "CREATE TABLE projection_state (name TEXT PRIMARY KEY, position INTEGER);
+             INSERT INTO projection_state VALUES ('transitions', 900);",
+        )
+        .unwrap();
+        let stages = ["Qualification", "Distribution", "Handoff", "AwaitingSale"];
+        let mut position = 0i64;
+        for i in 0..97u128 {
+            // Ids spread over the key space, as version 4 ids are, and some in a run, as
+            // version 7 ids are.
+            let lead = Uuid::from_u128(
+                i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835) ^ (i % 3),
+            );
+            let lead = lead.as_bytes().as_slice();
+            let registered = 1_000 + i as i64 * 10;
+            position += 1;
+            conn.execute(
+                "INSERT INTO transition_leads VALUES (?1, 'default', 'web', '', ?2, NULL, 'Hot', 0, ?3, ?4)",
+                rusqlite::params![lead, user(1).as_bytes().as_slice(), registered, position],
+            )
+            .unwrap();
+            for (r, to) in stages.iter().take(1 + (i % 4) as usize).enumerate() {
+                position += 1;
+                conn.execute(
+                    "INSERT INTO transitions VALUES (?1, ?2, ?3, ?4, '', ?5, 'qualified', 0, '', ?6)",
+                    rusqlite::params![lead, r as i64, position, registered + r as i64, to, user(2).as_bytes().as_slice()],
+                )
+                .unwrap();
+            }
+            if i % 5 == 0 {
+                position += 1;
+                conn.execute(
+                    "INSERT INTO assignments VALUES (?1, 9, ?2, ?3, ?4)",
+                    rusqlite::params![
+                        lead,
+                        position,
+                        registered + 9,
+                        user(3).as_bytes().as_slice()
+                    ],
+                )
+                .unwrap();
+            }
+            if i % 7 == 0 {
+                position += 1;
+                conn.execute(
+                    "INSERT INTO budgets VALUES (?1, 8, ?2, ?3, 500)",
+                    rusqlite::params![lead, position, registered + 8],
+                )
+                .unwrap();
+            }
+        }
+        let conn = crate::open_read_only(&file).unwrap();
+        let everyone = AuditDefinition::new(
+            DateTime::<Utc>::MIN_UTC,
+            DateTime::<Utc>::MAX_UTC,
+            DateTime::<Utc>::MAX_UTC,
+        );
+        let cohorts = [
+            everyone.clone(),
+            AuditDefinition {
+                as_of_position: Some(200),
+                ..everyone.clone()
+            },
+            AuditDefinition {
+                scope: Some(user(3)),
+                ..everyone.clone()
+            },
+            AuditDefinition::new(
+                crate::from_micros(1_200),
+                crate::from_micros(1_600),
+                DateTime::<Utc>::MAX_UTC,
+            ),
+        ];
+        for definition in cohorts {
+            for budgets in [false, true] {
+                let whole = load_in_parts(&conn, &definition, budgets, i64::MAX).unwrap();
+                let parts = load_in_parts(&conn, &definition, budgets, 1).unwrap();
+                assert!(!whole.1.is_empty());
+                assert_eq!(parts, whole, "{definition:?}");
+            }
+        }
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+            assert!(!split_leads(&conn, 1).unwrap().is_empty());
+        }
     }
 
     fn t0() -> DateTime<Utc> {

@@ -25,7 +25,7 @@ use leadflow_store::Position;
 
 /// Decoded events, as projections see them.
 pub use leadflow_codec::{Body, Envelope};
-pub use runner::{ProjectionState, ProjectionStatus, ReadError, ReadSide};
+pub use runner::{open_read_only, ProjectionState, ProjectionStatus, ReadError, ReadSide};
 
 /// A read model, as queries name it: a handle the model's own module defines
 /// ([`leads::LEADS`], [`history::HISTORY`]), never a string typed at the call site.
@@ -157,8 +157,7 @@ pub fn from_micros(us: i64) -> DateTime<Utc> {
 /// rendered and sorted: two databases built from the same log must dump the same. Used by the
 /// rebuild-equals-incremental and kill-and-resume checks.
 pub fn dump_tables(path: &std::path::Path) -> rusqlite::Result<Vec<String>> {
-    let conn =
-        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let conn = open_read_only(path)?;
     Ok(runner::generations::tables_of(&conn)?
         .into_iter()
         .flat_map(|(table, rows)| rows.into_iter().map(move |r| format!("{table}: {r}")))

@@ -176,7 +176,7 @@ pub(crate) fn inherit(
     to: &std::path::Path,
 ) -> Result<(), crate::ProjectionError> {
     let letters = if from.exists() {
-        let conn = Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let conn = super::sqlite::open_read_only(from)?;
         dead_letters(&conn)?
     } else {
         Vec::new()

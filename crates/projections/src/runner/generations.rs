@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -150,8 +150,10 @@ pub const SHOWN: usize = 10;
 /// Full-text indexes count by their content, not their shadow tables' layout; the checkpoint
 /// row is left out (the caller holds both at one position).
 pub fn compare(live: &Path, new: &Path) -> rusqlite::Result<Vec<TableDiff>> {
-    let open = |p: &Path| Connection::open_with_flags(p, OpenFlags::SQLITE_OPEN_READ_ONLY);
-    compare_snapshots(&open(live)?, &open(new)?)
+    compare_snapshots(
+        &super::sqlite::open_read_only(live)?,
+        &super::sqlite::open_read_only(new)?,
+    )
 }
 
 /// [`compare`] over two connections (each in a read transaction: its snapshot). Each table is

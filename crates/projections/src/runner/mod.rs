@@ -24,6 +24,7 @@ pub mod control;
 pub mod generations;
 mod pipeline;
 mod sqlite;
+pub use sqlite::open_read_only;
 pub mod status;
 mod versions;
 

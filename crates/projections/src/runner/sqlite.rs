@@ -113,6 +113,18 @@ pub(crate) fn wal(conn: &Connection, what: &Path) -> Result<(), ProjectionError>
     }
 }
 
+/// A read-only connection to a read model's file outside the read side (the CLI, ops tools,
+/// the bench): no mutex around each call (one thread uses it at a time; SQLite's own would
+/// cost a lock per column read), the readers' page cache.
+pub fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.execute_batch("PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;")?;
+    Ok(conn)
+}
+
 pub(crate) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.execute_batch("PRAGMA query_only=1; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;")?;

@@ -129,8 +129,7 @@ pub(crate) fn recorded_version(path: &std::path::Path) -> Option<u32> {
     if !path.exists() {
         return None;
     }
-    let conn =
-        Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+    let conn = super::sqlite::open_read_only(path).ok()?;
     conn.query_row("SELECT version FROM projection_state LIMIT 1", [], |r| {
         r.get(0)
     })
