@@ -171,7 +171,10 @@ fn board_as_of(data: &Path) -> anyhow::Result<(f64, f64)> {
         times.push(started.elapsed().as_secs_f64());
         let started = Instant::now();
         let at = leadflow_projections::micros(t);
-        let total = leadflow_projections::board_hours::leads_at(&conn, funnel.as_str(), &[], at)?;
+        let total = q::KnownTotal {
+            leads: leadflow_projections::board_hours::leads_at(&conn, funnel.as_str(), &[], at)?,
+            position: leadflow_projections::reports::checkpoint(&conn)?,
+        };
         let page = q::leads_page_as_of(&mut leads, at, Some(total), &filter, &sort, 50, None)?;
         pages.push(started.elapsed().as_secs_f64());
         if k == 10 {

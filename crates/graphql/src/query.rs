@@ -349,7 +349,12 @@ impl LeadQuery {
                         let total = state
                             .reads
                             .read(leadflow_projections::TRANSITIONS, move |c| {
-                                leadflow_projections::board_hours::leads_at(c, &funnel, &stages, at)
+                                let tx = c.transaction()?;
+                                let leads = leadflow_projections::board_hours::leads_at(
+                                    &tx, &funnel, &stages, at,
+                                )?;
+                                let position = leadflow_projections::reports::checkpoint(&tx)?;
+                                Ok(q::KnownTotal { leads, position })
                             })
                             .await
                             .map_err(ApiError::from)?;

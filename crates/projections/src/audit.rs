@@ -398,15 +398,24 @@ fn load_in_parts(
     }
     parts.push((low, None));
     let (first, rest) = parts.split_first().expect("at least two parts");
+    // The other parts' connections first: a generation switched away from may be gone from
+    // the disk (this one still reads it), and then it is read in one part.
+    let Ok(own) = rest
+        .iter()
+        .map(|_| crate::open_read_only(std::path::Path::new(&file)))
+        .collect::<rusqlite::Result<Vec<_>>>()
+    else {
+        return Ok((
+            position,
+            load_part(conn, definition, budgets, position, None, None)?,
+        ));
+    };
     let read = std::thread::scope(|scope| -> rusqlite::Result<Vec<LeadPath>> {
         let others: Vec<_> = rest
             .iter()
-            .map(|&(low, high)| {
-                let file = &file;
-                scope.spawn(move || {
-                    let own = crate::open_read_only(std::path::Path::new(file))?;
-                    load_part(&own, definition, budgets, position, low, high)
-                })
+            .zip(own)
+            .map(|(&(low, high), own)| {
+                scope.spawn(move || load_part(&own, definition, budgets, position, low, high))
             })
             .collect();
         let mut paths = load_part(conn, definition, budgets, position, first.0, first.1)?;

@@ -403,14 +403,16 @@ pub fn leads_page(
 /// disqualification reason, responsible, budget, maturity and quality as they were (the
 /// `lead_spans` of the model); every other column as it is now. Every filter and sort applies
 /// to the historical values. `total`: the count of matching rows when the caller has it from
-/// counters (the board as of that time); otherwise they are counted. A manager's scope
+/// counters (the board as of that time, [`KnownTotal`]); it is used only when this model
+/// stands at the same log position, so the total always counts the rows listed; otherwise they
+/// are counted. A manager's scope
 /// (`filter.owner`) holds both then and now: the leads that were theirs at the time and still
 /// are, since the other columns (the title, the contact) are today's.
 #[allow(clippy::too_many_arguments)]
 pub fn leads_page_as_of(
     conn: &mut Connection,
     at: i64,
-    total: Option<i64>,
+    total: Option<KnownTotal>,
     filter: &LeadFilter,
     sort: &[Sort],
     first: usize,
@@ -461,13 +463,21 @@ pub fn leads_page_from_states(
     page_of(conn, Past::States(json), filter, sort, first, after)
 }
 
+/// A page's total counted elsewhere (the board by hour of the `transitions` model), and the
+/// log position it was counted at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KnownTotal {
+    pub leads: i64,
+    pub position: u64,
+}
+
 /// Which registry a page reads: today's, or one as of a time.
 enum Past {
     Now,
     /// From the model's spans, at a business time (µs), with the total if known.
     Spans {
         at: i64,
-        total: Option<i64>,
+        total: Option<KnownTotal>,
     },
     /// From states folded elsewhere (JSON rows of [`RowAt`]).
     States(String),
@@ -530,6 +540,19 @@ fn page_of(
             "{prefix}SELECT count(*) FROM leads WHERE {filter_sql}"
         ))?
         .query_row(params_from_iter(&args), |r| r.get(0))
+    };
+    // A total counted at another position than this model's would not count these rows.
+    let here = || -> rusqlite::Result<u64> {
+        tx.query_row(
+            "SELECT position FROM projection_state WHERE name = 'leads'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|p| p as u64)
+    };
+    let known_total = match known_total {
+        Some(t) if t.position == here()? => Some(t.leads),
+        _ => None,
     };
     let total_count = if let Some(n) = known_total {
         n
@@ -623,10 +646,6 @@ fn page_of(
     })
 }
 
-/// The count of a filter the board counters answer, kept in the read model's transaction:
-/// funnel and stages (a kanban column, the table filtered by stage), for everyone or in a
-/// manager's scope, and optionally one responsible (whose counters are `r:<user>`); `None`
-/// when the filter needs a scan.
 /// The funnel and stages of `f` when they are all it filters on (no manager's scope): then the
 /// table's total as of a time is the board's as of then
 /// ([`crate::board_hours::leads_at`]), not a count of the rows.
@@ -640,6 +659,10 @@ pub fn counted_by_board(f: &LeadFilter) -> Option<(&str, &[String])> {
     (*f == countable).then_some((funnel, f.stages.as_slice()))
 }
 
+/// The count of a filter the board counters answer, kept in the read model's transaction:
+/// funnel and stages (a kanban column, the table filtered by stage), for everyone or in a
+/// manager's scope, and optionally one responsible (whose counters are `r:<user>`); `None`
+/// when the filter needs a scan.
 fn board_count(conn: &Connection, f: &LeadFilter) -> rusqlite::Result<Option<i64>> {
     let countable = LeadFilter {
         funnel: f.funnel.clone(),

@@ -113,7 +113,8 @@ impl Changed {
     /// for when it does (a move, an assignment, a budget, even to the value held already),
     /// maturity and quality when it sets them, and whatever else its fold changed.
     pub fn by(env: &Envelope, before: Option<&Was>, after: &Was) -> Self {
-        let mut changed = match row_of(env).map(|(_, row)| row) {
+        let row = row_of(env).map(|(_, row)| row);
+        let mut changed = match &row {
             Some(Row::Registered { .. }) => return Self::ALL,
             Some(Row::Moved(_)) => Self {
                 stage: true,
@@ -144,6 +145,11 @@ impl Changed {
         let Some(before) = before else {
             return Self::ALL;
         };
+        // A disqualification's reason is the move's that follows it (the same command), as
+        // the `transitions` model pairs them: alone it sets nothing.
+        if matches!(row, Some(Row::Reason(_))) {
+            return changed;
+        }
         changed.stage |= before.stage != after.stage || before.reason != after.reason;
         changed.responsible |= before.responsible != after.responsible;
         changed.budget |= before.budget_minor != after.budget_minor;

@@ -1187,8 +1187,10 @@ proptest! {
                 let (rows, totals) = live.read(leadflow_projections::TRANSITIONS, move |c| {
                     let (_, paths) = r::paths_at(c, t)?;
                     let rows = r::rows_at(&r::states_at(&paths, at, &Scope::default()));
+                    let position = r::checkpoint(c)?;
                     let totals = tables().iter().map(|(filter, _)| match query::counted_by_board(filter) {
-                        Some((funnel, stages)) => leadflow_projections::board_hours::leads_at(c, funnel, stages, at).map(Some),
+                        Some((funnel, stages)) => leadflow_projections::board_hours::leads_at(c, funnel, stages, at)
+                            .map(|leads| Some(query::KnownTotal { leads, position })),
                         None => Ok(None),
                     }).collect::<rusqlite::Result<Vec<_>>>()?;
                     Ok((rows, totals))

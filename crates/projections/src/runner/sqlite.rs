@@ -121,7 +121,8 @@ pub fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
         | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
         | rusqlite::OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.execute_batch("PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;")?;
+    conn.execute_batch("PRAGMA query_only=1; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;")?;
+    conn.busy_timeout(Duration::from_secs(5))?;
     Ok(conn)
 }
 
