@@ -308,54 +308,68 @@ mod tests {
             .collect()
     }
 
+    /// Given events (time, what they set, the values after), then the spans.
     #[test]
-    fn events_in_time_order_close_the_last_span_and_open_one() {
-        let mut spans = Vec::new();
-        record(&mut spans, 10, Changed::ALL, &was("Q", "", -1));
-        record(&mut spans, 20, STAGE, &was("D", "", -1));
-        record(&mut spans, 30, RESPONSIBLE, &was("D", "ivan", -1));
-        assert_eq!(
-            held(&spans),
-            [
-                (10, 20, "Q", ""),
-                (20, 30, "D", ""),
-                (30, OPEN, "D", "ivan")
-            ]
+    fn spans_given_events() {
+        type Row = (
+            &'static str,
+            Vec<(i64, Changed, Was)>,
+            Vec<(i64, i64, &'static str, &'static str)>,
         );
-    }
-
-    #[test]
-    fn an_event_that_sets_what_holds_already_adds_no_span() {
-        let mut spans = Vec::new();
-        record(&mut spans, 10, Changed::ALL, &was("Q", "ivan", -1));
-        record(&mut spans, 20, RESPONSIBLE, &was("Q", "ivan", -1));
-        assert_eq!(held(&spans), [(10, OPEN, "Q", "ivan")]);
-    }
-
-    #[test]
-    fn an_import_of_the_past_sets_its_column_from_its_time_on_and_leaves_the_others() {
-        let mut spans = Vec::new();
-        record(&mut spans, 10, Changed::ALL, &was("Q", "", -1));
-        record(&mut spans, 30, STAGE, &was("D", "", -1));
-        record(&mut spans, 40, RESPONSIBLE, &was("D", "ivan", -1));
-        // Recorded last, at 20: the last event in log order at or before any time from 20 on.
-        record(&mut spans, 20, RESPONSIBLE, &was("D", "maria", -1));
-        assert_eq!(
-            held(&spans),
-            [
-                (10, 20, "Q", ""),
-                (20, 30, "Q", "maria"),
-                (30, OPEN, "D", "maria")
-            ]
-        );
-    }
-
-    #[test]
-    fn spans_left_equal_merge() {
-        let mut spans = Vec::new();
-        record(&mut spans, 10, Changed::ALL, &was("Q", "", -1));
-        record(&mut spans, 20, STAGE, &was("D", "", -1));
-        record(&mut spans, 5, STAGE, &was("Q", "", -1));
-        assert_eq!(held(&spans), [(10, OPEN, "Q", "")]);
+        let rows: Vec<Row> = vec![
+            (
+                "events in time order close the last span and open one",
+                vec![
+                    (10, Changed::ALL, was("Q", "", -1)),
+                    (20, STAGE, was("D", "", -1)),
+                    (30, RESPONSIBLE, was("D", "ivan", -1)),
+                ],
+                vec![
+                    (10, 20, "Q", ""),
+                    (20, 30, "D", ""),
+                    (30, OPEN, "D", "ivan"),
+                ],
+            ),
+            (
+                "an event that sets what holds already adds no span",
+                vec![
+                    (10, Changed::ALL, was("Q", "ivan", -1)),
+                    (20, RESPONSIBLE, was("Q", "ivan", -1)),
+                ],
+                vec![(10, OPEN, "Q", "ivan")],
+            ),
+            (
+                // Recorded last, at 20: the last event in log order at or before any time
+                // from 20 on.
+                "an import of the past sets its column from its time on and leaves the others",
+                vec![
+                    (10, Changed::ALL, was("Q", "", -1)),
+                    (30, STAGE, was("D", "", -1)),
+                    (40, RESPONSIBLE, was("D", "ivan", -1)),
+                    (20, RESPONSIBLE, was("D", "maria", -1)),
+                ],
+                vec![
+                    (10, 20, "Q", ""),
+                    (20, 30, "Q", "maria"),
+                    (30, OPEN, "D", "maria"),
+                ],
+            ),
+            (
+                "spans left equal merge",
+                vec![
+                    (10, Changed::ALL, was("Q", "", -1)),
+                    (20, STAGE, was("D", "", -1)),
+                    (5, STAGE, was("Q", "", -1)),
+                ],
+                vec![(10, OPEN, "Q", "")],
+            ),
+        ];
+        for (name, events, then) in rows {
+            let mut spans = Vec::new();
+            for (at, changed, after) in &events {
+                record(&mut spans, *at, *changed, after);
+            }
+            assert_eq!(held(&spans), then, "{name}");
+        }
     }
 }
