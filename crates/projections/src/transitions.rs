@@ -6,6 +6,8 @@
 //! reports as of a time), each lead's way as it stands (the live conversion report) and one row
 //! per command (manager activity).
 
+use std::collections::{HashMap, HashSet};
+
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use leadflow_domain::stage::Stage;
@@ -121,6 +123,10 @@ impl Projection for TransitionsProjection {
             ])
         };
         let mut days = BoardHours::default();
+        // Each lead's way, read once a batch and written once at its end (a lead moves several
+        // times in a batch while catching up).
+        let mut reaches: HashMap<uuid::Uuid, Option<Reach>> = HashMap::new();
+        let mut moved: HashSet<uuid::Uuid> = HashSet::new();
         for env in events {
             let Some((id, row)) = row_of(env) else {
                 continue;
@@ -153,6 +159,7 @@ impl Projection for TransitionsProjection {
                     ])?;
                     insert_move(lead, &entered)?;
                     let reach = Reach::default().after(&entered);
+                    reaches.insert(id, Some(reach.clone()));
                     write_reach.execute(params![
                         lead,
                         reach.reached,
@@ -180,25 +187,23 @@ impl Projection for TransitionsProjection {
                             .unwrap_or_default();
                     }
                     insert_move(lead, &m)?;
-                    let before = read_reach
-                        .query_row([lead], |r| {
-                            Ok(Reach {
-                                reached: r.get(0)?,
-                                by_jump: r.get(1)?,
-                                stage: r.get(2)?,
-                                reason: r.get(3)?,
+                    let before = match reaches.remove(&id) {
+                        Some(known) => known,
+                        None => read_reach
+                            .query_row([lead], |r| {
+                                Ok(Reach {
+                                    reached: r.get(0)?,
+                                    by_jump: r.get(1)?,
+                                    stage: r.get(2)?,
+                                    reason: r.get(3)?,
+                                })
                             })
-                        })
-                        .optional()?;
-                    if let Some(reach) = before.map(|r| r.after(&m)) {
-                        update_reach.execute(params![
-                            lead,
-                            reach.reached,
-                            reach.by_jump,
-                            reach.stage,
-                            reach.reason
-                        ])?;
+                            .optional()?,
+                    };
+                    if before.is_some() {
+                        moved.insert(id);
                     }
+                    reaches.insert(id, before.map(|r| r.after(&m)));
                 }
                 Row::Assigned(a) => {
                     insert_assignment(lead, &a)?;
@@ -209,18 +214,38 @@ impl Projection for TransitionsProjection {
             }
             days.apply(tx, id, &written, env.revision, at)?;
         }
+        for id in moved {
+            if let Some(Some(reach)) = reaches.get(&id) {
+                update_reach.execute(params![
+                    id.as_bytes().as_slice(),
+                    reach.reached,
+                    reach.by_jump,
+                    reach.stage,
+                    reach.reason
+                ])?;
+            }
+        }
         days.flush(tx)?;
-        // One row per command: an event whose command differs from its lead's last event's.
+        // One row per command: an event whose command differs from its lead's last event's. Each
+        // lead's last command is read once a batch and written once at its end.
+        let mut lasts: HashMap<uuid::Uuid, Option<Vec<u8>>> = HashMap::new();
+        let mut commanded: HashSet<uuid::Uuid> = HashSet::new();
         for env in events {
             let Body::Lead { lead_id, meta, .. } = &env.body else {
                 continue;
             };
-            let lead = lead_id.as_uuid();
-            let lead = lead.as_bytes().as_slice();
+            let uuid = lead_id.as_uuid();
+            let lead = uuid.as_bytes().as_slice();
             let id = meta.command_id.as_bytes().as_slice();
-            let last: Option<Option<Vec<u8>>> =
-                read_reach.query_row([lead], |r| r.get(4)).optional()?;
-            if last.as_ref().is_some_and(|l| l.as_deref() == Some(id)) {
+            let last = match lasts.get(&uuid) {
+                Some(last) => last.clone(),
+                None => read_reach
+                    .query_row([lead], |r| r.get::<_, Option<Vec<u8>>>(4))
+                    .optional()?
+                    .flatten(),
+            };
+            if last.as_deref() == Some(id) {
+                lasts.insert(uuid, last);
                 continue;
             }
             command.execute(params![
@@ -231,7 +256,13 @@ impl Projection for TransitionsProjection {
                 meta.actor.user_id.as_uuid().as_bytes().as_slice(),
                 meta.command.as_deref().unwrap_or(env_type(env)),
             ])?;
-            last_command.execute(params![lead, id])?;
+            lasts.insert(uuid, Some(id.to_vec()));
+            commanded.insert(uuid);
+        }
+        for uuid in commanded {
+            if let Some(Some(id)) = lasts.get(&uuid) {
+                last_command.execute(params![uuid.as_bytes().as_slice(), id])?;
+            }
         }
         Ok(())
     }
