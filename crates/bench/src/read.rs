@@ -60,7 +60,7 @@ pub async fn catch_up(root: &Path, leads: u64) -> anyhow::Result<Vec<Figure>> {
 
 /// Every read model rebuilt from the same leads with their personal fields sealed (each
 /// opened with its subject's key), beside the rebuild of the unsealed set in the same run:
-/// issue 20 asks for at least 90 %. The same rebuild takes from 16 to 22 s of CPU from one run
+/// issue 20 asks for at least 90 %. The same rebuild took from 16 to 29 s of CPU from one run
 /// to the next on a shared virtual machine (the work is the same: the machine is not), so the
 /// two alternate, three times each, and each side's fastest counts: a neighbour only ever
 /// adds time.

@@ -381,44 +381,44 @@ fn load_in_parts(
         .as_of_position
         .map_or(checkpoint as u64, |p| p.min(checkpoint as u64));
     let bounds = split_leads(conn, parts_from)?;
-    let file = conn.path().filter(|p| !p.is_empty()).map(str::to_owned);
-    let (Some(file), false) = (file, bounds.is_empty()) else {
+    // The other parts' connections, opened first: a generation switched away from may be gone
+    // from the disk (this one still reads it), and then the model is read in one part.
+    let own = conn
+        .path()
+        .filter(|file| !file.is_empty() && !bounds.is_empty())
+        .and_then(|file| {
+            bounds
+                .iter()
+                .map(|_| crate::open_read_only(std::path::Path::new(file)))
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .ok()
+        });
+    let Some(own) = own else {
         return Ok((
             position,
             load_part(conn, definition, budgets, position, None, None)?,
         ));
     };
-    // Each part: the lead ids from (inclusive) and to (exclusive), unbounded where `None`.
-    type Part<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
-    let mut parts: Vec<Part<'_>> = Vec::new();
-    let mut low = None;
-    for b in &bounds {
-        parts.push((low, Some(b.as_slice())));
-        low = Some(b.as_slice());
-    }
-    parts.push((low, None));
-    let (first, rest) = parts.split_first().expect("at least two parts");
-    // The other parts' connections first: a generation switched away from may be gone from
-    // the disk (this one still reads it), and then it is read in one part.
-    let Ok(own) = rest
+    // Part k reads the lead ids from bound k - 1 (inclusive) to bound k (exclusive), the first
+    // and the last unbounded on their outer side.
+    let lows: Vec<Option<&[u8]>> = std::iter::once(None)
+        .chain(bounds.iter().map(|b| Some(b.as_slice())))
+        .collect();
+    let highs: Vec<Option<&[u8]>> = bounds
         .iter()
-        .map(|_| crate::open_read_only(std::path::Path::new(&file)))
-        .collect::<rusqlite::Result<Vec<_>>>()
-    else {
-        return Ok((
-            position,
-            load_part(conn, definition, budgets, position, None, None)?,
-        ));
-    };
+        .map(|b| Some(b.as_slice()))
+        .chain(std::iter::once(None))
+        .collect();
     let read = std::thread::scope(|scope| -> rusqlite::Result<Vec<LeadPath>> {
-        let others: Vec<_> = rest
-            .iter()
-            .zip(own)
-            .map(|(&(low, high), own)| {
+        let others: Vec<_> = own
+            .into_iter()
+            .enumerate()
+            .map(|(k, own)| {
+                let (low, high) = (lows[k + 1], highs[k + 1]);
                 scope.spawn(move || load_part(&own, definition, budgets, position, low, high))
             })
             .collect();
-        let mut paths = load_part(conn, definition, budgets, position, first.0, first.1)?;
+        let mut paths = load_part(conn, definition, budgets, position, lows[0], highs[0])?;
         for other in others {
             paths.extend(other.join().expect("a part of the audit's read panicked")?);
         }
@@ -470,10 +470,21 @@ fn load_part(
         }
         sql
     };
+    let to = micros(definition.to).min(micros(definition.as_of).saturating_add(1));
+    let values: [(&str, &dyn rusqlite::ToSql); 7] = [
+        (":from", &micros(definition.from)),
+        (":to", &to),
+        (":position", &(position as i64)),
+        (":funnel", &definition.funnel),
+        (":scope", &scope),
+        (":low", &low),
+        (":high", &high),
+    ];
+    // Each value the statement names (a range bound is in it only when set).
     let bind = |stmt: &mut rusqlite::Statement<'_>| -> rusqlite::Result<()> {
-        for (name, value) in [(":low", low), (":high", high)] {
-            if let (Some(i), Some(v)) = (stmt.parameter_index(name)?, value) {
-                stmt.raw_bind_parameter(i, v)?;
+        for (name, value) in values {
+            if let Some(i) = stmt.parameter_index(name)? {
+                stmt.raw_bind_parameter(i, value)?;
             }
         }
         Ok(())
@@ -491,39 +502,6 @@ fn load_part(
     let mut stmt = conn.prepare(&format!(
         "SELECT lead, {COHORT_COLUMNS} FROM transition_leads l WHERE {cohort} ORDER BY lead"
     ))?;
-    for (name, value) in [
-        (
-            ":from",
-            rusqlite::types::Value::Integer(micros(definition.from)),
-        ),
-        (
-            ":to",
-            rusqlite::types::Value::Integer(
-                micros(definition.to).min(micros(definition.as_of).saturating_add(1)),
-            ),
-        ),
-        (
-            ":position",
-            rusqlite::types::Value::Integer(position as i64),
-        ),
-        (
-            ":funnel",
-            definition
-                .funnel
-                .clone()
-                .map_or(rusqlite::types::Value::Null, rusqlite::types::Value::Text),
-        ),
-        (
-            ":scope",
-            scope
-                .clone()
-                .map_or(rusqlite::types::Value::Null, rusqlite::types::Value::Blob),
-        ),
-    ] {
-        if let Some(i) = stmt.parameter_index(name)? {
-            stmt.raw_bind_parameter(i, value)?;
-        }
-    }
     bind(&mut stmt)?;
     let mut paths = Vec::new();
     let mut rows = stmt.raw_query();
@@ -551,9 +529,6 @@ fn load_part(
              ORDER BY lead, revision",
             range_of("lead")
         ))?;
-        if let Some(i) = stmt.parameter_index(":position")? {
-            stmt.raw_bind_parameter(i, position as i64)?;
-        }
         bind(&mut stmt)?;
         let mut at = 0;
         let mut rows = stmt.raw_query();

@@ -405,9 +405,9 @@ pub fn leads_page(
 /// to the historical values. `total`: the count of matching rows when the caller has it from
 /// counters (the board as of that time, [`KnownTotal`]); it is used only when this model
 /// stands at the same log position, so the total always counts the rows listed; otherwise they
-/// are counted. A manager's scope
-/// (`filter.owner`) holds both then and now: the leads that were theirs at the time and still
-/// are, since the other columns (the title, the contact) are today's.
+/// are counted. A manager's scope (`filter.owner`) holds both then and now: the leads that
+/// were theirs at the time and still are, since the other columns (the title, the contact)
+/// are today's.
 #[allow(clippy::too_many_arguments)]
 pub fn leads_page_as_of(
     conn: &mut Connection,
