@@ -150,9 +150,14 @@ pub fn decode_with_keys(event: RecordedEvent, keys: &dyn Keys) -> Result<Opened,
     let meta = EventMetadata::decode(&event.metadata)
         .map_err(|e| bad(format!("{} ({})", e, event.event_type)))?;
     // Sealed personal fields are opened on the parsed payload, which is then decoded as it
-    // stands (no second parse).
+    // stands (no second parse). An event of a subject whose payload holds no sealed value
+    // (its personal fields were empty: most stage changes) decodes straight away, with no
+    // key: the sealer seals every personal string, so there is nothing to open.
     let mut opened = None;
-    if let Some(subject) = meta.subject {
+    if let Some(subject) = meta
+        .subject
+        .filter(|_| crate::seal::holds_sealed(&event.data))
+    {
         let Some(opening) = keys.opening(subject) else {
             return Ok(Opened::NeedsKey { subject, event });
         };

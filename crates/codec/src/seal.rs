@@ -26,6 +26,9 @@ use uuid::Uuid;
 
 /// The prefix of a sealed field's text: the format's version.
 const SEALED_PREFIX: &str = "s1:";
+
+/// How a sealed value starts in a payload's JSON: its opening quote, then the prefix.
+pub(crate) const SEALED_QUOTED: &[u8] = b"\"s1:";
 const NONCE_LEN: usize = 24;
 
 /// Why sealed data could not be read.
@@ -178,7 +181,8 @@ impl MasterKey {
     pub fn blind_index(&self) -> BlindIndex {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
         mac.update(b"leadflow/blind-index/v1");
-        BlindIndex(mac.finalize().into_bytes().into())
+        let secret: [u8; 32] = mac.finalize().into_bytes().into();
+        BlindIndex(<Hmac<Sha256> as Mac>::new_from_slice(&secret).expect("any key length"))
     }
 }
 
@@ -279,15 +283,24 @@ impl SubjectKey {
     }
 }
 
+/// Whether a payload (JSON) has a string that starts as a sealed value does (`"s1:`): one
+/// without any has nothing to open.
+pub fn holds_sealed(payload: &[u8]) -> bool {
+    payload
+        .windows(SEALED_QUOTED.len())
+        .any(|w| w == SEALED_QUOTED)
+}
+
 /// Whether a stored string is a sealed value (rather than a plain one of an older version).
 pub fn is_sealed(text: &str) -> bool {
     text.starts_with(SEALED_PREFIX)
 }
 
 /// Tokens for matching personal values without holding them: HMAC-SHA256 under a secret
-/// derived from the master key.
+/// derived from the master key. The HMAC keyed with that secret is kept ready, so each token
+/// costs its own blocks only.
 #[derive(Clone)]
-pub struct BlindIndex([u8; 32]);
+pub struct BlindIndex(Hmac<Sha256>);
 
 impl std::fmt::Debug for BlindIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -328,15 +341,18 @@ impl BlindIndex {
     /// lower-cased, ...): 64 hex digits. Kinds are kept apart, so a phone never matches an
     /// e-mail that happens to spell the same.
     pub fn token(&self, kind: &str, normalized: &str) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut mac = self.0.clone();
         mac.update(kind.as_bytes());
         mac.update(&[0]);
         mac.update(normalized.as_bytes());
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        let digest = mac.finalize().into_bytes();
+        let mut hex = String::with_capacity(2 * digest.len());
+        for b in digest {
+            hex.push(HEX[usize::from(b >> 4)] as char);
+            hex.push(HEX[usize::from(b & 15)] as char);
+        }
+        hex
     }
 }
 
@@ -689,5 +705,27 @@ mod tests {
         assert_ne!(phone, index.token("phone", "+79161234568"));
         let other = MasterKey::generate().unwrap().blind_index();
         assert_ne!(phone, other.token("phone", "+79161234567"));
+    }
+
+    #[test]
+    fn a_sealed_value_starts_in_json_as_the_quoted_prefix() {
+        let key = SubjectKey::generate().unwrap();
+        let sealed = key.seal(Uuid::nil(), Uuid::nil(), "title", "x").unwrap();
+        let json = serde_json::to_vec(&serde_json::json!({ "title": sealed })).unwrap();
+        assert!(holds_sealed(&json));
+        assert!(!holds_sealed(
+            br#"{"title":"s1 is not sealed","comment":null}"#
+        ));
+    }
+
+    /// Tokens are HMAC-SHA256 as written down in the docs, so a model built by one release
+    /// matches values with another's: the answer is computed apart (Python's `hmac`).
+    #[test]
+    fn blind_tokens_are_the_documented_hmac() {
+        let master = MasterKey::parse_hex(&"b3".repeat(32)).unwrap();
+        assert_eq!(
+            master.blind_index().token("phone", "+79161234567"),
+            "167f0b5b919d7cfa62d1f18b894dd96c18855fc8b6d47a446ae95f441f9bffef"
+        );
     }
 }

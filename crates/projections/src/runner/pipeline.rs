@@ -383,6 +383,7 @@ impl Feeder {
         if let Some(keys) = &self.keys {
             let wanted: Vec<uuid::Uuid> = batch
                 .iter()
+                .filter(|e| leadflow_codec::seal::holds_sealed(&e.data))
                 .filter_map(|e| sealed_subject(&e.metadata))
                 .filter(|s| keys.opening(*s).is_none())
                 .collect();
