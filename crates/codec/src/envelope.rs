@@ -149,11 +149,12 @@ pub fn decode_with_keys(event: RecordedEvent, keys: &dyn Keys) -> Result<Opened,
     }
     let meta = EventMetadata::decode(&event.metadata)
         .map_err(|e| bad(format!("{} ({})", e, event.event_type)))?;
-    // Sealed personal fields are opened on the parsed payload, which is then decoded as it
-    // stands (no second parse). An event of a subject whose payload holds no sealed value
+    // Sealed personal fields are opened in the payload's text, which is then decoded as an
+    // unsealed one is (`seal::open_text`); where the text cannot say, on a parsed tree, which
+    // is then decoded as it stands (no second parse). An event of a subject whose payload holds no sealed value
     // (its personal fields were empty: most stage changes) decodes straight away, with no
     // key: the sealer seals every personal string, so there is nothing to open.
-    let mut opened = None;
+    let (mut opened, mut opened_text) = (None, None);
     if let Some(subject) = meta
         .subject
         .filter(|_| crate::seal::holds_sealed(&event.data))
@@ -167,11 +168,24 @@ pub fn decode_with_keys(event: RecordedEvent, keys: &dyn Keys) -> Result<Opened,
                 event.event_type, event.stream, event.revision
             ))
         };
-        let mut value: serde_json::Value =
-            serde_json::from_slice(&event.data).map_err(|e| sealed_err(e.to_string()))?;
-        crate::seal::open_fields(&mut value, &event.event_type, &opening, subject, event.id)
-            .map_err(|e| sealed_err(e.to_string()))?;
-        opened = Some(value);
+        match crate::seal::open_text(&event.data, &event.event_type, &opening, subject, event.id)
+            .map_err(|e| sealed_err(e.to_string()))?
+        {
+            Some(text) => opened_text = Some(text),
+            None => {
+                let mut value: serde_json::Value =
+                    serde_json::from_slice(&event.data).map_err(|e| sealed_err(e.to_string()))?;
+                crate::seal::open_fields(
+                    &mut value,
+                    &event.event_type,
+                    &opening,
+                    subject,
+                    event.id,
+                )
+                .map_err(|e| sealed_err(e.to_string()))?;
+                opened = Some(value);
+            }
+        }
     }
     let in_stream = |e: crate::lead::CodecError| {
         bad(format!(
@@ -182,9 +196,15 @@ pub fn decode_with_keys(event: RecordedEvent, keys: &dyn Keys) -> Result<Opened,
     let body = match stream_ref {
         StreamRef::Lead(lead_id) => Body::Lead {
             lead_id,
-            event: match opened {
-                Some(value) => crate::lead::decode_value(&event.event_type, meta.version, value),
-                None => crate::lead::decode(&event.event_type, meta.version, &event.data),
+            event: match (opened, opened_text) {
+                (Some(value), _) => {
+                    crate::lead::decode_value(&event.event_type, meta.version, value)
+                }
+                (None, text) => crate::lead::decode(
+                    &event.event_type,
+                    meta.version,
+                    text.as_deref().unwrap_or(&event.data),
+                ),
             }
             .map_err(in_stream)?,
             meta,

@@ -141,6 +141,52 @@ fn erasing_an_event_in_the_domain_and_in_the_codec_agree() {
     );
 }
 
+/// Every recorded payload, encoded at the current version and sealed, opens in its text
+/// (`open_text`) to what a tree opens it to (`open_fields`), with a key and as erased: the
+/// codec's own field order always lets the text decide.
+#[test]
+fn sealed_payloads_open_in_their_text_as_in_a_tree() {
+    use leadflow_codec::seal::{open_fields, open_text, seal_payload, Opening, SubjectKey};
+    let key = SubjectKey::generate().unwrap();
+    let (subject, event) = (uuid::Uuid::from_u128(7), uuid::Uuid::from_u128(9));
+    let mut opened = 0;
+    for entry in fs::read_dir(golden("v1")).expect("tests/golden/v1") {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let Some(version) = leadflow_codec::lead::current_version(&name) else {
+            continue;
+        };
+        for payload in lines(&path) {
+            let decoded = leadflow_codec::lead::decode(&name, 1, payload.as_bytes()).unwrap();
+            let plain = leadflow_codec::lead::encode(&decoded);
+            let sealed = seal_payload(&plain, &name, &key, subject, event).unwrap();
+            for opening in [Opening::Key(key.clone().into()), Opening::Erased] {
+                let mut tree: serde_json::Value = serde_json::from_slice(&sealed).unwrap();
+                open_fields(&mut tree, &name, &opening, subject, event).unwrap();
+                let text = open_text(&sealed, &name, &opening, subject, event)
+                    .unwrap()
+                    .unwrap_or_else(|| panic!("{name}: undecided in its text: {payload}"));
+                let text: serde_json::Value = serde_json::from_slice(&text).unwrap();
+                assert_eq!(text, tree, "{name} {opening:?}: {payload}");
+                let by_text = leadflow_codec::lead::decode(
+                    &name,
+                    version,
+                    &serde_json::to_vec(&text).unwrap(),
+                )
+                .unwrap();
+                if matches!(opening, Opening::Key(_)) {
+                    assert_eq!(by_text, decoded, "{name}: {payload}");
+                    opened += usize::from(sealed != plain);
+                }
+            }
+        }
+    }
+    assert!(
+        opened > 10,
+        "the recorded payloads hold personal data to seal"
+    );
+}
+
 /// A v1 payload, decoded and encoded again at the current version.
 type Upcast<'a> = dyn Fn(&str) -> Vec<u8> + 'a;
 

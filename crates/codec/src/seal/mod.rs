@@ -24,6 +24,9 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use uuid::Uuid;
 
+mod text;
+pub use text::open_text;
+
 /// The prefix of a sealed field's text: the format's version.
 const SEALED_PREFIX: &str = "s1:";
 
