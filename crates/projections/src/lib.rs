@@ -143,6 +143,39 @@ pub fn all_projections_with(
     ]
 }
 
+/// `f` of each of `items`, in order, in one chunk per core (at most four), the first on this
+/// thread: decoding a large batch of events, which one core does not keep up with. Fewer than
+/// 1,024 items are not worth the threads.
+pub(crate) fn in_chunks<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    if threads == 1 || items.len() < 1024 {
+        return items.into_iter().map(f).collect();
+    }
+    let per_chunk = items.len().div_ceil(threads);
+    let mut items = items.into_iter();
+    let mut chunks: Vec<Vec<T>> = Vec::with_capacity(threads);
+    loop {
+        let chunk: Vec<T> = items.by_ref().take(per_chunk).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        chunks.push(chunk);
+    }
+    let mut chunks = chunks.into_iter();
+    let first = chunks.next().unwrap_or_default();
+    let f = &f;
+    std::thread::scope(|scope| {
+        let others: Vec<_> = chunks
+            .map(|chunk| scope.spawn(move || chunk.into_iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        let mut done: Vec<R> = first.into_iter().map(f).collect();
+        for other in others {
+            done.extend(other.join().expect("a worker thread panicked"));
+        }
+        done
+    })
+}
+
 /// Microseconds since the epoch: how read models store times so they sort and range-filter.
 pub fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()

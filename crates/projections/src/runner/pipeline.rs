@@ -517,43 +517,12 @@ fn decode_one(
     }
 }
 
-/// `batch` decoded in order, in one chunk per core (at most four), the first on this thread.
+/// `batch` decoded in order, in one chunk per core (at most four).
 fn decode_in_parallel(
     keys: Option<&Keyring>,
     batch: Vec<RecordedEvent>,
 ) -> Vec<Result<Opened, leadflow_codec::DecodeError>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    let per_chunk = batch.len().div_ceil(threads).max(1);
-    let mut events = batch.into_iter();
-    let mut chunks: Vec<Vec<RecordedEvent>> = Vec::with_capacity(threads);
-    loop {
-        let chunk: Vec<RecordedEvent> = events.by_ref().take(per_chunk).collect();
-        if chunk.is_empty() {
-            break;
-        }
-        chunks.push(chunk);
-    }
-    let mut chunks = chunks.into_iter();
-    let Some(first) = chunks.next() else {
-        return Vec::new();
-    };
-    std::thread::scope(|scope| {
-        let others: Vec<_> = chunks
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .into_iter()
-                        .map(|e| decode_one(keys, e))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        let mut decoded: Vec<_> = first.into_iter().map(|e| decode_one(keys, e)).collect();
-        for other in others {
-            decoded.extend(other.join().expect("a decoding thread panicked"));
-        }
-        decoded
-    })
+    crate::in_chunks(batch, |e| decode_one(keys, e))
 }
 
 /// How a worker's draining ended.
