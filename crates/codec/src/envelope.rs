@@ -151,9 +151,10 @@ pub fn decode_with_keys(event: RecordedEvent, keys: &dyn Keys) -> Result<Opened,
         .map_err(|e| bad(format!("{} ({})", e, event.event_type)))?;
     // Sealed personal fields are opened in the payload's text, which is then decoded as an
     // unsealed one is (`seal::open_text`); where the text cannot say, on a parsed tree, which
-    // is then decoded as it stands (no second parse). An event of a subject whose payload holds no sealed value
-    // (its personal fields were empty: most stage changes) decodes straight away, with no
-    // key: the sealer seals every personal string, so there is nothing to open.
+    // is then decoded as it stands (no second parse). An event of a subject whose payload
+    // holds no sealed value (its personal fields were empty: most stage changes) decodes
+    // straight away, with no key: the sealer seals every personal string, so there is
+    // nothing to open.
     let (mut opened, mut opened_text) = (None, None);
     if let Some(subject) = meta
         .subject
