@@ -589,8 +589,13 @@ impl PathsFromLog {
 
     /// Takes in the next event of the log.
     pub fn apply(&mut self, env: &Envelope) {
-        self.position = env.position.0;
-        let Some((lead, row)) = row_of(env) else {
+        self.apply_row(env.position.0, row_of(env));
+    }
+
+    /// Takes in the next event of the log as [`row_of`] maps it, recorded at `position`.
+    pub fn apply_row(&mut self, position: u64, row: Option<(Uuid, Row)>) {
+        self.position = position;
+        let Some((lead, row)) = row else {
             return;
         };
         match row {
@@ -686,21 +691,22 @@ pub async fn paths_from_log(
                 }
             },
             async {
+                // Each chunk maps its events to rows too: only the small rows come back.
                 crate::in_chunks(std::mem::take(&mut batch), |e| {
-                    leadflow_codec::decode_with_keys(e, &leadflow_codec::WithoutPersonalData)
+                    let position = e.position.0;
+                    match leadflow_codec::decode_with_keys(e, &leadflow_codec::WithoutPersonalData) {
+                        Ok(leadflow_codec::Opened::Envelope(env)) => Ok((position, row_of(&env))),
+                        Ok(leadflow_codec::Opened::NeedsKey { subject, .. }) => Err(format!(
+                            "a key for {subject} was asked of keys that answer all"
+                        )),
+                        Err(e) => Err(e.to_string()),
+                    }
                 })
             }
         );
-        for opened in decoded {
-            match opened {
-                Ok(leadflow_codec::Opened::Envelope(env)) => paths.apply(&env),
-                Ok(leadflow_codec::Opened::NeedsKey { subject, .. }) => {
-                    return Err(format!(
-                        "a key for {subject} was asked of keys that answer all"
-                    ))
-                }
-                Err(e) => return Err(e.to_string()),
-            }
+        for row in decoded {
+            let (position, row) = row?;
+            paths.apply_row(position, row);
         }
         progress(last.0, until);
         if !more {
