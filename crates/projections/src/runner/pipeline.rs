@@ -391,13 +391,12 @@ impl Feeder {
                 self.fetch_keys(&wanted, false)?;
             }
         }
-        // A large batch (catching up) decodes on every core: opening sealed fields costs a
-        // JSON tree and an AEAD per field, more than one core keeps up with. A batch that
-        // erases someone decodes in order, so what follows the erasure reads erased.
-        let parallel = batch.len() >= PARALLEL_DECODE_MIN
-            && !batch
-                .iter()
-                .any(|e| e.event_type == leadflow_domain::subject::ERASED_EVENT);
+        // A large batch (catching up) decodes on every core (`in_chunks`): decoding and
+        // opening sealed fields is more than one core keeps up with. A batch that erases
+        // someone decodes in order, so what follows the erasure reads erased.
+        let parallel = !batch
+            .iter()
+            .any(|e| e.event_type == leadflow_domain::subject::ERASED_EVENT);
         let mut envelopes = Vec::with_capacity(batch.len());
         let settled = if parallel {
             decode_in_parallel(self.keys.as_deref(), batch)
@@ -497,9 +496,6 @@ fn caused_by_an_event(error: &ProjectionError) -> bool {
         _ => false,
     }
 }
-
-/// Batches at least this large decode on several threads.
-const PARALLEL_DECODE_MIN: usize = 1024;
 
 /// Why decoding a batch stopped.
 enum Stop {
