@@ -615,6 +615,128 @@ async fn an_erasure_ends_the_rollback_window(backend: Backend) {
     assert!(message.contains("no previous generation"), "{message}");
 }
 
+async fn an_admin_acts_on_the_generation_a_rebuild_is_building(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let olga = app.token("olga.supervisor");
+    app.register_lead(&olga, manual_lead("Before")).await;
+    let token = app.token("admin");
+    let on_building = |action: &str| {
+        format!(
+            "mutation($p: Position!) {{ {action}(projection: \"history\", position: $p, reason: BAD_EVENT, ticket: \"INC-8\", generation: BUILDING) {{ name }} }}"
+        )
+    };
+    let pause_building = "mutation { pauseProjection(name: \"history\", reason: MAINTENANCE, generation: BUILDING) { name } }";
+
+    // None is being built: refused, and nothing is recorded.
+    let none = app.graphql(Some(&token), pause_building, json!({})).await;
+    assert_eq!(
+        none["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{none}"
+    );
+    let message = none["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no generation of history is being built"),
+        "{message}"
+    );
+
+    // The live model is paused before a poison event lands, then a rebuild begins: the new
+    // generation stops at the poison, which the live one has not met.
+    admin(
+        &app,
+        "mutation { pauseProjection(name: \"history\", reason: MAINTENANCE) { name } }",
+        json!({}),
+    )
+    .await;
+    let poison = app
+        .append_raw(
+            "lead-01900000-0000-7000-8000-00000000beef",
+            "LeadRegistered",
+            b"{ not json",
+        )
+        .await;
+    admin(
+        &app,
+        "mutation { rebuildProjection(name: \"history\", reason: UPGRADE) { name } }",
+        json!({}),
+    )
+    .await;
+    let fields = "state rebuild { state stoppedAt }";
+    until("the new generation stopped at the poison", || async {
+        let s = &statuses_with(&app, fields).await["history"];
+        s["rebuild"]["state"] == "FAILED" && s["rebuild"]["stoppedAt"] == json!(poison.to_string())
+    })
+    .await;
+    assert_eq!(
+        statuses_with(&app, fields).await["history"]["state"],
+        "PAUSED"
+    );
+
+    // A failed generation is not paused; retried, it meets the event again.
+    let refused = app.graphql(Some(&token), pause_building, json!({})).await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{refused}"
+    );
+    admin(
+        &app,
+        "mutation { retryProjection(name: \"history\", reason: BAD_EVENT, generation: BUILDING) { name rebuild { state } } }",
+        json!({}),
+    )
+    .await;
+    until("the new generation failed again", || async {
+        statuses_with(&app, fields).await["history"]["rebuild"]["state"] == "FAILED"
+    })
+    .await;
+
+    // Skipped there, it goes on, catches up and takes over, its dead letter with it.
+    admin(
+        &app,
+        &on_building("skipEvent"),
+        json!({ "p": poison.to_string() }),
+    )
+    .await;
+    until_serving(&app, "history", 1).await;
+    let letters = admin(
+        &app,
+        "query { deadLetters(projection: \"history\") { position reason } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        letters["deadLetters"],
+        json!([{ "position": poison.to_string(), "reason": "bad_event INC-8" }])
+    );
+
+    // The log says what was done to which generation, and on which server.
+    let actions = admin(
+        &app,
+        "query { opsActions(model: \"history\") { action generation node } }",
+        json!({}),
+    )
+    .await;
+    let actions = actions["opsActions"].as_array().unwrap();
+    let done: Vec<(&str, &str)> = actions
+        .iter()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap(),
+                a["generation"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        done,
+        [
+            ("ReadModelPaused", "LIVE"),
+            ("ReadModelRebuildStarted", "LIVE"),
+            ("ReadModelRetried", "BUILDING"),
+            ("ReadModelEventSkipped", "BUILDING"),
+        ]
+    );
+    let node = app.node_name();
+    assert!(actions.iter().all(|a| a["node"] == node), "{actions:?}");
+}
+
 /// Polls until generation `generation` of `model` serves, with no rebuild under way.
 async fn until_serving(app: &TestApp, model: &str, generation: u64) {
     until(
@@ -651,4 +773,5 @@ on_both_backends!(
     an_admin_rebuilds_a_model_beside_the_live_one_and_rolls_it_back,
     an_admin_follows_a_rebuild_over_a_subscription,
     an_erasure_ends_the_rollback_window,
+    an_admin_acts_on_the_generation_a_rebuild_is_building,
 );

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use leadflow_domain::Catalog;
+use leadflow_domain::{Catalog, NodeName};
 use leadflow_engine::{Engine, EngineConfig, EngineError, LiveCatalog, SystemClock, V7Ids};
 pub use leadflow_engine::{KeyError, Keyring};
 use leadflow_graphql::AppState;
@@ -40,6 +40,8 @@ pub struct Config {
     pub readiness: leadflow_server::metrics::Readiness,
     /// The event store's files, whose size `/metrics` shows (none for a remote store).
     pub store_files: Vec<PathBuf>,
+    /// This process, as the ops actions it carries out record it (`serve` sets `host:port`).
+    pub node: NodeName,
 }
 
 impl Config {
@@ -56,8 +58,31 @@ impl Config {
             keyring: None,
             readiness: Default::default(),
             store_files: Vec::new(),
+            node: node_name(None),
         }
     }
+}
+
+/// This machine's name followed by `:role` (`crm-1:8080` for a `serve` on port 8080,
+/// `crm-1:cli` for a command run with no server): where an ops action was carried out. Each
+/// `serve` keeps its own read models, so the record must say whose. The host name is the
+/// kernel's, reduced to the characters a [`NodeName`] takes; `localhost` where there is none.
+pub fn node_name(role: Option<&str>) -> NodeName {
+    let host: String = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || ".-_".contains(*c))
+        .take(80)
+        .collect();
+    let host = if host.is_empty() { "localhost" } else { &host };
+    let name = match role {
+        Some(role) => format!("{host}:{role}"),
+        None => host.to_owned(),
+    };
+    NodeName::parse(&name)
+        .unwrap_or_else(|_| NodeName::parse(host).expect("a host name is a node name"))
 }
 
 /// Why the product could not start.
@@ -157,7 +182,8 @@ impl App {
             config.store.clone(),
             engine.keyring().cloned(),
         )?);
-        let app = AppState::new(engine.clone(), reads.clone(), config.consistency_timeout);
+        let app = AppState::new(engine.clone(), reads.clone(), config.consistency_timeout)
+            .on_node(config.node);
         let state = ServerState {
             schema: leadflow_graphql::schema(app.clone()),
             app,

@@ -251,6 +251,14 @@ struct ServeArgs {
     /// the log (or retrying, or failed).
     #[arg(long, env = "LEADFLOW_READY_MAX_LAG", default_value_t = 10_000)]
     ready_max_lag: u64,
+    /// This server's name in the record of the ops actions it carries out (each `serve` keeps
+    /// its own read models): the host name and the port it listens on by default.
+    #[arg(long, env = "LEADFLOW_NODE_NAME", value_parser = node_name)]
+    node_name: Option<leadflow_domain::NodeName>,
+}
+
+fn node_name(raw: &str) -> Result<leadflow_domain::NodeName, String> {
+    leadflow_domain::NodeName::parse(raw).map_err(|e| e.to_string())
 }
 
 #[derive(Args)]
@@ -311,16 +319,16 @@ enum ProjectionsCommand {
         json: bool,
     },
     /// Pause a read model of the running server: it applies nothing until resumed.
-    Pause(ops::Acting),
+    Pause(ops::Controlling),
     /// Resume a paused read model of the running server.
-    Resume(ops::Acting),
+    Resume(ops::Controlling),
     /// Apply again the event a failed read model of the running server stopped at.
-    Retry(ops::Acting),
+    Retry(ops::Controlling),
     /// Skip the event a failed read model of the running server stopped at into its dead
     /// letters, with a reason, and go on after it.
     Skip {
         #[command(flatten)]
-        acting: ops::Acting,
+        acting: ops::Controlling,
         /// The position of the event it stopped at (see `status`): a skip never lands on
         /// another event.
         #[arg(long)]
@@ -783,8 +791,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
         run_demo(&engine, args.demo_leads, args.demo_seed).await?;
     }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
     let app = leadflow_app::App::with_engine(
         leadflow_app::Config {
+            node: args
+                .node_name
+                .unwrap_or_else(|| leadflow_app::node_name(Some(&address.port().to_string()))),
             follow_catalog: follow,
             origins,
             readiness: leadflow_server::metrics::Readiness {
@@ -804,10 +819,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Duration::from_secs(DEMO_TOKEN_HOURS * 3600),
         )
     });
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let address = listener.local_addr()?;
     // Where `projections status` finds the live state (a full disk may keep it from the files).
     let announced = data_dir.join(SERVE_FILE);
     let _ = std::fs::write(

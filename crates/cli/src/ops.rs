@@ -68,6 +68,18 @@ pub struct Acting {
     pub why: WhyArgs,
 }
 
+/// A pause, resume, retry or skip: the read model and which of its generations, why, and as
+/// whom.
+#[derive(Args)]
+pub struct Controlling {
+    #[command(flatten)]
+    pub acting: Acting,
+    /// Act on the generation a rebuild is building beside the live one (pause it at a busy
+    /// hour; retry or skip an event the new version stopped at), not on the live one.
+    #[arg(long)]
+    pub building: bool,
+}
+
 pub enum Action {
     Pause,
     Resume,
@@ -77,10 +89,12 @@ pub enum Action {
 
 const STATUS_FIELDS: &str = "name state checkpoint head lag eventsPerSec rebuildProgress etaSeconds stoppedAt stoppedAtType error";
 
-/// Asks the running server to `action` the model, and prints its status after.
-pub async fn control(acting: &Acting, action: Action) -> anyhow::Result<()> {
+/// Asks the running server to `action` the model (or the generation it is building), and
+/// prints its status after.
+pub async fn control(controlling: &Controlling, action: Action) -> anyhow::Result<()> {
+    let acting = &controlling.acting;
     let target = &acting.target;
-    let why = "reason: $reason, ticket: $ticket";
+    let why = "reason: $reason, ticket: $ticket, generation: $generation";
     let (field, arguments, variables) = match &action {
         Action::Pause => ("pauseProjection", format!("name: $name, {why}"), json!({})),
         Action::Resume => ("resumeProjection", format!("name: $name, {why}"), json!({})),
@@ -92,17 +106,30 @@ pub async fn control(acting: &Acting, action: Action) -> anyhow::Result<()> {
         ),
     };
     let declared = match action {
-        Action::Skip { .. } => {
-            "$name: String!, $position: Position!, $reason: OpsReasonCode!, $ticket: String"
-        }
-        _ => "$name: String!, $reason: OpsReasonCode!, $ticket: String",
+        Action::Skip { .. } => "$name: String!, $position: Position!, $reason: OpsReasonCode!, $ticket: String, $generation: ProjectionGeneration!",
+        _ => "$name: String!, $reason: OpsReasonCode!, $ticket: String, $generation: ProjectionGeneration!",
     };
     let mut variables = variables;
     variables["name"] = json!(target.name);
+    variables["generation"] = json!(if controlling.building {
+        "BUILDING"
+    } else {
+        "LIVE"
+    });
     acting.why.variables(&mut variables);
-    let query = format!("mutation({declared}) {{ {field}({arguments}) {{ {STATUS_FIELDS} }} }}");
+    let query = format!(
+        "mutation({declared}) {{ {field}({arguments}) {{ {STATUS_FIELDS} rebuild {{ {STATUS_FIELDS} }} }} }}"
+    );
     let data = ask(target, &query, variables).await?;
-    print_table(std::slice::from_ref(&data[field]));
+    let status = &data[field];
+    if controlling.building && status["rebuild"].is_null() {
+        println!("done; no generation is being built any more (it has switched in)");
+    } else if controlling.building {
+        println!("the generation being built:");
+        print_table(std::slice::from_ref(&status["rebuild"]));
+    } else {
+        print_table(std::slice::from_ref(status));
+    }
     Ok(())
 }
 
@@ -141,7 +168,7 @@ pub async fn actions(
         name: model.clone().unwrap_or_default(),
         as_user,
     };
-    let query = "query($model: String, $last: Int!) { opsActions(model: $model, last: $last) { position at by model action reason ticket eventPosition verify } }";
+    let query = "query($model: String, $last: Int!) { opsActions(model: $model, last: $last) { position at by node model generation action reason ticket eventPosition verify } }";
     let data = ask(&target, query, json!({ "model": model, "last": last })).await?;
     let actions = data["opsActions"].as_array().cloned().unwrap_or_default();
     if actions.is_empty() {
@@ -165,6 +192,12 @@ pub async fn actions(
         }
         if a["verify"] == true {
             line += "  verified";
+        }
+        if a["generation"] == "BUILDING" {
+            line += "  on the generation being built";
+        }
+        if !a["node"].is_null() {
+            line += &format!("  on {}", text(&a["node"]));
         }
         println!("{line}");
     }
@@ -487,6 +520,8 @@ async fn offline_record(
         action: leadflow_domain::OpsAction::Rebuild {
             verify: args.verify,
         },
+        generation: leadflow_domain::Generation::Live,
+        node: leadflow_app::node_name(Some("cli")),
         why: leadflow_domain::ops::Why {
             reason: args.why.reason,
             ticket: args

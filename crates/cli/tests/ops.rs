@@ -41,6 +41,8 @@ fn an_operator_pauses_and_resumes_a_model_of_the_running_server() {
             "serve",
             "--listen",
             "127.0.0.1:0",
+            "--node-name",
+            "crm-test-1:8080",
             "--data-dir",
         ])
         .arg(data)
@@ -88,8 +90,27 @@ fn an_operator_pauses_and_resumes_a_model_of_the_running_server() {
         "{actions}"
     );
     assert!(lines[1].contains("ReadModelResumed"), "{actions}");
+    assert!(
+        lines.iter().all(|l| l.ends_with("on crm-test-1:8080")),
+        "where each was done: {actions}"
+    );
     let letters = leadflow(data, &["projections", "dead-letters", "leads"]);
     assert!(letters.contains("leads has skipped no event"), "{letters}");
+
+    // Refused: no generation of history is being built.
+    let none = Command::new(BIN)
+        .args(["projections", "pause", "history", "--building"])
+        .args(["--reason", "maintenance", "--data-dir"])
+        .arg(data)
+        .env("LEADFLOW_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!none.status.success());
+    let why = String::from_utf8_lossy(&none.stderr);
+    assert!(
+        why.contains("no generation of history is being built"),
+        "{why}"
+    );
 
     // Refused: nothing to retry on a model that follows the log.
     let refused = Command::new(BIN)

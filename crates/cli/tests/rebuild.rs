@@ -180,6 +180,9 @@ async fn a_rebuild_killed_mid_way_resumes_from_its_checkpoint_while_the_live_mod
     assert_eq!(lines.len(), 4, "{actions}");
     assert!(lines.iter().all(|l| l.contains("ReadModelRebuildStarted")));
     assert!(lines[0].contains("leads") && lines[0].contains("reason upgrade"));
+    // Where: the server's `host:port`, then this process's `host:cli`.
+    assert!(!lines[0].contains(":cli"), "{actions}");
+    assert!(lines[1..].iter().all(|l| l.ends_with(":cli")), "{actions}");
     for (line, model) in lines[1..].iter().zip(["history", "leads", "transitions"]) {
         assert!(
             line.contains(model)

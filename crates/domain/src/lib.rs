@@ -39,8 +39,8 @@ pub use events::{event_schemas, LeadEvent};
 pub use ids::*;
 pub use lead::{evolve, Disqualification, Lead, Nurturing, OpenDeal, OpenTask};
 pub use ops::{
-    ops_event_schemas, OpsAction, OpsAggregate, OpsCommand, OpsEvent, OpsReason, OpsRejection,
-    OpsScope, ReadModelName,
+    ops_event_schemas, Generation, NodeName, OpsAction, OpsAggregate, OpsCommand, OpsEvent,
+    OpsReason, OpsRejection, OpsScope, ReadModelName,
 };
 pub use rejection::Rejection;
 pub use stage::{Maturity, Stage};

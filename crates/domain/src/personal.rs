@@ -179,16 +179,22 @@ pub const FIELDS: &[(&str, &str, Class)] = &[
     ("PersonalDataExported", "ticket", N),
     // What operators did to the read models: names, codes and references, never free text.
     ("ReadModelPaused", "model", N),
+    ("ReadModelPaused", "node", N),
     ("ReadModelPaused", "why.ticket", N),
     ("ReadModelResumed", "model", N),
+    ("ReadModelResumed", "node", N),
     ("ReadModelResumed", "why.ticket", N),
     ("ReadModelRetried", "model", N),
+    ("ReadModelRetried", "node", N),
     ("ReadModelRetried", "why.ticket", N),
     ("ReadModelEventSkipped", "model", N),
+    ("ReadModelEventSkipped", "node", N),
     ("ReadModelEventSkipped", "why.ticket", N),
     ("ReadModelRebuildStarted", "model", N),
+    ("ReadModelRebuildStarted", "node", N),
     ("ReadModelRebuildStarted", "why.ticket", N),
     ("ReadModelRolledBack", "model", N),
+    ("ReadModelRolledBack", "node", N),
     ("ReadModelRolledBack", "why.ticket", N),
 ];
 

@@ -43,10 +43,16 @@ fn why(reason: OpsReason, ticket: Option<&str>) -> Why {
     }
 }
 
+fn node() -> NodeName {
+    NodeName::parse("crm-1:8080").unwrap()
+}
+
 fn command(action: OpsAction) -> OpsCommand {
     OpsCommand {
         models: vec![leads()],
         action,
+        generation: Generation::Live,
+        node: node(),
         why: why(OpsReason::BadEvent, Some("INC-7")),
     }
 }
@@ -60,6 +66,8 @@ fn each_action_of_an_admin_is_one_event_with_who_and_why() {
             ReadModelPaused {
                 model: leads(),
                 by: admin.user,
+                node: Some(node()),
+                generation: Generation::Live,
                 why: why(OpsReason::BadEvent, Some("INC-7")),
             }
             .into(),
@@ -69,6 +77,8 @@ fn each_action_of_an_admin_is_one_event_with_who_and_why() {
             ReadModelResumed {
                 model: leads(),
                 by: admin.user,
+                node: Some(node()),
+                generation: Generation::Live,
                 why: why(OpsReason::BadEvent, Some("INC-7")),
             }
             .into(),
@@ -78,6 +88,8 @@ fn each_action_of_an_admin_is_one_event_with_who_and_why() {
             ReadModelRetried {
                 model: leads(),
                 by: admin.user,
+                node: Some(node()),
+                generation: Generation::Live,
                 position: Some(41),
                 why: why(OpsReason::BadEvent, Some("INC-7")),
             }
@@ -88,6 +100,8 @@ fn each_action_of_an_admin_is_one_event_with_who_and_why() {
             ReadModelEventSkipped {
                 model: leads(),
                 by: admin.user,
+                node: Some(node()),
+                generation: Generation::Live,
                 position: 41,
                 why: why(OpsReason::BadEvent, Some("INC-7")),
             }
@@ -98,6 +112,7 @@ fn each_action_of_an_admin_is_one_event_with_who_and_why() {
             ReadModelRebuildStarted {
                 model: leads(),
                 by: admin.user,
+                node: Some(node()),
                 verify: true,
                 why: why(OpsReason::BadEvent, Some("INC-7")),
             }
@@ -108,6 +123,7 @@ fn each_action_of_an_admin_is_one_event_with_who_and_why() {
             ReadModelRolledBack {
                 model: leads(),
                 by: admin.user,
+                node: Some(node()),
                 why: why(OpsReason::BadEvent, Some("INC-7")),
             }
             .into(),
@@ -183,6 +199,53 @@ fn a_rebuild_of_every_model_is_one_event_per_model_in_one_command() {
     assert!(events.iter().all(
         |e| matches!(e, OpsEvent::ReadModelRebuildStarted(r) if r.by == admin.user && !r.verify)
     ));
+}
+
+#[test]
+fn a_generation_being_built_is_paused_and_skipped_on_its_own_and_the_record_says_so() {
+    let admin = actor(Role::Admin);
+    let on_building = |action| OpsCommand {
+        generation: Generation::Building,
+        ..command(action)
+    };
+    let rows: Vec<(OpsAction, Result<Generation, OpsRejection>)> = vec![
+        (OpsAction::Pause, Ok(Generation::Building)),
+        (OpsAction::Resume, Ok(Generation::Building)),
+        (
+            OpsAction::Retry { position: Some(9) },
+            Ok(Generation::Building),
+        ),
+        (OpsAction::Skip { position: 9 }, Ok(Generation::Building)),
+        (
+            OpsAction::Rebuild { verify: false },
+            Err(OpsRejection::NotOnBuilding),
+        ),
+        (OpsAction::Rollback, Err(OpsRejection::NotOnBuilding)),
+    ];
+    for (action, then) in rows {
+        let events = when(&[], admin, on_building(action.clone()));
+        let generation = events.map(|events| {
+            assert_eq!(events.len(), 1);
+            assert_eq!(events[0].node(), Some(&node()), "{action:?}");
+            events[0].generation()
+        });
+        assert_eq!(generation, then, "{action:?}");
+    }
+}
+
+#[test]
+fn a_node_name_is_a_host_and_port_or_an_address() {
+    for good in [
+        "crm-1:8080",
+        "10.0.0.7:8080",
+        "[::1]:8080",
+        "crm-1.example.org:cli",
+    ] {
+        assert!(NodeName::parse(good).is_ok(), "{good}");
+    }
+    for bad in ["", "crm 1", "crm/1", "crm;1", &"x".repeat(101)] {
+        assert!(NodeName::parse(bad).is_err(), "{bad}");
+    }
 }
 
 #[test]

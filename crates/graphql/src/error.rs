@@ -126,7 +126,8 @@ impl From<EngineError> for ApiError {
             EngineError::OpsRejected(r) => match r {
                 leadflow_domain::OpsRejection::NotAdmin => Self::Forbidden(r.to_string()),
                 leadflow_domain::OpsRejection::NoPosition
-                | leadflow_domain::OpsRejection::NoModel => Self::BadUserInput(r.to_string()),
+                | leadflow_domain::OpsRejection::NoModel
+                | leadflow_domain::OpsRejection::NotOnBuilding => Self::BadUserInput(r.to_string()),
             },
             EngineError::ReadOnly => Self::Forbidden(e.to_string()),
             EngineError::Conflict { .. } => Self::Conflict(e.to_string()),

@@ -43,6 +43,8 @@ pub struct AppState {
     pub live: Arc<LiveCatalog>,
     /// How long a query waits for `consistency`.
     pub consistency_timeout: Duration,
+    /// This process, as the ops actions it carries out record it.
+    pub node: leadflow_domain::NodeName,
 }
 
 impl AppState {
@@ -53,7 +55,13 @@ impl AppState {
             engine,
             reads,
             consistency_timeout,
+            node: leadflow_domain::NodeName::parse("localhost").expect("a node name"),
         }
+    }
+
+    /// The same state, recording the ops actions it carries out as done on `node`.
+    pub fn on_node(self, node: leadflow_domain::NodeName) -> Self {
+        Self { node, ..self }
     }
 
     /// The catalog now.

@@ -7,7 +7,7 @@
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use leadflow_domain::ops::{OpsAction, OpsCommand, OpsScope, ReadModelName, Why};
+use leadflow_domain::ops::{Generation, OpsAction, OpsCommand, OpsScope, ReadModelName, Why};
 use leadflow_domain::{Actor, Aggregate, OpsAggregate, OpsEvent, Role, TicketRef};
 use leadflow_engine::CommandMeta;
 use leadflow_projections::runner::{Control, ControlError, DeadLetter, RebuildError};
@@ -112,15 +112,19 @@ pub struct RebuildMutation;
 #[Object]
 impl OpsMutation {
     /// Stops the read model after its current batch; it keeps serving what it has (and says
-    /// how far behind it falls) until resumed.
+    /// how far behind it falls) until resumed. With `generation: BUILDING`, pauses the
+    /// generation a rebuild is building instead (at a busy hour, say): the live one goes on,
+    /// and the new one switches in only after it is resumed and has caught up. The same
+    /// argument takes resume, retry and skip to that generation.
     async fn pause_projection(
         &self,
         ctx: &Context<'_>,
         name: String,
         reason: OpsReasonCode,
         ticket: Option<String>,
+        #[graphql(default)] generation: ProjectionGeneration,
     ) -> Result<ProjectionStatusGql> {
-        operate(ctx, &name, Control::Pause, (reason, ticket)).await
+        operate(ctx, &name, generation, Control::Pause, (reason, ticket)).await
     }
 
     /// Follows the log again from where the pause left it.
@@ -130,8 +134,9 @@ impl OpsMutation {
         name: String,
         reason: OpsReasonCode,
         ticket: Option<String>,
+        #[graphql(default)] generation: ProjectionGeneration,
     ) -> Result<ProjectionStatusGql> {
-        operate(ctx, &name, Control::Resume, (reason, ticket)).await
+        operate(ctx, &name, generation, Control::Resume, (reason, ticket)).await
     }
 
     /// Applies again the event a failed read model stopped at (after a fix).
@@ -141,8 +146,9 @@ impl OpsMutation {
         name: String,
         reason: OpsReasonCode,
         ticket: Option<String>,
+        #[graphql(default)] generation: ProjectionGeneration,
     ) -> Result<ProjectionStatusGql> {
-        operate(ctx, &name, Control::Retry, (reason, ticket)).await
+        operate(ctx, &name, generation, Control::Retry, (reason, ticket)).await
     }
 
     /// Records the event a failed read model stopped at in its dead letters, with the reason
@@ -155,6 +161,7 @@ impl OpsMutation {
         position: LogPosition,
         reason: OpsReasonCode,
         ticket: Option<String>,
+        #[graphql(default)] generation: ProjectionGeneration,
     ) -> Result<ProjectionStatusGql> {
         let by = admin(ctx, "skip an event")?;
         let why = why_of((reason, ticket))?;
@@ -166,6 +173,7 @@ impl OpsMutation {
         operate(
             ctx,
             &projection,
+            generation,
             control,
             (reason, why.ticket.map(|t| t.as_str().to_owned())),
         )
@@ -202,7 +210,13 @@ impl RebuildMutation {
                 .map(|s| model_name(s.name))
                 .collect::<Result<_, _>>()?,
         };
-        let command = checked(ctx, by, models, OpsAction::Rebuild { verify }, why)?;
+        let command = checked(
+            ctx,
+            by,
+            models,
+            (OpsAction::Rebuild { verify }, Generation::Live),
+            why,
+        )?;
         state
             .reads
             .rebuild(&names, verify)
@@ -223,7 +237,13 @@ impl RebuildMutation {
     ) -> Result<ProjectionStatusGql> {
         let by = admin(ctx, "roll back a read model")?;
         let why = why_of((reason, ticket))?;
-        let command = checked(ctx, by, vec![model_name(&name)?], OpsAction::Rollback, why)?;
+        let command = checked(
+            ctx,
+            by,
+            vec![model_name(&name)?],
+            (OpsAction::Rollback, Generation::Live),
+            why,
+        )?;
         let state = ctx.data_unchecked::<AppState>();
         state.reads.rollback(&name).await.map_err(ApiError::from)?;
         record(ctx, by, command).await?;
@@ -257,13 +277,15 @@ fn admin(ctx: &Context<'_>, what: &str) -> Result<Actor, ApiError> {
     Ok(actor)
 }
 
-/// Carries out `control` on the read model `name`, then records it in the log.
+/// Carries out `control` on a generation of the read model `name`, then records it in the log.
 async fn operate(
     ctx: &Context<'_>,
     name: &str,
+    generation: ProjectionGeneration,
     control: Control,
     why: (OpsReasonCode, Option<String>),
 ) -> Result<ProjectionStatusGql> {
+    let generation = Generation::from(generation);
     let by = admin(ctx, &format!("{} a read model", control.label()))?;
     let why = why_of(why)?;
     let model = model_name(name)?;
@@ -281,7 +303,10 @@ async fn operate(
                 .await
                 .into_iter()
                 .find(|s| s.name == name)
-                .and_then(|s| s.stopped_at);
+                .and_then(|s| match generation {
+                    Generation::Live => s.stopped_at,
+                    Generation::Building => s.rebuild.and_then(|b| b.stopped_at),
+                });
             OpsAction::Retry {
                 position: stopped.map(|p| p.position.0),
             }
@@ -290,10 +315,10 @@ async fn operate(
             return Err(ApiError::BadUserInput("not an operator's action".to_owned()).into())
         }
     };
-    let command = checked(ctx, by, vec![model], action, why)?;
+    let command = checked(ctx, by, vec![model], (action, generation), why)?;
     state
         .reads
-        .control(name, control)
+        .control_generation(name, generation, control)
         .await
         .map_err(ApiError::from)?;
     record(ctx, by, command).await?;
@@ -310,13 +335,15 @@ fn checked(
     ctx: &Context<'_>,
     by: Actor,
     models: Vec<ReadModelName>,
-    action: OpsAction,
+    (action, generation): (OpsAction, Generation),
     why: Why,
 ) -> Result<OpsCommand, ApiError> {
     let state = ctx.data_unchecked::<AppState>();
     let command = OpsCommand {
         models,
         action,
+        generation,
+        node: state.node.clone(),
         why,
     };
     let catalog = state.catalog();
@@ -336,7 +363,7 @@ fn checked(
 async fn record(ctx: &Context<'_>, by: Actor, command: OpsCommand) -> Result<(), ApiError> {
     let state = ctx.data_unchecked::<AppState>();
     let models: Vec<&str> = command.models.iter().map(ReadModelName::as_str).collect();
-    tracing::info!(projection = ?models, action = command.action.label(), reason = %command.why.reason, by = %by.user, "ops action");
+    tracing::info!(projection = ?models, action = command.action.label(), generation = command.generation.as_str(), reason = %command.why.reason, by = %by.user, "ops action");
     if state.engine.is_read_only() {
         tracing::info!("not recorded: this server's log is a replay and takes nothing");
         return Ok(());
@@ -371,6 +398,17 @@ pub enum OpsReasonCode {
     Other,
 }
 
+/// Which generation of a read model an action is on.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
+#[graphql(remote = "leadflow_domain::ops::Generation")]
+pub enum ProjectionGeneration {
+    /// The one serving queries.
+    #[default]
+    Live,
+    /// The one a rebuild is building beside it, until it switches in.
+    Building,
+}
+
 fn why_of((reason, ticket): (OpsReasonCode, Option<String>)) -> Result<Why, ApiError> {
     let ticket = ticket
         .map(|t| TicketRef::parse(&t).map_err(|e| ApiError::BadUserInput(e.to_string())))
@@ -402,7 +440,12 @@ pub struct OpsActionGql {
     pub at: DateTime<Utc>,
     /// The admin who acted.
     pub by: String,
+    /// The server that carried it out (`host:port`; each keeps its own read models). Null for
+    /// actions recorded before nodes were named.
+    pub node: Option<String>,
     pub model: String,
+    /// The generation a pause, resume, retry or skip was on; `LIVE` for a rebuild or rollback.
+    pub generation: ProjectionGeneration,
     /// `ReadModelPaused`, `ReadModelEventSkipped`, ...
     pub action: String,
     pub reason: OpsReasonCode,
@@ -431,7 +474,8 @@ impl From<ControlError> for ApiError {
             ControlError::Unknown(_) => Self::NotFound(message),
             ControlError::NotApplicable { .. }
             | ControlError::WrongPosition { .. }
-            | ControlError::NoReason => Self::BadUserInput(message),
+            | ControlError::NoReason
+            | ControlError::NoBuild { .. } => Self::BadUserInput(message),
             ControlError::Stopped { .. } | ControlError::Failed { .. } => Self::Internal(message),
         }
     }
@@ -480,7 +524,9 @@ impl OpsActionGql {
             position: LogPosition(position),
             at,
             by: event.by().to_string(),
+            node: event.node().map(ToString::to_string),
             model: event.model().to_string(),
+            generation: event.generation().into(),
             action: event.event_type().to_owned(),
             reason: why.reason.into(),
             ticket: why.ticket.as_ref().map(|t| t.as_str().to_owned()),

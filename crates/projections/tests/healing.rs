@@ -20,7 +20,7 @@ use leadflow_domain::{Actor, Catalog, LeadCommand, LeadId, Role, UserId};
 use leadflow_engine::{CommandMeta, Engine, EngineConfig, FixedClock, SequentialIds};
 use leadflow_projections::history::HistoryProjection;
 use leadflow_projections::leads::LeadsProjection;
-use leadflow_projections::runner::{Control, ControlError, ReadError};
+use leadflow_projections::runner::{Control, ControlError, Generation, ReadError};
 use leadflow_projections::{
     Envelope, Projection, ProjectionError, ProjectionState, ProjectionStatus, ReadSide,
 };
@@ -37,6 +37,8 @@ struct Leads {
     full: Arc<AtomicBool>,
     /// The stream whose events violate a unique key, while set (clearing it is the fix).
     violate: Arc<Mutex<Option<String>>>,
+    /// While set, a batch waits before it is applied (a long batch, to act on meanwhile).
+    hold: Arc<AtomicBool>,
 }
 
 impl Projection for Leads {
@@ -48,6 +50,7 @@ impl Projection for Leads {
             inner: LeadsProjection::default(),
             full: self.full.clone(),
             violate: self.violate.clone(),
+            hold: self.hold.clone(),
         })
     }
     fn version(&self) -> u32 {
@@ -57,6 +60,9 @@ impl Projection for Leads {
         self.inner.schema()
     }
     fn apply(&mut self, tx: &Transaction<'_>, events: &[Envelope]) -> Result<(), ProjectionError> {
+        while self.hold.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         if self.full.load(Ordering::SeqCst) {
             let pages: i64 = tx.query_row("PRAGMA page_count", [], |r| r.get(0))?;
             tx.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
@@ -118,10 +124,22 @@ impl World {
         full: &Arc<AtomicBool>,
         violate: &Arc<Mutex<Option<String>>>,
     ) -> ReadSide {
+        self.reads_held(dir, full, violate, &Arc::new(AtomicBool::new(false)))
+    }
+
+    /// [`World::reads_with`], its batches held while `hold` is set.
+    fn reads_held(
+        &self,
+        dir: &Path,
+        full: &Arc<AtomicBool>,
+        violate: &Arc<Mutex<Option<String>>>,
+        hold: &Arc<AtomicBool>,
+    ) -> ReadSide {
         let leads = Leads {
             inner: LeadsProjection::default(),
             full: full.clone(),
             violate: violate.clone(),
+            hold: hold.clone(),
         };
         let projections: Vec<Box<dyn Projection>> =
             vec![Box::new(leads), Box::new(HistoryProjection::new())];
@@ -396,4 +414,94 @@ async fn a_poison_event_stops_its_model_until_an_operator_retries_or_skips_it() 
 
 async fn control_dead_letters(reads: &ReadSide) -> Vec<leadflow_projections::runner::DeadLetter> {
     reads.dead_letters("leads").await.unwrap()
+}
+
+/// The generation a rebuild is building, as the model's status shows it.
+fn building(status: &ProjectionStatus) -> Option<&ProjectionStatus> {
+    status.rebuild.as_deref()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generation_being_built_is_retried_skipped_and_paused_on_its_own_while_live_serves() {
+    let w = world();
+    let dir = w.dir.path().join("read");
+    let full = Arc::new(AtomicBool::new(false));
+    let violate = Arc::new(Mutex::new(None));
+    let hold = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(w.reads_held(&dir, &full, &violate, &hold));
+    let first = w.register(1, 8).await;
+    reads.wait_for(first, WAIT).await.unwrap();
+    let on_building = |control| {
+        let reads = reads.clone();
+        async move {
+            reads
+                .control_generation("leads", Generation::Building, control)
+                .await
+        }
+    };
+    assert_eq!(
+        on_building(Control::Pause).await,
+        Err(ControlError::NoBuild { name: "leads" }),
+        "no generation is being built"
+    );
+
+    // A new generation stops at an event only it cannot apply (the live one applied it
+    // long ago) and waits for the operator; the live one goes on serving and following.
+    *violate.lock().unwrap() = Some(stream_of(5));
+    reads.rebuild(&["leads"], false).await.unwrap();
+    until(&reads, "leads", |s| {
+        building(s).is_some_and(|b| b.state == ProjectionState::Failed)
+    })
+    .await;
+    let more = w.register(8, 10).await;
+    reads.wait_for(more, WAIT).await.unwrap();
+    let status = status_of(&reads, "leads").await;
+    assert_eq!(status.state, ProjectionState::Live);
+    let generation = status.generation;
+    let stopped = building(&status).unwrap().stopped_at.clone().unwrap();
+    assert_eq!(stopped.stream, stream_of(5));
+    assert_eq!(stopped.event_type, "LeadRegistered");
+
+    // Retried before a fix, it stops at the same event again.
+    on_building(Control::Retry).await.unwrap();
+    until(&reads, "leads", |s| {
+        building(s).is_some_and(|b| {
+            b.state == ProjectionState::Failed
+                && b.stopped_at.as_ref().map(|p| p.position) == Some(stopped.position)
+        })
+    })
+    .await;
+
+    // Skipped there, it goes on; paused during its next (long) batch, it holds and is not
+    // switched in, though it has caught up.
+    hold.store(true, Ordering::SeqCst);
+    on_building(skip(stopped.position, "bad_event INC-9"))
+        .await
+        .unwrap();
+    let pause = tokio::spawn(on_building(Control::Pause));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    hold.store(false, Ordering::SeqCst);
+    pause.await.unwrap().unwrap();
+    until(&reads, "leads", |s| {
+        building(s).is_some_and(|b| b.state == ProjectionState::Paused)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = status_of(&reads, "leads").await;
+    assert_eq!(status.generation, generation, "not switched while paused");
+    assert_eq!(status.state, ProjectionState::Live);
+    assert!(reads.dead_letters("leads").await.unwrap().is_empty());
+
+    // Resumed, it catches up and takes over, its dead letter with it.
+    on_building(Control::Resume).await.unwrap();
+    until(&reads, "leads", |s| {
+        s.generation != generation && building(s).is_none()
+    })
+    .await;
+    reads.wait_for(more, WAIT).await.unwrap();
+    let letters = reads.dead_letters("leads").await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].position, stopped.position);
+    assert_eq!(letters[0].reason, "bad_event INC-9");
+    reads.shutdown();
 }

@@ -76,6 +76,8 @@ pub struct TestApp {
     /// The log's head when the app had started (the catalog seeded, nothing else): what a
     /// test compares with to see that nothing was appended since.
     pub start: u64,
+    /// The node name the server records its ops actions under (`host:port`, as `serve`).
+    node: leadflow_domain::NodeName,
     auth: Auth,
     client: reqwest::Client,
     store: Arc<dyn EventStore>,
@@ -139,7 +141,13 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     // Personal fields sealed, as `serve` seals them, under a master key of this test's own.
     let master = leadflow_codec::seal::MasterKey::generate().expect("a master key");
     let keyring = Arc::new(leadflow_app::Keyring::new(store.clone(), Some(master)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind port 0");
+    let address = listener.local_addr().expect("a bound address");
+    let node_name = leadflow_app::node_name(Some(&address.port().to_string()));
     let app = leadflow_app::App::build(leadflow_app::Config {
+        node: node_name.clone(),
         consistency_timeout: settings.consistency_timeout,
         follow_catalog,
         keyring: Some(keyring),
@@ -156,10 +164,6 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     .expect("start the app");
     let (catalog, reads, router) = (app.catalog.clone(), app.reads.clone(), app.router());
     let engine = app.engine.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind port 0");
-    let address = listener.local_addr().expect("a bound address");
     let (shutdown, stop) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let stopped = async {
@@ -178,6 +182,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         address,
         catalog,
         start,
+        node: node_name,
         auth,
         client,
         store,
@@ -203,6 +208,11 @@ impl Drop for TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// The name this server records its ops actions under.
+    pub fn node_name(&self) -> &str {
+        self.node.as_str()
     }
 
     /// A bearer token for a user of the catalog, with the catalog's role, as `leadflow token

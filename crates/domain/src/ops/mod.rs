@@ -26,12 +26,12 @@ use crate::values::ValueError;
 macro_rules! for_each_ops_event {
     ($m:ident) => {
         $m! {
-            ReadModelPaused = 1,
-            ReadModelResumed = 1,
-            ReadModelRetried = 1,
-            ReadModelEventSkipped = 1,
-            ReadModelRebuildStarted = 1,
-            ReadModelRolledBack = 1,
+            ReadModelPaused = 2,
+            ReadModelResumed = 2,
+            ReadModelRetried = 2,
+            ReadModelEventSkipped = 2,
+            ReadModelRebuildStarted = 2,
+            ReadModelRolledBack = 2,
         }
     };
 }
@@ -163,6 +163,62 @@ impl fmt::Display for ReadModelName {
     }
 }
 
+/// Which generation of a read model a pause, resume, retry or skip is on: the one serving,
+/// or the one a rebuild is building beside it (which can be paused at a busy hour, and stops at
+/// an event the new version cannot apply like any other).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Generation {
+    #[default]
+    Live,
+    Building,
+}
+
+impl Generation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Generation::Live => "live",
+            Generation::Building => "building",
+        }
+    }
+}
+
+/// The process that carried an action out. Every `serve` node keeps its own read models, so a
+/// pause on one is not a pause on another, and the record says where it happened: `host:port`
+/// of a `serve`, `host:cli` of a command run with no server. 1-100 characters of letters,
+/// digits and `.-_:@[]` (an IPv6 address in brackets).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct NodeName(String);
+
+impl NodeName {
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let ok = (1..=100).contains(&raw.len())
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-_:@[]".contains(c));
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(ValueError::Shape {
+                kind: "node name",
+                input: raw.to_owned(),
+                rule: "use 1-100 characters of letters, digits and .-_:@[]",
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for NodeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Why, as every ops event records it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -178,6 +234,9 @@ pub struct Why {
 pub struct ReadModelPaused {
     pub model: ReadModelName,
     pub by: UserId,
+    /// Where; none on actions recorded before nodes were named (version 1).
+    pub node: Option<NodeName>,
+    pub generation: Generation,
     pub why: Why,
 }
 
@@ -187,6 +246,8 @@ pub struct ReadModelPaused {
 pub struct ReadModelResumed {
     pub model: ReadModelName,
     pub by: UserId,
+    pub node: Option<NodeName>,
+    pub generation: Generation,
     pub why: Why,
 }
 
@@ -197,6 +258,8 @@ pub struct ReadModelResumed {
 pub struct ReadModelRetried {
     pub model: ReadModelName,
     pub by: UserId,
+    pub node: Option<NodeName>,
+    pub generation: Generation,
     pub position: Option<u64>,
     pub why: Why,
 }
@@ -208,6 +271,8 @@ pub struct ReadModelRetried {
 pub struct ReadModelEventSkipped {
     pub model: ReadModelName,
     pub by: UserId,
+    pub node: Option<NodeName>,
+    pub generation: Generation,
     pub position: u64,
     pub why: Why,
 }
@@ -219,6 +284,7 @@ pub struct ReadModelEventSkipped {
 pub struct ReadModelRebuildStarted {
     pub model: ReadModelName,
     pub by: UserId,
+    pub node: Option<NodeName>,
     pub verify: bool,
     pub why: Why,
 }
@@ -229,6 +295,7 @@ pub struct ReadModelRebuildStarted {
 pub struct ReadModelRolledBack {
     pub model: ReadModelName,
     pub by: UserId,
+    pub node: Option<NodeName>,
     pub why: Why,
 }
 
@@ -271,6 +338,11 @@ impl OpsAction {
 pub struct OpsCommand {
     pub models: Vec<ReadModelName>,
     pub action: OpsAction,
+    /// The generation a pause, resume, retry or skip is on; a rebuild and a rollback act on
+    /// the model as a whole and take `Live`.
+    pub generation: Generation,
+    /// The process carrying it out.
+    pub node: NodeName,
     pub why: Why,
 }
 
@@ -316,6 +388,8 @@ pub enum OpsRejection {
     NoPosition,
     #[error("an action names the read models it is on")]
     NoModel,
+    #[error("a rebuild or a rollback acts on the read model, not on a generation being built")]
+    NotOnBuilding,
 }
 
 impl OpsRejection {
@@ -324,6 +398,7 @@ impl OpsRejection {
             OpsRejection::NotAdmin => "ops.not_admin",
             OpsRejection::NoPosition => "ops.no_position",
             OpsRejection::NoModel => "ops.no_model",
+            OpsRejection::NotOnBuilding => "ops.not_on_building",
         }
     }
 }
@@ -353,10 +428,17 @@ impl crate::Aggregate for OpsAggregate {
         if command.action == (OpsAction::Skip { position: 0 }) {
             return Err(OpsRejection::NoPosition);
         }
+        let whole = matches!(
+            command.action,
+            OpsAction::Rebuild { .. } | OpsAction::Rollback
+        );
+        if whole && command.generation == Generation::Building {
+            return Err(OpsRejection::NotOnBuilding);
+        }
         Ok(command
             .models
             .iter()
-            .map(|model| event_of(model.clone(), &command.action, ctx.actor.user, &command.why))
+            .map(|model| event_of(model.clone(), command, ctx.actor.user))
             .collect())
     }
 
@@ -372,15 +454,33 @@ impl crate::Aggregate for OpsAggregate {
     }
 }
 
-/// The event recording `action` on `model`.
-fn event_of(model: ReadModelName, action: &OpsAction, by: UserId, why: &Why) -> OpsEvent {
-    let why = why.clone();
-    match *action {
-        OpsAction::Pause => ReadModelPaused { model, by, why }.into(),
-        OpsAction::Resume => ReadModelResumed { model, by, why }.into(),
+/// The event recording the command's action on `model`.
+fn event_of(model: ReadModelName, command: &OpsCommand, by: UserId) -> OpsEvent {
+    let why = command.why.clone();
+    let node = Some(command.node.clone());
+    let generation = command.generation;
+    match command.action {
+        OpsAction::Pause => ReadModelPaused {
+            model,
+            by,
+            node,
+            generation,
+            why,
+        }
+        .into(),
+        OpsAction::Resume => ReadModelResumed {
+            model,
+            by,
+            node,
+            generation,
+            why,
+        }
+        .into(),
         OpsAction::Retry { position } => ReadModelRetried {
             model,
             by,
+            node,
+            generation,
             position,
             why,
         }
@@ -388,6 +488,8 @@ fn event_of(model: ReadModelName, action: &OpsAction, by: UserId, why: &Why) -> 
         OpsAction::Skip { position } => ReadModelEventSkipped {
             model,
             by,
+            node,
+            generation,
             position,
             why,
         }
@@ -395,11 +497,18 @@ fn event_of(model: ReadModelName, action: &OpsAction, by: UserId, why: &Why) -> 
         OpsAction::Rebuild { verify } => ReadModelRebuildStarted {
             model,
             by,
+            node,
             verify,
             why,
         }
         .into(),
-        OpsAction::Rollback => ReadModelRolledBack { model, by, why }.into(),
+        OpsAction::Rollback => ReadModelRolledBack {
+            model,
+            by,
+            node,
+            why,
+        }
+        .into(),
     }
 }
 
@@ -425,6 +534,32 @@ impl OpsEvent {
             OpsEvent::ReadModelEventSkipped(e) => e.by,
             OpsEvent::ReadModelRebuildStarted(e) => e.by,
             OpsEvent::ReadModelRolledBack(e) => e.by,
+        }
+    }
+
+    /// Where: the node that carried it out (none before nodes were named).
+    pub fn node(&self) -> Option<&NodeName> {
+        match self {
+            OpsEvent::ReadModelPaused(e) => e.node.as_ref(),
+            OpsEvent::ReadModelResumed(e) => e.node.as_ref(),
+            OpsEvent::ReadModelRetried(e) => e.node.as_ref(),
+            OpsEvent::ReadModelEventSkipped(e) => e.node.as_ref(),
+            OpsEvent::ReadModelRebuildStarted(e) => e.node.as_ref(),
+            OpsEvent::ReadModelRolledBack(e) => e.node.as_ref(),
+        }
+    }
+
+    /// The generation a pause, resume, retry or skip was on; a rebuild or rollback is on the
+    /// model and reads `Live`.
+    pub fn generation(&self) -> Generation {
+        match self {
+            OpsEvent::ReadModelPaused(e) => e.generation,
+            OpsEvent::ReadModelResumed(e) => e.generation,
+            OpsEvent::ReadModelRetried(e) => e.generation,
+            OpsEvent::ReadModelEventSkipped(e) => e.generation,
+            OpsEvent::ReadModelRebuildStarted(_) | OpsEvent::ReadModelRolledBack(_) => {
+                Generation::Live
+            }
         }
     }
 

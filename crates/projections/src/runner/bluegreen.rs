@@ -223,6 +223,12 @@ pub(crate) async fn watch_build(shared: Arc<Shared>, running: Arc<Running>, veri
             _ = tokio::time::sleep(WATCH_EVERY) => {}
             _ = shutdown.wait_for(|s| *s) => return,
         }
+        if running.building_status().is_none() {
+            return;
+        }
+        // Judged under the lock an operator's instruction to this generation takes too: one
+        // paused at the moment it caught up is not switched in.
+        let _one_at_a_time = shared.ops.lock().await;
         let Some(built) = running.building_status() else {
             return;
         };
@@ -241,7 +247,6 @@ pub(crate) async fn watch_build(shared: Arc<Shared>, running: Arc<Running>, veri
         {
             continue;
         }
-        let _one_at_a_time = shared.ops.lock().await;
         if verify && built.version == live.version {
             match hold_and_compare(&running).await {
                 Ok(diffs) if diffs.is_empty() => {}

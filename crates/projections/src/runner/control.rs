@@ -60,6 +60,8 @@ pub enum ControlError {
     },
     #[error("a skip needs a reason")]
     NoReason,
+    #[error("no generation of {name} is being built")]
+    NoBuild { name: &'static str },
     #[error("{name} did not answer: it has stopped")]
     Stopped { name: &'static str },
     #[error("{name}: {reason}")]

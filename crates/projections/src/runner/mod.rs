@@ -47,6 +47,7 @@ use crate::{Projection, ProjectionError};
 pub use bluegreen::RebuildError;
 pub use control::{Control, ControlError, DeadLetter, StoppedAt};
 pub use generations::{Generations, TableDiff};
+pub use leadflow_domain::ops::Generation;
 use pipeline::{
     group_by_checkpoint, skipped_by_all, spawn, Feeder, Member, Publisher, Worker, READ_AHEAD,
 };
@@ -521,16 +522,39 @@ impl ReadSide {
     /// Tells the read model `name` what to do (pause, resume, retry, skip) and waits for it to
     /// be done or refused.
     pub async fn control(&self, name: &str, control: Control) -> Result<(), ControlError> {
+        self.control_generation(name, Generation::Live, control)
+            .await
+    }
+
+    /// [`Self::control`] of one generation of `name`: the live one, or the one a rebuild is
+    /// building beside it (paused at a busy hour, or stopped at an event the new version
+    /// cannot apply). An instruction to a generation being built waits for a switch or a
+    /// comparison under way to end, and is not interleaved with one.
+    pub async fn control_generation(
+        &self,
+        name: &str,
+        generation: Generation,
+        control: Control,
+    ) -> Result<(), ControlError> {
         let running = self
             .running(name)
             .ok_or_else(|| ControlError::Unknown(name.to_owned()))?;
+        let _one_at_a_time = match generation {
+            Generation::Live => None,
+            Generation::Building => Some(self.shared.ops.lock().await),
+        };
+        let sender = match generation {
+            Generation::Live => running.live.read().expect("live lock").control.clone(),
+            Generation::Building => running
+                .building
+                .lock()
+                .expect("building lock")
+                .as_ref()
+                .map(|b| b.control.clone())
+                .ok_or(ControlError::NoBuild { name: running.name })?,
+        };
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let sent = running
-            .live
-            .read()
-            .expect("live lock")
-            .control
-            .send(control::Request { control, reply });
+        let sent = sender.send(control::Request { control, reply });
         sent.map_err(|_| ControlError::Stopped { name: running.name })?;
         answer
             .await
