@@ -158,13 +158,13 @@ impl PrivacyQuery {
         if let Some(raw) = phone {
             let phone = leadflow_domain::values::Phone::parse(&raw)
                 .map_err(|e| ApiError::BadUserInput(e.to_string()))?;
-            tokens.push(blind.token_of(matching::PHONE, phone.as_str()));
+            tokens.push(blind.digest_of(matching::PHONE, phone.as_str()));
         }
         if let Some(raw) = email {
-            tokens.push(blind.token_of(matching::EMAIL, &raw));
+            tokens.push(blind.digest_of(matching::EMAIL, &raw));
         }
         if let Some(raw) = name {
-            tokens.push(blind.token_of(matching::NAME, &raw));
+            tokens.push(blind.digest_of(matching::NAME, &raw));
         }
         if tokens.is_empty() {
             return Err(ApiError::BadUserInput("give a phone, an e-mail or a name".into()).into());

@@ -63,11 +63,11 @@ impl Projection for LeadsProjection {
     }
 
     fn version(&self) -> u32 {
-        9
+        10
     }
 
     fn schema(&self) -> &'static str {
-        include_str!("../../../projections/leads.v9.sql")
+        include_str!("../../../projections/leads.v10.sql")
     }
 
     fn set_rebuilding(&mut self, rebuilding: bool) {
@@ -467,7 +467,7 @@ fn tokens(
     )?;
     for (kind, value) in now {
         insert.execute(params![
-            blind.token_of(kind, value),
+            blind.digest_of(kind, value).as_slice(),
             rowid,
             subject.as_bytes().as_slice()
         ])?;

@@ -86,7 +86,7 @@ pub fn retention_candidates(
 /// those leads, in the order the leads arrived.
 pub fn subjects_matching(
     conn: &rusqlite::Connection,
-    tokens: &[String],
+    tokens: &[[u8; 32]],
 ) -> rusqlite::Result<Vec<(SubjectId, Vec<LeadId>)>> {
     let mut found: Vec<(SubjectId, Vec<LeadId>)> = Vec::new();
     let mut stmt = conn.prepare_cached(
@@ -94,7 +94,7 @@ pub fn subjects_matching(
          WHERE t.token = ?1 ORDER BY l.row_id",
     )?;
     for token in tokens {
-        let rows = stmt.query_map([token], |r| {
+        let rows = stmt.query_map([token.as_slice()], |r| {
             Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
         })?;
         for row in rows {

@@ -335,21 +335,28 @@ pub mod matching {
 }
 
 impl BlindIndex {
-    /// The token of `raw` of `kind` ([`matching`]), normalized first.
-    pub fn token_of(&self, kind: &str, raw: &str) -> String {
-        self.token(kind, &matching::normalized(kind, raw))
+    /// The token of `raw` of `kind` ([`matching`]), normalized first, as the read models keep
+    /// it (32 bytes).
+    pub fn digest_of(&self, kind: &str, raw: &str) -> [u8; 32] {
+        self.digest(kind, &matching::normalized(kind, raw))
     }
 
-    /// The token of an already normalized value of `kind` (`phone` in E.164, `email`
-    /// lower-cased, ...): 64 hex digits. Kinds are kept apart, so a phone never matches an
-    /// e-mail that happens to spell the same.
-    pub fn token(&self, kind: &str, normalized: &str) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
+    /// The token of an already normalized value of `kind`: HMAC-SHA256 of the kind, a zero
+    /// byte and the value. Kinds are kept apart, so a phone never matches an e-mail that
+    /// happens to spell the same.
+    pub fn digest(&self, kind: &str, normalized: &str) -> [u8; 32] {
         let mut mac = self.0.clone();
         mac.update(kind.as_bytes());
         mac.update(&[0]);
         mac.update(normalized.as_bytes());
-        let digest = mac.finalize().into_bytes();
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The token of an already normalized value of `kind` (`phone` in E.164, `email`
+    /// lower-cased, ...) in hex: [`Self::digest`]'s 32 bytes as 64 hex digits.
+    pub fn token(&self, kind: &str, normalized: &str) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let digest = self.digest(kind, normalized);
         let mut hex = String::with_capacity(2 * digest.len());
         for b in digest {
             hex.push(HEX[usize::from(b >> 4)] as char);
@@ -704,6 +711,10 @@ mod tests {
         let phone = index.token("phone", "+79161234567");
         assert_eq!(phone, master.blind_index().token("phone", "+79161234567"));
         assert_eq!(phone.len(), 64);
+        // What the read models keep: the same 32 bytes, the value normalized first.
+        let digest = index.digest_of("phone", " +79161234567 ");
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, phone);
         assert_ne!(phone, index.token("email", "+79161234567"));
         assert_ne!(phone, index.token("phone", "+79161234568"));
         let other = MasterKey::generate().unwrap().blind_index();

@@ -1,4 +1,4 @@
--- The `leads` read model, version 9: the lead card (a snapshot of the domain state), the
+-- The `leads` read model, version 10: the lead card (a snapshot of the domain state), the
 -- registry row with every filterable column, and the kanban counters per funnel column.
 -- A new version of this file rebuilds the read model from the log.
 -- v2: sortable columns are NOT NULL ('' and -1 stand for "none"), so that an index can serve
@@ -26,6 +26,8 @@
 -- v9 (issue 11): each lead's historical columns over business time (`lead_spans`), so the
 -- table as of a time is an index range of rows that held then, not a fold of every lead's
 -- history per query; maturity and quality are historical too.
+-- v10: a blind-index token is kept as the HMAC's 32 bytes, not as its 64 hex digits: half
+-- the table and half its by-token index, which a rebuild builds in bulk at the end.
 
 CREATE TABLE leads (
     row_id                  INTEGER PRIMARY KEY,
@@ -70,7 +72,7 @@ CREATE VIRTUAL TABLE lead_search USING fts5(text, tokenize = 'trigram');
 INSERT INTO lead_search(lead_search, rank) VALUES ('secure-delete', 1);
 
 CREATE TABLE lead_tokens (
-    token   TEXT NOT NULL,     -- 64 hex digits
+    token   BLOB NOT NULL,     -- HMAC-SHA256, 32 bytes
     row_id  INTEGER NOT NULL,  -- leads.row_id
     subject BLOB NOT NULL,     -- the lead's data subject, the UUID's 16 bytes
     PRIMARY KEY (row_id, token)
