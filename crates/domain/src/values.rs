@@ -48,6 +48,28 @@ pub enum ValueError {
     },
 }
 
+impl ValueError {
+    /// `raw`, owned, when `ok` says it has the shape of a `kind`; else the error giving the
+    /// `rule` it breaks. What the shaped newtypes (a ticket reference, a read model's or a
+    /// node's name) are parsed with.
+    pub(crate) fn shaped(
+        raw: &str,
+        ok: bool,
+        kind: &'static str,
+        rule: &'static str,
+    ) -> Result<String, ValueError> {
+        if ok {
+            Ok(raw.to_owned())
+        } else {
+            Err(ValueError::Shape {
+                kind,
+                input: raw.to_owned(),
+                rule,
+            })
+        }
+    }
+}
+
 /// A phone number in E.164 (`+79161234567`). Numbers without a country code are read as
 /// Russian, the CRM's home market.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]

@@ -141,15 +141,13 @@ impl ReadModelName {
             && raw
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if ok {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(ValueError::Shape {
-                kind: "read model",
-                input: raw.to_owned(),
-                rule: "use 1-40 characters of a-z, 0-9 and '_', starting with a letter",
-            })
-        }
+        ValueError::shaped(
+            raw,
+            ok,
+            "read model",
+            "use 1-40 characters of a-z, 0-9 and '_', starting with a letter",
+        )
+        .map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -197,15 +195,13 @@ impl NodeName {
             && raw
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || ".-_:@[]".contains(c));
-        if ok {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(ValueError::Shape {
-                kind: "node name",
-                input: raw.to_owned(),
-                rule: "use 1-100 characters of letters, digits and .-_:@[]",
-            })
-        }
+        ValueError::shaped(
+            raw,
+            ok,
+            "node name",
+            "use 1-100 characters of letters, digits and .-_:@[]",
+        )
+        .map(Self)
     }
 
     pub fn as_str(&self) -> &str {

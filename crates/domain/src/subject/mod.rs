@@ -88,15 +88,13 @@ impl TicketRef {
             && raw
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_./#:".contains(c));
-        if ok {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(ValueError::Shape {
-                kind: "ticket reference",
-                input: raw.to_owned(),
-                rule: "use 1-64 letters, digits and any of -_./#: (a reference, not a sentence)",
-            })
-        }
+        ValueError::shaped(
+            raw,
+            ok,
+            "ticket reference",
+            "use 1-64 letters, digits and any of -_./#: (a reference, not a sentence)",
+        )
+        .map(Self)
     }
 
     pub fn as_str(&self) -> &str {
