@@ -671,8 +671,8 @@ pub async fn paths_from_log(
         return Ok((until, PathsFromLog::new().into_paths()));
     }
     // The rows go to a thread of their own, in log order, which folds them into the paths
-    // while the next batch is read and decoded: the fold is a third of the work and the
-    // only part that cannot be split.
+    // while the next batch is read and decoded: the fold is the one part that cannot be
+    // split, so it waits for nothing else.
     let (rows, taken) = std::sync::mpsc::sync_channel::<Vec<LogRow>>(2);
     let folder = std::thread::spawn(move || {
         let mut paths = PathsFromLog::new();
