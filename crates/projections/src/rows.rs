@@ -358,6 +358,56 @@ mod tests {
     use super::*;
     use leadflow_domain::values::Comment;
 
+    /// Every recorded payload of every lead event type (`tests/golden/v1`) goes through
+    /// `row_of`: each type that maps to a row is listed in `ROW_EVENT_TYPES` (the from-log
+    /// audit decodes only those), and each listed type is a lead event of this build.
+    #[test]
+    fn the_types_that_map_to_rows_are_the_listed_ones() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden/v1");
+        let lines = |file: &std::path::Path| -> Vec<String> {
+            std::fs::read_to_string(file)
+                .unwrap()
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let meta = lines(&dir.join("metadata.jsonl"))
+            .iter()
+            .find_map(|l| leadflow_codec::EventMetadata::decode(l.as_bytes()).ok())
+            .expect("a recorded metadata");
+        let mut mapped = std::collections::BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            if leadflow_codec::lead::current_version(&name).is_none() {
+                continue;
+            }
+            for payload in lines(&path) {
+                let event = leadflow_codec::lead::decode(&name, 1, payload.as_bytes()).unwrap();
+                let env = Envelope {
+                    position: leadflow_store::Position(1),
+                    stream: "lead-test".to_owned(),
+                    revision: 0,
+                    data: Vec::new(),
+                    body: Body::Lead {
+                        lead_id: leadflow_domain::LeadId::from_uuid(Uuid::nil()),
+                        event,
+                        meta: meta.clone(),
+                    },
+                };
+                if row_of(&env).is_some() {
+                    mapped.insert(name.clone());
+                }
+            }
+        }
+        let listed: std::collections::BTreeSet<String> =
+            ROW_EVENT_TYPES.iter().map(|t| (*t).to_owned()).collect();
+        // The recordings hold a budget for each type that can carry one, so every listed type
+        // maps to a row from some recorded payload.
+        assert_eq!(mapped, listed);
+    }
+
     #[test]
     fn a_jump_is_the_jump_command_or_a_step_over_a_stage_of_the_way() {
         use Stage::*;

@@ -39,6 +39,8 @@ struct Leads {
     violate: Arc<Mutex<Option<String>>>,
     /// While set, a batch waits before it is applied (a long batch, to act on meanwhile).
     hold: Arc<AtomicBool>,
+    /// Set once a batch waits on `hold`.
+    held: Arc<AtomicBool>,
 }
 
 impl Projection for Leads {
@@ -51,6 +53,7 @@ impl Projection for Leads {
             full: self.full.clone(),
             violate: self.violate.clone(),
             hold: self.hold.clone(),
+            held: self.held.clone(),
         })
     }
     fn version(&self) -> u32 {
@@ -60,8 +63,12 @@ impl Projection for Leads {
         self.inner.schema()
     }
     fn apply(&mut self, tx: &Transaction<'_>, events: &[Envelope]) -> Result<(), ProjectionError> {
-        while self.hold.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(5));
+        if self.hold.load(Ordering::SeqCst) {
+            // Tells the test a batch is held here.
+            self.held.store(true, Ordering::SeqCst);
+            while self.hold.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
         if self.full.load(Ordering::SeqCst) {
             let pages: i64 = tx.query_row("PRAGMA page_count", [], |r| r.get(0))?;
@@ -124,22 +131,24 @@ impl World {
         full: &Arc<AtomicBool>,
         violate: &Arc<Mutex<Option<String>>>,
     ) -> ReadSide {
-        self.reads_held(dir, full, violate, &Arc::new(AtomicBool::new(false)))
+        let no = || Arc::new(AtomicBool::new(false));
+        self.reads_held(dir, full, violate, (&no(), &no()))
     }
 
-    /// [`World::reads_with`], its batches held while `hold` is set.
+    /// [`World::reads_with`], its batches held while `hold` is set (`held` says one is).
     fn reads_held(
         &self,
         dir: &Path,
         full: &Arc<AtomicBool>,
         violate: &Arc<Mutex<Option<String>>>,
-        hold: &Arc<AtomicBool>,
+        (hold, held): (&Arc<AtomicBool>, &Arc<AtomicBool>),
     ) -> ReadSide {
         let leads = Leads {
             inner: LeadsProjection::default(),
             full: full.clone(),
             violate: violate.clone(),
             hold: hold.clone(),
+            held: held.clone(),
         };
         let projections: Vec<Box<dyn Projection>> =
             vec![Box::new(leads), Box::new(HistoryProjection::new())];
@@ -428,7 +437,8 @@ async fn a_generation_being_built_is_retried_skipped_and_paused_on_its_own_while
     let full = Arc::new(AtomicBool::new(false));
     let violate = Arc::new(Mutex::new(None));
     let hold = Arc::new(AtomicBool::new(false));
-    let reads = Arc::new(w.reads_held(&dir, &full, &violate, &hold));
+    let held = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(w.reads_held(&dir, &full, &violate, (&hold, &held)));
     let first = w.register(1, 8).await;
     reads.wait_for(first, WAIT).await.unwrap();
     let on_building = |control| {
@@ -478,6 +488,15 @@ async fn a_generation_being_built_is_retried_skipped_and_paused_on_its_own_while
     on_building(skip(stopped.position, "bad_event INC-9"))
         .await
         .unwrap();
+    // Paused while it applies the batch that takes it to the head.
+    let deadline = Instant::now() + WAIT;
+    while !held.load(Ordering::SeqCst) {
+        assert!(
+            Instant::now() < deadline,
+            "the new generation never took a batch"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let pause = tokio::spawn(on_building(Control::Pause));
     tokio::time::sleep(Duration::from_millis(200)).await;
     hold.store(false, Ordering::SeqCst);
@@ -488,6 +507,11 @@ async fn a_generation_being_built_is_retried_skipped_and_paused_on_its_own_while
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let status = status_of(&reads, "leads").await;
+    assert_eq!(
+        building(&status).unwrap().checkpoint,
+        more,
+        "paused once caught up with the log"
+    );
     assert_eq!(status.generation, generation, "not switched while paused");
     assert_eq!(status.state, ProjectionState::Live);
     assert!(reads.dead_letters("leads").await.unwrap().is_empty());

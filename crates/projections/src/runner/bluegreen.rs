@@ -226,14 +226,15 @@ pub(crate) async fn watch_build(shared: Arc<Shared>, running: Arc<Running>, veri
         if running.building_status().is_none() {
             return;
         }
-        // Judged under the lock an operator's instruction to this generation takes too: one
-        // paused at the moment it caught up is not switched in.
+        // The head only grows: read before the lock, so a slow store holds up no operator.
+        let head = shared.store.head().await.unwrap_or_default();
+        // Judged under the lock an operator's instruction takes too: a generation paused at
+        // the moment it caught up is not switched in.
         let _one_at_a_time = shared.ops.lock().await;
         let Some(built) = running.building_status() else {
             return;
         };
         let live = running.live_status();
-        let head = shared.store.head().await.unwrap_or_default();
         // Caught up with the log and with the live one; a rollback's generation already at
         // the head of a quiet log gets no batch to say so, hence the head.
         let following = matches!(

@@ -528,8 +528,8 @@ impl ReadSide {
 
     /// [`Self::control`] of one generation of `name`: the live one, or the one a rebuild is
     /// building beside it (paused at a busy hour, or stopped at an event the new version
-    /// cannot apply). An instruction to a generation being built waits for a switch or a
-    /// comparison under way to end, and is not interleaved with one.
+    /// cannot apply). An instruction waits for a switch or a comparison under way to end and
+    /// is never interleaved with one, which hold and run both generations themselves.
     pub async fn control_generation(
         &self,
         name: &str,
@@ -539,10 +539,7 @@ impl ReadSide {
         let running = self
             .running(name)
             .ok_or_else(|| ControlError::Unknown(name.to_owned()))?;
-        let _one_at_a_time = match generation {
-            Generation::Live => None,
-            Generation::Building => Some(self.shared.ops.lock().await),
-        };
+        let _one_at_a_time = self.shared.ops.lock().await;
         let sender = match generation {
             Generation::Live => running.live.read().expect("live lock").control.clone(),
             Generation::Building => running
