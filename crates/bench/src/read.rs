@@ -32,7 +32,19 @@ pub async fn catch_up(root: &Path, leads: u64) -> anyhow::Result<Vec<Figure>> {
     let data = dataset::ensure(root, leads).await?;
     let events_path = data.join("events.db");
     let raw = tokio::task::spawn_blocking(move || scan_and_decode(&events_path)).await??;
-    let (head, secs) = rebuild(&data, false).await?;
+    // Every model but `transitions` (issue 11: it may slow the catch-up by 15 % at most), then
+    // every model, twice each, alternating: each side's fastest counts, as a neighbour on a
+    // shared machine only ever adds time. The last rebuild, of every model, stays for the
+    // benches that read it.
+    let (mut every, mut without) = (f64::MAX, f64::MAX);
+    let mut head = 0;
+    for _ in 0..2 {
+        let (_, secs) = rebuild_of(&data, false, Some("transitions")).await?;
+        without = without.min(secs);
+        let (h, secs) = rebuild_of(&data, false, None).await?;
+        (head, every) = (h, every.min(secs));
+    }
+    let secs = every;
     let rate = head as f64 / secs;
     let mut figures = vec![Figure {
         name: "projection_catch_up",
@@ -43,7 +55,7 @@ pub async fn catch_up(root: &Path, leads: u64) -> anyhow::Result<Vec<Figure>> {
             "plain scan of the same {} events with JSON decoding of payload and metadata",
             head
         ),
-        goal: Some(0.3 * raw),
+        goal: Some(0.5 * raw),
         higher_is_better: true,
     }];
     figures.push(Figure {
@@ -53,6 +65,17 @@ pub async fn catch_up(root: &Path, leads: u64) -> anyhow::Result<Vec<Figure>> {
         limit: head as f64 / raw,
         limit_what: format!("the raw scan-and-decode of {} events ({leads} leads)", head),
         goal: (leads >= 1_000_000).then_some(60.0),
+        higher_is_better: false,
+    });
+    figures.push(Figure {
+        name: "transitions_catch_up_cost",
+        value: secs,
+        unit: "s",
+        limit: without,
+        limit_what: format!(
+            "the same rebuild of {leads} leads without the transitions model, alternating with it (fastest of 2 each)"
+        ),
+        goal: Some(1.15 * without),
         higher_is_better: false,
     });
     Ok(figures)
@@ -92,6 +115,15 @@ pub async fn sealed_catch_up(root: &Path, leads: u64) -> anyhow::Result<Figure> 
 /// Rebuilds every read model of the data set in `data` from zero: the head and the seconds
 /// until the slowest model reached it.
 pub async fn rebuild(data: &Path, sealed: bool) -> anyhow::Result<(u64, f64)> {
+    rebuild_of(data, sealed, None).await
+}
+
+/// [`rebuild`] of every model but the one named `without`.
+async fn rebuild_of(
+    data: &Path,
+    sealed: bool,
+    without: Option<&str>,
+) -> anyhow::Result<(u64, f64)> {
     let store: Arc<dyn EventStore> = Arc::new(EmbeddedStore::open(data.join("events.db"))?);
     let head = store.head().await?;
     let read = data.join("read");
@@ -107,7 +139,11 @@ pub async fn rebuild(data: &Path, sealed: bool) -> anyhow::Result<(u64, f64)> {
     let blind = sealed.then(|| dataset::bench_master_key().blind_index());
     let started = Instant::now();
     let cpu_before = cpu_seconds();
-    let reads = ReadSide::start_with_keys(&read, store.clone(), keys, all_projections_with(blind))?;
+    let models = all_projections_with(blind)
+        .into_iter()
+        .filter(|p| Some(p.name()) != without)
+        .collect();
+    let reads = ReadSide::start_with_keys(&read, store.clone(), keys, models)?;
     // Note when each projection reaches the head: the slowest sets the figure.
     let mut done: Vec<(&'static str, f64)> = Vec::new();
     loop {
@@ -134,7 +170,9 @@ pub async fn rebuild(data: &Path, sealed: bool) -> anyhow::Result<(u64, f64)> {
         cpu_seconds() - cpu_before
     );
     reads.shutdown();
-    std::fs::write(read.join("complete"), format!("{}\n", head.0))?;
+    if without.is_none() {
+        std::fs::write(read.join("complete"), format!("{}\n", head.0))?;
+    }
     Ok((head.0, secs))
 }
 

@@ -26,28 +26,85 @@ fn hour_of(at: i64) -> i64 {
     at.div_euclid(BUCKET_MICROS)
 }
 
+/// A funnel's or a stage's name, numbered within one batch ([`Names`]): the counters are
+/// keyed and a lead's standing copied without a string compared or copied.
+type Name = u32;
+
+/// The names a batch met, each numbered once; 0 is ''.
+struct Names {
+    names: Vec<String>,
+    numbers: HashMap<String, Name>,
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Self {
+            names: vec![String::new()],
+            numbers: HashMap::from([(String::new(), 0)]),
+        }
+    }
+}
+
+impl Names {
+    fn number(&mut self, name: &str) -> Name {
+        if let Some(n) = self.numbers.get(name) {
+            return *n;
+        }
+        let n = self.names.len() as Name;
+        self.names.push(name.to_owned());
+        self.numbers.insert(name.to_owned(), n);
+        n
+    }
+
+    fn name(&self, n: Name) -> &str {
+        &self.names[n as usize]
+    }
+}
+
+/// A scope of the board, as the live board keeps them: everyone's (''), and a user's as
+/// responsible (`r:`), as creator (`c:`) and as both (`b:`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum ScopeKey {
+    Everyone,
+    Responsible(Uuid),
+    Creator(Uuid),
+    Both(Uuid),
+}
+
+impl ScopeKey {
+    /// The `scope` column.
+    fn column(self) -> String {
+        match self {
+            Self::Everyone => String::new(),
+            Self::Responsible(u) => format!("r:{u}"),
+            Self::Creator(u) => format!("c:{u}"),
+            Self::Both(u) => format!("b:{u}"),
+        }
+    }
+}
+
 /// Where a lead counts on the board: its funnel's column, one lead and its budget, under each
-/// scope that sees it (everyone's '', and `r:`, `c:` and `b:` for its responsible, its creator
-/// and both, as the live board keeps them).
+/// scope that sees it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Standing {
-    funnel: String,
-    stage: String,
+    funnel: Name,
+    stage: Name,
     responsible: Option<Uuid>,
     created_by: Uuid,
     budget_minor: i64,
 }
 
 impl Standing {
-    fn scopes(&self) -> Vec<String> {
-        let mut scopes = vec![String::new(), format!("c:{}", self.created_by)];
-        if let Some(r) = self.responsible {
-            scopes.push(format!("r:{r}"));
-            if r == self.created_by {
-                scopes.push(format!("b:{r}"));
-            }
-        }
-        scopes
+    fn scopes(&self) -> impl Iterator<Item = ScopeKey> {
+        let r = self.responsible;
+        [
+            Some(ScopeKey::Everyone),
+            Some(ScopeKey::Creator(self.created_by)),
+            r.map(ScopeKey::Responsible),
+            r.filter(|r| *r == self.created_by).map(ScopeKey::Both),
+        ]
+        .into_iter()
+        .flatten()
     }
 }
 
@@ -60,13 +117,15 @@ struct Known {
     irregular: bool,
 }
 
-type Key = (String, String, i64, String);
+/// A counter: funnel, scope, hour and column.
+type Key = (Name, ScopeKey, i64, Name);
 
 /// One batch's changes to the counters, summed in memory and written once at its end.
 #[derive(Default)]
 pub struct BoardHours {
+    names: Names,
     leads: HashMap<Uuid, Known>,
-    counters: BTreeMap<Key, (i64, i64)>,
+    counters: HashMap<Key, (i64, i64)>,
     touched: Vec<(i64, Uuid)>,
 }
 
@@ -80,7 +139,7 @@ impl BoardHours {
             for scope in s.scopes() {
                 let c = self
                     .counters
-                    .entry((s.funnel.clone(), scope, hour, s.stage.clone()))
+                    .entry((s.funnel, scope, hour, s.stage))
                     .or_default();
                 c.0 += sign * n;
                 c.1 += sign * n * s.budget_minor;
@@ -92,6 +151,7 @@ impl BoardHours {
         if let Some(k) = self.leads.get(&lead) {
             return Ok(Some(k.clone()));
         }
+        let names = &mut self.names;
         tx.prepare_cached(
             "SELECT funnel, stage, responsible, created_by, budget_minor, last_at, irregular
              FROM board_leads WHERE lead = ?1",
@@ -99,8 +159,8 @@ impl BoardHours {
         .query_row([lead.as_bytes().as_slice()], |r| {
             Ok(Known {
                 standing: Standing {
-                    funnel: r.get(0)?,
-                    stage: r.get(1)?,
+                    funnel: names.number(r.get_ref(0)?.as_str()?),
+                    stage: names.number(r.get_ref(1)?.as_str()?),
                     responsible: r.get::<_, Option<Vec<u8>>>(2)?.map(|b| uuid(&b)),
                     created_by: uuid(&r.get::<_, Vec<u8>>(3)?),
                     budget_minor: r.get(4)?,
@@ -142,14 +202,14 @@ impl BoardHours {
                 budget,
             } => {
                 standing = Standing {
-                    funnel: cohort.funnel.clone(),
-                    stage: entered.to.clone(),
+                    funnel: self.names.number(&cohort.funnel),
+                    stage: self.names.number(&entered.to),
                     responsible: assigned.as_ref().map(|a| a.user),
                     created_by: cohort.created_by,
                     budget_minor: budget.as_ref().and_then(|b| b.budget_minor).unwrap_or(0),
                 }
             }
-            Row::Moved(m) => standing.stage = m.to.clone(),
+            Row::Moved(m) => standing.stage = self.names.number(&m.to),
             Row::Assigned(a) => standing.responsible = Some(a.user),
             Row::Budget(b) => standing.budget_minor = b.budget_minor.unwrap_or(0),
             Row::Reason(_) => {}
@@ -161,7 +221,7 @@ impl BoardHours {
             self.flush(tx)?;
             let path = path_of(tx, lead)?;
             let mut old: Option<Standing> = None;
-            for (at, next) in history(&path, revision) {
+            for (at, next) in history(&mut self.names, &path, revision) {
                 self.add(hour_of(at), old.as_ref(), Some(&next), -1);
                 old = Some(next);
             }
@@ -192,23 +252,46 @@ impl BoardHours {
             "INSERT INTO board_hours(funnel, scope, hour, stage, leads, budget_minor)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(funnel, scope, hour, stage) DO UPDATE SET
-                 leads = leads + excluded.leads, budget_minor = budget_minor + excluded.budget_minor",
+                 leads = leads + excluded.leads, budget_minor = budget_minor + excluded.budget_minor
+             RETURNING leads, budget_minor",
         )?;
         // A row that nets to nothing goes: a rebuild, summing in bigger batches, never
         // writes one, and the two must hold the same rows.
         let mut empty = tx.prepare_cached(
-            "DELETE FROM board_hours WHERE funnel = ?1 AND scope = ?2 AND hour = ?3 AND stage = ?4
-                 AND leads = 0 AND budget_minor = 0",
+            "DELETE FROM board_hours WHERE funnel = ?1 AND scope = ?2 AND hour = ?3 AND stage = ?4",
         )?;
-        for ((funnel, scope, hour, stage), (leads, budget)) in std::mem::take(&mut self.counters) {
-            if leads != 0 || budget != 0 {
-                counter.execute(params![funnel, scope, hour, stage, leads, budget])?;
+        // In key order: neighbouring rows share their pages.
+        type Row<'a> = ((&'a str, String, i64, &'a str), (i64, i64));
+        let mut counters: Vec<Row<'_>> = self
+            .counters
+            .drain()
+            .filter(|(_, (leads, budget))| *leads != 0 || *budget != 0)
+            .map(|((funnel, scope, hour, stage), sums)| {
+                let key = (
+                    self.names.name(funnel),
+                    scope.column(),
+                    hour,
+                    self.names.name(stage),
+                );
+                (key, sums)
+            })
+            .collect();
+        counters.sort_unstable();
+        for ((funnel, scope, hour, stage), (leads, budget)) in counters {
+            let (now_leads, now_budget): (i64, i64) = counter
+                .query_row(params![funnel, scope, hour, stage, leads, budget], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+            if now_leads == 0 && now_budget == 0 {
                 empty.execute(params![funnel, scope, hour, stage])?;
             }
         }
         let mut touched =
             tx.prepare_cached("INSERT OR IGNORE INTO board_touched(hour, lead) VALUES (?1, ?2)")?;
-        for (hour, lead) in std::mem::take(&mut self.touched) {
+        let mut changed = std::mem::take(&mut self.touched);
+        changed.sort_unstable();
+        changed.dedup();
+        for (hour, lead) in changed {
             touched.execute(params![hour, lead.as_bytes().as_slice()])?;
         }
         let mut write = tx.prepare_cached(
@@ -216,12 +299,14 @@ impl BoardHours {
                  budget_minor, last_at, irregular)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
-        for (lead, k) in std::mem::take(&mut self.leads) {
+        let mut leads: Vec<(Uuid, Known)> = self.leads.drain().collect();
+        leads.sort_unstable_by_key(|(lead, _)| *lead);
+        for (lead, k) in leads {
             let s = &k.standing;
             write.execute(params![
                 lead.as_bytes().as_slice(),
-                s.funnel,
-                s.stage,
+                self.names.name(s.funnel),
+                self.names.name(s.stage),
                 s.responsible.map(|u| u.as_bytes().to_vec()),
                 s.created_by.as_bytes().as_slice(),
                 s.budget_minor,
@@ -239,16 +324,16 @@ fn uuid(b: &[u8]) -> Uuid {
 
 /// A lead's standing after each of its events before revision `until`, in log order, with
 /// the event's business time: what the counters took in of it.
-fn history(path: &LeadPath, until: u64) -> Vec<(i64, Standing)> {
+fn history(names: &mut Names, path: &LeadPath, until: u64) -> Vec<(i64, Standing)> {
     let mut changes: BTreeMap<u64, (i64, Vec<Change>)> = BTreeMap::new();
     enum Change {
-        Stage(String),
+        Stage(Name),
         Responsible(Uuid),
         Budget(i64),
     }
     for m in &path.moves {
         let e = changes.entry(m.revision).or_insert((m.at, Vec::new()));
-        e.1.push(Change::Stage(m.to.clone()));
+        e.1.push(Change::Stage(names.number(&m.to)));
     }
     for a in &path.assignments {
         let e = changes.entry(a.revision).or_insert((a.at, Vec::new()));
@@ -259,7 +344,7 @@ fn history(path: &LeadPath, until: u64) -> Vec<(i64, Standing)> {
         e.1.push(Change::Budget(b.budget_minor.unwrap_or(0)));
     }
     let mut standing = Standing {
-        funnel: path.cohort.funnel.clone(),
+        funnel: names.number(&path.cohort.funnel),
         created_by: path.cohort.created_by,
         ..Standing::default()
     };

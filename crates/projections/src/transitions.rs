@@ -6,7 +6,7 @@
 //! reports as of a time), each lead's way as it stands (the live conversion report) and one row
 //! per command (manager activity).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -64,27 +64,8 @@ impl Projection for TransitionsProjection {
             "INSERT OR REPLACE INTO budgets(lead, revision, position, at, budget_minor)
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        let mut hold_reason = tx.prepare_cached(
-            "INSERT OR REPLACE INTO pending_reasons(lead, reason) VALUES (?1, ?2)",
-        )?;
         let mut take_reason =
             tx.prepare_cached("DELETE FROM pending_reasons WHERE lead = ?1 RETURNING reason")?;
-        let mut read_reach = tx.prepare_cached(
-            "SELECT reached, by_jump, stage, reason, last_command FROM lead_reach WHERE lead = ?1",
-        )?;
-        let mut write_reach = tx.prepare_cached(
-            "INSERT OR REPLACE INTO lead_reach(lead, reached, by_jump, stage, reason, responsible,
-                 last_command)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        let mut update_reach = tx.prepare_cached(
-            "UPDATE lead_reach SET reached = ?2, by_jump = ?3, stage = ?4, reason = ?5
-             WHERE lead = ?1",
-        )?;
-        let mut reassign =
-            tx.prepare_cached("UPDATE lead_reach SET responsible = ?2 WHERE lead = ?1")?;
-        let mut last_command =
-            tx.prepare_cached("UPDATE lead_reach SET last_command = ?2 WHERE lead = ?1")?;
         let mut command = tx.prepare_cached(
             "INSERT OR REPLACE INTO commands(lead, revision, position, at, actor, command)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -110,8 +91,7 @@ impl Projection for TransitionsProjection {
                 a.position as i64,
                 a.at,
                 a.user.as_bytes().as_slice(),
-            ])?;
-            reassign.execute(params![lead, a.user.as_bytes().as_slice()])
+            ])
         };
         let mut insert_budget = |lead: &[u8], b: &BudgetRow| {
             budget.execute(params![
@@ -123,129 +103,83 @@ impl Projection for TransitionsProjection {
             ])
         };
         let mut days = BoardHours::default();
-        // Each lead's way, read once a batch and written once at its end (a lead moves several
-        // times in a batch while catching up).
-        let mut reaches: HashMap<uuid::Uuid, Option<Reach>> = HashMap::new();
-        let mut moved: HashSet<uuid::Uuid> = HashSet::new();
-        for env in events {
-            let Some((id, row)) = row_of(env) else {
-                continue;
-            };
-            let lead = id.as_bytes().as_slice();
-            let at = match &env.body {
-                Body::Lead { meta, .. } => micros(meta.occurred_at),
-                _ => 0,
-            };
-            // The board's rows read the model's rows of this event: written first.
-            let written = row.clone();
-            match row {
-                Row::Registered {
-                    cohort: c,
-                    entered,
-                    assigned,
-                    budget,
-                } => {
-                    lead_row.execute(params![
-                        lead,
-                        c.funnel,
-                        c.source,
-                        c.channel,
-                        c.created_by.as_bytes().as_slice(),
-                        c.responsible.map(|u| u.as_bytes().to_vec()),
-                        c.quality,
-                        c.advertising,
-                        c.registered_at,
-                        c.position as i64,
-                    ])?;
-                    insert_move(lead, &entered)?;
-                    let reach = Reach::default().after(&entered);
-                    reaches.insert(id, Some(reach.clone()));
-                    write_reach.execute(params![
-                        lead,
-                        reach.reached,
-                        reach.by_jump,
-                        reach.stage,
-                        reach.reason,
-                        c.responsible.map(|u| u.as_bytes().to_vec()),
-                        Option::<Vec<u8>>::None,
-                    ])?;
-                    if let Some(a) = assigned {
-                        insert_assignment(lead, &a)?;
-                    }
-                    if let Some(b) = budget {
-                        insert_budget(lead, &b)?;
-                    }
-                }
-                Row::Reason(reason) => {
-                    hold_reason.execute(params![lead, reason])?;
-                }
-                Row::Moved(mut m) => {
-                    if m.to == Stage::Disqualified.to_string() {
-                        m.reason = take_reason
-                            .query_row([lead], |r| r.get(0))
-                            .optional()?
-                            .unwrap_or_default();
-                    }
-                    insert_move(lead, &m)?;
-                    let before = match reaches.remove(&id) {
-                        Some(known) => known,
-                        None => read_reach
-                            .query_row([lead], |r| {
-                                Ok(Reach {
-                                    reached: r.get(0)?,
-                                    by_jump: r.get(1)?,
-                                    stage: r.get(2)?,
-                                    reason: r.get(3)?,
-                                })
-                            })
-                            .optional()?,
-                    };
-                    if before.is_some() {
-                        moved.insert(id);
-                    }
-                    reaches.insert(id, before.map(|r| r.after(&m)));
-                }
-                Row::Assigned(a) => {
-                    insert_assignment(lead, &a)?;
-                }
-                Row::Budget(b) => {
-                    insert_budget(lead, &b)?;
-                }
-            }
-            days.apply(tx, id, &written, env.revision, at)?;
-        }
-        for id in moved {
-            if let Some(Some(reach)) = reaches.get(&id) {
-                update_reach.execute(params![
-                    id.as_bytes().as_slice(),
-                    reach.reached,
-                    reach.by_jump,
-                    reach.stage,
-                    reach.reason
-                ])?;
-            }
-        }
-        days.flush(tx)?;
-        // One row per command: an event whose command differs from its lead's last event's. Each
-        // lead's last command is read once a batch and written once at its end.
-        let mut lasts: HashMap<uuid::Uuid, Option<Vec<u8>>> = HashMap::new();
-        let mut commanded: HashSet<uuid::Uuid> = HashSet::new();
+        // Each lead's `lead_reach` row, read once a batch and written once at its end (a lead
+        // moves several times in a batch while catching up), and the disqualification reasons
+        // this batch holds.
+        let mut reaches = Reaches::default();
+        let mut pending: HashMap<uuid::Uuid, String> = HashMap::new();
         for env in events {
             let Body::Lead { lead_id, meta, .. } = &env.body else {
                 continue;
             };
-            let uuid = lead_id.as_uuid();
-            let lead = uuid.as_bytes().as_slice();
-            let id = meta.command_id.as_bytes().as_slice();
-            let last = match lasts.get(&uuid) {
-                Some(last) => last.clone(),
-                None => read_reach
-                    .query_row([lead], |r| r.get::<_, Option<Vec<u8>>>(4))
-                    .optional()?
-                    .flatten(),
-            };
-            if last.as_deref() == Some(id) {
-                lasts.insert(uuid, last);
+            let id = lead_id.as_uuid();
+            let lead = id.as_bytes().as_slice();
+            if let Some((_, row)) = row_of(env) {
+                let at = micros(meta.occurred_at);
+                let mut row = row;
+                match &mut row {
+                    Row::Registered {
+                        cohort: c,
+                        entered,
+                        assigned,
+                        budget,
+                    } => {
+                        lead_row.execute(params![
+                            lead,
+                            c.funnel,
+                            c.source,
+                            c.channel,
+                            c.created_by.as_bytes().as_slice(),
+                            c.responsible.map(|u| u.as_bytes().to_vec()),
+                            c.quality,
+                            c.advertising,
+                            c.registered_at,
+                            c.position as i64,
+                        ])?;
+                        insert_move(lead, entered)?;
+                        let responsible = assigned.as_ref().map(|a| a.user).or(c.responsible);
+                        reaches.register(id, Reach::default().after(entered), responsible);
+                        if let Some(a) = assigned {
+                            insert_assignment(lead, a)?;
+                        }
+                        if let Some(b) = budget {
+                            insert_budget(lead, b)?;
+                        }
+                    }
+                    Row::Reason(reason) => {
+                        pending.insert(id, std::mem::take(reason));
+                    }
+                    Row::Moved(m) => {
+                        if m.to == Stage::Disqualified.to_string() {
+                            // The table may hold an older reason of the lead: it goes too.
+                            let held: Option<String> =
+                                take_reason.query_row([lead], |r| r.get(0)).optional()?;
+                            m.reason = pending.remove(&id).or(held).unwrap_or_default();
+                        }
+                        insert_move(lead, m)?;
+                        if let Some(r) = reaches.get(tx, id)? {
+                            r.reach = std::mem::take(&mut r.reach).after(m);
+                            r.changed = true;
+                        }
+                    }
+                    Row::Assigned(a) => {
+                        insert_assignment(lead, a)?;
+                        if let Some(r) = reaches.get(tx, id)? {
+                            r.responsible = Some(a.user);
+                            r.changed = true;
+                        }
+                    }
+                    Row::Budget(b) => {
+                        insert_budget(lead, b)?;
+                    }
+                }
+                // The board's rows read the model's rows of this event: written first.
+                days.apply(tx, id, &row, env.revision, at)?;
+            }
+            // One row per command: an event whose command differs from its lead's last
+            // event's.
+            let command_id = meta.command_id;
+            if reaches.last_command(tx, id)? == Some(command_id) {
                 continue;
             }
             command.execute(params![
@@ -256,16 +190,135 @@ impl Projection for TransitionsProjection {
                 meta.actor.user_id.as_uuid().as_bytes().as_slice(),
                 meta.command.as_deref().unwrap_or(env_type(env)),
             ])?;
-            lasts.insert(uuid, Some(id.to_vec()));
-            commanded.insert(uuid);
+            reaches.commanded(id, command_id);
         }
-        for uuid in commanded {
-            if let Some(Some(id)) = lasts.get(&uuid) {
-                last_command.execute(params![uuid.as_bytes().as_slice(), id])?;
-            }
+        reaches.write(tx)?;
+        days.flush(tx)?;
+        let mut hold_reason = tx.prepare_cached(
+            "INSERT OR REPLACE INTO pending_reasons(lead, reason) VALUES (?1, ?2)",
+        )?;
+        for (lead, reason) in pending {
+            hold_reason.execute(params![lead.as_bytes().as_slice(), reason])?;
         }
         Ok(())
     }
+}
+
+/// A lead's `lead_reach` row as a batch holds it.
+#[derive(Default)]
+struct ReachRow {
+    reach: Reach,
+    responsible: Option<uuid::Uuid>,
+    last_command: Option<uuid::Uuid>,
+    changed: bool,
+}
+
+/// The `lead_reach` rows of a batch's leads: each read at most once and written once at the
+/// batch's end. A lead the model has no row of (`None`) gets none, but its last command is
+/// still remembered for the batch.
+#[derive(Default)]
+struct Reaches {
+    rows: HashMap<uuid::Uuid, Option<ReachRow>>,
+    /// The last command of leads without a row.
+    orphans: HashMap<uuid::Uuid, uuid::Uuid>,
+}
+
+impl Reaches {
+    fn register(&mut self, lead: uuid::Uuid, reach: Reach, responsible: Option<uuid::Uuid>) {
+        self.rows.insert(
+            lead,
+            Some(ReachRow {
+                reach,
+                responsible,
+                last_command: None,
+                changed: true,
+            }),
+        );
+    }
+
+    fn get(
+        &mut self,
+        tx: &Transaction<'_>,
+        lead: uuid::Uuid,
+    ) -> rusqlite::Result<Option<&mut ReachRow>> {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.rows.entry(lead) {
+            let row = tx
+                .prepare_cached(
+                    "SELECT reached, by_jump, stage, reason, responsible, last_command
+                     FROM lead_reach WHERE lead = ?1",
+                )?
+                .query_row([lead.as_bytes().as_slice()], |r| {
+                    Ok(ReachRow {
+                        reach: Reach {
+                            reached: r.get(0)?,
+                            by_jump: r.get(1)?,
+                            stage: r.get(2)?,
+                            reason: r.get(3)?,
+                        },
+                        responsible: uuid_of(r.get_ref(4)?.as_blob_or_null()?),
+                        last_command: uuid_of(r.get_ref(5)?.as_blob_or_null()?),
+                        changed: false,
+                    })
+                })
+                .optional()?;
+            slot.insert(row);
+        }
+        Ok(self.rows.get_mut(&lead).and_then(Option::as_mut))
+    }
+
+    fn last_command(
+        &mut self,
+        tx: &Transaction<'_>,
+        lead: uuid::Uuid,
+    ) -> rusqlite::Result<Option<uuid::Uuid>> {
+        Ok(match self.get(tx, lead)? {
+            Some(r) => r.last_command,
+            None => self.orphans.get(&lead).copied(),
+        })
+    }
+
+    fn commanded(&mut self, lead: uuid::Uuid, command: uuid::Uuid) {
+        match self.rows.get_mut(&lead).and_then(Option::as_mut) {
+            Some(r) => {
+                r.last_command = Some(command);
+                r.changed = true;
+            }
+            None => {
+                self.orphans.insert(lead, command);
+            }
+        }
+    }
+
+    /// Writes the rows that changed, in key order.
+    fn write(self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        let mut write = tx.prepare_cached(
+            "INSERT OR REPLACE INTO lead_reach(lead, reached, by_jump, stage, reason, responsible,
+                 last_command)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        let mut changed: Vec<(uuid::Uuid, ReachRow)> = self
+            .rows
+            .into_iter()
+            .filter_map(|(lead, row)| row.filter(|r| r.changed).map(|r| (lead, r)))
+            .collect();
+        changed.sort_unstable_by_key(|(lead, _)| *lead);
+        for (lead, r) in changed {
+            write.execute(params![
+                lead.as_bytes().as_slice(),
+                r.reach.reached,
+                r.reach.by_jump,
+                r.reach.stage,
+                r.reach.reason,
+                r.responsible.map(|u| u.as_bytes().to_vec()),
+                r.last_command.map(|c| c.as_bytes().to_vec()),
+            ])?;
+        }
+        Ok(())
+    }
+}
+
+fn uuid_of(bytes: Option<&[u8]>) -> Option<uuid::Uuid> {
+    bytes.and_then(|b| uuid::Uuid::from_slice(b).ok())
 }
 
 /// The event's type, for events that do not name their command.
