@@ -39,9 +39,9 @@ pub async fn catch_up(root: &Path, leads: u64) -> anyhow::Result<Vec<Figure>> {
     let (mut every, mut without) = (f64::MAX, f64::MAX);
     let mut head = 0;
     for _ in 0..2 {
-        let (_, secs) = rebuild_of(&data, false, Some("transitions")).await?;
+        let (_, secs) = rebuild_of(&data, false, &["transitions"]).await?;
         without = without.min(secs);
-        let (h, secs) = rebuild_of(&data, false, None).await?;
+        let (h, secs) = rebuild_of(&data, false, &[]).await?;
         (head, every) = (h, every.min(secs));
     }
     let secs = every;
@@ -115,14 +115,14 @@ pub async fn sealed_catch_up(root: &Path, leads: u64) -> anyhow::Result<Figure> 
 /// Rebuilds every read model of the data set in `data` from zero: the head and the seconds
 /// until the slowest model reached it.
 pub async fn rebuild(data: &Path, sealed: bool) -> anyhow::Result<(u64, f64)> {
-    rebuild_of(data, sealed, None).await
+    rebuild_of(data, sealed, &[]).await
 }
 
-/// [`rebuild`] of every model but the one named `without`.
-async fn rebuild_of(
+/// [`rebuild`] of every model but those named in `without`.
+pub(crate) async fn rebuild_of(
     data: &Path,
     sealed: bool,
-    without: Option<&str>,
+    without: &[&str],
 ) -> anyhow::Result<(u64, f64)> {
     let store: Arc<dyn EventStore> = Arc::new(EmbeddedStore::open(data.join("events.db"))?);
     let head = store.head().await?;
@@ -141,7 +141,7 @@ async fn rebuild_of(
     let cpu_before = cpu_seconds();
     let models = all_projections_with(blind)
         .into_iter()
-        .filter(|p| Some(p.name()) != without)
+        .filter(|p| !without.contains(&p.name()))
         .collect();
     let reads = ReadSide::start_with_keys(&read, store.clone(), keys, models)?;
     // Note when each projection reaches the head: the slowest sets the figure.
@@ -170,7 +170,7 @@ async fn rebuild_of(
         cpu_seconds() - cpu_before
     );
     reads.shutdown();
-    if without.is_none() {
+    if without.is_empty() {
         std::fs::write(read.join("complete"), format!("{}\n", head.0))?;
     }
     Ok((head.0, secs))

@@ -427,6 +427,17 @@ fn load_in_parts(
     Ok((position, read))
 }
 
+/// Every lead's path in the model (budgets included), read on `conn` alone: what a rebuild
+/// folds, inside its own transaction, once caught up.
+pub(crate) fn load_every_path(conn: &Connection) -> rusqlite::Result<Vec<LeadPath>> {
+    let everything = AuditDefinition::new(
+        DateTime::<Utc>::MIN_UTC,
+        DateTime::<Utc>::MAX_UTC,
+        DateTime::<Utc>::MAX_UTC,
+    );
+    Ok(load_in_parts(conn, &everything, true, i64::MAX)?.1)
+}
+
 /// Below this many leads a model is read in one part.
 const PARALLEL_READ_MIN: i64 = 20_000;
 

@@ -20,11 +20,15 @@ use crate::{micros, Body, Envelope, Projection, ProjectionError};
 pub const TRANSITIONS: crate::Model = crate::Model("transitions");
 
 #[derive(Default)]
-pub struct TransitionsProjection;
+pub struct TransitionsProjection {
+    /// While rebuilding from zero the board by hour is left empty and built from the paths
+    /// at the end ([`crate::board_hours::rebuild`]).
+    rebuilding: bool,
+}
 
 impl TransitionsProjection {
     pub fn new() -> Self {
-        Self
+        Self::default()
     }
 }
 
@@ -43,6 +47,14 @@ impl Projection for TransitionsProjection {
 
     fn schema(&self) -> &'static str {
         include_str!("../../../projections/transitions.v4.sql")
+    }
+
+    fn set_rebuilding(&mut self, rebuilding: bool) {
+        self.rebuilding = rebuilding;
+    }
+
+    fn finish_rebuild(&mut self, tx: &Transaction<'_>) -> Result<(), ProjectionError> {
+        Ok(crate::board_hours::rebuild(tx)?)
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, events: &[Envelope]) -> Result<(), ProjectionError> {
@@ -174,7 +186,9 @@ impl Projection for TransitionsProjection {
                     }
                 }
                 // The board's rows read the model's rows of this event: written first.
-                days.apply(tx, id, &row, env.revision, at)?;
+                if !self.rebuilding {
+                    days.apply(tx, id, &row, env.revision, at)?;
+                }
             }
             // One row per command: an event whose command differs from its lead's last
             // event's.
