@@ -1171,7 +1171,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("transitions.db");
         let conn = Connection::open(&file).unwrap();
-        conn.execute_batch(include_str!("../../../projections/transitions.v4.sql"))
+        conn.execute_batch(include_str!("../../../projections/transitions.v5.sql"))
             .unwrap();
         conn.execute_batch(
             "CREATE TABLE projection_state (name TEXT PRIMARY KEY, position INTEGER);

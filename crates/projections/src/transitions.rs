@@ -42,11 +42,11 @@ impl Projection for TransitionsProjection {
     }
 
     fn version(&self) -> u32 {
-        4
+        5
     }
 
     fn schema(&self) -> &'static str {
-        include_str!("../../../projections/transitions.v4.sql")
+        include_str!("../../../projections/transitions.v5.sql")
     }
 
     fn set_rebuilding(&mut self, rebuilding: bool) {

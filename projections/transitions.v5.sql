@@ -1,4 +1,4 @@
--- The `transitions` read model, version 4 (issue 11): each lead's way through the stages,
+-- The `transitions` read model, version 5 (issue 11): each lead's way through the stages,
 -- compact, so a funnel audit is a scan of small rows rather than a decode of the log. Ids are
 -- the UUIDs' 16 bytes; times are business times in µs since the epoch; every row carries the
 -- log position it came from, so an audit can stop at a position as well as at a time, and
@@ -35,7 +35,8 @@ CREATE TABLE transitions (
     actor      BLOB NOT NULL,
     PRIMARY KEY (lead, revision)
 ) WITHOUT ROWID;
-CREATE INDEX transitions_by_position ON transitions(position);
+-- v5: no index by position. Every reader goes by lead (an audit as of a position filters the
+-- rows it reads in key order), and its build took 2.4 s of a rebuild at 1 M leads.
 
 -- Who was responsible from when: grouping by manager "as of T".
 CREATE TABLE assignments (
