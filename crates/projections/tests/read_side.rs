@@ -50,6 +50,7 @@ struct World {
     dir: tempfile::TempDir,
     store: Arc<dyn EventStore>,
     engine: Engine,
+    clock: Arc<FixedClock>,
 }
 
 fn world() -> World {
@@ -62,11 +63,16 @@ fn world() -> World {
     let engine = Engine::new(
         store.clone(),
         catalog(),
-        clock,
+        clock.clone(),
         Arc::new(SequentialIds::default()),
         EngineConfig::default(),
     );
-    World { dir, store, engine }
+    World {
+        dir,
+        store,
+        engine,
+        clock,
+    }
 }
 
 fn read_side(store: &Arc<dyn EventStore>, dir: &Path) -> Arc<ReadSide> {
@@ -809,19 +815,12 @@ proptest! {
 /// business time (imports of the past) among them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuilt_board_by_hour_equals_the_batches_with_steps_back_in_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn EventStore> =
-        Arc::new(EmbeddedStore::open(dir.path().join("events.db")).unwrap());
-    let clock = Arc::new(FixedClock::at(
-        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
-    ));
-    let engine = Engine::new(
-        store.clone(),
-        catalog(),
-        clock.clone(),
-        Arc::new(SequentialIds::default()),
-        EngineConfig::default(),
-    );
+    let World {
+        dir,
+        store,
+        engine,
+        clock,
+    } = world();
     let live = read_side(&store, &dir.path().join("read"));
     let mut last = Position::START;
     for i in 0..4u128 {
