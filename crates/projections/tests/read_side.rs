@@ -810,6 +810,56 @@ proptest! {
     }
 }
 
+/// A rebuild killed while finishing (its last batch at the head; its indexes and the board by
+/// hour not built yet) finishes as soon as it starts again, with no new event to wait for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_killed_while_finishing_finishes_at_the_next_start() {
+    let w = world();
+    let dir = w.dir.path().join("read");
+    let mut last = Position::START;
+    {
+        let reads = read_side(&w.store, &dir);
+        for i in 0..5u128 {
+            let id = lead(900 + i);
+            last = run(
+                &w.engine,
+                id,
+                register(id, "Lead", Some(100), ResponsibleChoice::Creator),
+                ivan(),
+            )
+            .await;
+        }
+        reads.wait_for(last, WAIT).await.unwrap();
+        reads.shutdown();
+    }
+    let file = dir.join("transitions.db");
+    let built = dump(&file);
+    // As the kill left it: still rebuilding at the head, nothing of the finish done.
+    rusqlite::Connection::open(&file)
+        .unwrap()
+        .execute_batch(
+            "UPDATE projection_state SET deferred = '';
+             DELETE FROM board_hours; DELETE FROM board_touched; DELETE FROM board_leads;",
+        )
+        .unwrap();
+    assert_ne!(dump(&file), built);
+    let reads = read_side(&w.store, &dir);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let status = reads.status().await;
+        if status.iter().all(|s| !s.rebuilding) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rebuild never finished: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    reads.shutdown();
+    assert_eq!(dump(&file), built);
+}
+
 /// A rebuild from zero leaves the board by hour out batch by batch and builds it from every
 /// lead's path at its end: the rows equal the batches', with leads that stepped back in
 /// business time (imports of the past) among them.

@@ -723,9 +723,10 @@ impl Worker {
     ) -> Drained {
         let mut window = (Instant::now(), 0u64);
         let mut spent = Spent::default();
-        // A retry of a rebuild that failed while finishing has no event left to apply: once
-        // finished, it is caught up, and says so.
-        if *attempts > 0 {
+        // A retry of a rebuild that failed while finishing, or a rebuild killed while finishing
+        // (its last batch at the head, its indexes and bulk structures not yet built), has no
+        // event left to apply: it finishes now, not at the next event, and says so.
+        if *attempts > 0 || self.rebuilding {
             match self.finish_if_caught_up(*position, &spent) {
                 Ok(true) => {
                     *attempts = 0;
