@@ -325,8 +325,11 @@ fn uuid(b: &[u8]) -> Uuid {
 /// The board's counters, its leads and the hours each changed in, from every lead's path in
 /// the model: what a rebuild from zero leaves out batch by batch (for a million leads,
 /// millions of upserts of the same few thousand counters) and builds here once caught up.
-/// Exactly what the batches would have written: a lead that steps back in business time
-/// leaves the counters from then on, and the hours it changed in before stay touched.
+/// Exactly what the batches would have written for every stream the domain writes (one
+/// registration, first): a lead that steps back in business time leaves the counters from
+/// then on, and the hours it changed in before stay touched. A stream with rows before its
+/// registration, or registered twice, the batches would count otherwise (and inconsistently:
+/// their step back subtracts what they never added); no command writes one.
 pub fn rebuild(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     let started = std::time::Instant::now();
     tx.execute_batch(
