@@ -214,36 +214,47 @@ impl BoardHours {
             Row::Budget(b) => standing.budget_minor = b.budget_minor.unwrap_or(0),
             Row::Reason(_) => {}
         }
-        let mut irregular = before.as_ref().is_some_and(|k| k.irregular);
-        if !irregular && before.as_ref().is_some_and(|k| at < k.last_at) {
-            // Out of business-time order: take the lead's whole history out of the counters.
-            irregular = true;
-            self.flush(tx)?;
+        // Its steps before this one, from the model (this batch's rows included).
+        let earlier = |me: &mut Self| {
+            me.flush(tx)?;
             let path = path_of(tx, lead)?;
+            Ok(history(&mut me.names, &path, revision))
+        };
+        let known = self.step(lead, before.as_ref(), standing, at, earlier)?;
+        self.leads.insert(lead, known);
+        Ok(())
+    }
+
+    /// The rule the batches and a rebuild's fold both follow: the lead known as `before`
+    /// (`None`: just registered) takes `standing` at business time `at`. It counts in that
+    /// hour while its steps come in business-time order; at its first step back, its steps
+    /// before this one (`earlier`) leave the counters and it counts no more.
+    fn step(
+        &mut self,
+        lead: Uuid,
+        before: Option<&Known>,
+        standing: Standing,
+        at: i64,
+        earlier: impl FnOnce(&mut Self) -> rusqlite::Result<Vec<(i64, Standing)>>,
+    ) -> rusqlite::Result<Known> {
+        let mut irregular = before.is_some_and(|k| k.irregular);
+        if !irregular && before.is_some_and(|k| at < k.last_at) {
+            irregular = true;
             let mut old: Option<Standing> = None;
-            for (at, next) in history(&mut self.names, &path, revision) {
+            for (at, next) in earlier(self)? {
                 self.add(hour_of(at), old.as_ref(), Some(&next), -1);
                 old = Some(next);
             }
         } else if !irregular {
-            self.add(
-                hour_of(at),
-                before.as_ref().map(|k| &k.standing),
-                Some(&standing),
-                1,
-            );
+            self.add(hour_of(at), before.map(|k| &k.standing), Some(&standing), 1);
             self.touched.push((hour_of(at), lead));
         }
-        let last_at = before.as_ref().map_or(at, |k| k.last_at.max(at));
-        self.leads.insert(
-            lead,
-            Known {
-                standing,
-                last_at,
-                irregular,
-            },
-        );
-        Ok(())
+        let last_at = before.map_or(at, |k| k.last_at.max(at));
+        Ok(Known {
+            standing,
+            last_at,
+            irregular,
+        })
     }
 
     /// Writes the batch's counters and leads.
@@ -342,31 +353,8 @@ pub fn rebuild(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         let steps = history(&mut board.names, path, u64::MAX);
         let mut known: Option<Known> = None;
         for (i, (at, standing)) in steps.iter().enumerate() {
-            let hour = hour_of(*at);
-            let Some(k) = &mut known else {
-                board.add(hour, None, Some(standing), 1);
-                board.touched.push((hour, path.lead));
-                known = Some(Known {
-                    standing: standing.clone(),
-                    last_at: *at,
-                    irregular: false,
-                });
-                continue;
-            };
-            if !k.irregular && *at < k.last_at {
-                // As [`BoardHours::apply`] does: the steps before leave the counters.
-                k.irregular = true;
-                let mut old: Option<&Standing> = None;
-                for (at, next) in &steps[..i] {
-                    board.add(hour_of(*at), old, Some(next), -1);
-                    old = Some(next);
-                }
-            } else if !k.irregular {
-                board.add(hour, Some(&k.standing), Some(standing), 1);
-                board.touched.push((hour, path.lead));
-            }
-            k.standing = standing.clone();
-            k.last_at = k.last_at.max(*at);
+            let earlier = |_: &mut BoardHours| Ok(steps[..i].to_vec());
+            known = Some(board.step(path.lead, known.as_ref(), standing.clone(), *at, earlier)?);
         }
         if let Some(k) = known {
             board.leads.insert(path.lead, k);
