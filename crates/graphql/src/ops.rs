@@ -296,31 +296,21 @@ async fn operate(
         Control::Skip { position, .. } => OpsAction::Skip {
             position: position.0,
         },
-        Control::Retry => {
-            let stopped = state
-                .reads
-                .status()
-                .await
-                .into_iter()
-                .find(|s| s.name == name)
-                .and_then(|s| match generation {
-                    Generation::Live => s.stopped_at,
-                    Generation::Building => s.rebuild.and_then(|b| b.stopped_at),
-                });
-            OpsAction::Retry {
-                position: stopped.map(|p| p.position.0),
-            }
-        }
-        Control::RunTo(_) => {
+        // The event it retries is the worker's answer: a status read before could be stale.
+        Control::Retry => OpsAction::Retry { position: None },
+        Control::RunTo(_) | Control::Hold => {
             return Err(ApiError::BadUserInput("not an operator's action".to_owned()).into())
         }
     };
-    let command = checked(ctx, by, vec![model], (action, generation), why)?;
-    state
+    let mut command = checked(ctx, by, vec![model], (action, generation), why)?;
+    let about = state
         .reads
         .control_generation(name, generation, control)
         .await
         .map_err(ApiError::from)?;
+    if let OpsAction::Retry { position } = &mut command.action {
+        *position = about.map(|p| p.0);
+    }
     record(ctx, by, command).await?;
     statuses(ctx)
         .await

@@ -273,6 +273,66 @@ async fn a_full_read_model_retries_and_heals_with_the_rows_of_one_that_never_fai
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_is_answered_while_a_model_backs_off_and_a_pause_outlives_a_restart() {
+    let w = world();
+    let full = Arc::new(AtomicBool::new(false));
+    let dir = w.dir.path().join("read");
+    let reads = w.reads(&dir, &full, None);
+    let before = w.register(1, 6).await;
+    reads.wait_for(before, WAIT).await.unwrap();
+
+    // Backing off before its fifth attempt (2 s away): a retry tries again now.
+    full.store(true, Ordering::SeqCst);
+    let during = w.register(6, 12).await;
+    until(&reads, "leads", |s| {
+        s.state == ProjectionState::Retrying && s.attempts == 4
+    })
+    .await;
+    let due = status_of(&reads, "leads").await.next_attempt.unwrap();
+    assert_eq!(reads.control("leads", Control::Retry).await, Ok(None));
+    until(&reads, "leads", |s| s.attempts == 5).await;
+    assert!(
+        chrono::Utc::now() < due,
+        "the retry waited for the backoff to end"
+    );
+    // What does not apply to a model backing off is refused, and changes nothing.
+    let skip = Control::Skip {
+        position: during,
+        reason: "no".to_owned(),
+        by: "admin".to_owned(),
+    };
+    assert!(matches!(
+        reads.control("leads", skip).await,
+        Err(ControlError::NotApplicable { .. })
+    ));
+    assert!(control_dead_letters(&reads).await.is_empty());
+
+    // A pause while backing off pauses now, and outlives a restart.
+    reads.control("leads", Control::Pause).await.unwrap();
+    let paused = status_of(&reads, "leads").await;
+    assert_eq!(paused.state, ProjectionState::Paused, "{paused:?}");
+    reads.shutdown();
+    drop(reads);
+    full.store(false, Ordering::SeqCst);
+    let reads = w.reads(&dir, &full, None);
+    let later = w.register(12, 15).await;
+    until(&reads, "history", |s| s.checkpoint == later).await;
+    let still = status_of(&reads, "leads").await;
+    assert_eq!(still.state, ProjectionState::Paused, "{still:?}");
+    assert_eq!(still.checkpoint, before);
+
+    // Resumed, it catches up; resumed for good: the next restart follows the log.
+    reads.control("leads", Control::Resume).await.unwrap();
+    reads.wait_for(later, WAIT).await.unwrap();
+    reads.shutdown();
+    drop(reads);
+    let reads = w.reads(&dir, &full, None);
+    let last = w.register(15, 16).await;
+    reads.wait_for(last, WAIT).await.unwrap();
+    reads.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_constraint_violation_stops_the_model_at_that_event_and_is_never_retried() {
     let w = world();
     let bad = LeadId::from_uuid(Uuid::from_u128(5));
@@ -356,8 +416,8 @@ async fn a_poison_event_stops_its_model_until_an_operator_retries_or_skips_it() 
     ));
     assert!(control_dead_letters(&reads).await.is_empty());
 
-    // A retry before the fix stops at the same event again.
-    reads.control("leads", Control::Retry).await.unwrap();
+    // A retry before the fix stops at the same event again; the answer names it.
+    assert_eq!(reads.control("leads", Control::Retry).await, Ok(Some(at)));
     until(&reads, "leads", |s| {
         s.state == ProjectionState::Failed && s.stopped_at.as_ref().map(|p| p.position) == Some(at)
     })

@@ -508,11 +508,12 @@ impl Handle {
         answer
             .await
             .map_err(|_| "the worker has stopped".to_owned())?
+            .map(|_| ())
             .map_err(|e| e.to_string())
     }
 
     async fn pause(&self) -> Result<(), String> {
-        self.tell(Control::Pause).await?;
+        self.tell(Control::Hold).await?;
         self.until_paused().await
     }
 

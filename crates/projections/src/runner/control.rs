@@ -11,8 +11,12 @@ use leadflow_store::Position;
 /// An operator's instruction to one read model.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Control {
-    /// Stop applying after the current batch; queries keep reading what is there.
+    /// Stop applying after the current batch; queries keep reading what is there. The pause
+    /// is kept in the model's file: a restarted server holds it paused until resumed.
     Pause,
+    /// [`Control::Pause`] for a moment, not kept across a restart: how a switch or a
+    /// comparison holds a generation. Never an operator's action.
+    Hold,
     /// Follow the log again from the checkpoint after a pause.
     Resume,
     /// Apply the event a failed model stopped at again (after a fix).
@@ -33,6 +37,7 @@ impl Control {
     pub fn label(&self) -> &'static str {
         match self {
             Self::Pause => "pause",
+            Self::Hold => "hold",
             Self::Resume => "resume",
             Self::Retry => "retry",
             Self::Skip { .. } => "skip",
@@ -68,10 +73,15 @@ pub enum ControlError {
     Failed { name: &'static str, reason: String },
 }
 
+/// What a worker answers an instruction: done, with the position of the event a retry
+/// applies again or a skip leaves out (the worker's own, never a status read before), or why
+/// not.
+pub type Answer = Result<Option<Position>, ControlError>;
+
 /// An instruction on its way to a worker, with where the answer goes.
 pub(crate) struct Request {
     pub(crate) control: Control,
-    pub(crate) reply: tokio::sync::oneshot::Sender<Result<(), ControlError>>,
+    pub(crate) reply: tokio::sync::oneshot::Sender<Answer>,
 }
 
 /// The event a failed model stopped at.

@@ -520,8 +520,8 @@ impl ReadSide {
     }
 
     /// Tells the read model `name` what to do (pause, resume, retry, skip) and waits for it to
-    /// be done or refused.
-    pub async fn control(&self, name: &str, control: Control) -> Result<(), ControlError> {
+    /// be done or refused; done, it names the event a retry or a skip was about.
+    pub async fn control(&self, name: &str, control: Control) -> control::Answer {
         self.control_generation(name, Generation::Live, control)
             .await
     }
@@ -535,7 +535,7 @@ impl ReadSide {
         name: &str,
         generation: Generation,
         control: Control,
-    ) -> Result<(), ControlError> {
+    ) -> control::Answer {
         let running = self
             .running(name)
             .ok_or_else(|| ControlError::Unknown(name.to_owned()))?;

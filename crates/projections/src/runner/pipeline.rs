@@ -542,65 +542,72 @@ enum Waiting {
     Paused,
 }
 
+/// How a transient failure's backoff ended.
+enum BackOff {
+    /// Shut down meanwhile.
+    Stopped,
+    /// Time to try again (or an operator asked for it now).
+    Again,
+    /// An operator paused the model meanwhile.
+    Paused,
+}
+
 impl Worker {
     pub(crate) fn run(mut self, mut position: Position, rx: std::sync::mpsc::Receiver<Fed>) {
         let runtime = self.runtime.clone();
         let _context = runtime.enter();
-        let mut rx = rx;
-        // The sender that ends this worker's own feeder, once it has one.
-        let mut own: Option<watch::Sender<()>> = None;
+        // The feeder's batches, and the sender that ends the feeder if it is this worker's
+        // own. None while off it (failed, paused, backing off): the next drain starts a
+        // feeder of this worker's own, from its checkpoint.
+        let mut feed: Option<(std::sync::mpsc::Receiver<Fed>, Option<watch::Sender<()>>)> =
+            Some((rx, None));
         let mut attempts = 0u32;
+        // An operator's pause outlives a restart.
+        let mut next = self.paused_before().then_some(Drained::Paused);
         loop {
-            match self.drain(&mut position, &rx, &mut attempts) {
-                Drained::Stopped => break,
-                Drained::Refeed => {
-                    drop(rx);
-                    drop(own.take());
-                    match self.own_feeder(position) {
-                        Ok((fed, stop)) => (rx, own) = (fed, Some(stop)),
-                        Err(e) => return self.fail(position, &e),
-                    }
+            let drained = match next.take() {
+                Some(drained) => drained,
+                None => {
+                    let fed = match feed {
+                        Some((ref fed, _)) => fed,
+                        None => match self.own_feeder(position) {
+                            Ok((fed, stop)) => &feed.insert((fed, Some(stop))).0,
+                            Err(e) => return self.fail(position, &e),
+                        },
+                    };
+                    self.drain(&mut position, fed, &mut attempts)
                 }
+            };
+            match drained {
+                Drained::Stopped => break,
+                Drained::Refeed => feed = None,
                 Drained::Failed if *self.shutdown.borrow() => return,
                 Drained::Paused if *self.shutdown.borrow() => break,
                 drained @ (Drained::Failed | Drained::Paused) => {
                     // Off the feeder until told to go on: a shared one goes on for the others.
-                    drop(rx);
-                    drop(own.take());
+                    feed = None;
                     let waiting = if matches!(drained, Drained::Failed) {
                         Waiting::Failed
                     } else {
                         tracing::info!(projection = self.projection.name(), checkpoint = %position, "paused");
+                        self.status.lock().expect("status lock").state = ProjectionState::Paused;
                         Waiting::Paused
                     };
                     if !self.await_operator(waiting, &mut position) {
                         return;
                     }
                     attempts = 0;
-                    match self.own_feeder(position) {
-                        Ok((fed, stop)) => (rx, own) = (fed, Some(stop)),
-                        Err(e) => return self.fail(position, &e),
-                    }
                 }
                 Drained::Transient(error) => {
                     // Leave the feeder: a shared one goes on for the others, an own one ends.
-                    drop(rx);
-                    drop(own.take());
+                    feed = None;
                     attempts += 1;
                     let delay = retry_delay(attempts);
                     self.retrying(position, &error, attempts, delay);
-                    let mut shutdown = self.shutdown.clone();
-                    let stopped = self.runtime.block_on(async {
-                        tokio::time::timeout(delay, shutdown.wait_for(|stop| *stop))
-                            .await
-                            .is_ok()
-                    });
-                    if stopped {
-                        break;
-                    }
-                    match self.own_feeder(position) {
-                        Ok((fed, stop)) => (rx, own) = (fed, Some(stop)),
-                        Err(e) => return self.fail(position, &e),
+                    match self.back_off(delay) {
+                        BackOff::Stopped => break,
+                        BackOff::Again => {}
+                        BackOff::Paused => next = Some(Drained::Paused),
                     }
                 }
             }
@@ -891,13 +898,16 @@ impl Worker {
         let name = self.projection.name();
         while let Ok(Request { control, reply }) = self.control.try_recv() {
             let answer = match control {
-                Control::Pause => {
-                    // Said before answering: whoever asked reads it next.
-                    self.status.lock().expect("status lock").state = ProjectionState::Paused;
-                    let _ = reply.send(Ok(()));
-                    return true;
+                Control::Pause | Control::Hold => {
+                    let answer = self.hold_for(&control);
+                    let paused = answer.is_ok();
+                    let _ = reply.send(answer);
+                    if paused {
+                        return true;
+                    }
+                    continue;
                 }
-                Control::Resume => Ok(()),
+                Control::Resume => Ok(None),
                 other => Err(ControlError::NotApplicable {
                     name,
                     action: other.label(),
@@ -907,6 +917,90 @@ impl Worker {
             let _ = reply.send(answer);
         }
         false
+    }
+
+    /// Waits out a transient failure's backoff, answering instructions meanwhile: a pause
+    /// pauses at once, a retry tries again at once, the rest are refused.
+    fn back_off(&mut self, delay: Duration) -> BackOff {
+        let name = self.projection.name();
+        let until = Instant::now() + delay;
+        loop {
+            if *self.shutdown.borrow() {
+                return BackOff::Stopped;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return BackOff::Again;
+            }
+            let Request { control, reply } = match self.control.recv_timeout(left.min(CONTROL_POLL))
+            {
+                Ok(request) => request,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return BackOff::Stopped,
+            };
+            match control {
+                Control::Pause | Control::Hold => {
+                    let answer = self.hold_for(&control);
+                    let paused = answer.is_ok();
+                    let _ = reply.send(answer);
+                    if paused {
+                        return BackOff::Paused;
+                    }
+                }
+                Control::Retry => {
+                    tracing::info!(projection = name, "retrying now, as an operator asked");
+                    let _ = reply.send(Ok(None));
+                    return BackOff::Again;
+                }
+                Control::Resume => {
+                    let _ = reply.send(Ok(None));
+                }
+                other => {
+                    let _ = reply.send(Err(ControlError::NotApplicable {
+                        name,
+                        action: other.label(),
+                        state: "retrying after a transient failure",
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Holds this model for `control` (a pause or a hold): says so in its status and, for an
+    /// operator's pause, in its file, so that a restart holds it too.
+    fn hold_for(&mut self, control: &Control) -> control::Answer {
+        if matches!(control, Control::Pause) {
+            self.keep_paused(true)?;
+        }
+        // Said before answering: whoever asked reads it next.
+        self.status.lock().expect("status lock").state = ProjectionState::Paused;
+        Ok(None)
+    }
+
+    /// Keeps (or ends) an operator's pause in the model's file.
+    fn keep_paused(&self, paused: bool) -> Result<(), ControlError> {
+        let name = self.projection.name();
+        self.conn
+            .execute(
+                "UPDATE projection_state SET state = ?2 WHERE name = ?1",
+                params![name, if paused { "paused" } else { "ok" }],
+            )
+            .map(|_| ())
+            .map_err(|e| ControlError::Failed {
+                name,
+                reason: e.to_string(),
+            })
+    }
+
+    /// Whether an operator paused this model before the server stopped.
+    fn paused_before(&self) -> bool {
+        self.conn
+            .query_row(
+                "SELECT state = 'paused' FROM projection_state WHERE name = ?1",
+                [self.projection.name()],
+                |r| r.get(0),
+            )
+            .unwrap_or(false)
     }
 
     /// Waits, failed or paused, for the instruction that lets the model go on (`retry` or
@@ -923,7 +1017,7 @@ impl Worker {
                 Err(RecvTimeoutError::Disconnected) => return false,
             };
             let answer = self.obey(waiting, control, position);
-            let go_on = matches!(answer, Ok(true));
+            let go_on = matches!(answer, Ok((true, _)));
             if go_on {
                 // Said before answering: whoever asked reads it next.
                 let mut s = self.status.lock().expect("status lock");
@@ -932,20 +1026,21 @@ impl Worker {
                 s.stopped_at = None;
                 s.checkpoint = *position;
             }
-            let _ = reply.send(answer.map(|_| ()));
+            let _ = reply.send(answer.map(|(_, about)| about));
             if go_on {
                 return true;
             }
         }
     }
 
-    /// Carries out `control` on a stopped model; whether it goes on.
+    /// Carries out `control` on a stopped model; whether it goes on, and the event a retry or
+    /// a skip was about.
     fn obey(
         &mut self,
         waiting: Waiting,
         control: Control,
         position: &mut Position,
-    ) -> Result<bool, ControlError> {
+    ) -> Result<(bool, Option<Position>), ControlError> {
         let name = self.projection.name();
         let state = match waiting {
             Waiting::Failed => "failed",
@@ -957,19 +1052,22 @@ impl Worker {
             state,
         };
         match (waiting, control) {
-            (Waiting::Paused, Control::Pause) => Ok(false),
+            // An operator's pause of a held generation is kept, as any other.
+            (Waiting::Paused, Control::Pause) => self.keep_paused(true).map(|()| (false, None)),
+            (Waiting::Paused, Control::Hold) => Ok((false, None)),
             (Waiting::Paused, Control::Resume) => {
+                self.keep_paused(false)?;
                 tracing::info!(projection = name, checkpoint = %position, "resumed");
-                Ok(true)
+                Ok((true, None))
             }
             (Waiting::Paused, Control::RunTo(to)) => {
                 self.run_to = Some(to);
-                Ok(true)
+                Ok((true, None))
             }
             (Waiting::Failed, Control::Retry) => {
                 tracing::info!(projection = name, checkpoint = %position, "retrying the event it stopped at");
-                self.stopped_at = None;
-                Ok(true)
+                let about = self.stopped_at.take().map(|s| s.position);
+                Ok((true, about))
             }
             (
                 Waiting::Failed,
@@ -1014,7 +1112,7 @@ impl Worker {
                 // not decode was dropped whole, with the good events before the poison.
                 self.skips.insert(stopped.position);
                 self.stopped_at = None;
-                Ok(true)
+                Ok((true, Some(stopped.position)))
             }
             (_, other) => Err(refused(other.label())),
         }
