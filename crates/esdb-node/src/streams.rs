@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::{Stream, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -387,6 +387,10 @@ fn append_response(outcome: AppendOutcome) -> AppendResp {
     }
 }
 
+/// Streams a batch-append session remembers the last write of before it forgets the finished
+/// ones.
+const ORDERED_STREAMS: usize = 1024;
+
 /// One write of a batch-append session, answered in the body.
 async fn batch_write(
     db: &Db,
@@ -662,6 +666,9 @@ impl streams_server::Streams for Service {
                     Vec<batch_append_req::ProposedMessage>,
                 ),
             > = Default::default();
+            // The last write of each stream still under way, which the next one waits for.
+            let mut order: std::collections::HashMap<Vec<u8>, oneshot::Receiver<()>> =
+                Default::default();
             loop {
                 let message = tokio::select! {
                     message = input.message() => message,
@@ -689,10 +696,34 @@ impl streams_server::Streams for Service {
                 entry.1.extend(req.proposed_messages);
                 if req.is_final {
                     let (options, messages) = pending.remove(&key).expect("just inserted");
-                    let answer = batch_write(&db, req.correlation_id, options, messages).await;
-                    if tx.send(Ok(answer)).await.is_err() {
-                        break;
+                    // Writes to different streams go on at once, as on a real node, so a
+                    // session's writes share the store's group commits; writes to one stream
+                    // (or its metastream) keep the order they came in.
+                    let owner = options
+                        .stream_identifier
+                        .as_ref()
+                        .map(|s| {
+                            let name: &[u8] = s.stream_name.as_ref();
+                            name.strip_prefix(b"$$".as_slice()).unwrap_or(name).to_vec()
+                        })
+                        .unwrap_or_default();
+                    if order.len() >= ORDERED_STREAMS {
+                        order.retain(|_, before| {
+                            matches!(before.try_recv(), Err(oneshot::error::TryRecvError::Empty))
+                        });
                     }
+                    let (done, next) = oneshot::channel();
+                    let before = order.insert(owner, next);
+                    let (db, tx) = (db.clone(), tx.clone());
+                    let correlation = req.correlation_id;
+                    tokio::spawn(async move {
+                        if let Some(before) = before {
+                            let _ = before.await;
+                        }
+                        let answer = batch_write(&db, correlation, options, messages).await;
+                        let _ = done.send(());
+                        let _ = tx.send(Ok(answer)).await;
+                    });
                 }
             }
         });

@@ -213,3 +213,35 @@ async fn appends_racing_a_subscriptions_switch_to_live_are_all_delivered() {
     }
     node.stop().await;
 }
+
+/// A batch-append session's writes to different streams go on at once, but writes to one
+/// stream land in the order the client sent them, as on a real node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_session_keeps_each_streams_writes_in_the_order_sent() {
+    let (node, client, _dir) = node().await;
+    let session = client
+        .batch_append(&eventstore::BatchAppendOptions::default())
+        .await
+        .unwrap();
+    let streams = ["ordered-1", "ordered-2", "ordered-3"];
+    let writes = (0..60u64).map(|n| {
+        let stream = streams[(n % 3) as usize];
+        let event = EventData::json("Tested", &json!({ "n": n })).unwrap();
+        session.append_to_stream(stream, ExpectedRevision::Any, vec![event])
+    });
+    for result in futures::future::join_all(writes).await {
+        result.unwrap();
+    }
+    for (i, stream) in streams.iter().enumerate() {
+        let options = ReadStreamOptions::default().position(StreamPosition::Start);
+        let mut read = client.read_stream(*stream, &options).await.unwrap();
+        let mut sent = Vec::new();
+        while let Some(e) = read.next().await.unwrap() {
+            let doc: serde_json::Value = e.get_original_event().as_json().unwrap();
+            sent.push(doc["n"].as_u64().unwrap());
+        }
+        let expected: Vec<u64> = (0..60).filter(|n| n % 3 == i as u64).collect();
+        assert_eq!(sent, expected, "{stream}");
+    }
+    node.stop().await;
+}

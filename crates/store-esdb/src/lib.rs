@@ -23,6 +23,7 @@
 //!   tombstones its stream; a scavenge then removes the event for good.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -30,9 +31,9 @@ use futures::stream::{BoxStream, StreamExt};
 use uuid::Uuid;
 
 use eventstore::{
-    AppendToStreamOptions, Client, ClientSettings, CurrentRevision, EventData, ReadAllOptions,
-    ReadStreamOptions, StreamPosition, SubscribeToAllOptions, SubscriptionFilter,
-    TombstoneStreamOptions,
+    AppendToStreamOptions, BatchAppendClient, BatchAppendOptions, Client, ClientSettings,
+    CurrentRevision, EventData, ReadAllOptions, ReadStreamOptions, StreamPosition,
+    SubscribeToAllOptions, SubscriptionFilter, TombstoneStreamOptions,
 };
 use leadflow_store::{
     AppendResult, ContentType, EventStore, ExpectedRevision, NewEvent, NewKey, Position,
@@ -53,9 +54,57 @@ const USER_STREAMS: &str = "^[^$]";
 pub struct EsdbStore {
     client: Client,
     max_append_size: usize,
+    /// The batch-append session appends go through: one long-lived call carrying every
+    /// writer's appends, instead of a call per append.
+    batch: Arc<tokio::sync::Mutex<Session>>,
+}
+
+/// The state of the batch-append session.
+enum Session {
+    /// Not opened yet, or closed by the client after an error: the next append opens one.
+    Closed,
+    Open(Arc<BatchAppendClient>),
+    /// The server has no batch append: every append is a call of its own.
+    Unsupported,
 }
 
 impl EsdbStore {
+    /// The open batch-append session, opened if need be; `None` if the server has none (or
+    /// it cannot be opened now: the append then goes as a call of its own).
+    async fn session(&self) -> Option<Arc<BatchAppendClient>> {
+        let mut session = self.batch.lock().await;
+        match &*session {
+            Session::Open(open) => return Some(open.clone()),
+            Session::Unsupported => return None,
+            Session::Closed => {}
+        }
+        match self
+            .client
+            .batch_append(&BatchAppendOptions::default())
+            .await
+        {
+            Ok(open) => {
+                let open = Arc::new(open);
+                *session = Session::Open(open.clone());
+                Some(open)
+            }
+            Err(eventstore::Error::UnsupportedFeature) => {
+                *session = Session::Unsupported;
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Forgets `broken`: the client ends a batch-append session on any error, and the answers
+    /// still due on it with it.
+    async fn close(&self, broken: &Arc<BatchAppendClient>) {
+        let mut session = self.batch.lock().await;
+        if matches!(&*session, Session::Open(open) if Arc::ptr_eq(open, broken)) {
+            *session = Session::Closed;
+        }
+    }
+
     /// Stores a subject's key in its own stream unless it holds the very same one.
     async fn put_key(&self, key: NewKey) -> Result<(), StoreError> {
         let taken = || StoreError::SubjectKeyTaken {
@@ -98,6 +147,7 @@ impl EsdbStore {
         Ok(Self {
             client,
             max_append_size: MAX_APPEND_SIZE,
+            batch: Arc::new(tokio::sync::Mutex::new(Session::Closed)),
         })
     }
 
@@ -315,8 +365,30 @@ impl EventStore for EsdbStore {
                 max: self.max_append_size,
             });
         }
-        let options = AppendToStreamOptions::default().expected_revision(to_server(expected));
         let data: Vec<EventData> = events.into_iter().map(to_event_data).collect();
+        // Through the batch session when it answers with success; anything else (a conflict,
+        // a deleted stream, a session the client closed) goes again as a call of its own,
+        // which answers it exactly. That is safe: event ids make a repeated append idempotent.
+        if let Some(session) = self.session().await {
+            match session
+                .append_to_stream(stream.as_str(), to_server(expected), data.clone())
+                .await
+            {
+                Ok(w) => {
+                    if let (Some(last), Some(position)) =
+                        (w.current_revision(), w.current_position())
+                    {
+                        return Ok(Self::completed(
+                            ids.len() as u64,
+                            last,
+                            Position(position.commit),
+                        ));
+                    }
+                }
+                Err(_) => self.close(&session).await,
+            }
+        }
+        let options = AppendToStreamOptions::default().expected_revision(to_server(expected));
         match self
             .client
             .append_to_stream(stream.as_str(), &options, data)

@@ -87,3 +87,74 @@ async fn events_land_as_json_with_our_ids_and_metadata() {
     assert_eq!(all.iter().map(|e| e.id).collect::<Vec<_>>(), vec![id]);
     node.stop().await;
 }
+
+fn event(n: u64) -> NewEvent {
+    NewEvent {
+        id: uuid::Uuid::new_v4(),
+        event_type: "Tested".into(),
+        data: format!(r#"{{"n":{n}}}"#).into_bytes(),
+        metadata: Vec::new(),
+        content_type: leadflow_store::ContentType::Json,
+    }
+}
+
+/// Appends share one batch-append session, which the client closes on any error and with it
+/// every answer still due. Writers that conflict on purpose, among many that do not, get their
+/// conflicts exactly, and every other append lands once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_with_conflicts_among_them_each_land_once_or_conflict_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = RunningNode::start(
+        EmbeddedStore::open(dir.path().join("events.db")).unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let store = std::sync::Arc::new(EsdbStore::connect(&node.connection_string()).unwrap());
+    const WRITERS: u64 = 32;
+    const EACH: u64 = 6;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let stream = StreamName::parse(format!("lead-{}", uuid::Uuid::new_v4())).unwrap();
+                for n in 0..EACH {
+                    let expected = match n {
+                        0 => ExpectedRevision::NoStream,
+                        n => ExpectedRevision::Exact(n - 1),
+                    };
+                    let r = store
+                        .append(&stream, expected, vec![event(n)])
+                        .await
+                        .unwrap();
+                    assert_eq!((r.first_revision, r.last_revision), (n, n));
+                    // Every other writer also tries a stale write, which must conflict.
+                    if w % 2 == 1 && n > 0 {
+                        let stale = store
+                            .append(&stream, ExpectedRevision::Exact(n - 1), vec![event(99)])
+                            .await;
+                        match stale {
+                            Err(leadflow_store::StoreError::WrongExpectedRevision {
+                                actual,
+                                ..
+                            }) => assert_eq!(actual, Some(n)),
+                            other => panic!("a stale append gave {other:?}"),
+                        }
+                    }
+                }
+                stream
+            })
+        })
+        .collect();
+    for w in writers {
+        let stream = w.await.unwrap();
+        let events = store.read_stream(&stream, 0, 100).await.unwrap();
+        let written: Vec<String> = events
+            .iter()
+            .map(|e| String::from_utf8(e.data.clone()).unwrap())
+            .collect();
+        let expected: Vec<String> = (0..EACH).map(|n| format!(r#"{{"n":{n}}}"#)).collect();
+        assert_eq!(written, expected, "{stream}");
+    }
+    node.stop().await;
+}
