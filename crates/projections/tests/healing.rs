@@ -589,3 +589,73 @@ async fn a_generation_being_built_is_retried_skipped_and_paused_on_its_own_while
     assert_eq!(letters[0].reason, "bad_event INC-9");
     reads.shutdown();
 }
+
+/// The nice value of each of this process's threads named `name` (Linux keeps the first 15
+/// bytes of a thread's name).
+#[cfg(target_os = "linux")]
+fn nice_of_threads(name: &str) -> Vec<i32> {
+    let mut nice = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue; // gone meanwhile
+        };
+        // The fields after the name in parentheses: state is the 3rd of stat(5), nice the 19th.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        nice.push(after.split(' ').nth(16).unwrap().parse().unwrap());
+    }
+    nice
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generation_built_beside_live_runs_at_a_lower_priority_until_it_serves() {
+    let w = world();
+    let dir = w.dir.path().join("read");
+    let full = Arc::new(AtomicBool::new(false));
+    let violate = Arc::new(Mutex::new(None));
+    let hold = Arc::new(AtomicBool::new(false));
+    let held = Arc::new(AtomicBool::new(false));
+    let reads = w.reads_held(&dir, &full, &violate, (&hold, &held));
+    let first = w.register(1, 30).await;
+    reads.wait_for(first, WAIT).await.unwrap();
+
+    // The new generation's batch held mid-apply: on its build thread, beside the live worker.
+    // (Let go however the test ends: a held batch would hold up the shutdown.)
+    struct LetGo(Arc<AtomicBool>);
+    impl Drop for LetGo {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::SeqCst);
+        }
+    }
+    let _let_go = LetGo(hold.clone());
+    hold.store(true, Ordering::SeqCst);
+    reads.rebuild(&["leads"], false).await.unwrap();
+    while !held.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let building = nice_of_threads("build-leads-g1");
+    assert!(!building.is_empty(), "no build thread");
+    assert!(building.iter().all(|n| *n == 10), "{building:?}");
+    // Its own feeder (the live models share another one; other tests may have theirs).
+    let feeding = nice_of_threads("feed-leads");
+    assert!(feeding.contains(&10), "{feeding:?}");
+    let workers = nice_of_threads("projection-lead");
+    assert!(!workers.is_empty(), "no worker thread");
+    assert!(workers.iter().all(|n| *n == 0), "the live one: {workers:?}");
+
+    // Switched in, it follows the log on its worker's thread, at the priority it started with.
+    hold.store(false, Ordering::SeqCst);
+    until(&reads, "leads", |s| {
+        s.generation == 1 && s.rebuild.is_none()
+    })
+    .await;
+    let next = w.register(30, 31).await;
+    reads.wait_for(next, WAIT).await.unwrap();
+    let workers = nice_of_threads("projection-lead");
+    assert!(workers.iter().all(|n| *n == 0), "{workers:?}");
+    reads.shutdown();
+}

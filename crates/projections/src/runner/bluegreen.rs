@@ -125,7 +125,7 @@ impl ReadSide {
             tokio::spawn(watch_build(self.shared.clone(), running.clone(), verify));
         }
         self.shared
-            .feed(members, Position::START)
+            .feed(members, Position::START, true)
             .map_err(|e| RebuildError::Failed {
                 name: "rebuild",
                 reason: e.to_string(),
@@ -188,7 +188,7 @@ impl ReadSide {
         *running.building.lock().expect("building lock") = Some(slot);
         tokio::spawn(watch_build(self.shared.clone(), running.clone(), false));
         self.shared
-            .feed(vec![member], from)
+            .feed(vec![member], from, true)
             .map_err(|e| RebuildError::Failed {
                 name,
                 reason: e.to_string(),

@@ -211,7 +211,14 @@ pub(crate) fn start_slot(
 
 impl Shared {
     /// One feeder for `members`, reading the log from `from`.
-    pub(crate) fn feed(&self, members: Vec<Member>, from: Position) -> Result<(), ProjectionError> {
+    /// Starts a feeder of `members` from `from`; `background` when they are all generations
+    /// built beside live ones (its thread then runs at a lower priority).
+    pub(crate) fn feed(
+        &self,
+        members: Vec<Member>,
+        from: Position,
+        background: bool,
+    ) -> Result<(), ProjectionError> {
         if members.is_empty() {
             return Ok(());
         }
@@ -224,6 +231,7 @@ impl Shared {
             shutdown: self.shutdown.subscribe(),
             stop: None,
             members,
+            background,
         };
         let thread = spawn(format!("feed-{}", names.join("+")), from, move || {
             feeder.run(from)
@@ -353,7 +361,7 @@ impl ReadSide {
         // and decoded once for all of them. One far behind (rebuilding, say) gets its own, so
         // it holds none of the others back.
         for (from, members) in group_by_checkpoint(members, |m| m.checkpoint) {
-            shared.feed(members, from)?;
+            shared.feed(members, from, false)?;
         }
         shared
             .runtime

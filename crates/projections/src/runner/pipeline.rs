@@ -176,6 +176,29 @@ pub(crate) struct Feeder {
     pub(crate) members: Vec<Member>,
     /// Undecodable events every member skips ([`skipped_by_all`]).
     pub(crate) skips: BTreeSet<Position>,
+    /// Feeding only generations being built beside live ones: it runs at the lower priority
+    /// of [`in_the_background`].
+    pub(crate) background: bool,
+}
+
+/// The nice value of the threads building a generation beside the live one.
+const BUILD_NICE: i32 = 10;
+
+/// Lowers the calling thread's CPU priority to nice [`BUILD_NICE`] (never raises it): a
+/// rebuild beside the live model takes the cores the API leaves, not the API's share of them,
+/// and still has every core of a quiet server. Threads it starts inherit it. Linux sets it per
+/// thread; elsewhere, or where it is refused, the thread keeps its priority.
+pub(crate) fn in_the_background() {
+    #[cfg(target_os = "linux")]
+    {
+        let thread = Some(rustix::thread::gettid());
+        let now = rustix::process::getpriority_process(thread).unwrap_or(BUILD_NICE);
+        if now < BUILD_NICE {
+            if let Err(e) = rustix::process::setpriority_process(thread, BUILD_NICE) {
+                tracing::debug!(error = %e, "a rebuild's thread keeps its priority");
+            }
+        }
+    }
 }
 
 impl Feeder {
@@ -235,6 +258,9 @@ impl Feeder {
 
     pub(crate) fn run(mut self, mut position: Position) {
         let _context = self.runtime.enter();
+        if self.background {
+            in_the_background();
+        }
         let names = self
             .members
             .iter()
@@ -556,9 +582,9 @@ impl Worker {
     pub(crate) fn run(mut self, mut position: Position, rx: std::sync::mpsc::Receiver<Fed>) {
         let runtime = self.runtime.clone();
         let _context = runtime.enter();
-        // The feeder's batches, and the sender that ends the feeder if it is this worker's
-        // own. None while off it (failed, paused, backing off): the next drain starts a
-        // feeder of this worker's own, from its checkpoint.
+        // The feeder this worker started on. Once a drain ends (failed, paused, backing off,
+        // refed) the worker is off it, and the next drain starts a feeder of its own from its
+        // checkpoint, with the sender whose drop ends it.
         let mut feed: Option<(std::sync::mpsc::Receiver<Fed>, Option<watch::Sender<()>>)> =
             Some((rx, None));
         let mut attempts = 0u32;
@@ -568,23 +594,31 @@ impl Worker {
             let drained = match next.take() {
                 Some(drained) => drained,
                 None => {
-                    let fed = match feed {
-                        Some((ref fed, _)) => fed,
+                    let (fed, stop) = match feed.take() {
+                        Some(feed) => feed,
                         None => match self.own_feeder(position) {
-                            Ok((fed, stop)) => &feed.insert((fed, Some(stop))).0,
+                            Ok((fed, stop)) => (fed, Some(stop)),
                             Err(e) => return self.fail(position, &e),
                         },
                     };
-                    self.drain(&mut position, fed, &mut attempts)
+                    let (drained, fed) =
+                        self.drain_here_or_behind(&mut position, fed, &mut attempts);
+                    // However draining ended, this worker is off that feeder now: a shared one
+                    // goes on for the others, an own one ends.
+                    drop(fed);
+                    drop(stop);
+                    drained
                 }
             };
             match drained {
                 Drained::Stopped => break,
-                Drained::Refeed => feed = None,
+                Drained::Refeed => {}
                 Drained::Failed if *self.shutdown.borrow() => return,
                 Drained::Paused if *self.shutdown.borrow() => break,
                 drained @ (Drained::Failed | Drained::Paused) => {
-                    // Off the feeder until told to go on: a shared one goes on for the others.
+                    // Off the feeder until told to go on, a pause kept from before a restart
+                    // included (it never drained the one it started on): a shared one goes on
+                    // for the others.
                     feed = None;
                     let waiting = if matches!(drained, Drained::Failed) {
                         Waiting::Failed
@@ -599,8 +633,6 @@ impl Worker {
                     attempts = 0;
                 }
                 Drained::Transient(error) => {
-                    // Leave the feeder: a shared one goes on for the others, an own one ends.
-                    feed = None;
                     attempts += 1;
                     let delay = retry_delay(attempts);
                     self.retrying(position, &error, attempts, delay);
@@ -616,6 +648,55 @@ impl Worker {
         // tables that changed much, on the way out (cheap when nothing did).
         let _ = self.conn.execute_batch("PRAGMA optimize;");
         self.status.lock().expect("status lock").state = ProjectionState::Stopped;
+    }
+
+    /// Drains `fed` on this thread while this generation serves; while it is built beside the
+    /// live one, on a thread of lower priority ([`in_the_background`]) until it serves (a
+    /// switch), so that once it serves it follows the log at this thread's priority, on a
+    /// feeder of its own. Hands the receiver back.
+    fn drain_here_or_behind(
+        &mut self,
+        position: &mut Position,
+        fed: std::sync::mpsc::Receiver<Fed>,
+        attempts: &mut u32,
+    ) -> (Drained, std::sync::mpsc::Receiver<Fed>) {
+        if self
+            .checkpoint
+            .serving
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            let drained = self.drain(position, &fed, attempts, false);
+            return (drained, fed);
+        }
+        let name = {
+            let s = self.status.lock().expect("status lock");
+            format!("build-{}-g{}", s.name, s.generation)
+        };
+        let runtime = self.runtime.clone();
+        std::thread::scope(|scope| {
+            let behind = std::thread::Builder::new()
+                .name(name)
+                .spawn_scoped(scope, move || {
+                    let _context = runtime.enter();
+                    in_the_background();
+                    let drained = self.drain(position, &fed, attempts, true);
+                    (drained, fed)
+                });
+            match behind {
+                Ok(behind) => behind
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(e) => {
+                    let error = ProjectionError::Setup {
+                        what: "start a rebuild's thread".to_owned(),
+                        reason: e.to_string(),
+                    };
+                    // The receiver went with the closure: a feeder of its own after the wait.
+                    let (_, none) = std::sync::mpsc::sync_channel(0);
+                    (Drained::Transient(error), none)
+                }
+            }
+        })
     }
 
     /// A feeder of this worker's own, from `position`: after a transient failure the shared
@@ -642,6 +723,10 @@ impl Worker {
                 skips: self.skips.clone(),
             }],
             skips: self.skips.clone(),
+            background: !self
+                .checkpoint
+                .serving
+                .load(std::sync::atomic::Ordering::SeqCst),
         };
         let thread = spawn(format!("feed-{name}"), position, move || {
             feeder.run(position)
@@ -721,12 +806,14 @@ impl Worker {
         }
     }
 
-    /// Applies what the feeder hands over until shutdown or failure.
+    /// Applies what the feeder hands over until shutdown or failure; `behind` (a generation
+    /// built beside the live one), until it serves.
     fn drain(
         &mut self,
         position: &mut Position,
         rx: &std::sync::mpsc::Receiver<Fed>,
         attempts: &mut u32,
+        behind: bool,
     ) -> Drained {
         let mut window = (Instant::now(), 0u64);
         let mut spent = Spent::default();
@@ -753,6 +840,14 @@ impl Worker {
             }
             if self.run_to.is_some_and(|to| *position >= to) {
                 return self.hold();
+            }
+            if behind
+                && self
+                    .checkpoint
+                    .serving
+                    .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return Drained::Refeed;
             }
             let waited = Instant::now();
             let fed = match rx.recv_timeout(CONTROL_POLL) {
