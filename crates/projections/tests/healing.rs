@@ -653,6 +653,8 @@ async fn a_generation_built_beside_live_runs_at_a_lower_priority_until_it_serves
         s.generation == 1 && s.rebuild.is_none()
     })
     .await;
+    // Live at the head of a quiet log, with no batch to say so.
+    until(&reads, "leads", |s| s.state == ProjectionState::Live).await;
     let next = w.register(30, 31).await;
     reads.wait_for(next, WAIT).await.unwrap();
     let workers = nice_of_threads("projection-lead");

@@ -396,6 +396,11 @@ impl ReadSide {
             if s.state == ProjectionState::Live && s.checkpoint < head {
                 s.state = ProjectionState::CatchingUp;
             }
+            // A model resumed (or switched in) at the head of a quiet log gets no batch to say
+            // it is live: it is.
+            if s.state == ProjectionState::CatchingUp && !s.rebuilding && s.checkpoint >= head {
+                s.state = ProjectionState::Live;
+            }
             s
         };
         self.handles
