@@ -119,6 +119,17 @@ fn world() -> World {
 }
 
 impl World {
+    /// A read side on `<dir>/read` that fills up while the flag returned with it is set,
+    /// caught up with leads `1..n` registered first; and the position they reached.
+    async fn filling(&self, n: u128) -> (ReadSide, Arc<AtomicBool>, std::path::PathBuf, Position) {
+        let full = Arc::new(AtomicBool::new(false));
+        let dir = self.dir.path().join("read");
+        let reads = self.reads(&dir, &full, None);
+        let before = self.register(1, n).await;
+        reads.wait_for(before, WAIT).await.unwrap();
+        (reads, full, dir, before)
+    }
+
     fn reads(&self, dir: &Path, full: &Arc<AtomicBool>, violate: Option<LeadId>) -> ReadSide {
         let violate = Arc::new(Mutex::new(violate.map(|id| format!("lead-{id}"))));
         self.reads_with(dir, full, &violate)
@@ -216,11 +227,7 @@ fn dump(path: &Path) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_read_model_retries_and_heals_with_the_rows_of_one_that_never_failed() {
     let w = world();
-    let full = Arc::new(AtomicBool::new(false));
-    let dir = w.dir.path().join("read");
-    let reads = w.reads(&dir, &full, None);
-    let before = w.register(1, 21).await;
-    reads.wait_for(before, WAIT).await.unwrap();
+    let (reads, full, dir, _) = w.filling(21).await;
 
     full.store(true, Ordering::SeqCst);
     let during = w.register(21, 61).await;
@@ -275,11 +282,7 @@ async fn a_full_read_model_retries_and_heals_with_the_rows_of_one_that_never_fai
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_is_answered_while_a_model_backs_off_and_a_pause_outlives_a_restart() {
     let w = world();
-    let full = Arc::new(AtomicBool::new(false));
-    let dir = w.dir.path().join("read");
-    let reads = w.reads(&dir, &full, None);
-    let before = w.register(1, 6).await;
-    reads.wait_for(before, WAIT).await.unwrap();
+    let (reads, full, dir, before) = w.filling(6).await;
 
     // Backing off before its fifth attempt (2 s away): a retry tries again now.
     full.store(true, Ordering::SeqCst);

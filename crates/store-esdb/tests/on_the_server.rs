@@ -8,8 +8,8 @@ use leadflow_store::{EventStore, ExpectedRevision, NewEvent, Position, StreamNam
 use leadflow_store_embedded::EmbeddedStore;
 use leadflow_store_esdb::EsdbStore;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_land_as_json_with_our_ids_and_metadata() {
+/// A node on a store of its own (in the directory returned with it).
+async fn node() -> (RunningNode, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let node = RunningNode::start(
         EmbeddedStore::open(dir.path().join("events.db")).unwrap(),
@@ -17,6 +17,12 @@ async fn events_land_as_json_with_our_ids_and_metadata() {
     )
     .await
     .unwrap();
+    (node, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_land_as_json_with_our_ids_and_metadata() {
+    let (node, _dir) = node().await;
     let store = EsdbStore::connect(&node.connection_string()).unwrap();
     assert_eq!(
         store.head().await.unwrap(),
@@ -103,13 +109,7 @@ fn event(n: u64) -> NewEvent {
 /// conflicts exactly, and every other append lands once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_with_conflicts_among_them_each_land_once_or_conflict_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = RunningNode::start(
-        EmbeddedStore::open(dir.path().join("events.db")).unwrap(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let (node, _dir) = node().await;
     let store = std::sync::Arc::new(EsdbStore::connect(&node.connection_string()).unwrap());
     const WRITERS: u64 = 32;
     const EACH: u64 = 6;
