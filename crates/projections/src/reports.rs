@@ -117,11 +117,11 @@ pub fn state_at(path: &LeadPath, as_of: i64) -> Option<LeadState> {
     let last = path.moves.iter().rfind(|m| m.at <= as_of)?;
     Some(LeadState {
         lead: path.lead,
-        funnel: path.cohort.funnel.clone(),
-        source: path.cohort.source.clone(),
-        stage: last.to.clone(),
+        funnel: path.cohort.funnel.to_string(),
+        source: path.cohort.source.to_string(),
+        stage: last.to.to_string(),
         reason: if last.to == "Disqualified" {
-            last.reason.clone()
+            last.reason.to_string()
         } else {
             String::new()
         },
@@ -381,8 +381,8 @@ fn stays(paths: &[LeadPath], as_of: i64, scope: &Scope) -> Vec<Stay> {
             };
             out.push(Stay {
                 lead: path.lead,
-                funnel: path.cohort.funnel.clone(),
-                stage: m.to.clone(),
+                funnel: path.cohort.funnel.to_string(),
+                stage: m.to.to_string(),
                 manager: responsible_at(position),
                 seconds: (end - m.at).max(0) / 1_000_000,
                 open,
@@ -653,11 +653,11 @@ mod tests {
             revision: 0,
             position: 1,
             at: 0,
-            from: String::new(),
+            from: Default::default(),
             to: "Qualification".into(),
             via: "registered".into(),
             jump: false,
-            reason: String::new(),
+            reason: Default::default(),
             actor: user(1),
         }];
         for (i, (h, to)) in moves.iter().enumerate() {
@@ -670,7 +670,7 @@ mod tests {
                 to: (*to).into(),
                 via: "qualified".into(),
                 jump: false,
-                reason: String::new(),
+                reason: Default::default(),
                 actor: user(1),
             });
         }
@@ -678,8 +678,8 @@ mod tests {
             lead: Uuid::from_bytes([n; 16]),
             cohort: CohortRow {
                 funnel: "default".into(),
-                source: String::new(),
-                channel: String::new(),
+                source: Default::default(),
+                channel: Default::default(),
                 created_by: user(1),
                 responsible: None,
                 quality: "Unsorted".into(),

@@ -3,6 +3,7 @@
 //! The projection stores them, and the audit's from-log path keeps them in memory, so both read
 //! the same rows. Nothing here is personal.
 
+use compact_str::{CompactString, ToCompactString};
 use uuid::Uuid;
 
 use leadflow_domain::details::DetailChange;
@@ -91,8 +92,8 @@ impl Reach {
                 }
             }
         }
-        self.stage = m.to.clone();
-        self.reason = m.reason.clone();
+        self.stage = m.to.to_string();
+        self.reason = m.reason.to_string();
         self
     }
 }
@@ -113,14 +114,14 @@ pub fn is_jump(from: Stage, to: Stage, via: &Transition) -> bool {
 /// A lead as registered: what an audit's cohort filters and groups by.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CohortRow {
-    pub funnel: String,
+    pub funnel: CompactString,
     /// '' when none.
-    pub source: String,
-    pub channel: String,
+    pub source: CompactString,
+    pub channel: CompactString,
     pub created_by: Uuid,
     /// At registration; `None`: unassigned.
     pub responsible: Option<Uuid>,
-    pub quality: String,
+    pub quality: CompactString,
     pub advertising: bool,
     /// Business time, µs since the epoch.
     pub registered_at: i64,
@@ -134,12 +135,12 @@ pub struct MoveRow {
     pub position: u64,
     /// Business time, µs since the epoch.
     pub at: i64,
-    pub from: String,
-    pub to: String,
-    pub via: String,
+    pub from: CompactString,
+    pub to: CompactString,
+    pub via: CompactString,
     pub jump: bool,
     /// The disqualification reason's code, '' otherwise.
-    pub reason: String,
+    pub reason: CompactString,
     pub actor: Uuid,
 }
 
@@ -170,6 +171,14 @@ pub(crate) const MOVE_COLUMNS: &str =
 pub(crate) const ASSIGNMENT_COLUMNS: &str = "revision, position, at, user";
 pub(crate) const BUDGET_COLUMNS: &str = "revision, position, at, budget_minor";
 
+/// The text in column `i`, held inline when short (every stage name and code is): no
+/// allocation per value, which an audit reading millions of rows would pay.
+fn text_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<CompactString> {
+    Ok(CompactString::new(
+        r.get_ref(i)?.as_str().map_err(rusqlite::Error::from)?,
+    ))
+}
+
 fn uuid_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Uuid> {
     Ok(Uuid::from_slice(&r.get::<_, Vec<u8>>(i)?).unwrap_or_default())
 }
@@ -178,14 +187,14 @@ impl CohortRow {
     /// The [`COHORT_COLUMNS`] of a row, from column `from` on.
     pub(crate) fn read(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<Self> {
         Ok(Self {
-            funnel: r.get(from)?,
-            source: r.get(from + 1)?,
-            channel: r.get(from + 2)?,
+            funnel: text_at(r, from)?,
+            source: text_at(r, from + 1)?,
+            channel: text_at(r, from + 2)?,
             created_by: uuid_at(r, from + 3)?,
             responsible: r
                 .get::<_, Option<Vec<u8>>>(from + 4)?
                 .map(|b| Uuid::from_slice(&b).unwrap_or_default()),
-            quality: r.get(from + 5)?,
+            quality: text_at(r, from + 5)?,
             advertising: r.get(from + 6)?,
             registered_at: r.get(from + 7)?,
             position: r.get::<_, i64>(from + 8)? as u64,
@@ -200,11 +209,11 @@ impl MoveRow {
             revision: r.get::<_, i64>(from)? as u64,
             position: r.get::<_, i64>(from + 1)? as u64,
             at: r.get(from + 2)?,
-            from: r.get(from + 3)?,
-            to: r.get(from + 4)?,
-            via: r.get(from + 5)?,
+            from: text_at(r, from + 3)?,
+            to: text_at(r, from + 4)?,
+            via: text_at(r, from + 5)?,
             jump: r.get(from + 6)?,
-            reason: r.get(from + 7)?,
+            reason: text_at(r, from + 7)?,
             actor: uuid_at(r, from + 8)?,
         })
     }
@@ -249,7 +258,7 @@ pub enum Row {
     },
     /// A disqualification's reason, held until the stage change of the same command (which
     /// comes with its `reason` empty: the reader fills it in).
-    Reason(String),
+    Reason(CompactString),
     Moved(MoveRow),
     Assigned(AssignmentRow),
     /// The budget set (or cleared).
@@ -283,15 +292,15 @@ pub fn row_of(env: &Envelope) -> Option<(Uuid, Row)> {
     };
     let (revision, position, at) = (env.revision, env.position.0, micros(meta.occurred_at));
     let actor = meta.actor.user_id.as_uuid();
-    let moved = |from: String, to: String, via: &str, jump: bool| MoveRow {
+    let moved = |from: CompactString, to: CompactString, via: &str, jump: bool| MoveRow {
         revision,
         position,
         at,
         from,
         to,
-        via: via.to_owned(),
+        via: CompactString::new(via),
         jump,
-        reason: String::new(),
+        reason: CompactString::default(),
         actor,
     };
     let assigned = |user: Uuid| AssignmentRow {
@@ -311,25 +320,30 @@ pub fn row_of(env: &Envelope) -> Option<(Uuid, Row)> {
             let d = &r.details;
             Row::Registered {
                 cohort: CohortRow {
-                    funnel: r.funnel.as_str().to_owned(),
-                    source: d.source.as_ref().map_or("", |s| s.as_str()).to_owned(),
-                    channel: d.channel.as_ref().map_or("", |c| c.as_str()).to_owned(),
+                    funnel: r.funnel.as_str().into(),
+                    source: d.source.as_ref().map_or("", |s| s.as_str()).into(),
+                    channel: d.channel.as_ref().map_or("", |c| c.as_str()).into(),
                     created_by: r.created_by.as_uuid(),
                     responsible: r.responsible.map(|u| u.as_uuid()),
-                    quality: format!("{:?}", d.quality),
+                    quality: compact_str::format_compact!("{:?}", d.quality),
                     advertising: d.advertising,
                     registered_at: at,
                     position,
                 },
-                entered: moved(String::new(), r.stage.to_string(), "registered", false),
+                entered: moved(
+                    CompactString::default(),
+                    r.stage.to_compact_string(),
+                    "registered",
+                    false,
+                ),
                 assigned: r.responsible.map(|u| assigned(u.as_uuid())),
                 budget: d.budget.as_ref().map(|m| budget(Some(m.minor()))),
             }
         }
-        LeadEvent::LeadDisqualified(d) => Row::Reason(d.reason.as_str().to_owned()),
+        LeadEvent::LeadDisqualified(d) => Row::Reason(d.reason.as_str().into()),
         LeadEvent::LeadStageChanged(c) => Row::Moved(moved(
-            c.from.to_string(),
-            c.to.to_string(),
+            c.from.to_compact_string(),
+            c.to.to_compact_string(),
             via_name(&c.via),
             is_jump(c.from, c.to, &c.via),
         )),

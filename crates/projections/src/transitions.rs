@@ -88,11 +88,11 @@ impl Projection for TransitionsProjection {
                 m.revision as i64,
                 m.position as i64,
                 m.at,
-                m.from,
-                m.to,
-                m.via,
+                m.from.as_str(),
+                m.to.as_str(),
+                m.via.as_str(),
                 m.jump,
-                m.reason,
+                m.reason.as_str(),
                 m.actor.as_bytes().as_slice(),
             ])
         };
@@ -119,7 +119,8 @@ impl Projection for TransitionsProjection {
         // moves several times in a batch while catching up), and the disqualification reasons
         // this batch holds.
         let mut reaches = Reaches::default();
-        let mut pending: HashMap<uuid::Uuid, String> = HashMap::new();
+        let disqualified = Stage::Disqualified.to_string();
+        let mut pending: HashMap<uuid::Uuid, compact_str::CompactString> = HashMap::new();
         for env in events {
             let Body::Lead { lead_id, meta, .. } = &env.body else {
                 continue;
@@ -138,12 +139,12 @@ impl Projection for TransitionsProjection {
                     } => {
                         lead_row.execute(params![
                             lead,
-                            c.funnel,
-                            c.source,
-                            c.channel,
+                            c.funnel.as_str(),
+                            c.source.as_str(),
+                            c.channel.as_str(),
                             c.created_by.as_bytes().as_slice(),
                             c.responsible.map(|u| u.as_bytes().to_vec()),
-                            c.quality,
+                            c.quality.as_str(),
                             c.advertising,
                             c.registered_at,
                             c.position as i64,
@@ -162,11 +163,14 @@ impl Projection for TransitionsProjection {
                         pending.insert(id, std::mem::take(reason));
                     }
                     Row::Moved(m) => {
-                        if m.to == Stage::Disqualified.to_string() {
+                        if m.to == disqualified {
                             // The table may hold an older reason of the lead: it goes too.
                             let held: Option<String> =
                                 take_reason.query_row([lead], |r| r.get(0)).optional()?;
-                            m.reason = pending.remove(&id).or(held).unwrap_or_default();
+                            m.reason = pending
+                                .remove(&id)
+                                .or(held.map(Into::into))
+                                .unwrap_or_default();
                         }
                         insert_move(lead, m)?;
                         if let Some(r) = reaches.get(tx, id)? {
@@ -212,7 +216,7 @@ impl Projection for TransitionsProjection {
             "INSERT OR REPLACE INTO pending_reasons(lead, reason) VALUES (?1, ?2)",
         )?;
         for (lead, reason) in pending {
-            hold_reason.execute(params![lead.as_bytes().as_slice(), reason])?;
+            hold_reason.execute(params![lead.as_bytes().as_slice(), reason.as_str()])?;
         }
         Ok(())
     }
