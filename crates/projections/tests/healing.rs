@@ -646,6 +646,9 @@ async fn a_generation_built_beside_live_runs_at_a_lower_priority_until_it_serves
     // Its own feeder (the live models share another one; other tests may have theirs).
     let feeding = nice_of_threads("feed-leads");
     assert!(feeding.contains(&10), "{feeding:?}");
+    // And the store reads the log for it on a thread of its own, at its priority.
+    let reading = nice_of_threads("log-reader");
+    assert!(reading.contains(&10), "{reading:?}");
     let workers = nice_of_threads("projection-lead");
     assert!(!workers.is_empty(), "no worker thread");
     assert!(workers.iter().all(|n| *n == 0), "the live one: {workers:?}");

@@ -492,12 +492,58 @@ impl EventStore for EmbeddedStore {
         &self,
         after: Position,
     ) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
+        self.subscription(after, None)
+    }
+
+    /// The subscription's reads go to a thread started here, which inherits the caller's
+    /// priority (a thread's nice value passes to the threads it starts), and ends with the
+    /// subscription.
+    fn subscribe_all_inheriting_priority(
+        &self,
+        after: Position,
+    ) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
+        let (ask, asked) = std::sync::mpsc::channel::<ReadAsked>();
+        let inner = self.inner.clone();
+        let started = std::thread::Builder::new()
+            .name("log-reader".to_owned())
+            .spawn(move || {
+                for (after, reply) in asked {
+                    let batch = inner
+                        .with_reader(move |conn| read_all_sync(conn, after, SUBSCRIPTION_BATCH));
+                    let _ = reply.send(batch);
+                }
+            });
+        match started {
+            Ok(_) => self.subscription(after, Some(ask)),
+            Err(e) => {
+                tracing::debug!(error = %e, "no thread for a subscription's reads: the pool reads");
+                self.subscription(after, None)
+            }
+        }
+    }
+}
+
+/// A read of the log's next batch after a position, asked of a subscription's own reader
+/// thread, and where its answer goes.
+type ReadAsked = (
+    Position,
+    oneshot::Sender<Result<Vec<RecordedEvent>, StoreError>>,
+);
+
+impl EmbeddedStore {
+    /// The log after `after`, read on the blocking pool, or by the thread `reader` asks.
+    fn subscription(
+        &self,
+        after: Position,
+        reader: Option<std::sync::mpsc::Sender<ReadAsked>>,
+    ) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
         struct State {
             store: EmbeddedStore,
             head: watch::Receiver<Position>,
             after: Position,
             buffer: std::collections::VecDeque<RecordedEvent>,
             failed: bool,
+            reader: Option<std::sync::mpsc::Sender<ReadAsked>>,
         }
         let state = State {
             store: self.clone(),
@@ -505,6 +551,7 @@ impl EventStore for EmbeddedStore {
             after,
             buffer: Default::default(),
             failed: false,
+            reader,
         };
         stream::unfold(state, |mut st| async move {
             loop {
@@ -522,11 +569,22 @@ impl EventStore for EmbeddedStore {
                     }
                 }
                 let after = st.after;
-                match st
-                    .store
-                    .read(move |conn| read_all_sync(conn, after, SUBSCRIPTION_BATCH))
-                    .await
-                {
+                let read = match &st.reader {
+                    Some(reader) => {
+                        let (reply, answer) = oneshot::channel();
+                        let gone = || StoreError::Internal("the log reader stopped".to_owned());
+                        match reader.send((after, reply)) {
+                            Ok(()) => answer.await.unwrap_or_else(|_| Err(gone())),
+                            Err(_) => Err(gone()),
+                        }
+                    }
+                    None => {
+                        st.store
+                            .read(move |conn| read_all_sync(conn, after, SUBSCRIPTION_BATCH))
+                            .await
+                    }
+                };
+                match read {
                     Ok(batch) => st.buffer.extend(batch),
                     Err(e) => {
                         st.failed = true;

@@ -495,7 +495,11 @@ pub async fn concurrent_writers_keep_the_log_gap_free_for_readers(h: &dyn Harnes
 
 pub async fn subscriber_sees_every_event_exactly_once(h: &dyn Harness) {
     let store = h.open().await;
-    let mut sub = store.subscribe_all(Position::START);
+    // Both kinds of subscription: the plain one and the one reading at the caller's priority.
+    let subs = [
+        store.subscribe_all(Position::START),
+        store.subscribe_all_inheriting_priority(Position::START),
+    ];
     let writers: Vec<_> = (0..8)
         .map(|w| {
             let store = store.clone();
@@ -515,19 +519,21 @@ pub async fn subscriber_sees_every_event_exactly_once(h: &dyn Harness) {
     }
     let log = read_everything(store.as_ref()).await;
     assert_eq!(log.len(), 400);
-    let mut got = Vec::new();
-    while got.len() < log.len() {
-        let next = tokio::time::timeout(Duration::from_secs(10), sub.next())
-            .await
-            .expect("subscription stalled");
-        got.push(
-            next.expect("subscription ended")
-                .expect("subscription error"),
-        );
+    for mut sub in subs {
+        let mut got = Vec::new();
+        while got.len() < log.len() {
+            let next = tokio::time::timeout(Duration::from_secs(10), sub.next())
+                .await
+                .expect("subscription stalled");
+            got.push(
+                next.expect("subscription ended")
+                    .expect("subscription error"),
+            );
+        }
+        assert_eq!(got, log);
+        let extra = tokio::time::timeout(Duration::from_millis(200), sub.next()).await;
+        assert!(extra.is_err(), "nothing beyond the log: {extra:?}");
     }
-    assert_eq!(got, log);
-    let extra = tokio::time::timeout(Duration::from_millis(200), sub.next()).await;
-    assert!(extra.is_err(), "nothing beyond the log: {extra:?}");
 }
 
 pub async fn subscription_from_a_position_catches_up_then_goes_live(h: &dyn Harness) {

@@ -284,6 +284,18 @@ pub trait EventStore: Send + Sync + 'static {
         after: Position,
     ) -> BoxStream<'static, Result<RecordedEvent, StoreError>>;
 
+    /// [`EventStore::subscribe_all`] for a reader that must not compete with the live work (a
+    /// read model rebuilt beside the live one, on a thread of lower priority): a store that
+    /// reads on threads of its own starts one for it here, which inherits the calling
+    /// thread's CPU priority, instead of reading on a pool shared at the server's. By default
+    /// the same as `subscribe_all` (a store across the network spends its CPU elsewhere).
+    fn subscribe_all_inheriting_priority(
+        &self,
+        after: Position,
+    ) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
+        self.subscribe_all(after)
+    }
+
     /// [`EventStore::append`], storing `keys` first or in the same transaction, so no event
     /// sealed with a key is ever durable without it. A key its subject already holds (the very
     /// same bytes) is kept; another one, or one for a destroyed subject, refuses the whole

@@ -282,7 +282,12 @@ impl Feeder {
                     }
                 }
             }
-            let mut sub = self.store.subscribe_all(position);
+            // A feeder in the background reads the log at its own priority as well.
+            let mut sub = if self.background {
+                self.store.subscribe_all_inheriting_priority(position)
+            } else {
+                self.store.subscribe_all(position)
+            };
             loop {
                 let mut shutdown = self.shutdown.clone();
                 let mut stop = self.stop.clone();
