@@ -240,7 +240,7 @@ pub async fn funnel(args: FunnelArgs) -> anyhow::Result<()> {
     let model =
         leadflow_projections::runner::generations::live_path(&data_dir.join("read"), "transitions");
     let from_log = args.from_log || args.store.store != "embedded" || !model.is_file();
-    let (position, paths) = if from_log {
+    let audit = if from_log {
         let head = log.head().await?.0;
         let bar = progress(definition.as_of_position.map_or(head, |p| p.min(head)));
         let read = a::paths_from_log(log.as_ref(), definition.as_of_position, |at, _| {
@@ -249,21 +249,22 @@ pub async fn funnel(args: FunnelArgs) -> anyhow::Result<()> {
         .await
         .map_err(anyhow::Error::msg)?;
         bar.finish_and_clear();
-        read
+        let (position, paths) = read;
+        a::audit_paths(&definition, position, &departments, &paths)
     } else {
         let conn = leadflow_projections::open_read_only(&model)
             .with_context(|| format!("opening {}", model.display()))?;
-        let read = a::load_paths(&conn, &definition)?;
+        // Counted as the model is read, no lead's path kept.
+        let audit = a::funnel_audit(&conn, &definition, &departments)?;
         let head = log.head().await?.0;
-        if read.0 < definition.as_of_position.unwrap_or(head).min(head) {
+        if audit.position < definition.as_of_position.unwrap_or(head).min(head) {
             eprintln!(
                 "note: the transitions model is at position {} and the log at {head}: run `leadflow serve` or `projections run` to bring it up, or pass --from-log",
-                read.0
+                audit.position
             );
         }
-        read
+        audit
     };
-    let audit = a::audit_paths(&definition, position, &departments, &paths);
     let labels = Labels::new(&catalog, &definition);
     let rendered = match args.format {
         Format::Json => audit.to_json() + "\n",

@@ -370,6 +370,32 @@ fn load_in_parts(
     budgets: bool,
     parts_from: i64,
 ) -> rusqlite::Result<(u64, Vec<LeadPath>)> {
+    let (position, parts) = in_parts(conn, definition, parts_from, &|c, position, range, room| {
+        load_part(c, definition, budgets, position, range, room)
+    })?;
+    let mut parts = parts.into_iter();
+    let mut paths = parts.next().unwrap_or_default();
+    for part in parts {
+        paths.extend(part);
+    }
+    Ok((position, paths))
+}
+
+/// The bounds of a part of the model: lead ids from the first (inclusive) to the second
+/// (exclusive), unbounded where `None`.
+type Range<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// What `part` makes of each part of the model, in lead order, and the position every part
+/// reads up to (the model's checkpoint, or `asOfPosition` when lower). The model is read in
+/// one part per core (at most four) when it has at least `parts_from` leads, each on a
+/// connection of its own; `part` is also told about how many leads its part holds (the first
+/// part: the whole model's), so it can take room for their paths at once.
+fn in_parts<R: Send>(
+    conn: &Connection,
+    definition: &AuditDefinition,
+    parts_from: i64,
+    part: &(dyn Fn(&Connection, u64, Range<'_>, usize) -> rusqlite::Result<R> + Sync),
+) -> rusqlite::Result<(u64, Vec<R>)> {
     let checkpoint: i64 = conn
         .query_row(
             "SELECT position FROM projection_state WHERE name = 'transitions'",
@@ -381,9 +407,7 @@ fn load_in_parts(
         .as_of_position
         .map_or(checkpoint as u64, |p| p.min(checkpoint as u64));
     let (leads, bounds) = split_leads(conn, parts_from)?;
-    // Each part's share of the leads, room for which its paths take at once: growing them
-    // doubling would copy them and have the kernel zero pages for every copy.
-    let share = usize::try_from(leads / (bounds.len() as i64 + 1)).unwrap_or(0);
+    let every = usize::try_from(leads).unwrap_or(0);
     // The other parts' connections, opened first: a generation switched away from may be gone
     // from the disk (this one still reads it), and then the model is read in one part.
     let own = conn
@@ -397,19 +421,9 @@ fn load_in_parts(
                 .ok()
         });
     let Some(own) = own else {
-        return Ok((
-            position,
-            load_part(
-                conn,
-                definition,
-                budgets,
-                position,
-                None,
-                None,
-                leads as usize,
-            )?,
-        ));
+        return Ok((position, vec![part(conn, position, (None, None), every)?]));
     };
+    let share = every / (bounds.len() + 1);
     // Part k reads the lead ids from bound k - 1 (inclusive) to bound k (exclusive), the first
     // and the last unbounded on their outer side.
     let lows: Vec<Option<&[u8]>> = std::iter::once(None)
@@ -420,28 +434,22 @@ fn load_in_parts(
         .map(|b| Some(b.as_slice()))
         .chain(std::iter::once(None))
         .collect();
-    let read = std::thread::scope(|scope| -> rusqlite::Result<Vec<LeadPath>> {
+    let parts = std::thread::scope(|scope| -> rusqlite::Result<Vec<R>> {
         let others: Vec<_> = own
             .into_iter()
             .enumerate()
             .map(|(k, own)| {
-                let (low, high) = (lows[k + 1], highs[k + 1]);
-                scope
-                    .spawn(move || load_part(&own, definition, budgets, position, low, high, share))
+                let range = (lows[k + 1], highs[k + 1]);
+                scope.spawn(move || part(&own, position, range, share))
             })
             .collect();
-        // The first part takes room for every lead, so the others' paths join it without
-        // growing it.
-        let every = share * (bounds.len() + 1);
-        let mut paths = load_part(
-            conn, definition, budgets, position, lows[0], highs[0], every,
-        )?;
+        let mut parts = vec![part(conn, position, (lows[0], highs[0]), every)?];
         for other in others {
-            paths.extend(other.join().expect("a part of the audit's read panicked")?);
+            parts.push(other.join().expect("a part of the audit's read panicked")?);
         }
-        Ok(paths)
+        Ok(parts)
     })?;
-    Ok((position, read))
+    Ok((position, parts))
 }
 
 /// Every lead's path in the model (budgets included), read on `conn` alone: what a rebuild
@@ -506,16 +514,33 @@ fn split_leads(conn: &Connection, parts_from: i64) -> rusqlite::Result<(i64, Vec
 }
 
 /// The paths of the cohort with lead ids in `[low, high)` (unbounded where `None`), in lead
-/// order.
+/// order; room for `expected` of them taken at once.
 fn load_part(
     conn: &Connection,
     definition: &AuditDefinition,
     budgets: bool,
     position: u64,
-    low: Option<&[u8]>,
-    high: Option<&[u8]>,
+    (low, high): (Option<&[u8]>, Option<&[u8]>),
     expected: usize,
 ) -> rusqlite::Result<Vec<LeadPath>> {
+    let mut paths = Vec::with_capacity(expected);
+    each_path(conn, definition, budgets, position, (low, high), &mut |p| {
+        paths.push(p)
+    })?;
+    Ok(paths)
+}
+
+/// Gives `f` each path of the cohort with lead ids in `[low, high)` (unbounded where `None`),
+/// in lead order, whole, as soon as it is read: what is done with a path and then dropped
+/// needs no memory for the others.
+fn each_path(
+    conn: &Connection,
+    definition: &AuditDefinition,
+    budgets: bool,
+    position: u64,
+    (low, high): (Option<&[u8]>, Option<&[u8]>),
+    f: &mut dyn FnMut(LeadPath),
+) -> rusqlite::Result<()> {
     let scope = definition.scope.map(|u| u.as_bytes().to_vec());
     // The range as a condition on `lead`, written only where bounded so the key serves it.
     let range_of = |column: &str| {
@@ -556,71 +581,14 @@ fn load_part(
              OR EXISTS (SELECT 1 FROM assignments s WHERE s.lead = l.lead AND s.user = :scope)){}",
         range_of("l.lead")
     );
-    let uuid = |b: Vec<u8>| Uuid::from_slice(&b).unwrap_or_default();
-    let mut stmt = conn.prepare(&format!(
+    let mut cohort = conn.prepare(&format!(
         "SELECT lead, {COHORT_COLUMNS} FROM transition_leads l WHERE {cohort} ORDER BY lead"
     ))?;
-    bind(&mut stmt)?;
-    let mut paths = Vec::with_capacity(expected);
-    let mut rows = stmt.raw_query();
-    while let Some(r) = rows.next()? {
-        paths.push(LeadPath {
-            lead: uuid(r.get(0)?),
-            cohort: CohortRow::read(r, 1)?,
-            moves: Vec::new(),
-            assignments: Vec::new(),
-            budgets: Vec::new(),
-        });
-    }
-    drop(rows);
-    drop(stmt);
-    // Each table is read in its key's order (lead, then revision), the cohort's order too, and
-    // merged with it: a row goes to the path at hand or a later one, or belongs to no path of
-    // the cohort. One pass over the table, instead of a look-up of the lead per row.
-    /// The rows in `gathered`, moved into a vector of their exact size.
-    fn take_exact<T>(gathered: &mut Vec<T>) -> Vec<T> {
-        let mut rows = Vec::with_capacity(gathered.len());
-        rows.append(gathered);
-        rows
-    }
-    fn attach<T>(
-        stmt: &mut rusqlite::Statement<'_>,
-        paths: &mut [LeadPath],
-        read: fn(&rusqlite::Row<'_>, usize) -> rusqlite::Result<T>,
-        rows_of: fn(&mut LeadPath) -> &mut Vec<T>,
-    ) -> rusqlite::Result<()> {
-        // A lead's rows are gathered here and then given to its path in one allocation of
-        // their exact size: pushing onto each path's own vector would allocate room for four
-        // rows at least and double it, and at a million leads the memory the kernel zeroes
-        // for that was half of an audit's time.
-        let mut gathered: Vec<T> = Vec::new();
-        let mut holder: Option<usize> = None;
-        let mut at = 0;
-        let mut rows = stmt.raw_query();
-        while let Some(r) = rows.next()? {
-            let lead = r.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
-            while at < paths.len() && paths[at].lead.as_bytes().as_slice() < lead {
-                at += 1;
-            }
-            let Some(path) = paths.get(at) else {
-                break;
-            };
-            if path.lead.as_bytes().as_slice() != lead {
-                continue;
-            }
-            if holder != Some(at) {
-                if let Some(h) = holder {
-                    *rows_of(&mut paths[h]) = take_exact(&mut gathered);
-                }
-                holder = Some(at);
-            }
-            gathered.push(read(r, 1)?);
-        }
-        if let Some(h) = holder {
-            *rows_of(&mut paths[h]) = take_exact(&mut gathered);
-        }
-        Ok(())
-    }
+    bind(&mut cohort)?;
+    // Each table is read in its key's order (lead, then revision), the cohort's order too, all
+    // at once and merged with the cohort: a row goes to the lead at hand, or to a later one,
+    // or to none of the cohort. One pass over each table, instead of a look-up per lead, and
+    // each lead's path is whole as soon as its own rows are read.
     let rows_of = |table: &str, columns: &str| -> rusqlite::Result<rusqlite::Statement<'_>> {
         let mut stmt = conn.prepare(&format!(
             "SELECT lead, {columns} FROM {table} WHERE position <= :position{}
@@ -631,28 +599,126 @@ fn load_part(
         Ok(stmt)
     };
     let mut moves = rows_of("transitions", MOVE_COLUMNS)?;
-    attach(&mut moves, &mut paths, MoveRow::read, |p| &mut p.moves)?;
     let mut assignments = rows_of("assignments", ASSIGNMENT_COLUMNS)?;
-    attach(&mut assignments, &mut paths, AssignmentRow::read, |p| {
-        &mut p.assignments
-    })?;
-    if budgets {
-        let mut budgets = rows_of("budgets", BUDGET_COLUMNS)?;
-        attach(&mut budgets, &mut paths, BudgetRow::read, |p| {
-            &mut p.budgets
-        })?;
+    let mut budget_rows = if budgets {
+        Some(rows_of("budgets", BUDGET_COLUMNS)?)
+    } else {
+        None
+    };
+    let mut moves = Cursor::new(&mut moves, MoveRow::read);
+    let mut assignments = Cursor::new(&mut assignments, AssignmentRow::read);
+    let mut budget_rows = budget_rows
+        .as_mut()
+        .map(|stmt| Cursor::new(stmt, BudgetRow::read));
+    let mut leads = cohort.raw_query();
+    while let Some(r) = leads.next()? {
+        let lead = Uuid::from_slice(r.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?)
+            .unwrap_or_default();
+        let cohort = CohortRow::read(r, 1)?;
+        f(LeadPath {
+            lead,
+            cohort,
+            moves: moves.rows_of(lead)?,
+            assignments: assignments.rows_of(lead)?,
+            budgets: match budget_rows.as_mut() {
+                Some(c) => c.rows_of(lead)?,
+                None => Vec::new(),
+            },
+        });
     }
-    Ok(paths)
+    Ok(())
+}
+
+/// One of a model's tables read in lead order beside the cohort.
+struct Cursor<'s, T> {
+    rows: rusqlite::Rows<'s>,
+    read: fn(&rusqlite::Row<'_>, usize) -> rusqlite::Result<T>,
+    /// The row read last, of a lead after the one asked for.
+    ahead: Option<(Uuid, T)>,
+    /// Gathers a lead's rows, which its path then takes in one allocation of their exact size:
+    /// vectors grown row by row (room for four, then doubling) took memory the kernel zeroes
+    /// on first touch, half of an audit's time at a million leads.
+    gathered: Vec<T>,
+    done: bool,
+}
+
+impl<'s, T> Cursor<'s, T> {
+    fn new(
+        stmt: &'s mut rusqlite::Statement<'_>,
+        read: fn(&rusqlite::Row<'_>, usize) -> rusqlite::Result<T>,
+    ) -> Self {
+        Self {
+            rows: stmt.raw_query(),
+            read,
+            ahead: None,
+            gathered: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// The rows of `lead`, in revision order; the rows of leads before it are passed over.
+    fn rows_of(&mut self, lead: Uuid) -> rusqlite::Result<Vec<T>> {
+        loop {
+            match self.ahead.take() {
+                Some((l, row)) if l == lead => self.gathered.push(row),
+                Some((l, row)) if l > lead => {
+                    self.ahead = Some((l, row));
+                    break;
+                }
+                Some(_) => {}
+                None if self.done => break,
+                None => match self.rows.next()? {
+                    None => self.done = true,
+                    Some(r) => {
+                        let blob = r.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+                        let l = Uuid::from_slice(blob).unwrap_or_default();
+                        // A row of a lead before this one belongs to none of the cohort.
+                        if l >= lead {
+                            self.ahead = Some((l, (self.read)(r, 1)?));
+                        }
+                    }
+                },
+            }
+        }
+        let mut rows = Vec::with_capacity(self.gathered.len());
+        rows.append(&mut self.gathered);
+        Ok(rows)
+    }
 }
 
 /// The audit of `definition` over the `transitions` model's connection.
+///
+/// Each part of the model is evaluated as it is read, a lead's path dropped once counted, so
+/// the audit needs memory for its counts, not for every path (1 GB at a million leads).
 pub fn funnel_audit(
     conn: &Connection,
     definition: &AuditDefinition,
     departments: &Departments,
 ) -> rusqlite::Result<Audit> {
-    let (position, paths) = load_paths(conn, definition)?;
-    Ok(audit_paths(definition, position, departments, &paths))
+    funnel_audit_in_parts(conn, definition, departments, PARALLEL_READ_MIN)
+}
+
+/// [`funnel_audit`], in parts when the model has at least `parts_from` leads.
+fn funnel_audit_in_parts(
+    conn: &Connection,
+    definition: &AuditDefinition,
+    departments: &Departments,
+    parts_from: i64,
+) -> rusqlite::Result<Audit> {
+    let (position, parts) = in_parts(conn, definition, parts_from, &|c, position, range, _| {
+        let mut tallies = Tallies::default();
+        each_path(c, definition, false, position, range, &mut |path| {
+            if let Some(o) = evaluate(definition, position, departments, &path) {
+                tallies.add(o);
+            }
+        })?;
+        Ok(tallies)
+    })?;
+    let mut tallies = Tallies::default();
+    for part in parts {
+        tallies.merge(part);
+    }
+    Ok(tallies.finish(definition, position))
 }
 
 /// The paths the log gives, event by event: the from-log path of the audit. It keeps the same
@@ -1014,26 +1080,39 @@ pub fn audit_paths(
     departments: &Departments,
     paths: &[LeadPath],
 ) -> Audit {
-    #[derive(Default)]
-    struct Tally {
-        registered: u64,
-        excluded: u64,
-        open_in_qualification: u64,
-        reached: [u64; 5],
-        by_jump: [u64; 5],
-        open: [u64; 5],
-        seconds: [Vec<i64>; 5],
-        losses: BTreeMap<(String, String), u64>,
-    }
-    let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut tallies = Tallies::default();
     for o in paths
         .iter()
         .filter_map(|p| evaluate(definition, position, departments, p))
     {
-        let tally = groups.entry(o.key).or_default();
+        tallies.add(o);
+    }
+    tallies.finish(definition, position)
+}
+
+/// An audit's counts per group, as the leads' outcomes come in, in any order and in any
+/// number of parts: what they add up to does not depend on either.
+#[derive(Default)]
+struct Tallies(BTreeMap<String, Tally>);
+
+#[derive(Default)]
+struct Tally {
+    registered: u64,
+    excluded: u64,
+    open_in_qualification: u64,
+    reached: [u64; 5],
+    by_jump: [u64; 5],
+    open: [u64; 5],
+    seconds: [Vec<i64>; 5],
+    losses: BTreeMap<(String, String), u64>,
+}
+
+impl Tallies {
+    fn add(&mut self, o: Outcome) {
+        let tally = self.0.entry(o.key).or_default();
         if o.excluded {
             tally.excluded += 1;
-            continue;
+            return;
         }
         tally.registered += 1;
         for (s, how) in o.reached.iter().enumerate() {
@@ -1056,52 +1135,74 @@ pub fn audit_paths(
             End::Won => {}
         }
     }
-    let permille = |n: u64, d: u64| (n * 1000).checked_div(d).unwrap_or(0);
-    let groups = groups
-        .into_iter()
-        .map(|(key, mut t)| AuditGroup {
-            steps: (0..STEPS.len())
-                .map(|i| {
-                    t.seconds[i].sort_unstable();
-                    StepCount {
-                        step: STEPS[i],
-                        reached: t.reached[i],
-                        by_jump: t.by_jump[i],
-                        open: t.open[i],
-                        step_conversion_permille: permille(
-                            t.reached[i],
-                            if i == 0 {
-                                t.registered
-                            } else {
-                                t.reached[i - 1]
-                            },
-                        ),
-                        overall_conversion_permille: permille(t.reached[i], t.registered),
-                        median_seconds: percentile(&t.seconds[i], 50),
-                        p90_seconds: percentile(&t.seconds[i], 90),
-                    }
-                })
-                .collect(),
-            losses: t
-                .losses
-                .into_iter()
-                .map(|((stage, reason), leads)| Loss {
-                    stage,
-                    reason,
-                    leads,
-                })
-                .collect(),
-            key,
-            registered: t.registered,
-            excluded: t.excluded,
-            open_in_qualification: t.open_in_qualification,
-        })
-        .collect();
-    Audit {
-        definition: definition.canonical(),
-        definition_hash: definition.hash(),
-        position,
-        groups,
+
+    fn merge(&mut self, other: Tallies) {
+        for (key, o) in other.0 {
+            let t = self.0.entry(key).or_default();
+            t.registered += o.registered;
+            t.excluded += o.excluded;
+            t.open_in_qualification += o.open_in_qualification;
+            for s in 0..STEPS.len() {
+                t.reached[s] += o.reached[s];
+                t.by_jump[s] += o.by_jump[s];
+                t.open[s] += o.open[s];
+                t.seconds[s].extend_from_slice(&o.seconds[s]);
+            }
+            for (loss, leads) in o.losses {
+                *t.losses.entry(loss).or_default() += leads;
+            }
+        }
+    }
+
+    fn finish(self, definition: &AuditDefinition, position: u64) -> Audit {
+        let permille = |n: u64, d: u64| (n * 1000).checked_div(d).unwrap_or(0);
+        let groups = self
+            .0
+            .into_iter()
+            .map(|(key, mut t)| AuditGroup {
+                steps: (0..STEPS.len())
+                    .map(|i| {
+                        t.seconds[i].sort_unstable();
+                        StepCount {
+                            step: STEPS[i],
+                            reached: t.reached[i],
+                            by_jump: t.by_jump[i],
+                            open: t.open[i],
+                            step_conversion_permille: permille(
+                                t.reached[i],
+                                if i == 0 {
+                                    t.registered
+                                } else {
+                                    t.reached[i - 1]
+                                },
+                            ),
+                            overall_conversion_permille: permille(t.reached[i], t.registered),
+                            median_seconds: percentile(&t.seconds[i], 50),
+                            p90_seconds: percentile(&t.seconds[i], 90),
+                        }
+                    })
+                    .collect(),
+                losses: t
+                    .losses
+                    .into_iter()
+                    .map(|((stage, reason), leads)| Loss {
+                        stage,
+                        reason,
+                        leads,
+                    })
+                    .collect(),
+                key,
+                registered: t.registered,
+                excluded: t.excluded,
+                open_in_qualification: t.open_in_qualification,
+            })
+            .collect();
+        Audit {
+            definition: definition.canonical(),
+            definition_hash: definition.hash(),
+            position,
+            groups,
+        }
     }
 }
 
@@ -1331,6 +1432,17 @@ mod tests {
                     let parts = load_in_parts(&reader, definition, budgets, 1).unwrap();
                     assert!(!whole.1.is_empty());
                     assert_eq!(parts, whole, "{definition:?}");
+                }
+                // The audit counted part by part as the paths are read, none of them kept,
+                // is the audit of the paths read whole.
+                let none = Departments::new();
+                let (position, whole) =
+                    load_in_parts(&reader, definition, false, i64::MAX).unwrap();
+                let expected = audit_paths(definition, position, &none, &whole).to_json();
+                for parts_from in [i64::MAX, 1] {
+                    let streamed =
+                        funnel_audit_in_parts(&reader, definition, &none, parts_from).unwrap();
+                    assert_eq!(streamed.to_json(), expected, "{definition:?}");
                 }
             }
             if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
