@@ -381,6 +381,21 @@ fn load_in_parts(
     Ok((position, paths))
 }
 
+/// The position an audit of `definition` reads the model up to: its checkpoint, or
+/// `asOfPosition` when lower.
+fn position_of(conn: &Connection, definition: &AuditDefinition) -> u64 {
+    let checkpoint: i64 = conn
+        .query_row(
+            "SELECT position FROM projection_state WHERE name = 'transitions'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(0);
+    definition
+        .as_of_position
+        .map_or(checkpoint as u64, |p| p.min(checkpoint as u64))
+}
+
 /// The bounds of a part of the model: lead ids from the first (inclusive) to the second
 /// (exclusive), unbounded where `None`.
 type Range<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
@@ -396,16 +411,7 @@ fn in_parts<R: Send>(
     parts_from: i64,
     part: &(dyn Fn(&Connection, u64, Range<'_>, usize) -> rusqlite::Result<R> + Sync),
 ) -> rusqlite::Result<(u64, Vec<R>)> {
-    let checkpoint: i64 = conn
-        .query_row(
-            "SELECT position FROM projection_state WHERE name = 'transitions'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap_or(0);
-    let position = definition
-        .as_of_position
-        .map_or(checkpoint as u64, |p| p.min(checkpoint as u64));
+    let position = position_of(conn, definition);
     let (leads, bounds) = split_leads(conn, parts_from)?;
     let every = usize::try_from(leads).unwrap_or(0);
     // The other parts' connections, opened first: a generation switched away from may be gone
@@ -452,15 +458,20 @@ fn in_parts<R: Send>(
     Ok((position, parts))
 }
 
-/// Every lead's path in the model (budgets included), read on `conn` alone: what a rebuild
-/// folds, inside its own transaction, once caught up.
-pub(crate) fn load_every_path(conn: &Connection) -> rusqlite::Result<Vec<LeadPath>> {
+/// Gives `f` every lead's path in the model (budgets included), in lead order, read on
+/// `conn` alone: what a rebuild folds, inside its own transaction, once caught up. Each path
+/// is dropped once `f` is done with it.
+pub(crate) fn each_of_every_path(
+    conn: &Connection,
+    f: &mut dyn FnMut(LeadPath) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
     let everything = AuditDefinition::new(
         DateTime::<Utc>::MIN_UTC,
         DateTime::<Utc>::MAX_UTC,
         DateTime::<Utc>::MAX_UTC,
     );
-    Ok(load_in_parts(conn, &everything, true, i64::MAX)?.1)
+    let position = position_of(conn, &everything);
+    each_path(conn, &everything, true, position, (None, None), f)
 }
 
 /// Below this many leads a model is read in one part.
@@ -525,7 +536,8 @@ fn load_part(
 ) -> rusqlite::Result<Vec<LeadPath>> {
     let mut paths = Vec::with_capacity(expected);
     each_path(conn, definition, budgets, position, (low, high), &mut |p| {
-        paths.push(p)
+        paths.push(p);
+        Ok(())
     })?;
     Ok(paths)
 }
@@ -539,7 +551,7 @@ fn each_path(
     budgets: bool,
     position: u64,
     (low, high): (Option<&[u8]>, Option<&[u8]>),
-    f: &mut dyn FnMut(LeadPath),
+    f: &mut dyn FnMut(LeadPath) -> rusqlite::Result<()>,
 ) -> rusqlite::Result<()> {
     let scope = definition.scope.map(|u| u.as_bytes().to_vec());
     // The range as a condition on `lead`, written only where bounded so the key serves it.
@@ -624,7 +636,7 @@ fn each_path(
                 Some(c) => c.rows_of(lead)?,
                 None => Vec::new(),
             },
-        });
+        })?;
     }
     Ok(())
 }
@@ -711,6 +723,7 @@ fn funnel_audit_in_parts(
             if let Some(o) = evaluate(definition, position, departments, &path) {
                 tallies.add(o);
             }
+            Ok(())
         })?;
         Ok(tallies)
     })?;

@@ -346,11 +346,12 @@ pub fn rebuild(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(
         "DELETE FROM board_hours; DELETE FROM board_touched; DELETE FROM board_leads;",
     )?;
-    let paths = crate::audit::load_every_path(tx)?;
-    let loaded = started.elapsed();
+    // Each lead folded as its path is read, then dropped: no memory for every path at once.
     let mut board = BoardHours::default();
-    for path in &paths {
-        let steps = history(&mut board.names, path, u64::MAX);
+    let mut leads = 0u64;
+    crate::audit::each_of_every_path(tx, &mut |path| {
+        leads += 1;
+        let steps = history(&mut board.names, &path, u64::MAX);
         let mut known: Option<Known> = None;
         for (i, (at, standing)) in steps.iter().enumerate() {
             let earlier = |_: &mut BoardHours| Ok(steps[..i].to_vec());
@@ -359,13 +360,13 @@ pub fn rebuild(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         if let Some(k) = known {
             board.leads.insert(path.lead, k);
         }
-    }
+        Ok(())
+    })?;
     let folded = started.elapsed();
     board.flush(tx)?;
     tracing::info!(
-        leads = paths.len(),
-        loading_ms = loaded.as_millis() as u64,
-        folding_ms = (folded - loaded).as_millis() as u64,
+        leads,
+        reading_and_folding_ms = folded.as_millis() as u64,
         writing_ms = (started.elapsed() - folded).as_millis() as u64,
         "built the board by hour"
     );
