@@ -480,7 +480,7 @@ const PARALLEL_READ_MIN: i64 = 20_000;
 /// About how many leads the model holds (0 when not known), and the lead ids that split
 /// them into one part per core, in order (none for a small model or a single core).
 ///
-/// Counting them exactly, and walking to each bound, read the whole table: a sixth of an
+/// Counting them exactly, and walking to each bound, read the whole table: an eighth of an
 /// audit's time at a million leads. So the count is the one `ANALYZE` recorded when the model
 /// was last built (counted only where there is none), and the bounds split the ids' range
 /// evenly, which splits the leads evenly for random ids and, for time-ordered ones, as evenly
@@ -531,7 +531,7 @@ fn load_part(
     definition: &AuditDefinition,
     budgets: bool,
     position: u64,
-    (low, high): (Option<&[u8]>, Option<&[u8]>),
+    (low, high): Range<'_>,
     expected: usize,
 ) -> rusqlite::Result<Vec<LeadPath>> {
     let mut paths = Vec::with_capacity(expected);
@@ -550,7 +550,7 @@ fn each_path(
     definition: &AuditDefinition,
     budgets: bool,
     position: u64,
-    (low, high): (Option<&[u8]>, Option<&[u8]>),
+    (low, high): Range<'_>,
     f: &mut dyn FnMut(LeadPath) -> rusqlite::Result<()>,
 ) -> rusqlite::Result<()> {
     let scope = definition.scope.map(|u| u.as_bytes().to_vec());
@@ -649,7 +649,7 @@ struct Cursor<'s, T> {
     ahead: Option<(Uuid, T)>,
     /// Gathers a lead's rows, which its path then takes in one allocation of their exact size:
     /// vectors grown row by row (room for four, then doubling) took memory the kernel zeroes
-    /// on first touch, half of an audit's time at a million leads.
+    /// on first touch, a third of an audit's time at a million leads.
     gathered: Vec<T>,
     done: bool,
 }
