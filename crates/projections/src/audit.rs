@@ -221,6 +221,20 @@ pub struct Loss {
     pub leads: u64,
 }
 
+impl Loss {
+    /// The losses counted per (stage, reason), in that order.
+    pub(crate) fn listed(counted: BTreeMap<(String, String), u64>) -> Vec<Loss> {
+        counted
+            .into_iter()
+            .map(|((stage, reason), leads)| Loss {
+                stage,
+                reason,
+                leads,
+            })
+            .collect()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditGroup {
@@ -1195,15 +1209,7 @@ impl Tallies {
                         }
                     })
                     .collect(),
-                losses: t
-                    .losses
-                    .into_iter()
-                    .map(|((stage, reason), leads)| Loss {
-                        stage,
-                        reason,
-                        leads,
-                    })
-                    .collect(),
+                losses: Loss::listed(t.losses),
                 key,
                 registered: t.registered,
                 excluded: t.excluded,

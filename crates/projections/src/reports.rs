@@ -326,14 +326,7 @@ pub fn conversion(conn: &Connection, scope: &Scope) -> rusqlite::Result<Conversi
                 p90_seconds: None,
             })
             .collect(),
-        losses: losses
-            .into_iter()
-            .map(|((stage, reason), leads)| Loss {
-                stage,
-                reason,
-                leads,
-            })
-            .collect(),
+        losses: Loss::listed(losses),
     })
 }
 
