@@ -43,7 +43,7 @@ fn registered_event(responsible: Option<UserId>, details: LeadDetails) -> LeadEv
         stage: Stage::Qualification,
         responsible,
         created_by: ivan(),
-        details,
+        details: Box::new(details),
     }
     .into()
 }

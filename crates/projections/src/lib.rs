@@ -146,29 +146,30 @@ pub fn all_projections_with(
 /// `f` of each of `items`, in order, in one chunk per core (at most four), the first on this
 /// thread: decoding a large batch of events, which one core does not keep up with. Fewer than
 /// 1,024 items are not worth the threads.
+/// A catching-up batch is megabytes of events: the later chunks are split off its end (each
+/// moved once), the first stays where it is, and its results go straight into a vector with
+/// room for every result.
 pub(crate) fn in_chunks<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     if threads == 1 || items.len() < 1024 {
         return items.into_iter().map(f).collect();
     }
-    let per_chunk = items.len().div_ceil(threads);
-    let mut items = items.into_iter();
-    let mut chunks: Vec<Vec<T>> = Vec::with_capacity(threads);
-    loop {
-        let chunk: Vec<T> = items.by_ref().take(per_chunk).collect();
-        if chunk.is_empty() {
-            break;
-        }
-        chunks.push(chunk);
+    let (total, per_chunk) = (items.len(), items.len().div_ceil(threads));
+    let mut first = items;
+    let mut later: Vec<Vec<T>> = Vec::with_capacity(threads - 1);
+    while first.len() > per_chunk {
+        let at = (first.len() - 1) / per_chunk * per_chunk;
+        later.push(first.split_off(at));
     }
-    let mut chunks = chunks.into_iter();
-    let first = chunks.next().unwrap_or_default();
+    later.reverse();
     let f = &f;
     std::thread::scope(|scope| {
-        let others: Vec<_> = chunks
+        let others: Vec<_> = later
+            .into_iter()
             .map(|chunk| scope.spawn(move || chunk.into_iter().map(f).collect::<Vec<R>>()))
             .collect();
-        let mut done: Vec<R> = first.into_iter().map(f).collect();
+        let mut done: Vec<R> = Vec::with_capacity(total);
+        done.extend(first.into_iter().map(f));
         for other in others {
             done.extend(other.join().expect("a worker thread panicked"));
         }
@@ -195,4 +196,21 @@ pub fn dump_tables(path: &std::path::Path) -> rusqlite::Result<Vec<String>> {
         .into_iter()
         .flat_map(|(table, rows)| rows.into_iter().map(move |r| format!("{table}: {r}")))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every item mapped once, in order, however the batch splits into chunks.
+    #[test]
+    fn in_chunks_maps_every_item_in_order() {
+        for n in [0, 1, 1023, 1024, 1025, 4095, 4096, 4097, 16_001] {
+            let items: Vec<u64> = (0..n).collect();
+            let mapped = super::in_chunks(items, |i| i * 2);
+            assert_eq!(
+                mapped,
+                (0..n).map(|i| i * 2).collect::<Vec<_>>(),
+                "{n} items"
+            );
+        }
+    }
 }

@@ -289,9 +289,9 @@ impl SubjectKey {
 /// Whether a payload (JSON) has a string that starts as a sealed value does (`"s1:`): one
 /// without any has nothing to open.
 pub fn holds_sealed(payload: &[u8]) -> bool {
-    payload
-        .windows(SEALED_QUOTED.len())
-        .any(|w| w == SEALED_QUOTED)
+    static MARKER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(SEALED_QUOTED));
+    MARKER.find(payload).is_some()
 }
 
 /// Whether a stored string is a sealed value (rather than a plain one of an older version).

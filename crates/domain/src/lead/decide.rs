@@ -133,7 +133,7 @@ fn register(c: &RegisterLead, ctx: &Context) -> Result<Vec<LeadEvent>, Rejection
         stage: funnel.first_stage(),
         responsible,
         created_by: ctx.actor.user,
-        details,
+        details: Box::new(details),
     }
     .into()])
 }

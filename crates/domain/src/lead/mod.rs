@@ -114,7 +114,7 @@ pub fn evolve(state: Option<Lead>, event: &LeadEvent) -> Option<Lead> {
             maturity: Maturity::Unknown,
             responsible: e.responsible,
             created_by: e.created_by,
-            details: e.details.clone(),
+            details: LeadDetails::clone(&e.details),
             handoff: HandoffDetails::default(),
             contact: None,
             account: None,
