@@ -363,19 +363,17 @@ impl AuditQuery {
         let page = state
             .reads
             .read(leadflow_projections::TRANSITIONS, move |c| {
-                let (position, paths) = a::load_paths(c, &definition)?;
-                Ok(a::drill_down(
+                a::drill_down_in_model(
+                    c,
                     &definition,
-                    position,
                     &departments,
-                    &paths,
                     &DrillDown {
                         key: group,
                         bucket,
                         after,
                         first,
                     },
-                ))
+                )
             })
             .await
             .map_err(ApiError::from)?;

@@ -1263,7 +1263,8 @@ pub struct DrillDown {
     pub first: usize,
 }
 
-/// The page of leads `page` asks for, of the audit of `definition` over `paths`.
+/// The page of leads `page` asks for, of the audit of `definition` over `paths` (in lead
+/// order, as [`load_paths`] gives them).
 pub fn drill_down(
     definition: &AuditDefinition,
     position: u64,
@@ -1271,53 +1272,131 @@ pub fn drill_down(
     paths: &[LeadPath],
     page: &DrillDown,
 ) -> LeadPage {
-    let DrillDown {
-        key,
-        bucket,
-        after,
-        first,
-    } = page;
-    let (after, first) = (*after, *first);
-    let matching = paths
-        .iter()
-        .filter_map(|p| evaluate(definition, position, departments, p))
-        .filter(|o| o.key == *key)
-        .filter(|o| match bucket {
-            Bucket::Excluded => o.excluded,
-            _ if o.excluded => false,
-            Bucket::Registered => true,
-            Bucket::Reached(s) => o.reached.get(*s).is_some_and(|r| r.is_some()),
-            Bucket::ReachedByJump(s) => o.reached.get(*s).is_some_and(|r| r.is_some_and(|r| r.1)),
-            Bucket::Open(s) => o.end == End::Open(*s),
-            Bucket::OpenInQualification => o.end == End::InQualification,
-            Bucket::Lost { stage, reason } => {
-                o.end
-                    == End::Lost {
-                        stage: stage.clone(),
-                        reason: reason.clone(),
-                    }
-            }
-        })
-        .map(|o| o.lead);
-    let mut total_count = 0;
-    let mut leads = Vec::new();
-    let mut has_next = false;
-    for lead in matching {
-        total_count += 1;
-        if after.is_some_and(|a| lead <= a) {
-            continue;
-        }
-        if leads.len() < first {
-            leads.push(lead);
-        } else {
-            has_next = true;
+    let mut paging = Paging::of(page);
+    for path in paths {
+        paging.take(definition, position, departments, path);
+    }
+    paging.page(position)
+}
+
+/// [`drill_down`] over the `transitions` model's connection, each lead's path dropped once
+/// looked at: memory for one page, not for every path (1 GB at a million leads).
+pub fn drill_down_in_model(
+    conn: &Connection,
+    definition: &AuditDefinition,
+    departments: &Departments,
+    page: &DrillDown,
+) -> rusqlite::Result<LeadPage> {
+    drill_down_in_parts(conn, definition, departments, page, PARALLEL_READ_MIN)
+}
+
+/// [`drill_down_in_model`], in parts when the model has at least `parts_from` leads.
+fn drill_down_in_parts(
+    conn: &Connection,
+    definition: &AuditDefinition,
+    departments: &Departments,
+    page: &DrillDown,
+    parts_from: i64,
+) -> rusqlite::Result<LeadPage> {
+    let (position, parts) = in_parts(conn, definition, parts_from, &|c, position, range, _| {
+        let mut paging = Paging::of(page);
+        each_path(c, definition, false, position, range, &mut |path| {
+            paging.take(definition, position, departments, &path);
+            Ok(())
+        })?;
+        Ok(paging)
+    })?;
+    let mut parts = parts.into_iter();
+    let mut paging = parts.next().unwrap_or_else(|| Paging::of(page));
+    for part in parts {
+        paging.merge(part);
+    }
+    Ok(paging.page(position))
+}
+
+/// A drill-down's page gathered as the leads come, in id order: every lead behind the count
+/// is counted, the first `first` after the cursor kept.
+struct Paging<'a> {
+    page: &'a DrillDown,
+    total_count: u64,
+    leads: Vec<Uuid>,
+    has_next: bool,
+}
+
+impl<'a> Paging<'a> {
+    fn of(page: &'a DrillDown) -> Self {
+        Self {
+            page,
+            total_count: 0,
+            leads: Vec::new(),
+            has_next: false,
         }
     }
-    LeadPage {
-        leads,
-        total_count,
-        has_next,
-        position,
+
+    /// Looks at the next lead's path.
+    fn take(
+        &mut self,
+        definition: &AuditDefinition,
+        position: u64,
+        departments: &Departments,
+        path: &LeadPath,
+    ) {
+        let Some(o) = evaluate(definition, position, departments, path) else {
+            return;
+        };
+        if o.key == self.page.key && in_bucket(&o, &self.page.bucket) {
+            self.add(o.lead);
+        }
+    }
+
+    fn add(&mut self, lead: Uuid) {
+        self.total_count += 1;
+        if self.page.after.is_some_and(|a| lead <= a) {
+            return;
+        }
+        if self.leads.len() < self.page.first {
+            self.leads.push(lead);
+        } else {
+            self.has_next = true;
+        }
+    }
+
+    /// Adds what a later part of the model (higher lead ids) gathered.
+    fn merge(&mut self, later: Paging<'_>) {
+        self.total_count += later.total_count;
+        for lead in later.leads {
+            if self.leads.len() < self.page.first {
+                self.leads.push(lead);
+            } else {
+                self.has_next = true;
+            }
+        }
+        self.has_next |= later.has_next;
+    }
+
+    fn page(self, position: u64) -> LeadPage {
+        LeadPage {
+            leads: self.leads,
+            total_count: self.total_count,
+            has_next: self.has_next,
+            position,
+        }
+    }
+}
+
+/// Whether the lead `o` tells of counts in `bucket`.
+fn in_bucket(o: &Outcome, bucket: &Bucket) -> bool {
+    match bucket {
+        Bucket::Excluded => o.excluded,
+        _ if o.excluded => false,
+        Bucket::Registered => true,
+        Bucket::Reached(s) => o.reached.get(*s).is_some_and(|r| r.is_some()),
+        Bucket::ReachedByJump(s) => o.reached.get(*s).is_some_and(|r| r.is_some_and(|r| r.1)),
+        Bucket::Open(s) => o.end == End::Open(*s),
+        Bucket::OpenInQualification => o.end == End::InQualification,
+        Bucket::Lost { stage, reason } => {
+            matches!(&o.end, End::Lost { stage: s, reason: r } if s == stage && r == reason)
+        }
     }
 }
 
@@ -1462,6 +1541,39 @@ mod tests {
                     let streamed =
                         funnel_audit_in_parts(&reader, definition, &none, parts_from).unwrap();
                     assert_eq!(streamed.to_json(), expected, "{definition:?}");
+                }
+                // So is a drill-down, page by page: each lead looked at and dropped, in one
+                // part and in several.
+                let buckets = [
+                    Bucket::Registered,
+                    Bucket::Reached(1),
+                    Bucket::Open(1),
+                    Bucket::OpenInQualification,
+                ];
+                for bucket in buckets {
+                    let mut after = None;
+                    loop {
+                        let page = DrillDown {
+                            key: String::new(),
+                            bucket: bucket.clone(),
+                            after,
+                            first: 7,
+                        };
+                        let expected = drill_down(definition, position, &none, &whole, &page);
+                        if bucket == Bucket::Registered {
+                            assert!(expected.total_count > 0, "{definition:?}");
+                        }
+                        for parts_from in [i64::MAX, 1] {
+                            let streamed =
+                                drill_down_in_parts(&reader, definition, &none, &page, parts_from)
+                                    .unwrap();
+                            assert_eq!(streamed, expected, "{definition:?} {page:?}");
+                        }
+                        if !expected.has_next {
+                            break;
+                        }
+                        after = expected.leads.last().copied();
+                    }
                 }
             }
             if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
