@@ -236,9 +236,9 @@ struct ReachRow {
 /// still remembered for the batch.
 #[derive(Default)]
 struct Reaches {
-    rows: HashMap<uuid::Uuid, Option<ReachRow>>,
+    rows: foldhash::HashMap<uuid::Uuid, Option<ReachRow>>,
     /// The last command of leads without a row.
-    orphans: HashMap<uuid::Uuid, uuid::Uuid>,
+    orphans: foldhash::HashMap<uuid::Uuid, uuid::Uuid>,
 }
 
 impl Reaches {
