@@ -515,8 +515,7 @@ impl LeadQuery {
                 .reads
                 .read(leadflow_projections::TRANSITIONS, move |c| {
                     use leadflow_projections::reports as r;
-                    let (_, paths) = r::paths_in(c, t, &scope)?;
-                    let states = r::states_at(&paths, leadflow_projections::micros(t), &scope);
+                    let (_, states) = r::states_in(c, t, &scope)?;
                     Ok(r::report_at(dimension, &states))
                 })
                 .await

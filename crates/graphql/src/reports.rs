@@ -148,8 +148,7 @@ impl ReportsQuery {
         let (position, rows) = state
             .reads
             .read(leadflow_projections::TRANSITIONS, move |c| {
-                let (position, paths) = r::paths_in(c, as_of, &scope)?;
-                Ok((position, r::time_in_stage(&paths, as_of, &scope)))
+                r::time_in_stage_in(c, as_of, &scope)
             })
             .await
             .map_err(ApiError::from)?;
@@ -193,11 +192,7 @@ impl ReportsQuery {
         let (position, rows) = state
             .reads
             .read(leadflow_projections::TRANSITIONS, move |c| {
-                let (position, paths) = r::paths_in(c, as_of, &scope)?;
-                Ok((
-                    position,
-                    r::sla_breaches(&paths, &thresholds, as_of, &scope),
-                ))
+                r::sla_breaches_in(c, &thresholds, as_of, &scope)
             })
             .await
             .map_err(ApiError::from)?;

@@ -5,8 +5,10 @@
 //!
 //! The audit is computed over each lead's path (its cohort row, the stages it entered, who was
 //! responsible from when), which comes from one of two places that give the same rows: the
-//! `transitions` model ([`load_paths`], the fast way) or the log itself ([`PathsFromLog`],
-//! decoded through the codec without any key: nothing personal is needed).
+//! `transitions` model (the fast way: read in key order, each path whole as soon as its rows
+//! are read and dropped once counted, [`funnel_audit`], [`drill_down_in_model`],
+//! [`fold_paths`]; or kept, [`load_paths`]) or the log itself ([`PathsFromLog`], decoded
+//! through the codec without any key: nothing personal is needed).
 //!
 //! The steps are Qualification done, Distribution, Handoff, AwaitingSale and NeedSatisfied. A
 //! lead reaches a step by entering its stage or by moving forward past it: qualifying straight
@@ -276,7 +278,7 @@ pub struct LeadPath {
     pub cohort: CohortRow,
     pub moves: Vec<MoveRow>,
     pub assignments: Vec<AssignmentRow>,
-    /// Only when asked for ([`load_paths`]'s `budgets`); the audit does not read them.
+    /// Only when asked for ([`load_paths_with`]'s `budgets`); the audit does not read them.
     pub budgets: Vec<BudgetRow>,
 }
 
@@ -393,6 +395,39 @@ fn load_in_parts(
         paths.extend(part);
     }
     Ok((position, paths))
+}
+
+/// Folds the paths of the cohort `definition` names (as [`load_paths_with`] reads them, each
+/// dropped once folded) into one `A` per part of the model, the parts in lead order, and
+/// the position they stand at: what a report keeps of each lead instead of every path (1 GB
+/// at a million leads).
+pub fn fold_paths<A: Send>(
+    conn: &Connection,
+    definition: &AuditDefinition,
+    budgets: bool,
+    init: &(dyn Fn() -> A + Sync),
+    step: &(dyn Fn(&mut A, LeadPath) + Sync),
+) -> rusqlite::Result<(u64, Vec<A>)> {
+    fold_paths_in_parts(conn, definition, budgets, init, step, PARALLEL_READ_MIN)
+}
+
+/// [`fold_paths`], in parts when the model has at least `parts_from` leads.
+pub(crate) fn fold_paths_in_parts<A: Send>(
+    conn: &Connection,
+    definition: &AuditDefinition,
+    budgets: bool,
+    init: &(dyn Fn() -> A + Sync),
+    step: &(dyn Fn(&mut A, LeadPath) + Sync),
+    parts_from: i64,
+) -> rusqlite::Result<(u64, Vec<A>)> {
+    in_parts(conn, definition, parts_from, &|c, position, range, _| {
+        let mut folded = init();
+        each_path(c, definition, budgets, position, range, &mut |path| {
+            step(&mut folded, path);
+            Ok(())
+        })?;
+        Ok(folded)
+    })
 }
 
 /// The position an audit of `definition` reads the model up to: its checkpoint, or
@@ -1468,7 +1503,8 @@ mod tests {
                 position += 1;
                 conn.execute(
                     "INSERT INTO transitions VALUES (?1, ?2, ?3, ?4, '', ?5, 'qualified', 0, '', ?6)",
-                    rusqlite::params![lead, r as i64, position, registered + r as i64, to, user(2).as_bytes().as_slice()],
+                    // Hours apart, more for some leads: stays of different lengths.
+                    rusqlite::params![lead, r as i64, position, registered + r as i64 * 3_600_000_000 * (1 + (i % 3) as i64), to, user(2).as_bytes().as_slice()],
                 )
                 .unwrap();
             }
@@ -1576,7 +1612,78 @@ mod tests {
                     }
                 }
             }
+            // The reports that fold each lead's path as it is read (and drop it) give what they
+            // give over the paths read whole, in one part and in several.
+            use crate::reports::{self as r, Scope};
+            let thresholds = BTreeMap::from([
+                (("default".to_owned(), "Qualification".to_owned()), 1),
+                (("default".to_owned(), "Handoff".to_owned()), 2),
+            ]);
+            let later = crate::from_micros(1_500);
+            let default_funnel = Scope {
+                funnel: Some("default".to_owned()),
+                ..Scope::default()
+            };
+            let hours = crate::from_micros(1_000 + 4 * 3_600_000_000);
+            for (as_of, scope) in [
+                (DateTime::<Utc>::MAX_UTC, Scope::default()),
+                (hours, default_funnel),
+                (later, Scope::default()),
+                (
+                    later,
+                    Scope {
+                        owner: Some(user(3)),
+                        registered_from: Some(1_100),
+                        ..Scope::default()
+                    },
+                ),
+            ] {
+                let (position, whole) = r::paths_in(&reader, as_of, &scope).unwrap();
+                let states = r::states_at(&whole, crate::micros(as_of), &scope);
+                let times = r::time_in_stage(&whole, as_of, &scope);
+                let breaches = r::sla_breaches(&whole, &thresholds, as_of, &scope);
+                assert!(!states.is_empty() && !times.is_empty(), "{scope:?}");
+                assert!(
+                    breaches.iter().any(|b| b.stays > 0 || b.open > 0),
+                    "{scope:?}"
+                );
+                if as_of == hours {
+                    // Ended stays of different lengths, some over the threshold, and leads
+                    // over it still in the stage.
+                    assert!(times.iter().any(|t| t.median_seconds != t.p90_seconds));
+                    assert!(breaches
+                        .iter()
+                        .any(|b| b.breached > 0 && b.breached < b.stays));
+                    assert!(breaches.iter().any(|b| b.open_breached > 0));
+                }
+                for parts_from in [i64::MAX, 1] {
+                    assert_eq!(
+                        r::states_in_parts(&reader, as_of, &scope, &from(parts_from)).unwrap(),
+                        (position, states.clone())
+                    );
+                    assert_eq!(
+                        r::time_in_stage_in_parts(&reader, as_of, &scope, &from(parts_from))
+                            .unwrap(),
+                        (position, times.clone())
+                    );
+                    assert_eq!(
+                        r::sla_breaches_in_parts(
+                            &reader,
+                            &thresholds,
+                            as_of,
+                            &scope,
+                            &from(parts_from)
+                        )
+                        .unwrap(),
+                        (position, breaches.clone())
+                    );
+                }
+            }
             if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+                // Several parts were read, not one that fell back.
+                let (_, parts) =
+                    fold_paths_in_parts(&reader, &everyone, false, &|| (), &|_, _| (), 1).unwrap();
+                assert!(parts.len() > 1);
                 let (leads, bounds) = split_leads(&reader, 1).unwrap();
                 assert_eq!(leads, 97, "the count ANALYZE recorded, stale or not");
                 assert!(!bounds.is_empty());
@@ -1586,6 +1693,20 @@ mod tests {
 
     fn t0() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, 2, 0, 0, 0).unwrap()
+    }
+
+    /// How a report reads the model: in parts once it has `parts_from` leads.
+    #[allow(clippy::type_complexity)]
+    fn from<A: Send>(
+        parts_from: i64,
+    ) -> impl Fn(
+        &Connection,
+        &AuditDefinition,
+        bool,
+        &(dyn Fn() -> A + Sync),
+        &(dyn Fn(&mut A, LeadPath) + Sync),
+    ) -> rusqlite::Result<(u64, Vec<A>)> {
+        move |c, d, b, i, s| fold_paths_in_parts(c, d, b, i, s, parts_from)
     }
 
     fn user(n: u8) -> Uuid {

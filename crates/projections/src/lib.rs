@@ -146,6 +146,7 @@ pub fn all_projections_with(
 /// `f` of each of `items`, in order, in one chunk per core (at most four), the first on this
 /// thread: decoding a large batch of events, which one core does not keep up with. Fewer than
 /// 1,024 items are not worth the threads.
+///
 /// A catching-up batch is megabytes of events: the later chunks are split off its end (each
 /// moved once), the first stays where it is, and its results go straight into a vector with
 /// room for every result.

@@ -74,8 +74,9 @@ pub fn checkpoint(conn: &Connection) -> rusqlite::Result<u64> {
 }
 
 /// The paths of `scope` (its funnel, period, and for a manager the leads they created or ever
-/// held) registered by `as_of` and recorded by the checkpoint, with budgets: what a report
-/// reads, not every lead when it needs a few.
+/// held) registered by `as_of` and recorded by the checkpoint, with budgets, all in memory:
+/// for tests and tools. The reports fold them as they are read instead ([`states_in`],
+/// [`time_in_stage_in`], [`sla_breaches_in`]).
 pub fn paths_in(
     conn: &Connection,
     as_of: DateTime<Utc>,
@@ -145,8 +146,53 @@ pub fn state_at(path: &LeadPath, as_of: i64) -> Option<LeadState> {
 pub fn states_at(paths: &[LeadPath], as_of: i64, scope: &Scope) -> Vec<LeadState> {
     paths
         .iter()
-        .filter_map(|p| state_at(p, as_of).filter(|s| scope.covers(p, s.responsible)))
+        .filter_map(|p| state_of(p, as_of, scope))
         .collect()
+}
+
+fn state_of(path: &LeadPath, as_of: i64, scope: &Scope) -> Option<LeadState> {
+    state_at(path, as_of).filter(|s| scope.covers(path, s.responsible))
+}
+
+/// [`states_at`] of the leads of `scope` registered by `as_of`, read from the `transitions`
+/// model, each lead's path dropped once its state is taken; and the position they stand at.
+pub fn states_in(
+    conn: &Connection,
+    as_of: DateTime<Utc>,
+    scope: &Scope,
+) -> rusqlite::Result<(u64, Vec<LeadState>)> {
+    states_in_parts(conn, as_of, scope, &|c, d, budgets, init, step| {
+        audit::fold_paths(c, d, budgets, init, step)
+    })
+}
+
+/// How a report reads the model's paths: [`audit::fold_paths`], or (in tests) the same in
+/// parts from a given size.
+pub(crate) type Fold<'a, A> = &'a dyn Fn(
+    &Connection,
+    &AuditDefinition,
+    bool,
+    &(dyn Fn() -> A + Sync),
+    &(dyn Fn(&mut A, LeadPath) + Sync),
+) -> rusqlite::Result<(u64, Vec<A>)>;
+
+pub(crate) fn states_in_parts(
+    conn: &Connection,
+    as_of: DateTime<Utc>,
+    scope: &Scope,
+    fold: Fold<'_, Vec<LeadState>>,
+) -> rusqlite::Result<(u64, Vec<LeadState>)> {
+    let at = micros(as_of);
+    let (position, parts) = fold(
+        conn,
+        &scope.definition(as_of),
+        true,
+        &Vec::new,
+        &|states, path| {
+            states.extend(state_of(&path, at, scope));
+        },
+    )?;
+    Ok((position, parts.into_iter().flatten().collect()))
 }
 
 /// The registry's historical columns of `states`, for [`crate::query::leads_page_as_of`].
@@ -350,37 +396,35 @@ struct Stay {
     open: bool,
 }
 
-/// Every stay in a working stage of the paths in `scope`, as of `as_of`.
-fn stays(paths: &[LeadPath], as_of: i64, scope: &Scope) -> Vec<Stay> {
+/// Every stay in a working stage of `path`, if it is in `scope`, as of `as_of`.
+fn stays_of(path: &LeadPath, as_of: i64, scope: &Scope) -> Vec<Stay> {
     let mut out = Vec::new();
-    for path in paths {
-        let moves: Vec<_> = path.moves.iter().filter(|m| m.at <= as_of).collect();
-        let responsible_at = |position: u64| {
-            path.assignments
-                .iter()
-                .rfind(|a| a.at <= as_of && a.position <= position)
-                .map(|a| a.user)
-        };
-        if moves.is_empty() || !scope.covers(path, responsible_at(u64::MAX)) {
+    let moves: Vec<_> = path.moves.iter().filter(|m| m.at <= as_of).collect();
+    let responsible_at = |position: u64| {
+        path.assignments
+            .iter()
+            .rfind(|a| a.at <= as_of && a.position <= position)
+            .map(|a| a.user)
+    };
+    if moves.is_empty() || !scope.covers(path, responsible_at(u64::MAX)) {
+        return out;
+    }
+    for (i, m) in moves.iter().enumerate() {
+        if !working(&m.to) {
             continue;
         }
-        for (i, m) in moves.iter().enumerate() {
-            if !working(&m.to) {
-                continue;
-            }
-            let (end, position, open) = match moves.get(i + 1) {
-                Some(next) => (next.at, next.position, false),
-                None => (as_of, u64::MAX, true),
-            };
-            out.push(Stay {
-                lead: path.lead,
-                funnel: path.cohort.funnel.to_string(),
-                stage: m.to.to_string(),
-                manager: responsible_at(position),
-                seconds: (end - m.at).max(0) / 1_000_000,
-                open,
-            });
-        }
+        let (end, position, open) = match moves.get(i + 1) {
+            Some(next) => (next.at, next.position, false),
+            None => (as_of, u64::MAX, true),
+        };
+        out.push(Stay {
+            lead: path.lead,
+            funnel: path.cohort.funnel.to_string(),
+            stage: m.to.to_string(),
+            manager: responsible_at(position),
+            seconds: (end - m.at).max(0) / 1_000_000,
+            open,
+        });
     }
     out
 }
@@ -398,50 +442,120 @@ pub struct StageTime {
     pub open: u64,
 }
 
-/// Time in stage over `paths` (from [`paths_at`]) as of `as_of`, in stage order, each stage's
+/// Time in stage over `paths` (from [`paths_in`]) as of `as_of`, in stage order, each stage's
 /// row first, then its managers'.
 pub fn time_in_stage(paths: &[LeadPath], as_of: DateTime<Utc>, scope: &Scope) -> Vec<StageTime> {
-    /// (stage order, manager) -> (ended stays' seconds, open stays).
-    type Tally = BTreeMap<(usize, Option<Option<Uuid>>), (Vec<i64>, u64)>;
-    let mut by = Tally::new();
-    let order = |stage: &str| {
-        Stage::ALL
-            .iter()
-            .position(|s| s.to_string() == stage)
-            .unwrap_or(usize::MAX)
-    };
-    let mut names: BTreeMap<usize, String> = BTreeMap::new();
-    for s in stays(paths, micros(as_of), scope) {
-        let o = order(&s.stage);
-        names.insert(o, s.stage.clone());
-        for key in [(o, None), (o, Some(s.manager))] {
-            let entry = by.entry(key).or_default();
-            if s.open {
-                entry.1 += 1;
-            } else {
-                entry.0.push(s.seconds);
+    let mut tally = StageTally::default();
+    for path in paths {
+        tally.add(path, micros(as_of), scope);
+    }
+    tally.finish(scope)
+}
+
+/// [`time_in_stage`] of the leads of `scope` registered by `as_of`, read from the
+/// `transitions` model, each lead's path dropped once counted; and the position it stands at.
+pub fn time_in_stage_in(
+    conn: &Connection,
+    as_of: DateTime<Utc>,
+    scope: &Scope,
+) -> rusqlite::Result<(u64, Vec<StageTime>)> {
+    time_in_stage_in_parts(conn, as_of, scope, &|c, d, budgets, init, step| {
+        audit::fold_paths(c, d, budgets, init, step)
+    })
+}
+
+pub(crate) fn time_in_stage_in_parts(
+    conn: &Connection,
+    as_of: DateTime<Utc>,
+    scope: &Scope,
+    fold: Fold<'_, StageTally>,
+) -> rusqlite::Result<(u64, Vec<StageTime>)> {
+    let at = micros(as_of);
+    let (position, parts) = fold(
+        conn,
+        &scope.definition(as_of),
+        false,
+        &StageTally::default,
+        &|tally, path| tally.add(&path, at, scope),
+    )?;
+    let mut tally = StageTally::default();
+    for part in parts {
+        tally.merge(part);
+    }
+    Ok((position, tally.finish(scope)))
+}
+
+/// A row of time in stage: the stage's order and the manager (`None`: every manager;
+/// `Some(None)`: unassigned).
+type StageRow = (usize, Option<Option<Uuid>>);
+
+/// Time in stage counted lead by lead: per row, the ended stays' seconds and the open stays;
+/// and each stage's name by its order.
+#[derive(Default)]
+pub(crate) struct StageTally {
+    by: BTreeMap<StageRow, (Vec<i64>, u64)>,
+    names: BTreeMap<usize, String>,
+}
+
+impl StageTally {
+    fn add(&mut self, path: &LeadPath, as_of: i64, scope: &Scope) {
+        let order = |stage: &str| {
+            Stage::ALL
+                .iter()
+                .position(|s| s.to_string() == stage)
+                .unwrap_or(usize::MAX)
+        };
+        for s in stays_of(path, as_of, scope) {
+            let o = order(&s.stage);
+            self.names.entry(o).or_insert(s.stage);
+            for key in [(o, None), (o, Some(s.manager))] {
+                let entry = self.by.entry(key).or_default();
+                if s.open {
+                    entry.1 += 1;
+                } else {
+                    entry.0.push(s.seconds);
+                }
             }
         }
     }
-    // A manager sees their own rows beside each stage's; not the others who held their leads.
-    let mine = |m: &Option<Option<Uuid>>| match (scope.owner, m) {
-        (Some(owner), Some(m)) => *m == Some(owner),
-        _ => true,
-    };
-    by.into_iter()
-        .filter(|((_, manager), _)| mine(manager))
-        .map(|((o, manager), (mut seconds, open))| {
-            seconds.sort_unstable();
-            StageTime {
-                stage: names[&o].clone(),
-                manager,
-                stays: seconds.len() as u64,
-                median_seconds: percentile(&seconds, 50),
-                p90_seconds: percentile(&seconds, 90),
-                open,
-            }
-        })
-        .collect()
+
+    /// Adds another part's counts (the seconds are sorted at the end: the order of the parts
+    /// changes nothing).
+    fn merge(&mut self, other: StageTally) {
+        for (key, (seconds, open)) in other.by {
+            let entry = self.by.entry(key).or_default();
+            entry.0.extend(seconds);
+            entry.1 += open;
+        }
+        for (o, name) in other.names {
+            self.names.entry(o).or_insert(name);
+        }
+    }
+
+    fn finish(self, scope: &Scope) -> Vec<StageTime> {
+        // A manager sees their own rows beside each stage's; not the others who held their
+        // leads.
+        let mine = |m: &Option<Option<Uuid>>| match (scope.owner, m) {
+            (Some(owner), Some(m)) => *m == Some(owner),
+            _ => true,
+        };
+        let names = self.names;
+        self.by
+            .into_iter()
+            .filter(|((_, manager), _)| mine(manager))
+            .map(|((o, manager), (mut seconds, open))| {
+                seconds.sort_unstable();
+                StageTime {
+                    stage: names[&o].clone(),
+                    manager,
+                    stays: seconds.len() as u64,
+                    median_seconds: percentile(&seconds, 50),
+                    p90_seconds: percentile(&seconds, 90),
+                    open,
+                }
+            })
+            .collect()
+    }
 }
 
 /// The SLA thresholds the catalog sets, in hours per funnel and stage.
@@ -481,48 +595,121 @@ pub fn sla_breaches(
     as_of: DateTime<Utc>,
     scope: &Scope,
 ) -> Vec<SlaBreach> {
-    let mut rows: BTreeMap<(String, String), SlaBreach> = thresholds
-        .iter()
-        .filter(|((f, _), _)| scope.funnel.as_deref().is_none_or(|s| s == f))
-        .map(|((f, s), h)| {
-            (
-                (f.clone(), s.clone()),
-                SlaBreach {
-                    funnel: f.clone(),
-                    stage: s.clone(),
-                    threshold_hours: *h,
-                    stays: 0,
-                    breached: 0,
-                    open: 0,
-                    open_breached: 0,
-                    leads_over: Vec::new(),
-                },
-            )
-        })
-        .collect();
-    for s in stays(paths, micros(as_of), scope) {
-        let Some(row) = rows.get_mut(&(s.funnel.clone(), s.stage.clone())) else {
-            continue;
-        };
-        let over = s.seconds > i64::from(row.threshold_hours) * 3600;
-        if s.open {
-            row.open += 1;
-            if over {
-                row.open_breached += 1;
-                row.leads_over.push(s.lead);
+    let mut tally = SlaTally::new(thresholds, scope);
+    for path in paths {
+        tally.add(path, micros(as_of), scope);
+    }
+    tally.finish()
+}
+
+/// [`sla_breaches`] of the leads of `scope` registered by `as_of`, read from the `transitions`
+/// model, each lead's path dropped once counted; and the position it stands at.
+pub fn sla_breaches_in(
+    conn: &Connection,
+    thresholds: &BTreeMap<(String, String), u32>,
+    as_of: DateTime<Utc>,
+    scope: &Scope,
+) -> rusqlite::Result<(u64, Vec<SlaBreach>)> {
+    sla_breaches_in_parts(
+        conn,
+        thresholds,
+        as_of,
+        scope,
+        &|c, d, budgets, init, step| audit::fold_paths(c, d, budgets, init, step),
+    )
+}
+
+pub(crate) fn sla_breaches_in_parts(
+    conn: &Connection,
+    thresholds: &BTreeMap<(String, String), u32>,
+    as_of: DateTime<Utc>,
+    scope: &Scope,
+    fold: Fold<'_, SlaTally>,
+) -> rusqlite::Result<(u64, Vec<SlaBreach>)> {
+    let at = micros(as_of);
+    let (position, parts) = fold(
+        conn,
+        &scope.definition(as_of),
+        false,
+        &|| SlaTally::new(thresholds, scope),
+        &|tally, path| tally.add(&path, at, scope),
+    )?;
+    let mut tally = SlaTally::new(thresholds, scope);
+    for part in parts {
+        tally.merge(part);
+    }
+    Ok((position, tally.finish()))
+}
+
+/// SLA breaches counted lead by lead, per funnel and stage with a threshold.
+pub(crate) struct SlaTally(BTreeMap<(String, String), SlaBreach>);
+
+impl SlaTally {
+    fn new(thresholds: &BTreeMap<(String, String), u32>, scope: &Scope) -> Self {
+        Self(
+            thresholds
+                .iter()
+                .filter(|((f, _), _)| scope.funnel.as_deref().is_none_or(|s| s == f))
+                .map(|((f, s), h)| {
+                    (
+                        (f.clone(), s.clone()),
+                        SlaBreach {
+                            funnel: f.clone(),
+                            stage: s.clone(),
+                            threshold_hours: *h,
+                            stays: 0,
+                            breached: 0,
+                            open: 0,
+                            open_breached: 0,
+                            leads_over: Vec::new(),
+                        },
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    fn add(&mut self, path: &LeadPath, as_of: i64, scope: &Scope) {
+        for s in stays_of(path, as_of, scope) {
+            let Some(row) = self.0.get_mut(&(s.funnel, s.stage)) else {
+                continue;
+            };
+            let over = s.seconds > i64::from(row.threshold_hours) * 3600;
+            if s.open {
+                row.open += 1;
+                if over {
+                    row.open_breached += 1;
+                    row.leads_over.push(s.lead);
+                }
+            } else {
+                row.stays += 1;
+                row.breached += u64::from(over);
             }
-        } else {
-            row.stays += 1;
-            row.breached += u64::from(over);
         }
     }
-    let order = |stage: &str| Stage::ALL.iter().position(|s| s.to_string() == stage);
-    let mut rows: Vec<SlaBreach> = rows.into_values().collect();
-    rows.sort_by(|a, b| (&a.funnel, order(&a.stage)).cmp(&(&b.funnel, order(&b.stage))));
-    for r in &mut rows {
-        r.leads_over.sort();
+
+    /// Adds another part's counts (the leads over are sorted at the end).
+    fn merge(&mut self, other: SlaTally) {
+        for (key, theirs) in other.0 {
+            if let Some(row) = self.0.get_mut(&key) {
+                row.stays += theirs.stays;
+                row.breached += theirs.breached;
+                row.open += theirs.open;
+                row.open_breached += theirs.open_breached;
+                row.leads_over.extend(theirs.leads_over);
+            }
+        }
     }
-    rows
+
+    fn finish(self) -> Vec<SlaBreach> {
+        let order = |stage: &str| Stage::ALL.iter().position(|s| s.to_string() == stage);
+        let mut rows: Vec<SlaBreach> = self.0.into_values().collect();
+        rows.sort_by(|a, b| (&a.funnel, order(&a.stage)).cmp(&(&b.funnel, order(&b.stage))));
+        for r in &mut rows {
+            r.leads_over.sort();
+        }
+        rows
+    }
 }
 
 /// Commands one user gave on leads on one day (UTC), by kind.
