@@ -161,9 +161,7 @@ pub fn states_in(
     as_of: DateTime<Utc>,
     scope: &Scope,
 ) -> rusqlite::Result<(u64, Vec<LeadState>)> {
-    states_in_parts(conn, as_of, scope, &|c, d, budgets, init, step| {
-        audit::fold_paths(c, d, budgets, init, step)
-    })
+    states_in_parts(conn, as_of, scope, &audit::fold_paths)
 }
 
 /// How a report reads the model's paths: [`audit::fold_paths`], or (in tests) the same in
@@ -442,6 +440,38 @@ pub struct StageTime {
     pub open: u64,
 }
 
+/// What a report counts lead by lead: each part of the model counts its own leads, and the
+/// parts' counts merge.
+pub(crate) trait Tally: Send {
+    fn add(&mut self, path: &LeadPath, as_of: i64, scope: &Scope);
+    /// Adds a later part's counts.
+    fn merge(&mut self, later: Self);
+}
+
+/// The leads of `scope` registered by `as_of` counted into `T`s, one per part of the model
+/// as `fold` reads it, merged in lead order; and the position they stand at.
+fn tally_in_parts<T: Tally>(
+    conn: &Connection,
+    as_of: DateTime<Utc>,
+    scope: &Scope,
+    new: &(dyn Fn() -> T + Sync),
+    fold: Fold<'_, T>,
+) -> rusqlite::Result<(u64, T)> {
+    let at = micros(as_of);
+    let (position, parts) = fold(
+        conn,
+        &scope.definition(as_of),
+        false,
+        new,
+        &|tally, path| tally.add(&path, at, scope),
+    )?;
+    let mut tally = new();
+    for part in parts {
+        tally.merge(part);
+    }
+    Ok((position, tally))
+}
+
 /// Time in stage over `paths` (from [`paths_in`]) as of `as_of`, in stage order, each stage's
 /// row first, then its managers'.
 pub fn time_in_stage(paths: &[LeadPath], as_of: DateTime<Utc>, scope: &Scope) -> Vec<StageTime> {
@@ -459,9 +489,7 @@ pub fn time_in_stage_in(
     as_of: DateTime<Utc>,
     scope: &Scope,
 ) -> rusqlite::Result<(u64, Vec<StageTime>)> {
-    time_in_stage_in_parts(conn, as_of, scope, &|c, d, budgets, init, step| {
-        audit::fold_paths(c, d, budgets, init, step)
-    })
+    time_in_stage_in_parts(conn, as_of, scope, &audit::fold_paths)
 }
 
 pub(crate) fn time_in_stage_in_parts(
@@ -470,18 +498,7 @@ pub(crate) fn time_in_stage_in_parts(
     scope: &Scope,
     fold: Fold<'_, StageTally>,
 ) -> rusqlite::Result<(u64, Vec<StageTime>)> {
-    let at = micros(as_of);
-    let (position, parts) = fold(
-        conn,
-        &scope.definition(as_of),
-        false,
-        &StageTally::default,
-        &|tally, path| tally.add(&path, at, scope),
-    )?;
-    let mut tally = StageTally::default();
-    for part in parts {
-        tally.merge(part);
-    }
+    let (position, tally) = tally_in_parts(conn, as_of, scope, &StageTally::default, fold)?;
     Ok((position, tally.finish(scope)))
 }
 
@@ -497,7 +514,7 @@ pub(crate) struct StageTally {
     names: BTreeMap<usize, String>,
 }
 
-impl StageTally {
+impl Tally for StageTally {
     fn add(&mut self, path: &LeadPath, as_of: i64, scope: &Scope) {
         let order = |stage: &str| {
             Stage::ALL
@@ -519,19 +536,20 @@ impl StageTally {
         }
     }
 
-    /// Adds another part's counts (the seconds are sorted at the end: the order of the parts
-    /// changes nothing).
-    fn merge(&mut self, other: StageTally) {
-        for (key, (seconds, open)) in other.by {
+    /// The seconds are sorted at the end: the order of the parts changes nothing.
+    fn merge(&mut self, later: StageTally) {
+        for (key, (seconds, open)) in later.by {
             let entry = self.by.entry(key).or_default();
             entry.0.extend(seconds);
             entry.1 += open;
         }
-        for (o, name) in other.names {
+        for (o, name) in later.names {
             self.names.entry(o).or_insert(name);
         }
     }
+}
 
+impl StageTally {
     fn finish(self, scope: &Scope) -> Vec<StageTime> {
         // A manager sees their own rows beside each stage's; not the others who held their
         // leads.
@@ -610,13 +628,7 @@ pub fn sla_breaches_in(
     as_of: DateTime<Utc>,
     scope: &Scope,
 ) -> rusqlite::Result<(u64, Vec<SlaBreach>)> {
-    sla_breaches_in_parts(
-        conn,
-        thresholds,
-        as_of,
-        scope,
-        &|c, d, budgets, init, step| audit::fold_paths(c, d, budgets, init, step),
-    )
+    sla_breaches_in_parts(conn, thresholds, as_of, scope, &audit::fold_paths)
 }
 
 pub(crate) fn sla_breaches_in_parts(
@@ -626,18 +638,8 @@ pub(crate) fn sla_breaches_in_parts(
     scope: &Scope,
     fold: Fold<'_, SlaTally>,
 ) -> rusqlite::Result<(u64, Vec<SlaBreach>)> {
-    let at = micros(as_of);
-    let (position, parts) = fold(
-        conn,
-        &scope.definition(as_of),
-        false,
-        &|| SlaTally::new(thresholds, scope),
-        &|tally, path| tally.add(&path, at, scope),
-    )?;
-    let mut tally = SlaTally::new(thresholds, scope);
-    for part in parts {
-        tally.merge(part);
-    }
+    let new = || SlaTally::new(thresholds, scope);
+    let (position, tally) = tally_in_parts(conn, as_of, scope, &new, fold)?;
     Ok((position, tally.finish()))
 }
 
@@ -668,7 +670,9 @@ impl SlaTally {
                 .collect(),
         )
     }
+}
 
+impl Tally for SlaTally {
     fn add(&mut self, path: &LeadPath, as_of: i64, scope: &Scope) {
         for s in stays_of(path, as_of, scope) {
             let Some(row) = self.0.get_mut(&(s.funnel, s.stage)) else {
@@ -688,9 +692,9 @@ impl SlaTally {
         }
     }
 
-    /// Adds another part's counts (the leads over are sorted at the end).
-    fn merge(&mut self, other: SlaTally) {
-        for (key, theirs) in other.0 {
+    /// The leads over are sorted at the end.
+    fn merge(&mut self, later: SlaTally) {
+        for (key, theirs) in later.0 {
             if let Some(row) = self.0.get_mut(&key) {
                 row.stays += theirs.stays;
                 row.breached += theirs.breached;
@@ -700,7 +704,9 @@ impl SlaTally {
             }
         }
     }
+}
 
+impl SlaTally {
     fn finish(self) -> Vec<SlaBreach> {
         let order = |stage: &str| Stage::ALL.iter().position(|s| s.to_string() == stage);
         let mut rows: Vec<SlaBreach> = self.0.into_values().collect();
