@@ -139,6 +139,7 @@ pub(crate) async fn rebuild_of(
     let blind = sealed.then(|| dataset::bench_master_key().blind_index());
     let started = Instant::now();
     let cpu_before = cpu_seconds();
+    let threads_before = thread_cpu();
     let models = all_projections_with(blind)
         .into_iter()
         .filter(|p| !without.contains(&p.name()))
@@ -164,10 +165,11 @@ pub(crate) async fn rebuild_of(
     let secs = started.elapsed().as_secs_f64();
     let each: Vec<String> = done.iter().map(|(n, t)| format!("{n} {t:.1} s")).collect();
     eprintln!(
-        "  caught up{}: {} (CPU {:.1} s)",
+        "  caught up{}: {} (CPU {:.1} s; {})",
         if sealed { " (sealed)" } else { "" },
         each.join(", "),
-        cpu_seconds() - cpu_before
+        cpu_seconds() - cpu_before,
+        cpu_by_thread(&threads_before, &thread_cpu())
     );
     reads.shutdown();
     if without.is_empty() {
@@ -176,15 +178,48 @@ pub(crate) async fn rebuild_of(
     Ok((head.0, secs))
 }
 
-/// This process's CPU time so far (user and system, every thread), from `/proc/self/stat`;
-/// 0 where there is none.
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
+/// Each live thread's name and CPU time so far, by thread id, from `/proc/self/task`; empty
+/// where there is none.
+fn thread_cpu() -> std::collections::HashMap<u64, (String, f64)> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Default::default();
     };
-    // After the command's name in parentheses: state is field 3, utime 14, stime 15 (clock
-    // ticks, 100 a second on Linux).
-    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    tasks
+        .flatten()
+        .filter_map(|task| {
+            let tid = task.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            let (head, rest) = stat.rsplit_once(')')?;
+            let name = head.split_once('(')?.1.to_owned();
+            Some((tid, (name, stat_cpu(rest))))
+        })
+        .collect()
+}
+
+/// The CPU time each kind of thread spent between two [`thread_cpu`]s, most first: where a
+/// rebuild's time went (threads that ended before the second are not counted: the short
+/// ones a batch's decoding starts).
+fn cpu_by_thread(
+    before: &std::collections::HashMap<u64, (String, f64)>,
+    after: &std::collections::HashMap<u64, (String, f64)>,
+) -> String {
+    let mut by: std::collections::BTreeMap<&str, f64> = Default::default();
+    for (tid, (name, cpu)) in after {
+        let earlier = before.get(tid).map_or(0.0, |b| b.1);
+        *by.entry(name.as_str()).or_default() += cpu - earlier;
+    }
+    let mut by: Vec<_> = by.into_iter().filter(|(_, cpu)| *cpu >= 0.5).collect();
+    by.sort_by(|a, b| b.1.total_cmp(&a.1));
+    by.iter()
+        .map(|(name, cpu)| format!("{name} {cpu:.1} s"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// User and system CPU seconds from the fields after the command's name of a `stat` file.
+fn stat_cpu(rest: &str) -> f64 {
+    // After the name in parentheses: state is field 3, utime 14, stime 15 (clock ticks, 100
+    // a second on Linux).
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| {
         fields
@@ -193,6 +228,15 @@ fn cpu_seconds() -> f64 {
             .unwrap_or(0.0)
     };
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// This process's CPU time so far (user and system, every thread), from `/proc/self/stat`;
+/// 0 where there is none.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    stat_cpu(stat.rsplit_once(')').map_or("", |(_, rest)| rest))
 }
 
 /// Erasing one subject of the sealed data set, from the command until every read model shows
