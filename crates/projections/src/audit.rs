@@ -399,14 +399,14 @@ fn load_in_parts(
 
 /// Folds the paths of the cohort `definition` names (as [`load_paths_with`] reads them, each
 /// dropped once folded) into one `A` per part of the model, the parts in lead order, and
-/// the position they stand at: what a report keeps of each lead instead of every path (1 GB
-/// at a million leads).
+/// the position they stand at (`step` is told it too): what the audit, its drill-down and
+/// the reports keep of each lead instead of every path (1 GB at a million leads).
 pub fn fold_paths<A: Send>(
     conn: &Connection,
     definition: &AuditDefinition,
     budgets: bool,
     init: &(dyn Fn() -> A + Sync),
-    step: &(dyn Fn(&mut A, LeadPath) + Sync),
+    step: &(dyn Fn(&mut A, u64, LeadPath) + Sync),
 ) -> rusqlite::Result<(u64, Vec<A>)> {
     fold_paths_in_parts(conn, definition, budgets, init, step, PARALLEL_READ_MIN)
 }
@@ -417,13 +417,13 @@ pub(crate) fn fold_paths_in_parts<A: Send>(
     definition: &AuditDefinition,
     budgets: bool,
     init: &(dyn Fn() -> A + Sync),
-    step: &(dyn Fn(&mut A, LeadPath) + Sync),
+    step: &(dyn Fn(&mut A, u64, LeadPath) + Sync),
     parts_from: i64,
 ) -> rusqlite::Result<(u64, Vec<A>)> {
     in_parts(conn, definition, parts_from, &|c, position, range, _| {
         let mut folded = init();
         each_path(c, definition, budgets, position, range, &mut |path| {
-            step(&mut folded, path);
+            step(&mut folded, position, path);
             Ok(())
         })?;
         Ok(folded)
@@ -766,16 +766,18 @@ fn funnel_audit_in_parts(
     departments: &Departments,
     parts_from: i64,
 ) -> rusqlite::Result<Audit> {
-    let (position, parts) = in_parts(conn, definition, parts_from, &|c, position, range, _| {
-        let mut tallies = Tallies::default();
-        each_path(c, definition, false, position, range, &mut |path| {
+    let (position, parts) = fold_paths_in_parts(
+        conn,
+        definition,
+        false,
+        &Tallies::default,
+        &|tallies, position, path| {
             if let Some(o) = evaluate(definition, position, departments, &path) {
                 tallies.add(o);
             }
-            Ok(())
-        })?;
-        Ok(tallies)
-    })?;
+        },
+        parts_from,
+    )?;
     let mut tallies = Tallies::default();
     for part in parts {
         tallies.merge(part);
@@ -1333,14 +1335,14 @@ fn drill_down_in_parts(
     page: &DrillDown,
     parts_from: i64,
 ) -> rusqlite::Result<LeadPage> {
-    let (position, parts) = in_parts(conn, definition, parts_from, &|c, position, range, _| {
-        let mut paging = Paging::of(page);
-        each_path(c, definition, false, position, range, &mut |path| {
-            paging.take(definition, position, departments, &path);
-            Ok(())
-        })?;
-        Ok(paging)
-    })?;
+    let (position, parts) = fold_paths_in_parts(
+        conn,
+        definition,
+        false,
+        &|| Paging::of(page),
+        &|paging, position, path| paging.take(definition, position, departments, &path),
+        parts_from,
+    )?;
     let mut parts = parts.into_iter();
     let mut paging = parts.next().unwrap_or_else(|| Paging::of(page));
     for part in parts {
@@ -1682,7 +1684,8 @@ mod tests {
             if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
                 // Several parts were read, not one that fell back.
                 let (_, parts) =
-                    fold_paths_in_parts(&reader, &everyone, false, &|| (), &|_, _| (), 1).unwrap();
+                    fold_paths_in_parts(&reader, &everyone, false, &|| (), &|_, _, _| (), 1)
+                        .unwrap();
                 assert!(parts.len() > 1);
                 let (leads, bounds) = split_leads(&reader, 1).unwrap();
                 assert_eq!(leads, 97, "the count ANALYZE recorded, stale or not");
@@ -1704,7 +1707,7 @@ mod tests {
         &AuditDefinition,
         bool,
         &(dyn Fn() -> A + Sync),
-        &(dyn Fn(&mut A, LeadPath) + Sync),
+        &(dyn Fn(&mut A, u64, LeadPath) + Sync),
     ) -> rusqlite::Result<(u64, Vec<A>)> {
         move |c, d, b, i, s| fold_paths_in_parts(c, d, b, i, s, parts_from)
     }

@@ -171,7 +171,7 @@ pub(crate) type Fold<'a, A> = &'a dyn Fn(
     &AuditDefinition,
     bool,
     &(dyn Fn() -> A + Sync),
-    &(dyn Fn(&mut A, LeadPath) + Sync),
+    &(dyn Fn(&mut A, u64, LeadPath) + Sync),
 ) -> rusqlite::Result<(u64, Vec<A>)>;
 
 pub(crate) fn states_in_parts(
@@ -186,7 +186,7 @@ pub(crate) fn states_in_parts(
         &scope.definition(as_of),
         true,
         &Vec::new,
-        &|states, path| {
+        &|states, _, path| {
             states.extend(state_of(&path, at, scope));
         },
     )?;
@@ -463,7 +463,7 @@ fn tally_in_parts<T: Tally>(
         &scope.definition(as_of),
         false,
         new,
-        &|tally, path| tally.add(&path, at, scope),
+        &|tally, _, path| tally.add(&path, at, scope),
     )?;
     let mut tally = new();
     for part in parts {
