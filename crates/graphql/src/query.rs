@@ -416,10 +416,60 @@ impl LeadQuery {
                 _ => return Err(ApiError::BadUserInput("invalid cursor".into()).into()),
             },
         };
+        // The feed is the lead's own stream, read from the log and written out against the
+        // history model's catalog and erasures (`history::feed`). Sealed fields are opened, or
+        // read as erased; a replay's read-only copy holds no keys, and everything personal in
+        // it reads as erased.
+        let recorded = state
+            .reads
+            .log()
+            .read_stream(&lead_stream(id), 0, usize::MAX)
+            .await
+            .map_err(|e| ApiError::Internal(format!("reading the lead's events: {e}")))?;
+        let read_only = state.engine.is_read_only();
+        let mut stream = Vec::with_capacity(recorded.len());
+        for mut e in recorded {
+            if let Some(keys) = state.engine.keyring().filter(|_| !read_only) {
+                e.data = keys.open_recorded(&e).await.map_err(|err| {
+                    ApiError::Internal(format!("opening the lead's events: {err}"))
+                })?;
+            }
+            let decoded = if read_only {
+                leadflow_codec::decode_with_keys(e, &leadflow_codec::WithoutPersonalData)
+            } else {
+                leadflow_codec::decode_with_keys(e, &leadflow_codec::NoKeys)
+            }
+            .map_err(|err| ApiError::Internal(format!("decoding the lead's events: {err}")))?;
+            match decoded {
+                leadflow_codec::Opened::Envelope(env) => stream.push(env),
+                leadflow_codec::Opened::NeedsKey { subject, .. } => {
+                    return Err(ApiError::Internal(format!(
+                        "the personal data key of subject {subject} is not at hand"
+                    ))
+                    .into())
+                }
+            }
+        }
+        let ahead = ctx.look_ahead();
+        let wants_data = ahead.field("edges").field("node").field("data").exists()
+            || ahead.field("nodes").field("data").exists();
+        let mut payloads: HashMap<i64, String> = if wants_data {
+            stream
+                .iter()
+                .map(|e| {
+                    (
+                        e.revision as i64,
+                        String::from_utf8_lossy(&e.data).into_owned(),
+                    )
+                })
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let page = state
             .reads
             .read(leadflow_projections::HISTORY, move |c| {
-                q::history(c, id, n, before)
+                leadflow_projections::history::feed(c, stream, n, before)
             })
             .await
             .map_err(ApiError::from)?;
@@ -430,37 +480,6 @@ impl LeadQuery {
                 total_count: page.total_count,
             },
         );
-        // The read model keeps no copy of the payloads: when asked for, the page's events are
-        // read from the lead's stream in one go.
-        let ahead = ctx.look_ahead();
-        let wants_data = ahead.field("edges").field("node").field("data").exists()
-            || ahead.field("nodes").field("data").exists();
-        let mut payloads: HashMap<i64, String> = HashMap::new();
-        if let (true, Some(low), Some(high)) = (
-            wants_data,
-            page.rows.iter().map(|(r, _)| r.revision).min(),
-            page.rows.iter().map(|(r, _)| r.revision).max(),
-        ) {
-            let events = state
-                .reads
-                .log()
-                .read_stream(&lead_stream(id), low as u64, (high - low + 1) as usize)
-                .await
-                .map_err(|e| ApiError::Internal(format!("reading the lead's events: {e}")))?;
-            for e in events {
-                // Sealed personal fields are shown opened (or as erased), never sealed.
-                let data = match state.engine.keyring() {
-                    Some(keys) => keys.open_recorded(&e).await.map_err(|err| {
-                        ApiError::Internal(format!("opening the lead's events: {err}"))
-                    })?,
-                    None => e.data,
-                };
-                payloads.insert(
-                    e.revision as i64,
-                    String::from_utf8_lossy(&data).into_owned(),
-                );
-            }
-        }
         let catalog = state.catalog();
         c.edges.extend(page.rows.into_iter().map(|(row, cur)| {
             let data = payloads.remove(&row.revision).unwrap_or_default();

@@ -840,58 +840,6 @@ pub struct HistoryRow {
     pub summary: String,
 }
 
-/// A UUID stored as its 16 bytes, as text.
-fn uuid_text(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<String> {
-    let bytes: [u8; 16] = row.get(i)?;
-    Ok(uuid::Uuid::from_bytes(bytes).to_string())
-}
-
-/// A lead's feed, newest first: `first` entries older than position `before`.
-pub fn history(
-    conn: &mut Connection,
-    id: LeadId,
-    first: usize,
-    before: Option<i64>,
-) -> rusqlite::Result<Page<HistoryRow>> {
-    let tx = conn.transaction()?;
-    let lead = id.as_uuid().into_bytes();
-    let total_count: i64 = tx
-        .prepare_cached("SELECT count(*) FROM history WHERE lead_id = ?1")?
-        .query_row([&lead], |r| r.get(0))?;
-    let mut rows: Vec<HistoryRow> = tx
-        // The limit is written in, not bound: a bound LIMIT of an ORDER BY query makes SQLite
-        // compile the statement again at every call.
-        .prepare_cached(&format!(
-            "SELECT position, revision, event_type, actor_user, actor_role, occurred_at, summary FROM history
-             WHERE lead_id = ?1 AND position < ?2 ORDER BY position DESC LIMIT {}",
-            first + 1
-        ))?
-        .query_map(rusqlite::params![lead, before.unwrap_or(i64::MAX)], |r| {
-            Ok(HistoryRow {
-                position: r.get(0)?,
-                revision: r.get(1)?,
-                event_type: r.get(2)?,
-                actor_user: uuid_text(r, 3)?,
-                actor_role: r.get(4)?,
-                occurred_at: r.get(5)?,
-                summary: r.get(6)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let has_next = rows.len() > first;
-    rows.truncate(first);
-    let rows = rows
-        .into_iter()
-        .map(|r| (Cursor(vec![Value::Integer(r.position)]), r))
-        .map(|(c, r)| (r, c))
-        .collect();
-    Ok(Page {
-        rows,
-        total_count,
-        has_next,
-    })
-}
-
 /// The standard reports (seed 001's three, plus disqualification reasons).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReportDimension {

@@ -317,12 +317,44 @@ async fn the_read_models_follow_a_lead_along_the_creatio_path() {
         .unwrap()
         .0;
     assert_eq!((card.stage, card.open_tasks.len()), (Stage::Handoff, 1));
+    // The feed: the lead's stream, read from the log and written out by the history model.
+    let stream = || async {
+        w.store
+            .read_stream(&leadflow_codec::lead_stream(b), 0, usize::MAX)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| leadflow_codec::decode(e).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let events = stream().await;
     let feed = reads
         .read(leadflow_projections::HISTORY, move |c| {
-            query::history(c, b, 50, None)
+            leadflow_projections::history::feed(c, events, 50, None)
         })
         .await
         .unwrap();
+    // Paged, it is the same feed, page after page.
+    let (mut paged, mut before) = (Vec::new(), None);
+    loop {
+        let events = stream().await;
+        let page = reads
+            .read(leadflow_projections::HISTORY, move |c| {
+                leadflow_projections::history::feed(c, events, 2, before)
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.total_count, feed.total_count);
+        paged.extend(page.rows.iter().map(|r| r.0.clone()));
+        if !page.has_next {
+            break;
+        }
+        before = Some(page.rows.last().unwrap().0.position);
+    }
+    assert_eq!(
+        paged,
+        feed.rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>()
+    );
     let summaries: Vec<&str> = feed.rows.iter().map(|r| r.0.summary.as_str()).collect();
     assert_eq!(feed.total_count as usize, summaries.len());
     assert!(
