@@ -31,7 +31,9 @@ fn micros(d: Duration) -> f64 {
 pub async fn catch_up(root: &Path, leads: u64) -> anyhow::Result<Vec<Figure>> {
     let data = dataset::ensure(root, leads).await?;
     let events_path = data.join("events.db");
-    let raw = tokio::task::spawn_blocking(move || scan_and_decode(&events_path)).await??;
+    let scan =
+        |path: std::path::PathBuf| tokio::task::spawn_blocking(move || scan_and_decode(&path));
+    let raw = scan(events_path.clone()).await??;
     // Every model but `transitions` (issue 11: it may slow the catch-up by 15 % at most), then
     // every model, twice each, alternating: each side's fastest counts, as a neighbour on a
     // shared machine only ever adds time. The last rebuild, of every model, stays for the
@@ -44,6 +46,9 @@ pub async fn catch_up(root: &Path, leads: u64) -> anyhow::Result<Vec<Figure>> {
         let (h, secs) = rebuild_of(&data, false, &[]).await?;
         (head, every) = (h, every.min(secs));
     }
+    // The limit again, and the faster of the two: a first scan of a log that is not in the
+    // page cache (another bench's data set read last) measures the disk, not the decoding.
+    let raw = raw.max(scan(events_path).await??);
     let secs = every;
     let rate = head as f64 / secs;
     let mut figures = vec![Figure {
