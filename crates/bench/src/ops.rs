@@ -3,6 +3,7 @@
 //! command throughput during the rebuild, each beside the same run's idle figure over the
 //! same copy of the data set, with the same load.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -79,10 +80,27 @@ pub async fn rebuild_under_load(root: &Path, leads: u64) -> anyhow::Result<Vec<F
     let engine = crate::engine(store.clone());
     let next = Arc::new(AtomicU64::new(leads + 1_000_000));
 
-    let idle = measure(&engine, &reads, &next, Some(IDLE)).await?;
+    // A model whose version changed since the data set's models were built is upgraded beside
+    // the live one as the read side starts: that switch first, then the generations the
+    // rebuild must reach.
+    let upgraded = Instant::now();
+    while reads.status().await.iter().any(|s| s.rebuild.is_some()) {
+        anyhow::ensure!(
+            upgraded.elapsed() < Duration::from_secs(1800),
+            "a model's upgrade never switched in"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let idle = measure(&engine, &reads, &next, Until::Elapsed(IDLE)).await?;
+    let switched: HashMap<&'static str, u32> = reads
+        .status()
+        .await
+        .iter()
+        .map(|s| (s.name, s.generation + 1))
+        .collect();
     let started = Instant::now();
     reads.rebuild(&[], false).await?;
-    let during = measure(&engine, &reads, &next, None).await?;
+    let during = measure(&engine, &reads, &next, Until::Switched(switched)).await?;
     let rebuilt_in = started.elapsed();
     if let Some(refused) = reads.status().await.iter().find_map(|s| s.refused.clone()) {
         anyhow::bail!("the rebuild was refused: {refused}");
@@ -129,14 +147,20 @@ pub async fn rebuild_under_load(root: &Path, leads: u64) -> anyhow::Result<Vec<F
     ])
 }
 
-/// Writers (in bursts) and a reader (throughout) for `at_most`, or (none given) until every
-/// model has switched to the generation a rebuild made (checked every 100 ms). The commands
-/// are counted over the bursts' time.
+/// How long a phase of [`measure`] lasts.
+enum Until {
+    Elapsed(Duration),
+    /// Until every model serves the generation named for it (checked every 100 ms).
+    Switched(HashMap<&'static str, u32>),
+}
+
+/// Writers (in bursts) and a reader (throughout) until `until`. The commands are counted over
+/// the bursts' time.
 async fn measure(
     engine: &Arc<Engine>,
     reads: &Arc<ReadSide>,
     next: &Arc<AtomicU64>,
-    at_most: Option<Duration>,
+    until: Until,
 ) -> anyhow::Result<Phase> {
     let stop = Arc::new(AtomicBool::new(false));
     let bursting = Arc::new(AtomicBool::new(true));
@@ -210,13 +234,13 @@ async fn measure(
             }
             _ => {}
         }
-        let done = match at_most {
-            Some(d) => started.elapsed() >= d,
-            None => reads
+        let done = match &until {
+            Until::Elapsed(d) => started.elapsed() >= *d,
+            Until::Switched(generations) => reads
                 .status()
                 .await
                 .iter()
-                .all(|s| s.generation == 1 && s.rebuild.is_none()),
+                .all(|s| generations.get(s.name) == Some(&s.generation) && s.rebuild.is_none()),
         };
         if done {
             break;
