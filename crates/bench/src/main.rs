@@ -67,7 +67,7 @@ impl Figure {
     }
 }
 
-const ALL: [&str; 17] = [
+const ALL: [&str; 18] = [
     "commands_per_sec",
     "sealed_commands_per_sec",
     "command_latency",
@@ -79,6 +79,7 @@ const ALL: [&str; 17] = [
     "manager_kanban_header",
     "manager_table_page",
     "table_page",
+    "history_page",
     "mutation_latency",
     "serve_rss",
     "esdb_commands_per_sec",
@@ -174,6 +175,7 @@ fn main() -> anyhow::Result<()> {
                 figures.push(rt.block_on(read::manager_kanban_header(&dir, leads))?)
             }
             "table_page" => figures.push(rt.block_on(read::table_page(&dir, leads))?),
+            "history_page" => figures.push(rt.block_on(read::history_page(&dir, leads))?),
             "mutation_latency" => {
                 figures.push(rt.block_on(http::mutation_latency(scratch.path()))?)
             }

@@ -566,3 +566,46 @@ pub async fn table_page(root: &Path, leads: u64) -> anyhow::Result<Figure> {
         higher_is_better: false,
     })
 }
+
+/// A page of a lead's history feed as the API builds it: the lead's stream read from the log
+/// and decoded, then written out against the `history` model's catalog (`history::feed`),
+/// beside a plain read of the same stream.
+pub async fn history_page(root: &Path, leads: u64) -> anyhow::Result<Figure> {
+    let data = read_models(root, leads).await?;
+    let store = EmbeddedStore::open(data.join("events.db"))?;
+    let mut conn = read_only(&data.join("read").join("history.db"))?;
+    // Leads spread over the whole log, each read once to warm up.
+    let ids: Vec<_> = (0..500u64)
+        .map(|i| crate::workload::lead_id(i * leads / 500))
+        .collect();
+    let (mut samples, mut raw) = (Vec::new(), Vec::new());
+    for round in 0..2 {
+        for id in &ids {
+            let stream = leadflow_codec::lead_stream(*id);
+            let started = Instant::now();
+            let events = store.read_stream(&stream, 0, usize::MAX).await?;
+            let read = started.elapsed();
+            let decoded = events
+                .into_iter()
+                .map(leadflow_codec::decode)
+                .collect::<Result<Vec<_>, _>>()?;
+            let page = leadflow_projections::history::feed(&mut conn, decoded, 50, None)?;
+            anyhow::ensure!(page.total_count > 0, "lead {id} has no feed");
+            if round == 1 {
+                samples.push(started.elapsed());
+                raw.push(read);
+            }
+        }
+    }
+    Ok(Figure {
+        name: "history_page_p99",
+        value: micros(percentile(&mut samples, 0.99)),
+        unit: "µs",
+        limit: micros(percentile(&mut raw, 0.99)),
+        limit_what: format!(
+            "p99 of a plain read of the same lead's stream from the log, {leads} leads (500 leads spread over the log, after one warm-up each)"
+        ),
+        goal: Some(10_000.0),
+        higher_is_better: false,
+    })
+}
