@@ -124,6 +124,13 @@ pub trait Projection: Send + 'static {
     fn finish_rebuild(&mut self, _tx: &Transaction<'_>) -> Result<(), ProjectionError> {
         Ok(())
     }
+
+    /// The tables whose statistics the query planner needs, gathered (`ANALYZE`) once a
+    /// rebuild is done; `None`: every table. A table only ever read through its key gains
+    /// nothing from them, and gathering them reads it whole.
+    fn planned_tables(&self) -> Option<&'static [&'static str]> {
+        None
+    }
 }
 
 /// Every projection of the product, fresh.
