@@ -272,7 +272,7 @@ mod tests {
         conn
     }
 
-    fn contact(event: &Envelope) -> String {
+    fn title_of(event: &Envelope) -> String {
         let Body::Lead {
             event: LeadEvent::LeadRegistered(e),
             ..
@@ -303,7 +303,7 @@ mod tests {
     fn a_plain_text_event_reads_erased_once_its_subject_is_erased() {
         let lead = LeadId::from_uuid(uuid::Uuid::from_u128(7));
         let other = LeadId::from_uuid(uuid::Uuid::from_u128(8));
-        let title = contact(&registered(lead, 1));
+        let title = title_of(&registered(lead, 1));
         let mut conn = model(&[erasure(SubjectId::for_lead(lead), 3)], 3);
         let erased = feed(&mut conn, vec![registered(lead, 1)], 10, None).unwrap();
         assert!(
