@@ -14,6 +14,7 @@ use leadflow_domain::{evolve, Lead, LeadId, Stage, SubjectEvent, SubjectId};
 use leadflow_codec::seal::{matching, BlindIndex};
 
 use crate::query::budget_bucket;
+use crate::search::SearchBuild;
 use crate::spans::{self, Changed, Span, Was};
 use crate::{micros, Body, Envelope, Projection, ProjectionError};
 
@@ -22,11 +23,19 @@ pub const LEADS: crate::Model = crate::Model("leads");
 
 #[derive(Default)]
 pub struct LeadsProjection {
-    /// While rebuilding from zero the search index is left empty and filled in bulk at the end.
+    /// While rebuilding from zero the search index is built beside the model (see
+    /// [`crate::search`]), the budget counters in bulk at the end.
     rebuilding: bool,
     /// Tokens of phones, e-mails and names for finding a person (`None`: no master key, no
     /// tokens).
     blind: Option<BlindIndex>,
+    /// While rebuilding: the search index, built on a thread of its own (started by the first
+    /// batch).
+    search: Option<SearchBuild>,
+    /// The search texts of the last batch applied while rebuilding, and its last event's
+    /// position: the builder gets them once that batch is known to have committed. A batch
+    /// rolled back is applied again, and sends its texts again.
+    pending: Option<(leadflow_store::Position, Vec<(i64, String)>)>,
 }
 
 impl LeadsProjection {
@@ -35,6 +44,8 @@ impl LeadsProjection {
         Self {
             rebuilding: false,
             blind,
+            search: None,
+            pending: None,
         }
     }
 }
@@ -72,6 +83,21 @@ impl Projection for LeadsProjection {
 
     fn set_rebuilding(&mut self, rebuilding: bool) {
         self.rebuilding = rebuilding;
+        if !rebuilding {
+            self.search = None;
+            self.pending = None;
+        }
+    }
+
+    /// The search index's builder has every text (the runner calls this once the last batch
+    /// committed): it commits while the indexes are built.
+    fn caught_up(&mut self) {
+        if let Some(search) = &mut self.search {
+            if let Some((_, texts)) = self.pending.take() {
+                search.send(texts);
+            }
+            search.close();
+        }
     }
 
     /// The registry and its spans, whose indexes lead by a column of few values (the funnel):
@@ -83,41 +109,95 @@ impl Projection for LeadsProjection {
     }
 
     fn finish_rebuild(&mut self, tx: &Transaction<'_>) -> Result<(), ProjectionError> {
-        // One bulk load: a large in-memory hash (64 MiB instead of 1 MiB) flushes a few big
-        // segments instead of hundreds of small ones that merge level after level, which
-        // halves the build. Live batches are small; they go back to the default.
-        tx.execute_batch(
-            "DELETE FROM lead_search;
-             INSERT INTO lead_search(lead_search, rank) VALUES ('hashsize', 67108864);",
-        )?;
-        let mut cards = tx.prepare("SELECT row_id, state FROM lead_cards")?;
-        let mut insert = tx.prepare("INSERT INTO lead_search(rowid, text) VALUES (?1, ?2)")?;
-        let mut rows = cards.query([])?;
-        while let Some(row) = rows.next()? {
-            let rowid: i64 = row.get(0)?;
-            // Only the searched fields: the rest of the card is skipped, not built.
-            let json = row.get_ref(1)?.as_bytes().map_err(rusqlite::Error::from)?;
-            let card: SearchedCard =
-                serde_json::from_slice(json).map_err(|e| ProjectionError::Apply {
-                    position: leadflow_store::Position::START,
-                    reason: format!("stored card does not decode: {e}"),
-                })?;
-            let d = &card.details;
-            let text = search_text_of(
-                &d.title,
-                d.contact_name.as_deref(),
-                d.phones.iter().map(String::as_str),
-                d.emails.iter().map(String::as_str),
-            );
-            insert.execute(params![rowid, text])?;
+        self.settle_pending(tx)?;
+        let leads: i64 = tx.query_row("SELECT count(*) FROM leads", [], |r| r.get(0))?;
+        let copied = match self.search.take() {
+            Some(search) => search.copy_into(tx, leads)?,
+            None => false,
+        };
+        if !copied {
+            search_from_cards(tx)?;
         }
-        tx.execute_batch(
-            "INSERT INTO lead_search(lead_search, rank) VALUES ('hashsize', 1048576)",
-        )?;
         count_buckets(tx)
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, events: &[Envelope]) -> Result<(), ProjectionError> {
+        if self.rebuilding {
+            if self.search.is_none() {
+                self.search = Some(SearchBuild::start(tx)?);
+            }
+            self.settle_pending(tx)?;
+        }
+        let mut texts = Vec::new();
+        self.apply_batch(tx, events, &mut texts)?;
+        if let (true, Some(last)) = (self.rebuilding, events.last()) {
+            self.pending = Some((last.position, texts));
+        }
+        Ok(())
+    }
+}
+
+/// The search index from the stored cards, in one bulk load: after a rebuild whose
+/// texts did not all reach the builder (resumed after a restart).
+fn search_from_cards(tx: &Transaction<'_>) -> Result<(), ProjectionError> {
+    // One bulk load: a large in-memory hash (64 MiB instead of 1 MiB) flushes a few big
+    // segments instead of hundreds of small ones that merge level after level, which
+    // halves the build. Live batches are small; they go back to the default.
+    tx.execute_batch(
+        "DELETE FROM lead_search;
+             INSERT INTO lead_search(lead_search, rank) VALUES ('hashsize', 67108864);",
+    )?;
+    let mut cards = tx.prepare("SELECT row_id, state FROM lead_cards")?;
+    let mut insert = tx.prepare("INSERT INTO lead_search(rowid, text) VALUES (?1, ?2)")?;
+    let mut rows = cards.query([])?;
+    while let Some(row) = rows.next()? {
+        let rowid: i64 = row.get(0)?;
+        // Only the searched fields: the rest of the card is skipped, not built.
+        let json = row.get_ref(1)?.as_bytes().map_err(rusqlite::Error::from)?;
+        let card: SearchedCard =
+            serde_json::from_slice(json).map_err(|e| ProjectionError::Apply {
+                position: leadflow_store::Position::START,
+                reason: format!("stored card does not decode: {e}"),
+            })?;
+        let d = &card.details;
+        let text = search_text_of(
+            &d.title,
+            d.contact_name.as_deref(),
+            d.phones.iter().map(String::as_str),
+            d.emails.iter().map(String::as_str),
+        );
+        insert.execute(params![rowid, text])?;
+    }
+    tx.execute_batch("INSERT INTO lead_search(lead_search, rank) VALUES ('hashsize', 1048576)")?;
+    Ok(())
+}
+
+impl LeadsProjection {
+    /// Sends the builder the texts of the batch applied last if it committed (the checkpoint
+    /// in `tx` reached its last event); drops them if it was rolled back.
+    fn settle_pending(&mut self, tx: &Transaction<'_>) -> Result<(), ProjectionError> {
+        let Some((at, texts)) = self.pending.take() else {
+            return Ok(());
+        };
+        let committed: i64 = tx.query_row(
+            "SELECT position FROM projection_state WHERE name = ?1",
+            [LEADS.name()],
+            |r| r.get(0),
+        )?;
+        if let (true, Some(search)) = (committed as u64 >= at.0, &mut self.search) {
+            search.send(texts);
+        }
+        Ok(())
+    }
+
+    /// [`Projection::apply`]. While rebuilding, each saved lead's search text goes to `texts`
+    /// (row id, text) for the builder instead of into the model's search index.
+    fn apply_batch(
+        &mut self,
+        tx: &Transaction<'_>,
+        events: &[Envelope],
+        texts: &mut Vec<(i64, String)>,
+    ) -> Result<(), ProjectionError> {
         // Fold the whole batch in memory first: a lead touched by many events is read and
         // written once.
         // foldhash (seeded per process, as SipHash is, and several times faster): looked up
@@ -186,7 +266,8 @@ impl Projection for LeadsProjection {
         for id in order {
             let t = &touched[&id];
             let Some(lead) = &t.after else { continue };
-            let rowid = save(tx, id, lead, t, !self.rebuilding)?;
+            let rebuilt_search = self.rebuilding.then_some(&mut *texts);
+            let rowid = save(tx, id, lead, t, rebuilt_search)?;
             spans::save(tx, rowid, lead.funnel.as_str(), &t.stored_spans, &t.spans)?;
             if let Some(blind) = &self.blind {
                 tokens(tx, blind, rowid, lead, t.before.as_ref())?;
@@ -490,7 +571,7 @@ fn save(
     id: LeadId,
     lead: &Lead,
     t: &Touched,
-    search: bool,
+    rebuilt_search: Option<&mut Vec<(i64, String)>>,
 ) -> Result<i64, ProjectionError> {
     let d = &lead.details;
     let rowid: i64 = tx
@@ -542,11 +623,12 @@ fn save(
         tx.prepare_cached("INSERT OR IGNORE INTO lead_subjects(subject, row_id) VALUES (?1, ?2)")?
             .execute(params![subject.as_bytes().as_slice(), rowid])?;
     }
-    if !search {
-        return Ok(rowid);
-    }
     let text = search_text(lead);
     if t.before.as_ref().map(search_text) != Some(text.clone()) {
+        if let Some(texts) = rebuilt_search {
+            texts.push((rowid, text));
+            return Ok(rowid);
+        }
         if t.before.is_some() {
             tx.prepare_cached("DELETE FROM lead_search WHERE rowid = ?1")?
                 .execute([rowid])?;

@@ -14,6 +14,7 @@ pub mod query;
 pub mod reports;
 pub mod rows;
 pub mod runner;
+mod search;
 pub mod spans;
 mod summary;
 pub mod transitions;
@@ -118,6 +119,10 @@ pub trait Projection: Send + 'static {
     /// Told whether the model is being rebuilt from zero (its secondary indexes are off until
     /// it catches up); a projection may skip derived structures it builds in bulk afterwards.
     fn set_rebuilding(&mut self, _rebuilding: bool) {}
+
+    /// Once a rebuild has caught up, before the indexes are restored: work the projection
+    /// does on threads of its own can end meanwhile.
+    fn caught_up(&mut self) {}
 
     /// Once a rebuild has caught up, inside the transaction that restores the indexes: build
     /// in bulk what was skipped while rebuilding.

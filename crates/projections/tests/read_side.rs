@@ -393,6 +393,27 @@ fn dump(path: &Path) -> Vec<String> {
     leadflow_projections::dump_tables(path).unwrap()
 }
 
+/// The leads model's search index, checked whole by SQLite and asked for a few substrings:
+/// the rows each finds.
+fn searches(dir: &Path) -> Vec<(String, Vec<i64>)> {
+    let conn = rusqlite::Connection::open(dir.join("leads.db")).unwrap();
+    conn.execute_batch("INSERT INTO lead_search(lead_search) VALUES ('integrity-check')")
+        .expect("the search index is intact");
+    ["Lead", "ead 3", "Lead 5", "erased"]
+        .into_iter()
+        .map(|term| {
+            let rows = conn
+                .prepare("SELECT rowid FROM lead_search WHERE lead_search MATCH ?1 ORDER BY rowid")
+                .unwrap()
+                .query_map([format!("\"{term}\"")], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            (term.to_owned(), rows)
+        })
+        .collect()
+}
+
 fn dumps(dir: &Path) -> (Vec<String>, Vec<String>, Vec<String>) {
     (
         dump(&dir.join("leads.db")),
@@ -836,7 +857,7 @@ proptest! {
             let fresh = read_side(&w.store, &fresh_dir);
             fresh.wait_for(last, WAIT).await.unwrap();
             fresh.shutdown();
-            (dumps(&live_dir), dumps(&fresh_dir))
+            ((dumps(&live_dir), searches(&live_dir)), (dumps(&fresh_dir), searches(&fresh_dir)))
         });
         prop_assert_eq!(incremental, rebuilt);
     }

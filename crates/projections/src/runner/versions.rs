@@ -2,6 +2,8 @@
 //! rebuilds it from zero, with its secondary indexes deferred until caught up. The dead
 //! letters stay: a rebuild skips what the operator skipped.
 
+use std::path::PathBuf;
+
 use rusqlite::{params, Connection, OptionalExtension};
 
 use leadflow_store::Position;
@@ -89,6 +91,7 @@ pub(crate) fn finish_rebuild(
     p: &mut dyn Projection,
 ) -> Result<(), ProjectionError> {
     let started = std::time::Instant::now();
+    p.caught_up();
     let tx = conn.transaction()?;
     let deferred: Option<String> = tx.query_row(
         "SELECT deferred FROM projection_state WHERE name = ?1",
@@ -118,6 +121,13 @@ pub(crate) fn finish_rebuild(
         [p.name()],
     )?;
     tx.commit()?;
+    // A fresh connection: the projection may have filled a virtual table's own tables
+    // directly (the leads model copies a search index built elsewhere), and this one's
+    // instance of that table could still hold what it cached of them before. Closing it
+    // also lets go of any database attached for the copy.
+    if let Some(path) = conn.path().filter(|p| !p.is_empty()).map(PathBuf::from) {
+        *conn = super::sqlite::open_writer(&path)?;
+    }
     live_journal(conn, p.name())?;
     p.set_rebuilding(false);
     tracing::info!(
