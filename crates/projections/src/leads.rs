@@ -74,11 +74,11 @@ impl Projection for LeadsProjection {
     }
 
     fn version(&self) -> u32 {
-        10
+        11
     }
 
     fn schema(&self) -> &'static str {
-        include_str!("../../../projections/leads.v10.sql")
+        include_str!("../../../projections/leads.v11.sql")
     }
 
     fn set_rebuilding(&mut self, rebuilding: bool) {
