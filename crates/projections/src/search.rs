@@ -11,11 +11,14 @@
 //!
 //! The copy is used only when the builder saw every lead of the model (a rebuild resumed
 //! after a restart did not): otherwise the model builds the index from its cards as before.
+//! So it is past [`MOST_TEXTS`] leads, where holding the build in memory would cost more than
+//! a gigabyte.
 //! The in-memory database holds personal data only in this process's memory, and only until
 //! the copy.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use rusqlite::{params, Connection, OpenFlags, Transaction};
@@ -34,12 +37,23 @@ const SHADOWS: [&str; 4] = ["data", "idx", "content", "docsize"];
 /// Each build's in-memory database is named apart from the others in the process.
 static BUILDS: AtomicU64 = AtomicU64::new(0);
 
+/// Texts beyond which the builder gives up and the model builds the index from its cards at
+/// its end: a build holds about half a kilobyte per lead in memory (the texts, then the
+/// index), 0.5 GB at 1 M leads.
+const MOST_TEXTS: usize = 2_000_000;
+
 /// A search index being built beside a rebuild.
 pub(crate) struct SearchBuild {
     texts: Option<Sender<Vec<(i64, String)>>>,
-    builder: Option<JoinHandle<rusqlite::Result<Built>>>,
-    /// Texts came after the builder was closed or had failed: its index is not the model's.
+    builder: Option<JoinHandle<rusqlite::Result<Option<Built>>>>,
+    /// Texts came after the builder was closed or had failed, or too many came: its index is
+    /// not the model's.
     missed: bool,
+    /// Texts sent so far, and how many it may be sent.
+    sent: usize,
+    most: usize,
+    /// Told to the builder when it is given up, so that it lets go of what it holds.
+    given_up: Arc<AtomicBool>,
 }
 
 /// What the builder hands back: its connection (which keeps the database alive), the name to
@@ -54,6 +68,11 @@ impl SearchBuild {
     /// Starts a builder for the search table of the model `tx` writes: the same definition and
     /// the same settings (secure delete), read from the model itself.
     pub(crate) fn start(tx: &Transaction<'_>) -> Result<Self, ProjectionError> {
+        Self::start_with(tx, MOST_TEXTS)
+    }
+
+    /// [`SearchBuild::start`], giving up past `most` texts.
+    fn start_with(tx: &Transaction<'_>, most: usize) -> Result<Self, ProjectionError> {
         let create: String = tx.query_row(
             "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
             [TABLE],
@@ -71,9 +90,11 @@ impl SearchBuild {
             BUILDS.fetch_add(1, Ordering::Relaxed)
         );
         let (texts, received) = channel();
+        let given_up = Arc::new(AtomicBool::new(false));
+        let told = given_up.clone();
         let builder = std::thread::Builder::new()
             .name("search-leads".to_owned())
-            .spawn(move || build(uri, create, settings, received))
+            .spawn(move || build(uri, create, settings, received, told))
             .map_err(|e| ProjectionError::Apply {
                 position: leadflow_store::Position::START,
                 reason: format!("cannot start the search index's builder: {e}"),
@@ -82,6 +103,9 @@ impl SearchBuild {
             texts: Some(texts),
             builder: Some(builder),
             missed: false,
+            sent: 0,
+            most,
+            given_up,
         })
     }
 
@@ -90,9 +114,19 @@ impl SearchBuild {
         if texts.is_empty() {
             return;
         }
-        let sent = self.texts.as_ref().is_some_and(|s| s.send(texts).is_ok());
+        self.sent += texts.len();
+        if self.sent > self.most && !self.missed {
+            tracing::info!(
+                most = self.most,
+                "too many leads to build the search index in memory; it will be built from the cards"
+            );
+            self.given_up.store(true, Ordering::Relaxed);
+        }
+        let sent = !self.given_up.load(Ordering::Relaxed)
+            && self.texts.as_ref().is_some_and(|s| s.send(texts).is_ok());
         if !sent {
-            // Closed, or the builder failed: the model will build the index from its cards.
+            // Closed, given up, or the builder failed: the model will build the index from
+            // its cards.
             self.texts = None;
             self.missed = true;
         }
@@ -119,7 +153,8 @@ impl SearchBuild {
             return Ok(false);
         }
         let built = match self.builder.take().map(JoinHandle::join) {
-            Some(Ok(Ok(built))) => built,
+            Some(Ok(Ok(Some(built)))) => built,
+            Some(Ok(Ok(None))) => return Ok(false),
             Some(Ok(Err(e))) => {
                 tracing::warn!(error = %e, "the search index's builder failed; building it from the cards");
                 return Ok(false);
@@ -157,7 +192,8 @@ fn build(
     create: String,
     settings: Vec<(String, rusqlite::types::Value)>,
     texts: Receiver<Vec<(i64, String)>>,
-) -> rusqlite::Result<Built> {
+    given_up: Arc<AtomicBool>,
+) -> rusqlite::Result<Option<Built>> {
     let conn = Connection::open_with_flags(
         &uri,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -181,7 +217,16 @@ fn build(
     // has the cores' work to share with the other models, and the index is built while the
     // model builds its own indexes at its end, on the core that leaves free. A lead saved
     // again keeps its last text (the sort keeps the order texts came in among equal ids).
-    let mut all: Vec<(i64, String)> = texts.into_iter().flatten().collect();
+    let mut all: Vec<(i64, String)> = Vec::new();
+    for batch in texts {
+        if given_up.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        all.extend(batch);
+    }
+    if given_up.load(Ordering::Relaxed) {
+        return Ok(None);
+    }
     let started = std::time::Instant::now();
     all.sort_by_key(|(rowid, _)| *rowid);
     let mut documents = 0i64;
@@ -205,11 +250,11 @@ fn build(
         cpu_ms = own_cpu_ms(),
         "search index built beside the rebuild"
     );
-    Ok(Built {
+    Ok(Some(Built {
         _conn: conn,
         uri,
         documents,
-    })
+    }))
 }
 
 /// The calling thread's CPU time so far, in ms (0 where `/proc` does not say).
@@ -327,5 +372,20 @@ mod tests {
         tx.commit().unwrap();
         // Then the model's index is left as it was
         assert!(matches(&conn, "Windows").is_empty());
+    }
+
+    #[test]
+    fn a_build_given_more_texts_than_it_may_hold_is_not_copied() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MODEL).unwrap();
+        conn.execute_batch("INSERT INTO leads(row_id) VALUES (1), (2), (3)")
+            .unwrap();
+        let tx = conn.transaction().unwrap();
+        // Given a builder that may hold two texts, sent three
+        let mut build = SearchBuild::start_with(&tx, 2).unwrap();
+        build.send(vec![(1, "Windows".to_owned()), (2, "Roof".to_owned())]);
+        build.send(vec![(3, "Garage".to_owned())]);
+        // Then it gives up, and the model builds its index otherwise
+        assert!(!build.copy_into(&tx, 3).unwrap());
     }
 }
