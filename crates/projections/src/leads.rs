@@ -176,14 +176,18 @@ impl LeadsProjection {
     /// Sends the builder the texts of the batch applied last if it committed (the checkpoint
     /// in `tx` reached its last event); drops them if it was rolled back.
     fn settle_pending(&mut self, tx: &Transaction<'_>) -> Result<(), ProjectionError> {
-        let Some((at, texts)) = self.pending.take() else {
+        if self.pending.is_none() {
             return Ok(());
-        };
+        }
+        // Read before the texts are taken: should it fail, they wait for the batch's retry.
         let committed: i64 = tx.query_row(
             "SELECT position FROM projection_state WHERE name = ?1",
             [LEADS.name()],
             |r| r.get(0),
         )?;
+        let Some((at, texts)) = self.pending.take() else {
+            return Ok(());
+        };
         if let (true, Some(search)) = (committed as u64 >= at.0, &mut self.search) {
             search.send(texts);
         }

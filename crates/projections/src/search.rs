@@ -11,8 +11,9 @@
 //!
 //! The copy is used only when the builder saw every lead of the model (a rebuild resumed
 //! after a restart did not): otherwise the model builds the index from its cards as before.
-//! So it is past [`MOST_TEXTS`] leads, where holding the build in memory would cost more than
-//! a gigabyte.
+//! It does so too past [`MOST_TEXTS`] leads, where holding the build in memory would cost more
+//! than a gigabyte.
+//!
 //! The in-memory database holds personal data only in this process's memory, and only until
 //! the copy.
 
@@ -61,6 +62,7 @@ pub(crate) struct SearchBuild {
 struct Built {
     _conn: Connection,
     uri: String,
+    number: u64,
     documents: i64,
 }
 
@@ -84,17 +86,17 @@ impl SearchBuild {
             ))?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
+        let number = BUILDS.fetch_add(1, Ordering::Relaxed);
         let uri = format!(
-            "file:leadflow-search-{}-{}?mode=memory&cache=shared",
-            std::process::id(),
-            BUILDS.fetch_add(1, Ordering::Relaxed)
+            "file:leadflow-search-{}-{number}?mode=memory&cache=shared",
+            std::process::id()
         );
         let (texts, received) = channel();
         let given_up = Arc::new(AtomicBool::new(false));
         let told = given_up.clone();
         let builder = std::thread::Builder::new()
             .name("search-leads".to_owned())
-            .spawn(move || build(uri, create, settings, received, told))
+            .spawn(move || build(uri, number, create, settings, received, told))
             .map_err(|e| ProjectionError::Apply {
                 position: leadflow_store::Position::START,
                 reason: format!("cannot start the search index's builder: {e}"),
@@ -173,11 +175,17 @@ impl SearchBuild {
             );
             return Ok(false);
         }
-        tx.execute("ATTACH DATABASE ?1 AS search_build", params![built.uri])?;
+        // Named after the build: one left attached by a failed attempt does not stand in the
+        // way of the next.
+        let attached = format!("{ATTACHED}_{}", built.number);
+        tx.execute(
+            &format!("ATTACH DATABASE ?1 AS {attached}"),
+            params![built.uri],
+        )?;
         for shadow in SHADOWS {
             tx.execute_batch(&format!(
                 "DELETE FROM main.{TABLE}_{shadow};
-                 INSERT INTO main.{TABLE}_{shadow} SELECT * FROM {ATTACHED}.{TABLE}_{shadow};"
+                 INSERT INTO main.{TABLE}_{shadow} SELECT * FROM {attached}.{TABLE}_{shadow};"
             ))?;
         }
         tracing::debug!(documents = leads, "search index copied in from its builder");
@@ -185,10 +193,19 @@ impl SearchBuild {
     }
 }
 
+/// A build dropped unused (the model stopped, or builds its index otherwise) tells its
+/// builder, which lets go of what it holds instead of indexing it for no one.
+impl Drop for SearchBuild {
+    fn drop(&mut self) {
+        self.given_up.store(true, Ordering::Relaxed);
+    }
+}
+
 /// The builder: once the sender is dropped, indexes the last text sent for each lead, in one
 /// transaction.
 fn build(
     uri: String,
+    number: u64,
     create: String,
     settings: Vec<(String, rusqlite::types::Value)>,
     texts: Receiver<Vec<(i64, String)>>,
@@ -235,6 +252,9 @@ fn build(
         let mut insert =
             conn.prepare(&format!("INSERT INTO {TABLE}(rowid, text) VALUES (?1, ?2)"))?;
         for (i, (rowid, text)) in all.iter().enumerate() {
+            if i % 4096 == 0 && given_up.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
             if all.get(i + 1).is_some_and(|(next, _)| next == rowid) {
                 continue;
             }
@@ -253,6 +273,7 @@ fn build(
     Ok(Some(Built {
         _conn: conn,
         uri,
+        number,
         documents,
     }))
 }

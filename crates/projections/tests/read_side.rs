@@ -913,6 +913,59 @@ async fn a_rebuild_killed_while_finishing_finishes_at_the_next_start() {
     assert_eq!(dump(&file), built);
 }
 
+/// A leads rebuild resumed at the head after a restart (its search index's builder, a thread
+/// of the process that was killed, gone with it) builds the index from the stored cards: the
+/// same rows found as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_rebuild_builds_its_search_index_from_the_cards() {
+    let w = world();
+    let dir = w.dir.path().join("read");
+    let mut last = Position::START;
+    {
+        let reads = read_side(&w.store, &dir);
+        for i in 0..8u128 {
+            let id = lead(950 + i);
+            last = run(
+                &w.engine,
+                id,
+                register(
+                    id,
+                    &format!("Lead {i}"),
+                    Some(100),
+                    ResponsibleChoice::Creator,
+                ),
+                ivan(),
+            )
+            .await;
+        }
+        reads.wait_for(last, WAIT).await.unwrap();
+        reads.shutdown();
+    }
+    let found = searches(&dir);
+    assert_eq!(
+        found[0].1.len(),
+        8,
+        "every lead found by its title: {found:?}"
+    );
+    // As a kill before the end left it: still rebuilding at the head, the index empty.
+    rusqlite::Connection::open(dir.join("leads.db"))
+        .unwrap()
+        .execute_batch("UPDATE projection_state SET deferred = ''; DELETE FROM lead_search;")
+        .unwrap();
+    assert!(searches(&dir)[0].1.is_empty());
+    let reads = read_side(&w.store, &dir);
+    let deadline = std::time::Instant::now() + WAIT;
+    while reads.status().await.iter().any(|s| s.rebuilding) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rebuild never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    reads.shutdown();
+    assert_eq!(searches(&dir), found);
+}
+
 /// A rebuild from zero leaves the board by hour out batch by batch and builds it from every
 /// lead's path at its end: the rows equal the batches', with leads that stepped back in
 /// business time (imports of the past) among them.

@@ -92,13 +92,56 @@ pub(crate) fn finish_rebuild(
 ) -> Result<(), ProjectionError> {
     let started = std::time::Instant::now();
     p.caught_up();
+    let times = match build_deferred(conn, p, started) {
+        Ok(times) => times,
+        Err(e) => {
+            // Rolled back. The retry starts on a fresh connection, so that nothing the
+            // projection attached or cached for this attempt is left on it.
+            if let Err(again) =
+                reopen(conn).and_then(|()| super::sqlite::rebuild_journal(conn, p.name()))
+            {
+                tracing::warn!(error = %again, "the writer's connection could not be opened again");
+            }
+            return Err(e);
+        }
+    };
+    // A fresh connection: the projection may have filled a virtual table's own tables
+    // directly (the leads model copies a search index built elsewhere), and this one's
+    // instance of that table could still hold what it cached of them before. Closing it
+    // also lets go of any database attached for the copy. Should this fail, the retry finds
+    // the rebuild committed and only does what follows.
+    reopen(conn)?;
+    live_journal(conn, p.name())?;
+    p.set_rebuilding(false);
+    if let Some((indexed, built)) = times {
+        tracing::info!(
+            projection = p.name(),
+            indexes_ms = indexed.as_millis() as u64,
+            bulk_ms = (built - indexed).as_millis() as u64,
+            commit_ms = (started.elapsed() - built).as_millis() as u64,
+            "rebuild finished, indexes built"
+        );
+    }
+    Ok(())
+}
+
+/// The transaction of [`finish_rebuild`]; when the indexes were built and when the bulk work
+/// was done, or `None` if an earlier attempt committed it already (and failed after).
+fn build_deferred(
+    conn: &mut Connection,
+    p: &mut dyn Projection,
+    started: std::time::Instant,
+) -> Result<Option<(std::time::Duration, std::time::Duration)>, ProjectionError> {
     let tx = conn.transaction()?;
     let deferred: Option<String> = tx.query_row(
         "SELECT deferred FROM projection_state WHERE name = ?1",
         [p.name()],
         |r| r.get(0),
     )?;
-    if let Some(sql) = deferred.filter(|s| !s.is_empty()) {
+    let Some(sql) = deferred else {
+        return Ok(None);
+    };
+    if !sql.is_empty() {
         tx.execute_batch(&sql)?;
     }
     let indexed = started.elapsed();
@@ -121,22 +164,15 @@ pub(crate) fn finish_rebuild(
         [p.name()],
     )?;
     tx.commit()?;
-    // A fresh connection: the projection may have filled a virtual table's own tables
-    // directly (the leads model copies a search index built elsewhere), and this one's
-    // instance of that table could still hold what it cached of them before. Closing it
-    // also lets go of any database attached for the copy.
+    Ok(Some((indexed, built)))
+}
+
+/// Replaces the writer's connection with a new one to the same file (none for a database in
+/// memory, which would be lost).
+fn reopen(conn: &mut Connection) -> Result<(), ProjectionError> {
     if let Some(path) = conn.path().filter(|p| !p.is_empty()).map(PathBuf::from) {
         *conn = super::sqlite::open_writer(&path)?;
     }
-    live_journal(conn, p.name())?;
-    p.set_rebuilding(false);
-    tracing::info!(
-        projection = p.name(),
-        indexes_ms = indexed.as_millis() as u64,
-        bulk_ms = (built - indexed).as_millis() as u64,
-        commit_ms = (started.elapsed() - built).as_millis() as u64,
-        "rebuild finished, indexes built"
-    );
     Ok(())
 }
 
