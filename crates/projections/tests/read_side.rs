@@ -863,28 +863,44 @@ proptest! {
     }
 }
 
+/// Registers `n` leads from number `first` (titled `Lead <i>`) while the read models run, and
+/// stops them once the last is in.
+async fn register_with_models_running(w: &World, dir: &Path, first: u128, n: u128) {
+    let reads = read_side(&w.store, dir);
+    let mut last = Position::START;
+    for i in 0..n {
+        let id = lead(first + i);
+        let title = format!("Lead {i}");
+        let cmd = register(id, &title, Some(100), ResponsibleChoice::Creator);
+        last = run(&w.engine, id, cmd, ivan()).await;
+    }
+    reads.wait_for(last, WAIT).await.unwrap();
+    reads.shutdown();
+}
+
+/// Waits until no model of `reads` is rebuilding any more.
+async fn until_rebuilt(reads: &ReadSide) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let status = reads.status().await;
+        if status.iter().all(|s| !s.rebuilding) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rebuild never finished: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A rebuild killed while finishing (its last batch at the head; its indexes and the board by
 /// hour not built yet) finishes as soon as it starts again, with no new event to wait for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuild_killed_while_finishing_finishes_at_the_next_start() {
     let w = world();
     let dir = w.dir.path().join("read");
-    let mut last = Position::START;
-    {
-        let reads = read_side(&w.store, &dir);
-        for i in 0..5u128 {
-            let id = lead(900 + i);
-            last = run(
-                &w.engine,
-                id,
-                register(id, "Lead", Some(100), ResponsibleChoice::Creator),
-                ivan(),
-            )
-            .await;
-        }
-        reads.wait_for(last, WAIT).await.unwrap();
-        reads.shutdown();
-    }
+    register_with_models_running(&w, &dir, 900, 5).await;
     let file = dir.join("transitions.db");
     let built = dump(&file);
     // As the kill left it: still rebuilding at the head, nothing of the finish done.
@@ -897,18 +913,7 @@ async fn a_rebuild_killed_while_finishing_finishes_at_the_next_start() {
         .unwrap();
     assert_ne!(dump(&file), built);
     let reads = read_side(&w.store, &dir);
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let status = reads.status().await;
-        if status.iter().all(|s| !s.rebuilding) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the rebuild never finished: {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_rebuilt(&reads).await;
     reads.shutdown();
     assert_eq!(dump(&file), built);
 }
@@ -920,27 +925,7 @@ async fn a_rebuild_killed_while_finishing_finishes_at_the_next_start() {
 async fn a_resumed_rebuild_builds_its_search_index_from_the_cards() {
     let w = world();
     let dir = w.dir.path().join("read");
-    let mut last = Position::START;
-    {
-        let reads = read_side(&w.store, &dir);
-        for i in 0..8u128 {
-            let id = lead(950 + i);
-            last = run(
-                &w.engine,
-                id,
-                register(
-                    id,
-                    &format!("Lead {i}"),
-                    Some(100),
-                    ResponsibleChoice::Creator,
-                ),
-                ivan(),
-            )
-            .await;
-        }
-        reads.wait_for(last, WAIT).await.unwrap();
-        reads.shutdown();
-    }
+    register_with_models_running(&w, &dir, 950, 8).await;
     let found = searches(&dir);
     assert_eq!(
         found[0].1.len(),
@@ -954,14 +939,7 @@ async fn a_resumed_rebuild_builds_its_search_index_from_the_cards() {
         .unwrap();
     assert!(searches(&dir)[0].1.is_empty());
     let reads = read_side(&w.store, &dir);
-    let deadline = std::time::Instant::now() + WAIT;
-    while reads.status().await.iter().any(|s| s.rebuilding) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the rebuild never finished"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_rebuilt(&reads).await;
     reads.shutdown();
     assert_eq!(searches(&dir), found);
 }
