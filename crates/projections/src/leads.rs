@@ -137,15 +137,15 @@ impl Projection for LeadsProjection {
     }
 }
 
-/// The search index from the stored cards, in one bulk load: after a rebuild whose
-/// texts did not all reach the builder (resumed after a restart).
+/// The search index from the stored cards, in one bulk load: after a rebuild whose builder
+/// could not be used (see [`crate::search`]: a rebuild resumed after a restart, say).
 fn search_from_cards(tx: &Transaction<'_>) -> Result<(), ProjectionError> {
     // One bulk load: a large in-memory hash (64 MiB instead of 1 MiB) flushes a few big
     // segments instead of hundreds of small ones that merge level after level, which
     // halves the build. Live batches are small; they go back to the default.
     tx.execute_batch(
         "DELETE FROM lead_search;
-             INSERT INTO lead_search(lead_search, rank) VALUES ('hashsize', 67108864);",
+         INSERT INTO lead_search(lead_search, rank) VALUES ('hashsize', 67108864);",
     )?;
     let mut cards = tx.prepare("SELECT row_id, state FROM lead_cards")?;
     let mut insert = tx.prepare("INSERT INTO lead_search(rowid, text) VALUES (?1, ?2)")?;

@@ -26,8 +26,8 @@ use rusqlite::{params, Connection, OpenFlags, Transaction};
 
 use crate::ProjectionError;
 
-/// The full-text table the builder fills, and the schema name its database is attached as
-/// for the copy.
+/// The full-text table the builder fills, and the start of the schema name its database is
+/// attached as for the copy (the build's number follows).
 const TABLE: &str = "lead_search";
 const ATTACHED: &str = "search_build";
 
