@@ -265,8 +265,8 @@ async fn play(ops: Vec<Op>) {
                 let found = app
                     .graphql(
                         Some(token),
-                        "query($p: String, $e: String, $n: String) { personalDataSubjects(phone: $p, email: $e, name: $n) { subject } }",
-                        json!({ kind: value }),
+                        "query($p: String, $e: String, $n: String, $at: Position) { personalDataSubjects(phone: $p, email: $e, name: $n, consistency: $at) { subject } }",
+                        json!({ kind: value, "at": at }),
                     )
                     .await;
                 assert_eq!(

@@ -10,7 +10,7 @@ use leadflow_testkit::{spawn_app_on, Backend, TestApp};
 const REGISTER: &str =
     "mutation($i: RegisterLeadInput!) { registerLead(input: $i) { lead { id subject } position } }";
 const EXPORT: &str = "query($s: ID!) { personalData(subject: $s, ticket: \"SR#1187\") { subject recordedAt values { lead eventType position field value } } }";
-const FIND: &str = "query($p: String, $e: String, $n: String) { personalDataSubjects(phone: $p, email: $e, name: $n) { subject leads } }";
+const FIND: &str = "query($p: String, $e: String, $n: String, $at: Position) { personalDataSubjects(phone: $p, email: $e, name: $n, consistency: $at) { subject leads } }";
 const ERASE: &str = "mutation($s: ID!) { erasePersonalData(subject: $s, reasonCode: REQUEST) { erasedNow position } }";
 
 async fn register(
@@ -19,7 +19,7 @@ async fn register(
     name: &str,
     phone: &str,
     email: &str,
-) -> (String, String) {
+) -> (String, String, Value) {
     let out = app
         .graphql(
             Some(token),
@@ -41,6 +41,7 @@ async fn register(
             .unwrap_or_else(|| panic!("{out}"))
             .to_owned(),
         lead["subject"].as_str().unwrap().to_owned(),
+        out["data"]["registerLead"]["position"].clone(),
     )
 }
 
@@ -61,7 +62,7 @@ fn values(answer: &Value) -> Vec<(String, String)> {
 async fn a_subjects_export_lists_their_values_only_and_is_recorded(backend: Backend) {
     let app = spawn_app_on(backend).await;
     let (ivan, admin) = (app.token("ivan.manager"), app.token("admin"));
-    let (lead, anna) = register(
+    let (lead, anna, _) = register(
         &app,
         &ivan,
         "Anna Quillfeather",
@@ -69,7 +70,7 @@ async fn a_subjects_export_lists_their_values_only_and_is_recorded(backend: Back
         "anna@quill.example",
     )
     .await;
-    let (_, boris) = register(
+    let (_, boris, registered) = register(
         &app,
         &ivan,
         "Boris Kettleworth",
@@ -87,16 +88,21 @@ async fn a_subjects_export_lists_their_values_only_and_is_recorded(backend: Back
     // Found by a phone in another form, an e-mail in capitals, a name spaced and cased
     // otherwise: through the blind index, each finds her subject and lead, and only hers.
     let refused = app
-        .graphql(Some(&ivan), FIND, json!({ "p": "+79161112233" }))
+        .graphql(
+            Some(&ivan),
+            FIND,
+            json!({ "p": "+79161112233", "at": registered }),
+        )
         .await;
     assert_eq!(
         refused["errors"][0]["extensions"]["code"], "FORBIDDEN",
         "{refused}"
     );
+    // Each after the read model has both registrations.
     for lookup in [
-        json!({ "p": "8 (916) 111-22-33" }),
-        json!({ "e": "ANNA@Quill.example" }),
-        json!({ "n": "  anna   QUILLFEATHER " }),
+        json!({ "p": "8 (916) 111-22-33", "at": registered }),
+        json!({ "e": "ANNA@Quill.example", "at": registered }),
+        json!({ "n": "  anna   QUILLFEATHER ", "at": registered }),
     ] {
         let found = app.graphql(Some(&admin), FIND, lookup.clone()).await;
         assert_eq!(
@@ -106,7 +112,11 @@ async fn a_subjects_export_lists_their_values_only_and_is_recorded(backend: Back
         );
     }
     let nobody = app
-        .graphql(Some(&admin), FIND, json!({ "e": "nobody@nowhere.example" }))
+        .graphql(
+            Some(&admin),
+            FIND,
+            json!({ "e": "nobody@nowhere.example", "at": registered }),
+        )
         .await;
     assert_eq!(
         nobody["data"]["personalDataSubjects"],
@@ -176,7 +186,7 @@ async fn a_subjects_export_lists_their_values_only_and_is_recorded(backend: Back
         .await;
     assert_eq!(values(&after), Vec::<(String, String)>::new(), "{after}");
     let gone = app
-        .graphql(Some(&admin), FIND, json!({ "p": "+79161112233" }))
+        .graphql(Some(&admin), FIND, json!({ "p": "+79161112233", "at": at }))
         .await;
     assert_eq!(gone["data"]["personalDataSubjects"], json!([]), "{gone}");
     let card = app
@@ -214,7 +224,7 @@ async fn retention_erases_only_people_whose_leads_closed_long_ago(backend: Backe
         role: leadflow_domain::Role::Admin,
     };
     let wait = Duration::from_secs(10);
-    let (closed, gone) = register(
+    let (closed, gone, _) = register(
         &app,
         &ivan,
         "Gleb Oldfield",
@@ -222,7 +232,7 @@ async fn retention_erases_only_people_whose_leads_closed_long_ago(backend: Backe
         "gleb@old.example",
     )
     .await;
-    let (open, kept) = register(
+    let (open, kept, _) = register(
         &app,
         &ivan,
         "Vera Newcombe",

@@ -135,12 +135,14 @@ impl PrivacyQuery {
     /// e-mail, a contact's name), found through the read model's blind index: it keeps HMAC
     /// tokens of these values under a secret derived from the master key, never the values
     /// in a searchable form. For requests about a person (export, erasure); admins only.
+    /// `consistency`: wait until the read model has what a mutation's position says.
     async fn personal_data_subjects(
         &self,
         ctx: &Context<'_>,
         phone: Option<String>,
         email: Option<String>,
         name: Option<String>,
+        consistency: Option<LogPosition>,
     ) -> Result<Vec<SubjectMatch>> {
         let actor = actor(ctx)?;
         if actor.role != Role::Admin {
@@ -169,6 +171,7 @@ impl PrivacyQuery {
         if tokens.is_empty() {
             return Err(ApiError::BadUserInput("give a phone, an e-mail or a name".into()).into());
         }
+        crate::consistent(state, consistency).await?;
         let found = state
             .reads
             .read(leadflow_projections::LEADS, move |c| {
