@@ -1,4 +1,4 @@
--- The `transitions` read model, version 5 (issue 11): each lead's way through the stages,
+-- The `transitions` read model, version 6 (issue 11): each lead's way through the stages,
 -- compact, so a funnel audit is a scan of small rows rather than a decode of the log. Ids are
 -- the UUIDs' 16 bytes; times are business times in µs since the epoch; every row carries the
 -- log position it came from, so an audit can stop at a position as well as at a time, and
@@ -7,7 +7,13 @@
 -- v2: budgets from when (the board and reports as of a time), each lead's way as it stands
 -- (the live conversion report), and one row per command (manager activity).
 
--- A lead as registered: the cohort an audit filters and groups by.
+-- v6: one row per lead holds its cohort, its way as it stands and its path, where v5 had a row
+-- per stage move, per budget and per command in tables of their own, and a `lead_reach` row
+-- beside: a rebuild at 1 M leads wrote 7 M rows, now 2.6 M, and an audit reads one row per
+-- lead. The path's columns hold postcard-encoded lists (see `rows.rs`), each in log order.
+
+-- A lead: the cohort an audit filters and groups by (as registered), its way as it stands
+-- (the live conversion report, which the audit at now must equal), and its path.
 CREATE TABLE transition_leads (
     lead          BLOB PRIMARY KEY,
     funnel        TEXT NOT NULL,
@@ -18,27 +24,31 @@ CREATE TABLE transition_leads (
     quality       TEXT NOT NULL,
     advertising   INTEGER NOT NULL,
     registered_at INTEGER NOT NULL,
-    position      INTEGER NOT NULL
+    position      INTEGER NOT NULL,
+    -- The way as it stands: the steps reached in order (bit k: step k of the audit's five)
+    -- and which of them by a jump, the stage it is in with its disqualification reason, who
+    -- is responsible now, and the command of its last event (so a command of several events
+    -- counts once).
+    reached         INTEGER NOT NULL,
+    by_jump         INTEGER NOT NULL,
+    stage           TEXT NOT NULL,
+    reason          TEXT NOT NULL DEFAULT '',
+    responsible_now BLOB,
+    last_command    BLOB,
+    -- The path. `moves`: each stage it entered, its registration (from '') and every change
+    -- after it, with the event's revision, log position, business time, how (registered,
+    -- qualified, jump, disqualified, converted, ...), whether a jump (or a step over a
+    -- working stage), the disqualification reason's code and the actor. `budgets`: the
+    -- budget each event set (none: cleared), the registration's included (the board's and the
+    -- reports' budget sums as of a time). `commands`: each command on it, by its first event
+    -- (manager activity per day and kind).
+    moves    BLOB NOT NULL,
+    budgets  BLOB NOT NULL,
+    commands BLOB NOT NULL
 ) WITHOUT ROWID;
 
--- Each stage a lead entered: its registration (from '') and every change after it.
-CREATE TABLE transitions (
-    lead       BLOB NOT NULL,
-    revision   INTEGER NOT NULL,     -- the event's revision in the lead's stream
-    position   INTEGER NOT NULL,
-    at         INTEGER NOT NULL,     -- business time
-    from_stage TEXT NOT NULL,        -- '' for the registration
-    to_stage   TEXT NOT NULL,
-    via        TEXT NOT NULL,        -- registered, qualified, jump, disqualified, converted, ...
-    jump       INTEGER NOT NULL,     -- 1: a jump, or a step over a working stage
-    reason     TEXT NOT NULL DEFAULT '', -- the disqualification reason's code
-    actor      BLOB NOT NULL,
-    PRIMARY KEY (lead, revision)
-) WITHOUT ROWID;
--- v5: no index by position. Every reader goes by lead (an audit as of a position filters the
--- rows it reads in key order), and its build took 2.4 s of a rebuild at 1 M leads.
-
--- Who was responsible from when: grouping by manager "as of T".
+-- Who was responsible from when: grouping by manager "as of T", and a manager's scope (the
+-- leads they ever held) looked up by key.
 CREATE TABLE assignments (
     lead     BLOB NOT NULL,
     revision INTEGER NOT NULL,
@@ -52,42 +62,6 @@ CREATE TABLE assignments (
 CREATE TABLE pending_reasons (
     lead   BLOB PRIMARY KEY,
     reason TEXT NOT NULL
-) WITHOUT ROWID;
-
--- v2: the budget each event set (NULL: cleared), the registration's included: the board's and
--- the reports' budget sums as of a time.
-CREATE TABLE budgets (
-    lead         BLOB NOT NULL,
-    revision     INTEGER NOT NULL,
-    position     INTEGER NOT NULL,
-    at           INTEGER NOT NULL,
-    budget_minor INTEGER,
-    PRIMARY KEY (lead, revision)
-) WITHOUT ROWID;
-
--- v2: each lead's way as it stands, kept as its events come (the live conversion report, which
--- the audit at now must equal): the steps reached in order (bit k: step k of the audit's five)
--- and which of them by a jump, the stage it is in with its disqualification reason, who is
--- responsible, and the command of its last event (so a command of several events counts once).
-CREATE TABLE lead_reach (
-    lead         BLOB PRIMARY KEY,
-    reached      INTEGER NOT NULL,
-    by_jump      INTEGER NOT NULL,
-    stage        TEXT NOT NULL,
-    reason       TEXT NOT NULL DEFAULT '',
-    responsible  BLOB,
-    last_command BLOB
-) WITHOUT ROWID;
-
--- v2: one row per command on a lead (its first event): manager activity per day and kind.
-CREATE TABLE commands (
-    lead     BLOB NOT NULL,
-    revision INTEGER NOT NULL,
-    position INTEGER NOT NULL,
-    at       INTEGER NOT NULL,
-    actor    BLOB NOT NULL,
-    command  TEXT NOT NULL,
-    PRIMARY KEY (lead, revision)
 ) WITHOUT ROWID;
 
 -- v3: where each lead counts on the board (its funnel, column, responsible, creator, budget),

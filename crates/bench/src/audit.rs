@@ -141,10 +141,13 @@ fn board_as_of(data: &Path) -> anyhow::Result<(f64, f64)> {
     let conn = leadflow_projections::open_read_only(&data.join("read").join("transitions.db"))?;
     let catalog = leadflow_domain::Catalog::default_catalog();
     let funnel = catalog.default_funnel.clone();
-    let (first, last): (i64, i64) =
-        conn.query_row("SELECT min(at), max(at) FROM transitions", [], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })?;
+    // From the first registration to the last change of any lead.
+    let (first, last): (i64, i64) = conn.query_row(
+        "SELECT (SELECT min(registered_at) FROM transition_leads),
+                (SELECT max(last_at) FROM board_leads)",
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
     let mut leads = leadflow_projections::open_read_only(&data.join("read").join("leads.db"))?;
     let filter = LeadFilter {
         funnel: Some(funnel.to_string()),

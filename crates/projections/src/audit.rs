@@ -28,8 +28,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::rows::{
-    rank, row_of, steps_of, AssignmentRow, BudgetRow, CohortRow, MoveRow, Row, ASSIGNMENT_COLUMNS,
-    BUDGET_COLUMNS, COHORT_COLUMNS, MOVE_COLUMNS, ROW_EVENT_TYPES,
+    decode_rows, rank, row_of, steps_of, AssignmentRow, BudgetRow, CohortRow, MoveRow, Row,
+    ASSIGNMENT_COLUMNS, COHORT_COLUMNS, ROW_EVENT_TYPES,
 };
 use crate::{from_micros, micros, Envelope};
 
@@ -642,49 +642,43 @@ fn each_path(
              OR EXISTS (SELECT 1 FROM assignments s WHERE s.lead = l.lead AND s.user = :scope)){}",
         range_of("l.lead")
     );
+    // The lead's row holds its moves and budgets; only its assignments are rows of their own.
     let mut cohort = conn.prepare(&format!(
-        "SELECT lead, {COHORT_COLUMNS} FROM transition_leads l WHERE {cohort} ORDER BY lead"
+        "SELECT lead, {COHORT_COLUMNS}, moves, {} FROM transition_leads l WHERE {cohort}
+         ORDER BY lead",
+        if budgets { "budgets" } else { "NULL" }
     ))?;
     bind(&mut cohort)?;
-    // Each table is read in its key's order (lead, then revision), the cohort's order too, all
-    // at once and merged with the cohort: a row goes to the lead at hand, or to a later one,
-    // or to none of the cohort. One pass over each table, instead of a look-up per lead, and
-    // each lead's path is whole as soon as its own rows are read.
-    let rows_of = |table: &str, columns: &str| -> rusqlite::Result<rusqlite::Statement<'_>> {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT lead, {columns} FROM {table} WHERE position <= :position{}
-             ORDER BY lead, revision",
-            range_of("lead")
-        ))?;
-        bind(&mut stmt)?;
-        Ok(stmt)
-    };
-    let mut moves = rows_of("transitions", MOVE_COLUMNS)?;
-    let mut assignments = rows_of("assignments", ASSIGNMENT_COLUMNS)?;
-    let mut budget_rows = if budgets {
-        Some(rows_of("budgets", BUDGET_COLUMNS)?)
-    } else {
-        None
-    };
-    let mut moves = Cursor::new(&mut moves, MoveRow::read);
+    // The assignments are read in their key's order (lead, then revision), the cohort's order
+    // too, at once and merged with the cohort: a row goes to the lead at hand, or to a later
+    // one, or to none of the cohort. One pass over the table, instead of a look-up per lead.
+    let mut assignments = conn.prepare(&format!(
+        "SELECT lead, {ASSIGNMENT_COLUMNS} FROM assignments WHERE position <= :position{}
+         ORDER BY lead, revision",
+        range_of("lead")
+    ))?;
+    bind(&mut assignments)?;
     let mut assignments = Cursor::new(&mut assignments, AssignmentRow::read);
-    let mut budget_rows = budget_rows
-        .as_mut()
-        .map(|stmt| Cursor::new(stmt, BudgetRow::read));
     let mut leads = cohort.raw_query();
     while let Some(r) = leads.next()? {
         let lead = Uuid::from_slice(r.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?)
             .unwrap_or_default();
         let cohort = CohortRow::read(r, 1)?;
+        let mut moves: Vec<MoveRow> = decode_rows(r, 10)?;
+        moves.retain(|m| m.position <= position);
+        let budgets = if budgets {
+            let mut rows: Vec<BudgetRow> = decode_rows(r, 11)?;
+            rows.retain(|b| b.position <= position);
+            rows
+        } else {
+            Vec::new()
+        };
         f(LeadPath {
             lead,
             cohort,
-            moves: moves.rows_of(lead)?,
+            moves,
             assignments: assignments.rows_of(lead)?,
-            budgets: match budget_rows.as_mut() {
-                Some(c) => c.rows_of(lead)?,
-                None => Vec::new(),
-            },
+            budgets,
         })?;
     }
     Ok(())
@@ -1478,7 +1472,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("transitions.db");
         let conn = Connection::open(&file).unwrap();
-        conn.execute_batch(include_str!("../../../projections/transitions.v5.sql"))
+        conn.execute_batch(include_str!("../../../projections/transitions.v6.sql"))
             .unwrap();
         conn.execute_batch(
             "CREATE TABLE projection_state (name TEXT PRIMARY KEY, position INTEGER);
@@ -1496,19 +1490,22 @@ mod tests {
             let lead = lead.as_bytes().as_slice();
             let registered = 1_000 + i as i64 * 10;
             position += 1;
-            conn.execute(
-                "INSERT INTO transition_leads VALUES (?1, 'default', 'web', '', ?2, NULL, 'Hot', 0, ?3, ?4)",
-                rusqlite::params![lead, user(1).as_bytes().as_slice(), registered, position],
-            )
-            .unwrap();
+            let cohort_position = position;
+            let mut moves = Vec::new();
             for (r, to) in stages.iter().take(1 + (i % 4) as usize).enumerate() {
                 position += 1;
-                conn.execute(
-                    "INSERT INTO transitions VALUES (?1, ?2, ?3, ?4, '', ?5, 'qualified', 0, '', ?6)",
+                moves.push(MoveRow {
+                    revision: r as u64,
+                    position: position as u64,
                     // Hours apart, more for some leads: stays of different lengths.
-                    rusqlite::params![lead, r as i64, position, registered + r as i64 * 3_600_000_000 * (1 + (i % 3) as i64), to, user(2).as_bytes().as_slice()],
-                )
-                .unwrap();
+                    at: registered + r as i64 * 3_600_000_000 * (1 + (i % 3) as i64),
+                    from: "".into(),
+                    to: (*to).into(),
+                    via: "qualified".into(),
+                    jump: false,
+                    reason: "".into(),
+                    actor: user(2),
+                });
             }
             if i % 5 == 0 {
                 position += 1;
@@ -1523,14 +1520,30 @@ mod tests {
                 )
                 .unwrap();
             }
+            let mut budgets = Vec::new();
             if i % 7 == 0 {
                 position += 1;
-                conn.execute(
-                    "INSERT INTO budgets VALUES (?1, 8, ?2, ?3, 500)",
-                    rusqlite::params![lead, position, registered + 8],
-                )
-                .unwrap();
+                budgets.push(BudgetRow {
+                    revision: 8,
+                    position: position as u64,
+                    at: registered + 8,
+                    budget_minor: Some(500),
+                });
             }
+            conn.execute(
+                "INSERT INTO transition_leads VALUES (?1, 'default', 'web', '', ?2, NULL, 'Hot', 0,
+                     ?3, ?4, 0, 0, '', '', NULL, NULL, ?5, ?6, ?7)",
+                rusqlite::params![
+                    lead,
+                    user(1).as_bytes().as_slice(),
+                    registered,
+                    cohort_position,
+                    crate::rows::encode_rows(&moves),
+                    crate::rows::encode_rows(&budgets),
+                    crate::rows::encode_rows::<crate::rows::CommandRow>(&[]),
+                ],
+            )
+            .unwrap();
         }
         let everyone = AuditDefinition::new(
             DateTime::<Utc>::MIN_UTC,

@@ -13,10 +13,7 @@ use uuid::Uuid;
 use crate::audit::LeadPath;
 use crate::query::Board;
 use crate::reports::{state_at, Scope};
-use crate::rows::{
-    AssignmentRow, BudgetRow, CohortRow, MoveRow, Row, ASSIGNMENT_COLUMNS, BUDGET_COLUMNS,
-    COHORT_COLUMNS, MOVE_COLUMNS,
-};
+use crate::rows::{decode_rows, AssignmentRow, CohortRow, Row, ASSIGNMENT_COLUMNS, COHORT_COLUMNS};
 
 /// The counters' bucket: an hour, in µs. Per day, a dense data set (1 440 leads changed a
 /// day in the bench's) left a thousand leads to fold; per hour, a few dozen.
@@ -416,30 +413,24 @@ fn history(names: &mut Names, path: &LeadPath, until: u64) -> Vec<(i64, Standing
 }
 
 /// One lead's path from the model (in the same transaction, so with this batch's rows).
-fn path_of(conn: &Connection, lead: Uuid) -> rusqlite::Result<LeadPath> {
+pub fn path_of(conn: &Connection, lead: Uuid) -> rusqlite::Result<LeadPath> {
     let key = lead.as_bytes().as_slice();
-    let cohort = conn
+    let (cohort, moves, budgets) = conn
         .prepare_cached(&format!(
-            "SELECT {COHORT_COLUMNS} FROM transition_leads WHERE lead = ?1"
+            "SELECT {COHORT_COLUMNS}, moves, budgets FROM transition_leads WHERE lead = ?1"
         ))?
-        .query_row([key], |r| CohortRow::read(r, 0))?;
-    let moves = conn
-        .prepare_cached(&format!(
-            "SELECT {MOVE_COLUMNS} FROM transitions WHERE lead = ?1 ORDER BY revision"
-        ))?
-        .query_map([key], |r| MoveRow::read(r, 0))?
-        .collect::<rusqlite::Result<_>>()?;
+        .query_row([key], |r| {
+            Ok((
+                CohortRow::read(r, 0)?,
+                decode_rows(r, 9)?,
+                decode_rows(r, 10)?,
+            ))
+        })?;
     let assignments = conn
         .prepare_cached(&format!(
             "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE lead = ?1 ORDER BY revision"
         ))?
         .query_map([key], |r| AssignmentRow::read(r, 0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let budgets = conn
-        .prepare_cached(&format!(
-            "SELECT {BUDGET_COLUMNS} FROM budgets WHERE lead = ?1 ORDER BY revision"
-        ))?
-        .query_map([key], |r| BudgetRow::read(r, 0))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(LeadPath {
         lead,

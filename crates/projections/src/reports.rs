@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
+use compact_str::CompactString;
 use rusqlite::{params, Connection};
 use uuid::Uuid;
 
@@ -15,6 +16,7 @@ use leadflow_domain::{Catalog, FunnelId, Stage};
 use crate::audit::{self, percentile, AuditDefinition, LeadPath, Loss, StepCount, STEPS};
 use crate::micros;
 use crate::query::{Board, BoardColumn, ReportDimension, ReportRow};
+use crate::rows::{decode_rows, CommandRow};
 
 /// Which leads a report covers: the filters every report takes.
 #[derive(Clone, Debug, Default)]
@@ -303,17 +305,17 @@ pub struct Conversion {
     pub losses: Vec<Loss>,
 }
 
-/// The live conversion funnel of `scope` from the `lead_reach` rows.
+/// The live conversion funnel of `scope` from each lead's way as it stands.
 pub fn conversion(conn: &Connection, scope: &Scope) -> rusqlite::Result<Conversion> {
     let position = checkpoint(conn)?;
     let mut stmt = conn.prepare_cached(
-        "SELECT r.reached, r.by_jump, r.stage, r.reason, count(*)
-         FROM transition_leads l JOIN lead_reach r ON r.lead = l.lead
-         WHERE (?1 IS NULL OR l.funnel = ?1)
-           AND (?2 IS NULL OR l.registered_at >= ?2)
-           AND (?3 IS NULL OR l.registered_at < ?3)
-           AND (?4 IS NULL OR l.created_by = ?4 OR r.responsible = ?4)
-         GROUP BY r.reached, r.by_jump, r.stage, r.reason",
+        "SELECT reached, by_jump, stage, reason, count(*)
+         FROM transition_leads
+         WHERE (?1 IS NULL OR funnel = ?1)
+           AND (?2 IS NULL OR registered_at >= ?2)
+           AND (?3 IS NULL OR registered_at < ?3)
+           AND (?4 IS NULL OR created_by = ?4 OR responsible_now = ?4)
+         GROUP BY reached, by_jump, stage, reason",
     )?;
     let owner = scope.owner.map(|o| o.as_bytes().to_vec());
     let mut registered = 0;
@@ -738,41 +740,52 @@ pub fn manager_activity(
     as_of: DateTime<Utc>,
     scope: &Scope,
 ) -> rusqlite::Result<Vec<Activity>> {
+    // Each lead of the scope's funnel and registration period once, its commands counted.
     let mut stmt = conn.prepare_cached(
-        "SELECT date(c.at / 1000000, 'unixepoch') AS day, c.actor, c.command, count(*)
-         FROM commands c JOIN transition_leads l ON l.lead = c.lead
-         WHERE c.at <= ?1
-           AND (?2 IS NULL OR c.at >= ?2)
-           AND (?3 IS NULL OR c.at < ?3)
-           AND (?4 IS NULL OR l.funnel = ?4)
-           AND (?5 IS NULL OR l.registered_at >= ?5)
-           AND (?6 IS NULL OR l.registered_at < ?6)
-           AND (?7 IS NULL OR c.actor = ?7)
-         GROUP BY day, c.actor, c.command
-         ORDER BY day, c.actor, c.command",
+        "SELECT commands FROM transition_leads
+         WHERE (?1 IS NULL OR funnel = ?1)
+           AND (?2 IS NULL OR registered_at >= ?2)
+           AND (?3 IS NULL OR registered_at < ?3)",
     )?;
-    let rows = stmt
-        .query_map(
-            params![
-                micros(as_of),
-                from.map(micros),
-                to.map(micros),
-                scope.funnel,
-                scope.registered_from,
-                scope.registered_to,
-                scope.owner.map(|o| o.as_bytes().to_vec()),
-            ],
-            |r| {
-                Ok(Activity {
-                    day: r.get(0)?,
-                    user: Uuid::from_slice(&r.get::<_, Vec<u8>>(1)?).unwrap_or_default(),
-                    command: r.get(2)?,
-                    commands: r.get::<_, i64>(3)? as u64,
-                })
-            },
-        )?
-        .collect();
-    rows
+    let (as_of, from, to) = (micros(as_of), from.map(micros), to.map(micros));
+    let mut counts: BTreeMap<(i64, Uuid, CompactString), u64> = BTreeMap::new();
+    let mut rows = stmt.query(params![
+        scope.funnel,
+        scope.registered_from,
+        scope.registered_to
+    ])?;
+    while let Some(r) = rows.next()? {
+        let commands: Vec<CommandRow> = decode_rows(r, 0)?;
+        for c in commands {
+            if c.at > as_of
+                || from.is_some_and(|f| c.at < f)
+                || to.is_some_and(|t| c.at >= t)
+                || scope.owner.is_some_and(|o| c.actor != o)
+            {
+                continue;
+            }
+            // The day in UTC of the command's whole second, as SQLite's `date(at / 1e6,
+            // 'unixepoch')` has it (the division truncating toward zero).
+            let day = (c.at / 1_000_000).div_euclid(86_400);
+            *counts.entry((day, c.actor, c.command)).or_default() += 1;
+        }
+    }
+    Ok(counts
+        .into_iter()
+        .map(|((day, user, command), commands)| Activity {
+            day: day_name(day),
+            user,
+            command: command.into(),
+            commands,
+        })
+        .collect())
+}
+
+/// `YYYY-MM-DD` of the day `day` days after 1970-01-01.
+fn day_name(day: i64) -> String {
+    chrono::DateTime::from_timestamp(day * 86_400, 0)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
 }
 
 impl Conversion {

@@ -4,6 +4,8 @@
 //! the same rows. Nothing here is personal.
 
 use compact_str::{CompactString, ToCompactString};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use leadflow_domain::details::DetailChange;
@@ -69,7 +71,7 @@ pub fn steps_of(from: &str, to: &str) -> Vec<usize> {
     }
 }
 
-/// A lead's way as it stands, kept move by move (the `lead_reach` row): the steps reached in
+/// A lead's way as it stands, kept move by move (the columns `reached` to `reason` of its `transition_leads` row): the steps reached in
 /// order (bit k: step k), those reached by a jump, and the stage it is in with its reason.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Reach {
@@ -129,7 +131,7 @@ pub struct CohortRow {
 }
 
 /// A stage a lead entered: its registration (from '') or a stage change.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MoveRow {
     pub revision: u64,
     pub position: u64,
@@ -154,7 +156,7 @@ pub struct AssignmentRow {
 }
 
 /// The budget a lead had from when, in minor units (`None`: cleared).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BudgetRow {
     pub revision: u64,
     pub position: u64,
@@ -162,14 +164,43 @@ pub struct BudgetRow {
     pub budget_minor: Option<i64>,
 }
 
+/// One command on a lead: its first event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandRow {
+    pub revision: u64,
+    pub position: u64,
+    pub at: i64,
+    pub actor: Uuid,
+    /// The command's name, or the event's type for events that do not name theirs.
+    pub command: CompactString,
+}
+
+/// A lead's rows of one kind (its moves, budgets or commands), in log order, as the model
+/// stores them in one column of the lead's row: postcard (serde's varint format), about 40
+/// to 60 bytes a row.
+pub(crate) fn encode_rows<T: Serialize>(rows: &[T]) -> Vec<u8> {
+    postcard::to_stdvec(rows).expect("rows of plain values serialize")
+}
+
+/// The rows [`encode_rows`] wrote into column `column`.
+pub(crate) fn decode_rows<T: DeserializeOwned>(
+    r: &rusqlite::Row<'_>,
+    column: usize,
+) -> rusqlite::Result<Vec<T>> {
+    let blob = r
+        .get_ref(column)?
+        .as_blob()
+        .map_err(rusqlite::Error::from)?;
+    postcard::from_bytes(blob).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Blob, Box::new(e))
+    })
+}
+
 /// The model's columns of each row type, in table order after the lead: what every reader
 /// selects, read back by the `read` functions below from column `from` on.
 pub(crate) const COHORT_COLUMNS: &str =
     "funnel, source, channel, created_by, responsible, quality, advertising, registered_at, position";
-pub(crate) const MOVE_COLUMNS: &str =
-    "revision, position, at, from_stage, to_stage, via, jump, reason, actor";
 pub(crate) const ASSIGNMENT_COLUMNS: &str = "revision, position, at, user";
-pub(crate) const BUDGET_COLUMNS: &str = "revision, position, at, budget_minor";
 
 /// The text in column `i`, held inline when short (every stage name and code is): no
 /// allocation per value, which an audit reading millions of rows would pay.
@@ -202,23 +233,6 @@ impl CohortRow {
     }
 }
 
-impl MoveRow {
-    /// The [`MOVE_COLUMNS`] of a row, from column `from` on.
-    pub(crate) fn read(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<Self> {
-        Ok(Self {
-            revision: r.get::<_, i64>(from)? as u64,
-            position: r.get::<_, i64>(from + 1)? as u64,
-            at: r.get(from + 2)?,
-            from: text_at(r, from + 3)?,
-            to: text_at(r, from + 4)?,
-            via: text_at(r, from + 5)?,
-            jump: r.get(from + 6)?,
-            reason: text_at(r, from + 7)?,
-            actor: uuid_at(r, from + 8)?,
-        })
-    }
-}
-
 impl AssignmentRow {
     /// The [`ASSIGNMENT_COLUMNS`] of a row, from column `from` on.
     pub(crate) fn read(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<Self> {
@@ -227,18 +241,6 @@ impl AssignmentRow {
             position: r.get::<_, i64>(from + 1)? as u64,
             at: r.get(from + 2)?,
             user: uuid_at(r, from + 3)?,
-        })
-    }
-}
-
-impl BudgetRow {
-    /// The [`BUDGET_COLUMNS`] of a row, from column `from` on.
-    pub(crate) fn read(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<Self> {
-        Ok(Self {
-            revision: r.get::<_, i64>(from)? as u64,
-            position: r.get::<_, i64>(from + 1)? as u64,
-            at: r.get(from + 2)?,
-            budget_minor: r.get(from + 3)?,
         })
     }
 }

@@ -1098,18 +1098,19 @@ async fn transitions_record_each_stage_a_lead_entered_with_its_reason_and_jumps(
 
     let conn = Connection::open(w.dir.path().join("read").join("transitions.db")).unwrap();
     let rows = |id: LeadId| -> Vec<(String, String, String, bool, String)> {
-        let mut stmt = conn
-            .prepare(
-                "SELECT from_stage, to_stage, via, jump, reason FROM transitions
-                 WHERE lead = ?1 ORDER BY position",
-            )
-            .unwrap();
-        stmt.query_map([id.as_uuid().as_bytes().as_slice()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+        let path = leadflow_projections::board_hours::path_of(&conn, id.as_uuid()).unwrap();
+        path.moves
+            .iter()
+            .map(|m| {
+                (
+                    m.from.to_string(),
+                    m.to.to_string(),
+                    m.via.to_string(),
+                    m.jump,
+                    m.reason.to_string(),
+                )
+            })
+            .collect()
     };
     let row = |from: &str, to: &str, via: &str, jump: bool, reason: &str| {
         (
