@@ -9,8 +9,9 @@
 
 -- v6: one row per lead holds its cohort, its way as it stands and its path, where v5 had a row
 -- per stage move, per budget and per command in tables of their own, and a `lead_reach` row
--- beside: a rebuild at 1 M leads wrote 7 M rows, now 2.6 M, and an audit reads one row per
--- lead. The path's columns hold postcard-encoded lists (see `rows.rs`), each in log order.
+-- and a `board_leads` row beside: a rebuild at 1 M leads wrote 9 M rows, now 2.6 M, and an
+-- audit reads one row per lead. The path's columns hold postcard-encoded lists (see
+-- `rows.rs`), each in log order.
 
 -- A lead: the cohort an audit filters and groups by (as registered), its way as it stands
 -- (the live conversion report, which the audit at now must equal), and its path.
@@ -35,6 +36,12 @@ CREATE TABLE transition_leads (
     reason          TEXT NOT NULL DEFAULT '',
     responsible_now BLOB,
     last_command    BLOB,
+    -- For the board by hour: the business time of its last change, and whether its events
+    -- came out of business-time order (then it is left out of the counters and folded whole
+    -- when asked). Where it counts (funnel, column, responsible, creator, budget) is the rest
+    -- of the row.
+    last_at         INTEGER NOT NULL,
+    irregular       INTEGER NOT NULL,
     -- The path. `moves`: each stage it entered, its registration (from '') and every change
     -- after it, with the event's revision, log position, business time, how (registered,
     -- qualified, jump, disqualified, converted, ...), whether a jump (or a step over a
@@ -46,6 +53,7 @@ CREATE TABLE transition_leads (
     budgets  BLOB NOT NULL,
     commands BLOB NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX transition_leads_irregular ON transition_leads(funnel) WHERE irregular;
 
 -- Who was responsible from when: grouping by manager "as of T", and a manager's scope (the
 -- leads they ever held) looked up by key.
@@ -63,21 +71,6 @@ CREATE TABLE pending_reasons (
     lead   BLOB PRIMARY KEY,
     reason TEXT NOT NULL
 ) WITHOUT ROWID;
-
--- v3: where each lead counts on the board (its funnel, column, responsible, creator, budget),
--- the business time of its last change, and whether its events came out of business-time
--- order (then it is left out of the counters and folded whole when asked).
-CREATE TABLE board_leads (
-    lead         BLOB PRIMARY KEY,
-    funnel       TEXT NOT NULL,
-    stage        TEXT NOT NULL,
-    responsible  BLOB,
-    created_by   BLOB NOT NULL,
-    budget_minor INTEGER NOT NULL,
-    last_at      INTEGER NOT NULL,
-    irregular    INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX board_leads_irregular ON board_leads(funnel) WHERE irregular;
 
 -- v4: the board's changes summed per business hour (µs / 3 600 000 000), funnel, scope ('',
 -- r:<user>, c:<user>, b:<user>, as the live board) and column.

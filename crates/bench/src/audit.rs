@@ -143,8 +143,7 @@ fn board_as_of(data: &Path) -> anyhow::Result<(f64, f64)> {
     let funnel = catalog.default_funnel.clone();
     // From the first registration to the last change of any lead.
     let (first, last): (i64, i64) = conn.query_row(
-        "SELECT (SELECT min(registered_at) FROM transition_leads),
-                (SELECT max(last_at) FROM board_leads)",
+        "SELECT min(registered_at), max(last_at) FROM transition_leads",
         [],
         |row| Ok((row.get(0)?, row.get(1)?)),
     )?;

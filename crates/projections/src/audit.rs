@@ -539,14 +539,17 @@ fn split_leads(conn: &Connection, parts_from: i64) -> rusqlite::Result<(i64, Vec
     if cores < 2 {
         return Ok((0, Vec::new()));
     }
+    // Each index's statistics start with its row count: the key's is the table's (a partial
+    // index holds fewer).
     let analyzed: Option<i64> = conn
         .query_row(
-            "SELECT stat FROM sqlite_stat1 WHERE tbl = 'transition_leads' AND idx IS NOT NULL",
+            "SELECT max(CAST(stat AS INTEGER)) FROM sqlite_stat1
+             WHERE tbl = 'transition_leads' AND idx IS NOT NULL",
             [],
-            |r| r.get::<_, String>(0),
+            |r| r.get::<_, Option<i64>>(0),
         )
         .ok()
-        .and_then(|stat| stat.split(' ').next()?.parse().ok());
+        .flatten();
     let leads = match analyzed {
         Some(leads) => leads,
         None => conn.query_row("SELECT count(*) FROM transition_leads", [], |r| r.get(0))?,
@@ -1532,7 +1535,7 @@ mod tests {
             }
             conn.execute(
                 "INSERT INTO transition_leads VALUES (?1, 'default', 'web', '', ?2, NULL, 'Hot', 0,
-                     ?3, ?4, 0, 0, '', '', NULL, NULL, ?5, ?6, ?7)",
+                     ?3, ?4, 0, 0, '', '', NULL, NULL, 0, 0, ?5, ?6, ?7)",
                 rusqlite::params![
                     lead,
                     user(1).as_bytes().as_slice(),

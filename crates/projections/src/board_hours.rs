@@ -5,15 +5,15 @@
 //! the counters and is folded whole whenever asked. Exact either way; the property test checks
 //! it against folding every lead.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, Transaction};
 use uuid::Uuid;
 
 use crate::audit::LeadPath;
 use crate::query::Board;
 use crate::reports::{state_at, Scope};
-use crate::rows::{decode_rows, AssignmentRow, CohortRow, Row, ASSIGNMENT_COLUMNS, COHORT_COLUMNS};
+use crate::rows::{decode_rows, AssignmentRow, CohortRow, ASSIGNMENT_COLUMNS, COHORT_COLUMNS};
 
 /// The counters' bucket: an hour, in µs. Per day, a dense data set (1 440 leads changed a
 /// day in the bench's) left a thousand leads to fold; per hour, a few dozen.
@@ -25,25 +25,27 @@ fn hour_of(at: i64) -> i64 {
 
 /// A funnel's or a stage's name, numbered within one batch ([`Names`]): the counters are
 /// keyed and a lead's standing copied without a string compared or copied.
-type Name = u32;
+pub(crate) type Name = u32;
 
 /// The names a batch met, each numbered once; 0 is ''.
-struct Names {
+pub(crate) struct Names {
     names: Vec<String>,
-    numbers: HashMap<String, Name>,
+    numbers: foldhash::HashMap<String, Name>,
 }
 
 impl Default for Names {
     fn default() -> Self {
+        let mut numbers = foldhash::HashMap::default();
+        numbers.insert(String::new(), 0);
         Self {
             names: vec![String::new()],
-            numbers: HashMap::from([(String::new(), 0)]),
+            numbers,
         }
     }
 }
 
 impl Names {
-    fn number(&mut self, name: &str) -> Name {
+    pub(crate) fn number(&mut self, name: &str) -> Name {
         if let Some(n) = self.numbers.get(name) {
             return *n;
         }
@@ -83,12 +85,12 @@ impl ScopeKey {
 /// Where a lead counts on the board: its funnel's column, one lead and its budget, under each
 /// scope that sees it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Standing {
-    funnel: Name,
-    stage: Name,
-    responsible: Option<Uuid>,
-    created_by: Uuid,
-    budget_minor: i64,
+pub(crate) struct Standing {
+    pub(crate) funnel: Name,
+    pub(crate) stage: Name,
+    pub(crate) responsible: Option<Uuid>,
+    pub(crate) created_by: Uuid,
+    pub(crate) budget_minor: i64,
 }
 
 impl Standing {
@@ -105,25 +107,26 @@ impl Standing {
     }
 }
 
-/// A lead as the counters know it.
+/// A lead as the counters know it: where it counts, the business time of its last change,
+/// and whether it stepped back in business time (then it counts no more). The `transitions`
+/// model keeps the last two in the lead's row and derives the standing from it.
 #[derive(Clone, Debug)]
-struct Known {
-    standing: Standing,
-    /// The business time of its last change.
-    last_at: i64,
-    irregular: bool,
+pub(crate) struct Known {
+    pub(crate) standing: Standing,
+    pub(crate) last_at: i64,
+    pub(crate) irregular: bool,
 }
 
 /// A counter: funnel, scope, hour and column.
 type Key = (Name, ScopeKey, i64, Name);
 
-/// One batch's changes to the counters, summed in memory and written once at its end.
+/// Changes to the counters and the hours each lead changed in, summed in memory and written
+/// once: at a batch's end, or at a rebuild's (which carries them from batch to batch).
 #[derive(Default)]
 pub struct BoardHours {
-    names: Names,
+    pub(crate) names: Names,
     // Hashed with foldhash: a rebuild looks a counter up for every scope of every change of a
     // million leads, and std's SipHash was a fifth of the fold.
-    leads: foldhash::HashMap<Uuid, Known>,
     counters: foldhash::HashMap<Key, (i64, i64)>,
     touched: Vec<(i64, Uuid)>,
 }
@@ -146,89 +149,11 @@ impl BoardHours {
         }
     }
 
-    fn known(&mut self, tx: &Transaction<'_>, lead: Uuid) -> rusqlite::Result<Option<Known>> {
-        if let Some(k) = self.leads.get(&lead) {
-            return Ok(Some(k.clone()));
-        }
-        let names = &mut self.names;
-        tx.prepare_cached(
-            "SELECT funnel, stage, responsible, created_by, budget_minor, last_at, irregular
-             FROM board_leads WHERE lead = ?1",
-        )?
-        .query_row([lead.as_bytes().as_slice()], |r| {
-            Ok(Known {
-                standing: Standing {
-                    funnel: names.number(r.get_ref(0)?.as_str()?),
-                    stage: names.number(r.get_ref(1)?.as_str()?),
-                    responsible: r.get::<_, Option<Vec<u8>>>(2)?.map(|b| uuid(&b)),
-                    created_by: uuid(&r.get::<_, Vec<u8>>(3)?),
-                    budget_minor: r.get(4)?,
-                },
-                last_at: r.get(5)?,
-                irregular: r.get(6)?,
-            })
-        })
-        .optional()
-    }
-
-    /// Takes in one row of a lead (its event's revision and business time `at`), written to
-    /// the model already.
-    pub fn apply(
-        &mut self,
-        tx: &Transaction<'_>,
-        lead: Uuid,
-        row: &Row,
-        revision: u64,
-        at: i64,
-    ) -> rusqlite::Result<()> {
-        let before = match row {
-            Row::Registered { .. } => None,
-            Row::Reason(_) => return Ok(()),
-            _ => match self.known(tx, lead)? {
-                Some(k) => Some(k),
-                None => return Ok(()),
-            },
-        };
-        let mut standing = before
-            .as_ref()
-            .map(|k| k.standing.clone())
-            .unwrap_or_default();
-        match row {
-            Row::Registered {
-                cohort,
-                entered,
-                assigned,
-                budget,
-            } => {
-                standing = Standing {
-                    funnel: self.names.number(&cohort.funnel),
-                    stage: self.names.number(&entered.to),
-                    responsible: assigned.as_ref().map(|a| a.user),
-                    created_by: cohort.created_by,
-                    budget_minor: budget.as_ref().and_then(|b| b.budget_minor).unwrap_or(0),
-                }
-            }
-            Row::Moved(m) => standing.stage = self.names.number(&m.to),
-            Row::Assigned(a) => standing.responsible = Some(a.user),
-            Row::Budget(b) => standing.budget_minor = b.budget_minor.unwrap_or(0),
-            Row::Reason(_) => {}
-        }
-        // Its steps before this one, from the model (this batch's rows included).
-        let earlier = |me: &mut Self| {
-            me.flush(tx)?;
-            let path = path_of(tx, lead)?;
-            Ok(history(&mut me.names, &path, revision))
-        };
-        let known = self.step(lead, before.as_ref(), standing, at, earlier)?;
-        self.leads.insert(lead, known);
-        Ok(())
-    }
-
     /// The rule the batches and a rebuild's fold both follow: the lead known as `before`
     /// (`None`: just registered) takes `standing` at business time `at`. It counts in that
     /// hour while its steps come in business-time order; at its first step back, its steps
     /// before this one (`earlier`) leave the counters and it counts no more.
-    fn step(
+    pub(crate) fn step(
         &mut self,
         lead: Uuid,
         before: Option<&Known>,
@@ -246,7 +171,10 @@ impl BoardHours {
             }
         } else if !irregular {
             self.add(hour_of(at), before.map(|k| &k.standing), Some(&standing), 1);
-            self.touched.push((hour_of(at), lead));
+            // The step that set its last change's time took that hour in already.
+            if before.is_none_or(|k| hour_of(k.last_at) != hour_of(at)) {
+                self.touched.push((hour_of(at), lead));
+            }
         }
         let last_at = before.map_or(at, |k| k.last_at.max(at));
         Ok(Known {
@@ -256,7 +184,7 @@ impl BoardHours {
         })
     }
 
-    /// Writes the batch's counters and leads.
+    /// Writes the counters and the hours the leads changed in.
     pub fn flush(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
         let mut counter = tx.prepare_cached(
             "INSERT INTO board_hours(funnel, scope, hour, stage, leads, budget_minor)
@@ -304,26 +232,6 @@ impl BoardHours {
         for (hour, lead) in changed {
             touched.execute(params![hour, lead.as_bytes().as_slice()])?;
         }
-        let mut write = tx.prepare_cached(
-            "INSERT OR REPLACE INTO board_leads(lead, funnel, stage, responsible, created_by,
-                 budget_minor, last_at, irregular)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        let mut leads: Vec<(Uuid, Known)> = self.leads.drain().collect();
-        leads.sort_unstable_by_key(|(lead, _)| *lead);
-        for (lead, k) in leads {
-            let s = &k.standing;
-            write.execute(params![
-                lead.as_bytes().as_slice(),
-                self.names.name(s.funnel),
-                self.names.name(s.stage),
-                s.responsible.map(|u| u.as_bytes().to_vec()),
-                s.created_by.as_bytes().as_slice(),
-                s.budget_minor,
-                k.last_at,
-                k.irregular,
-            ])?;
-        }
         Ok(())
     }
 }
@@ -332,19 +240,18 @@ fn uuid(b: &[u8]) -> Uuid {
     Uuid::from_slice(b).unwrap_or_default()
 }
 
-/// The board's counters, its leads and the hours each changed in, from every lead's path in
-/// the model: what a rebuild from zero leaves out batch by batch (for a million leads,
-/// millions of upserts of the same few thousand counters) and builds here once caught up.
+/// The board's counters and the hours each lead changed in, from every lead's path in the
+/// model: what a rebuild from zero builds here once caught up when it could not carry them
+/// from its first batch on (it was resumed after a restart, or a batch was rolled back).
 /// Exactly what the batches would have written for every stream the domain writes (one
 /// registration, first): a lead that steps back in business time leaves the counters from
 /// then on, and the hours it changed in before stay touched. A stream with rows before its
 /// registration, or registered twice, the batches would count otherwise (and inconsistently:
-/// their step back subtracts what they never added); no command writes one.
+/// their step back subtracts what they never added); no command writes one. Each lead's last
+/// change and step back are in its row already: the batches keep them.
 pub fn rebuild(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     let started = std::time::Instant::now();
-    tx.execute_batch(
-        "DELETE FROM board_hours; DELETE FROM board_touched; DELETE FROM board_leads;",
-    )?;
+    tx.execute_batch("DELETE FROM board_hours; DELETE FROM board_touched;")?;
     // Each lead folded as its path is read, then dropped: no memory for every path at once.
     let mut board = BoardHours::default();
     let mut leads = 0u64;
@@ -356,9 +263,6 @@ pub fn rebuild(tx: &Transaction<'_>) -> rusqlite::Result<()> {
             let earlier = |_: &mut BoardHours| Ok(steps[..i].to_vec());
             known = Some(board.step(path.lead, known.as_ref(), standing.clone(), *at, earlier)?);
         }
-        if let Some(k) = known {
-            board.leads.insert(path.lead, k);
-        }
         Ok(())
     })?;
     let folded = started.elapsed();
@@ -367,45 +271,48 @@ pub fn rebuild(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         leads,
         reading_and_folding_ms = folded.as_millis() as u64,
         writing_ms = (started.elapsed() - folded).as_millis() as u64,
-        "built the board by hour"
+        "built the board by hour from the paths"
     );
     Ok(())
 }
 
 /// A lead's standing after each of its events before revision `until`, in log order, with
 /// the event's business time: what the counters took in of it.
-fn history(names: &mut Names, path: &LeadPath, until: u64) -> Vec<(i64, Standing)> {
-    let mut changes: BTreeMap<u64, (i64, Vec<Change>)> = BTreeMap::new();
-    enum Change {
-        Stage(Name),
-        Responsible(Uuid),
-        Budget(i64),
-    }
-    for m in &path.moves {
-        let e = changes.entry(m.revision).or_insert((m.at, Vec::new()));
-        e.1.push(Change::Stage(names.number(&m.to)));
-    }
-    for a in &path.assignments {
-        let e = changes.entry(a.revision).or_insert((a.at, Vec::new()));
-        e.1.push(Change::Responsible(a.user));
-    }
-    for b in &path.budgets {
-        let e = changes.entry(b.revision).or_insert((b.at, Vec::new()));
-        e.1.push(Change::Budget(b.budget_minor.unwrap_or(0)));
-    }
+pub(crate) fn history(names: &mut Names, path: &LeadPath, until: u64) -> Vec<(i64, Standing)> {
+    // The three lists are each in revision order (log order): merged, an event's rows of
+    // every kind are taken together, its stage first, then its responsible, then its budget,
+    // and its business time is that of the first of them.
+    let (moves, assignments, budgets) = (&path.moves, &path.assignments, &path.budgets);
+    let (mut m, mut a, mut b) = (0, 0, 0);
     let mut standing = Standing {
         funnel: names.number(&path.cohort.funnel),
         created_by: path.cohort.created_by,
         ..Standing::default()
     };
-    let mut out = Vec::new();
-    for (_, (at, list)) in changes.into_iter().filter(|(r, _)| *r < until) {
-        for c in list {
-            match c {
-                Change::Stage(s) => standing.stage = s,
-                Change::Responsible(u) => standing.responsible = Some(u),
-                Change::Budget(b) => standing.budget_minor = b,
-            }
+    let mut out = Vec::with_capacity(moves.len() + assignments.len() + budgets.len());
+    loop {
+        let next = [
+            moves.get(m).map(|x| (x.revision, x.at)),
+            assignments.get(a).map(|x| (x.revision, x.at)),
+            budgets.get(b).map(|x| (x.revision, x.at)),
+        ]
+        .into_iter()
+        .flatten()
+        .min_by_key(|(revision, _)| *revision);
+        let Some((revision, at)) = next.filter(|(revision, _)| *revision < until) else {
+            break;
+        };
+        while let Some(x) = moves.get(m).filter(|x| x.revision == revision) {
+            standing.stage = names.number(&x.to);
+            m += 1;
+        }
+        while let Some(x) = assignments.get(a).filter(|x| x.revision == revision) {
+            standing.responsible = Some(x.user);
+            a += 1;
+        }
+        while let Some(x) = budgets.get(b).filter(|x| x.revision == revision) {
+            standing.budget_minor = x.budget_minor.unwrap_or(0);
+            b += 1;
         }
         out.push((at, standing.clone()));
     }
@@ -534,7 +441,7 @@ fn counts_at(
     };
     let touched: Vec<Vec<u8>> = conn
         .prepare_cached(
-            "SELECT t.lead FROM board_touched t JOIN board_leads l ON l.lead = t.lead
+            "SELECT t.lead FROM board_touched t JOIN transition_leads l ON l.lead = t.lead
              WHERE t.hour = ?1 AND NOT l.irregular",
         )?
         .query_map([hour], |r| r.get(0))?
@@ -543,7 +450,7 @@ fn counts_at(
         fold(uuid(&lead), true)?;
     }
     let irregular: Vec<Vec<u8>> = conn
-        .prepare_cached("SELECT lead FROM board_leads WHERE irregular AND funnel = ?1")?
+        .prepare_cached("SELECT lead FROM transition_leads WHERE irregular AND funnel = ?1")?
         .query_map([funnel], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for lead in irregular {

@@ -15,7 +15,8 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use leadflow_domain::stage::Stage;
 
-use crate::board_hours::BoardHours;
+use crate::audit::LeadPath;
+use crate::board_hours::{history, BoardHours, Known, Names, Standing};
 pub use crate::rows::*;
 use crate::rows::{decode_rows, encode_rows};
 use crate::{micros, Body, Envelope, Projection, ProjectionError};
@@ -23,16 +24,46 @@ use crate::{micros, Body, Envelope, Projection, ProjectionError};
 /// The `transitions` read model.
 pub const TRANSITIONS: crate::Model = crate::Model("transitions");
 
+/// The board by hour of a rebuild from zero, carried from batch to batch, with the position
+/// of the last batch applied: its changes count once that batch is known to have committed.
+type Carried = (BoardHours, Option<leadflow_store::Position>);
+
 #[derive(Default)]
 pub struct TransitionsProjection {
-    /// While rebuilding from zero the board by hour is left empty and built from the paths
-    /// at the end ([`crate::board_hours::rebuild`]).
     rebuilding: bool,
+    /// While rebuilding from zero the board by hour is summed in memory, batch by batch, and
+    /// written once caught up. A rebuild that did not start from zero here (resumed after a
+    /// restart), or had a batch rolled back, gives it up (`None`) and builds the board from
+    /// the paths at its end instead ([`crate::board_hours::rebuild`]).
+    board: Option<Carried>,
+    /// Whether this rebuild's first batch was seen.
+    board_started: bool,
 }
 
 impl TransitionsProjection {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The board carried so far, if every batch it took in committed (the checkpoint in `tx`
+    /// reached the last of them) and the first was the log's first; on the first call, a new
+    /// one if nothing was applied yet.
+    fn settle_board(&mut self, tx: &Transaction<'_>) -> Result<Option<Carried>, ProjectionError> {
+        let committed: i64 = tx
+            .query_row(
+                "SELECT position FROM projection_state WHERE name = ?1",
+                [TRANSITIONS.name()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        if !std::mem::replace(&mut self.board_started, true) {
+            return Ok((committed == 0).then(|| (BoardHours::default(), None)));
+        }
+        Ok(self
+            .board
+            .take()
+            .filter(|(_, last)| last.is_none_or(|p| committed as u64 >= p.0)))
     }
 }
 
@@ -55,16 +86,45 @@ impl Projection for TransitionsProjection {
 
     fn set_rebuilding(&mut self, rebuilding: bool) {
         self.rebuilding = rebuilding;
+        self.board = None;
+        self.board_started = false;
+    }
+
+    /// Only the leads' table has statistics to gather: the audit splits its reading by the
+    /// lead count they record; every other table is read by its key.
+    fn planned_tables(&self) -> Option<&'static [&'static str]> {
+        Some(&["transition_leads"])
     }
 
     fn finish_rebuild(&mut self, tx: &Transaction<'_>) -> Result<(), ProjectionError> {
-        Ok(crate::board_hours::rebuild(tx)?)
+        match self.settle_board(tx)? {
+            Some((mut board, _)) => {
+                let started = std::time::Instant::now();
+                board.flush(tx)?;
+                tracing::info!(
+                    writing_ms = started.elapsed().as_millis() as u64,
+                    "wrote the board by hour summed through the rebuild"
+                );
+            }
+            None => crate::board_hours::rebuild(tx)?,
+        }
+        Ok(())
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, events: &[Envelope]) -> Result<(), ProjectionError> {
         let mut take_reason =
             tx.prepare_cached("DELETE FROM pending_reasons WHERE lead = ?1 RETURNING reason")?;
-        let mut days = BoardHours::default();
+        // The board by hour: this batch's changes, or a rebuild's carried from its start.
+        let mut carried = if self.rebuilding {
+            self.settle_board(tx)?
+        } else {
+            None
+        };
+        let mut own = BoardHours::default();
+        let days = match carried.as_mut() {
+            Some((board, _)) => board,
+            None => &mut own,
+        };
         // Each lead's row, read once a batch and written once at its end (a lead moves several
         // times in a batch while catching up), and the disqualification reasons this batch
         // holds.
@@ -80,6 +140,11 @@ impl Projection for TransitionsProjection {
             if let Some((_, row)) = row_of(env) {
                 let at = micros(meta.occurred_at);
                 let mut row = row;
+                // Where the lead counted on the board before this event.
+                let before = match &row {
+                    Row::Registered { .. } | Row::Reason(_) => None,
+                    _ => leads.known(tx, id, &mut days.names)?,
+                };
                 match &mut row {
                     Row::Registered {
                         cohort: c,
@@ -119,12 +184,19 @@ impl Projection for TransitionsProjection {
                         leads.change(tx, id, |l| l.budgets.push(b.clone()))?;
                     }
                 }
-                // The board's rows read the model's rows of this event: written first. (A
-                // rebuild builds the board at its end, and writes the batch's rows in key
-                // order at the batch's end.)
-                if !self.rebuilding {
-                    leads.write(tx)?;
-                    days.apply(tx, id, &row, env.revision, at)?;
+                // The board takes the lead where it counts now, unless it has no row (then
+                // it never counted) or the event changed nothing it counts by.
+                let counts = match &row {
+                    Row::Registered { .. } => true,
+                    Row::Reason(_) => false,
+                    _ => before.is_some(),
+                };
+                if let (true, Some(standing)) = (counts, leads.standing(id, &mut days.names)) {
+                    let revision = env.revision;
+                    let known = days.step(id, before.as_ref(), standing, at, |me| {
+                        Ok(history(&mut me.names, &leads.path(tx, id)?, revision))
+                    })?;
+                    leads.set_known(id, &known);
                 }
             }
             // One row per command: an event whose command differs from its lead's last
@@ -146,7 +218,15 @@ impl Projection for TransitionsProjection {
             );
         }
         leads.write(tx)?;
-        days.flush(tx)?;
+        match carried {
+            Some((board, last)) => {
+                self.board = Some((board, events.last().map(|e| e.position).or(last)));
+            }
+            // Live, the batch's changes; a rebuild that gave its board up builds it at its
+            // end.
+            None if !self.rebuilding => own.flush(tx)?,
+            None => {}
+        }
         let mut hold_reason = tx.prepare_cached(
             "INSERT OR REPLACE INTO pending_reasons(lead, reason) VALUES (?1, ?2)",
         )?;
@@ -167,15 +247,36 @@ struct LeadRow {
     moves: Vec<MoveRow>,
     budgets: Vec<BudgetRow>,
     commands: Vec<CommandRow>,
+    /// The business time of its last change the board took in, and whether it stepped back
+    /// in business time (then the board's counters leave it out).
+    last_at: i64,
+    irregular: bool,
     /// Changed since it was last written (and listed in [`Leads::changed`]).
     dirty: bool,
+}
+
+impl LeadRow {
+    /// Where it counts on the board.
+    fn standing(&self, names: &mut Names) -> Standing {
+        Standing {
+            funnel: names.number(&self.cohort.funnel),
+            stage: names.number(&self.reach.stage),
+            responsible: self.responsible,
+            created_by: self.cohort.created_by,
+            budget_minor: self
+                .budgets
+                .last()
+                .and_then(|b| b.budget_minor)
+                .unwrap_or(0),
+        }
+    }
 }
 
 /// The columns of a lead's row after its key, in table order: what [`Leads::get`] reads and
 /// [`Leads::write`] writes.
 const LEAD_COLUMNS: &str = "funnel, source, channel, created_by, responsible, quality, advertising,
     registered_at, position, reached, by_jump, stage, reason, responsible_now, last_command,
-    moves, budgets, commands";
+    last_at, irregular, moves, budgets, commands";
 
 /// The rows of a batch's leads, each read at most once and written once at the batch's end
 /// (after each of its events when live: the board's fold may read it back), and the batch's
@@ -221,6 +322,8 @@ impl Leads {
                 moves: vec![entered],
                 budgets: budget.into_iter().collect(),
                 commands: Vec::new(),
+                last_at: 0,
+                irregular: false,
                 dirty: true,
             }),
         );
@@ -247,9 +350,11 @@ impl Leads {
                         },
                         responsible: uuid_of(r.get_ref(13)?.as_blob_or_null()?),
                         last_command: uuid_of(r.get_ref(14)?.as_blob_or_null()?),
-                        moves: decode_rows(r, 15)?,
-                        budgets: decode_rows(r, 16)?,
-                        commands: decode_rows(r, 17)?,
+                        last_at: r.get(15)?,
+                        irregular: r.get(16)?,
+                        moves: decode_rows(r, 17)?,
+                        budgets: decode_rows(r, 18)?,
+                        commands: decode_rows(r, 19)?,
                         dirty: false,
                     })
                 })
@@ -273,6 +378,63 @@ impl Leads {
             }
         }
         Ok(())
+    }
+
+    /// The lead as the board knows it, from its row (`None`: it has none).
+    fn known(
+        &mut self,
+        tx: &Transaction<'_>,
+        lead: uuid::Uuid,
+        names: &mut Names,
+    ) -> rusqlite::Result<Option<Known>> {
+        Ok(self.get(tx, lead)?.map(|l| Known {
+            standing: l.standing(names),
+            last_at: l.last_at,
+            irregular: l.irregular,
+        }))
+    }
+
+    /// Where the lead counts on the board as its row stands (`None`: it has none).
+    fn standing(&self, lead: uuid::Uuid, names: &mut Names) -> Option<Standing> {
+        let row = self.rows.get(&lead)?.as_ref()?;
+        Some(row.standing(names))
+    }
+
+    /// What the board made of the lead's last event.
+    fn set_known(&mut self, lead: uuid::Uuid, known: &Known) {
+        if let Some(Some(l)) = self.rows.get_mut(&lead) {
+            l.last_at = known.last_at;
+            l.irregular = known.irregular;
+        }
+    }
+
+    /// The lead's path as this batch has it: its row's, and its assignments, stored and this
+    /// batch's.
+    fn path(&self, tx: &Transaction<'_>, lead: uuid::Uuid) -> rusqlite::Result<LeadPath> {
+        let Some(Some(l)) = self.rows.get(&lead) else {
+            return Err(rusqlite::Error::QueryReturnedNoRows);
+        };
+        let mut assignments: Vec<AssignmentRow> = tx
+            .prepare_cached(&format!(
+                "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE lead = ?1 ORDER BY revision"
+            ))?
+            .query_map([lead.as_bytes().as_slice()], |r| AssignmentRow::read(r, 0))?
+            .collect::<rusqlite::Result<_>>()?;
+        assignments.extend(
+            self.assignments
+                .iter()
+                .filter(|(l, _)| *l == lead)
+                .map(|(_, a)| a.clone()),
+        );
+        assignments.sort_by_key(|a| a.revision);
+        assignments.dedup_by_key(|a| a.revision);
+        Ok(LeadPath {
+            lead,
+            cohort: l.cohort.clone(),
+            moves: l.moves.clone(),
+            assignments,
+            budgets: l.budgets.clone(),
+        })
     }
 
     fn last_command(
@@ -312,7 +474,7 @@ impl Leads {
             let mut write = tx.prepare_cached(&format!(
                 "INSERT OR REPLACE INTO transition_leads(lead, {LEAD_COLUMNS})
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                     ?17, ?18, ?19)"
+                     ?17, ?18, ?19, ?20, ?21)"
             ))?;
             for lead in self.changed.drain(..) {
                 let Some(Some(l)) = self.rows.get_mut(&lead) else {
@@ -337,6 +499,8 @@ impl Leads {
                     l.reach.reason,
                     l.responsible.map(|u| u.as_bytes().to_vec()),
                     l.last_command.map(|c| c.as_bytes().to_vec()),
+                    l.last_at,
+                    l.irregular,
                     encode_rows(&l.moves),
                     encode_rows(&l.budgets),
                     encode_rows(&l.commands),

@@ -908,7 +908,7 @@ async fn a_rebuild_killed_while_finishing_finishes_at_the_next_start() {
         .unwrap()
         .execute_batch(
             "UPDATE projection_state SET deferred = '';
-             DELETE FROM board_hours; DELETE FROM board_touched; DELETE FROM board_leads;",
+             DELETE FROM board_hours; DELETE FROM board_touched;",
         )
         .unwrap();
     assert_ne!(dump(&file), built);
@@ -990,7 +990,7 @@ async fn a_rebuilt_board_by_hour_equals_the_batches_with_steps_back_in_time() {
     let irregular: i64 = live
         .read(leadflow_projections::TRANSITIONS, |c| {
             c.query_row(
-                "SELECT count(*) FROM board_leads WHERE irregular",
+                "SELECT count(*) FROM transition_leads WHERE irregular",
                 [],
                 |r| r.get(0),
             )
