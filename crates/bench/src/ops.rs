@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use leadflow_domain::{Catalog, FunnelId};
 use leadflow_engine::{CommandMeta, Engine};
 use leadflow_projections::query::{self, LeadFilter};
-use leadflow_projections::{all_projections, ReadSide, LEADS};
+use leadflow_projections::{all_projections, ProjectionState, ReadSide, LEADS};
 use leadflow_store::EventStore;
 use leadflow_store_embedded::EmbeddedStore;
 
@@ -89,6 +89,7 @@ pub async fn rebuild_under_load(root: &Path, leads: u64) -> anyhow::Result<Vec<F
             upgraded.elapsed() < Duration::from_secs(1800),
             "a model's upgrade never switched in"
         );
+        stop_if_failed(&reads).await?;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let idle = measure(&engine, &reads, &next, Until::Elapsed(IDLE)).await?;
@@ -249,6 +250,7 @@ async fn measure(
             started.elapsed() < Duration::from_secs(1800),
             "the rebuild never switched in"
         );
+        stop_if_failed(reads).await?;
     }
     stop.store(true, Ordering::SeqCst);
     let elapsed = burst_time + burst_from.map_or(Duration::ZERO, |from| from.elapsed());
@@ -265,4 +267,22 @@ async fn measure(
 
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
+}
+
+/// An error naming the model (live, or a generation being built) that stopped failed: it
+/// waits for an operator, so a run waiting for it to catch up or switch would wait for ever.
+async fn stop_if_failed(reads: &ReadSide) -> anyhow::Result<()> {
+    for s in reads.status().await {
+        for model in std::iter::once(&s).chain(s.rebuild.as_deref()) {
+            if model.state == ProjectionState::Failed {
+                anyhow::bail!(
+                    "the {} model (generation {}) failed: {}",
+                    model.name,
+                    model.generation,
+                    model.error.as_deref().unwrap_or("no error recorded")
+                );
+            }
+        }
+    }
+    Ok(())
 }

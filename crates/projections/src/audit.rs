@@ -1475,7 +1475,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("transitions.db");
         let conn = Connection::open(&file).unwrap();
-        conn.execute_batch(include_str!("../../../projections/transitions.v6.sql"))
+        conn.execute_batch(include_str!("../../../projections/transitions.v7.sql"))
             .unwrap();
         conn.execute_batch(
             "CREATE TABLE projection_state (name TEXT PRIMARY KEY, position INTEGER);

@@ -7,7 +7,8 @@
 //! commands (manager activity). Version 6 keeps all of a lead but its assignments in one row:
 //! its path in three encoded columns, where version 5 wrote a row per move, budget and
 //! command (7 M rows at 1 M leads, now 2.6 M), the per-row work being most of the model's
-//! rebuild.
+//! rebuild. Version 7 keeps in that row what the board by hour counts the lead by, where a
+//! `board_leads` row was written beside it.
 
 use std::collections::HashMap;
 
@@ -77,11 +78,11 @@ impl Projection for TransitionsProjection {
     }
 
     fn version(&self) -> u32 {
-        6
+        7
     }
 
     fn schema(&self) -> &'static str {
-        include_str!("../../../projections/transitions.v6.sql")
+        include_str!("../../../projections/transitions.v7.sql")
     }
 
     fn set_rebuilding(&mut self, rebuilding: bool) {

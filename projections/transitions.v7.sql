@@ -1,4 +1,4 @@
--- The `transitions` read model, version 6 (issue 11): each lead's way through the stages,
+-- The `transitions` read model, version 7 (issue 11): each lead's way through the stages,
 -- compact, so a funnel audit is a scan of small rows rather than a decode of the log. Ids are
 -- the UUIDs' 16 bytes; times are business times in µs since the epoch; every row carries the
 -- log position it came from, so an audit can stop at a position as well as at a time, and
@@ -9,8 +9,9 @@
 
 -- v6: one row per lead holds its cohort, its way as it stands and its path, where v5 had a row
 -- per stage move, per budget and per command in tables of their own, and a `lead_reach` row
--- and a `board_leads` row beside: a rebuild at 1 M leads wrote 9 M rows, now 2.6 M, and an
--- audit reads one row per lead. The path's columns hold postcard-encoded lists (see
+-- beside. v7: the lead's row also holds what the board by hour counts it by, where a
+-- `board_leads` row was written beside it. A rebuild at 1 M leads wrote 9 M rows, now 2.6 M,
+-- and an audit reads one row per lead. The path's columns hold postcard-encoded lists (see
 -- `rows.rs`), each in log order.
 
 -- A lead: the cohort an audit filters and groups by (as registered), its way as it stands
