@@ -173,8 +173,10 @@ impl Projection for TransitionsProjection {
                                 .unwrap_or_default();
                         }
                         leads.change(tx, id, |l| {
-                            l.reach = std::mem::take(&mut l.reach).after(m);
-                            l.moves.push(m.clone());
+                            if l.moves.last().is_none_or(|x| x.revision < m.revision) {
+                                l.reach = std::mem::take(&mut l.reach).after(m);
+                                l.moves.push(m.clone());
+                            }
                         })?;
                     }
                     Row::Assigned(a) => {
@@ -182,7 +184,11 @@ impl Projection for TransitionsProjection {
                         leads.change(tx, id, |l| l.responsible = Some(a.user))?;
                     }
                     Row::Budget(b) => {
-                        leads.change(tx, id, |l| l.budgets.push(b.clone()))?;
+                        leads.change(tx, id, |l| {
+                            if l.budgets.last().is_none_or(|x| x.revision < b.revision) {
+                                l.budgets.push(b.clone());
+                            }
+                        })?;
                     }
                 }
                 // The board takes the lead where it counts now, unless it has no row (then
@@ -224,8 +230,9 @@ impl Projection for TransitionsProjection {
                 self.board = Some((board, events.last().map(|e| e.position).or(last)));
             }
             // Live, the batch's changes; a rebuild that gave its board up builds it at its
-            // end.
-            None if !self.rebuilding => own.flush(tx)?,
+            // end, unless that end committed already (what followed it failed, and the
+            // runner goes on before trying it again): then the batch's changes go in as live.
+            None if !self.rebuilding || rebuild_finished(tx)? => own.flush(tx)?,
             None => {}
         }
         let mut hold_reason = tx.prepare_cached(
@@ -279,9 +286,10 @@ const LEAD_COLUMNS: &str = "funnel, source, channel, created_by, responsible, qu
     registered_at, position, reached, by_jump, stage, reason, responsible_now, last_command,
     last_at, irregular, moves, budgets, commands";
 
-/// The rows of a batch's leads, each read at most once and written once at the batch's end
-/// (after each of its events when live: the board's fold may read it back), and the batch's
-/// assignments. A lead the model has no row of (`None`: events before its registration, which
+/// The rows of a batch's leads, each read at most once and written once at the batch's end,
+/// and the batch's assignments. A lead's lists only grow by events after their last one: a
+/// batch applied again after it committed (its checkpoint not seen advanced) adds nothing
+/// twice. A lead the model has no row of (`None`: events before its registration, which
 /// no command writes) gets none, but its last command is still remembered for the batch.
 #[derive(Default)]
 struct Leads {
@@ -454,7 +462,12 @@ impl Leads {
         match self.rows.get_mut(&lead).and_then(Option::as_mut) {
             Some(l) => {
                 l.last_command = Some(id);
-                l.commands.push(command);
+                if l.commands
+                    .last()
+                    .is_none_or(|c| c.revision < command.revision)
+                {
+                    l.commands.push(command);
+                }
                 if !std::mem::replace(&mut l.dirty, true) {
                     self.changed.push(lead);
                 }
@@ -531,10 +544,103 @@ fn uuid_of(bytes: Option<&[u8]>) -> Option<uuid::Uuid> {
     bytes.and_then(|b| uuid::Uuid::from_slice(b).ok())
 }
 
+/// Whether the model's rebuild has ended (its deferred work done and committed).
+fn rebuild_finished(tx: &Transaction<'_>) -> rusqlite::Result<bool> {
+    let deferred: Option<Option<String>> = tx
+        .query_row(
+            "SELECT deferred FROM projection_state WHERE name = ?1",
+            [TRANSITIONS.name()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(matches!(deferred, Some(None)))
+}
+
 /// The event's type, for events that do not name their command.
 fn env_type(env: &Envelope) -> &'static str {
     match &env.body {
         Body::Lead { event, .. } => event.event_type(),
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leadflow_domain::events::{LeadStageChanged, Transition};
+    use leadflow_domain::{LeadEvent, LeadId};
+    use leadflow_store::Position;
+    use rusqlite::Connection;
+
+    fn golden(name: &str) -> Vec<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden/v1");
+        std::fs::read_to_string(dir.join(format!("{name}.jsonl")))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Lead `lead`'s event `event` at `revision`, by command number `command`.
+    fn event(lead: LeadId, revision: u64, event: LeadEvent, command: u128) -> Envelope {
+        let meta = golden("metadata")
+            .iter()
+            .find_map(|l| leadflow_codec::EventMetadata::decode(l.as_bytes()).ok())
+            .expect("a recorded metadata");
+        Envelope {
+            position: Position(10 + revision),
+            stream: format!("lead-{lead}"),
+            revision,
+            data: Vec::new(),
+            body: Body::Lead {
+                lead_id: lead,
+                event,
+                meta: leadflow_codec::EventMetadata {
+                    subject: None,
+                    command_id: uuid::Uuid::from_u128(command),
+                    command: None,
+                    ..meta
+                },
+            },
+        }
+    }
+
+    /// A batch applied again after it committed (the runner did not see its checkpoint
+    /// advance) leaves the lead's path, its commands and its board as they were.
+    #[test]
+    fn a_batch_applied_twice_adds_nothing_twice() {
+        let lead = LeadId::from_uuid(uuid::Uuid::from_u128(7));
+        let registered = leadflow_codec::lead::decode(
+            "LeadRegistered",
+            1,
+            golden("LeadRegistered")[0].as_bytes(),
+        )
+        .unwrap();
+        let LeadEvent::LeadRegistered(r) = &registered else {
+            unreachable!()
+        };
+        let moved = LeadEvent::LeadStageChanged(LeadStageChanged {
+            from: r.stage,
+            to: leadflow_domain::Stage::Disqualified,
+            via: Transition::Disqualified,
+        });
+        let first = vec![event(lead, 0, registered.clone(), 1)];
+        let second = vec![event(lead, 1, moved, 2)];
+        let mut conn = Connection::open_in_memory().unwrap();
+        let model = TransitionsProjection::new();
+        conn.execute_batch(model.schema()).unwrap();
+        let apply = |conn: &mut Connection, batch: &[Envelope]| {
+            let tx = conn.transaction().unwrap();
+            TransitionsProjection::new().apply(&tx, batch).unwrap();
+            tx.commit().unwrap();
+        };
+        apply(&mut conn, &first);
+        apply(&mut conn, &second);
+        let once = crate::runner::generations::tables_of(&conn).unwrap();
+        apply(&mut conn, &second);
+        assert_eq!(crate::runner::generations::tables_of(&conn).unwrap(), once);
+        let path = crate::board_hours::path_of(&conn, lead.as_uuid()).unwrap();
+        assert_eq!(path.moves.len(), 2, "{:?}", path.moves);
     }
 }
