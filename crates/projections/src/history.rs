@@ -197,41 +197,13 @@ mod tests {
     use leadflow_domain::{LeadEvent, LeadId, UserId};
     use leadflow_store::Position;
 
-    fn golden(name: &str) -> Vec<String> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden/v1");
-        std::fs::read_to_string(dir.join(format!("{name}.jsonl")))
-            .unwrap()
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn meta() -> leadflow_codec::EventMetadata {
-        golden("metadata")
-            .iter()
-            .find_map(|l| leadflow_codec::EventMetadata::decode(l.as_bytes()).ok())
-            .expect("a recorded metadata")
-    }
+    use crate::recorded::{golden, lead_event, meta};
 
     /// A recorded registration as lead `lead`'s event at `position`.
     fn registered(lead: LeadId, position: u64) -> Envelope {
         let payload = &golden("LeadRegistered")[0];
         let event = leadflow_codec::lead::decode("LeadRegistered", 1, payload.as_bytes()).unwrap();
-        Envelope {
-            position: Position(position),
-            stream: format!("lead-{lead}"),
-            revision: 0,
-            data: Vec::new(),
-            body: Body::Lead {
-                lead_id: lead,
-                event,
-                meta: leadflow_codec::EventMetadata {
-                    subject: None,
-                    ..meta()
-                },
-            },
-        }
+        lead_event(lead, position, 0, event)
     }
 
     fn erasure(subject: SubjectId, position: u64) -> Envelope {

@@ -211,6 +211,53 @@ pub fn dump_tables(path: &std::path::Path) -> rusqlite::Result<Vec<String>> {
         .collect())
 }
 
+/// The recorded payloads of `tests/golden/v1`, for the unit tests' events.
+#[cfg(test)]
+pub(crate) mod recorded {
+    /// The non-empty lines of `tests/golden/v1/<name>.jsonl`.
+    pub(crate) fn golden(name: &str) -> Vec<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden/v1");
+        std::fs::read_to_string(dir.join(format!("{name}.jsonl")))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// A recorded event's metadata.
+    pub(crate) fn meta() -> leadflow_codec::EventMetadata {
+        golden("metadata")
+            .iter()
+            .find_map(|l| leadflow_codec::EventMetadata::decode(l.as_bytes()).ok())
+            .expect("a recorded metadata")
+    }
+
+    /// `event` as lead `lead`'s at `revision`, at log position `position`, with recorded
+    /// metadata (written without keys: no subject).
+    pub(crate) fn lead_event(
+        lead: leadflow_domain::LeadId,
+        position: u64,
+        revision: u64,
+        event: leadflow_domain::LeadEvent,
+    ) -> crate::Envelope {
+        crate::Envelope {
+            position: leadflow_store::Position(position),
+            stream: format!("lead-{lead}"),
+            revision,
+            data: Vec::new(),
+            body: crate::Body::Lead {
+                lead_id: lead,
+                event,
+                meta: leadflow_codec::EventMetadata {
+                    subject: None,
+                    ..meta()
+                },
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Projection;

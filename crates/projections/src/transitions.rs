@@ -569,41 +569,18 @@ mod tests {
     use super::*;
     use leadflow_domain::events::{LeadStageChanged, Transition};
     use leadflow_domain::{LeadEvent, LeadId};
-    use leadflow_store::Position;
     use rusqlite::Connection;
 
-    fn golden(name: &str) -> Vec<String> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden/v1");
-        std::fs::read_to_string(dir.join(format!("{name}.jsonl")))
-            .unwrap()
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
+    use crate::recorded::{golden, lead_event};
 
     /// Lead `lead`'s event `event` at `revision`, by command number `command`.
     fn event(lead: LeadId, revision: u64, event: LeadEvent, command: u128) -> Envelope {
-        let meta = golden("metadata")
-            .iter()
-            .find_map(|l| leadflow_codec::EventMetadata::decode(l.as_bytes()).ok())
-            .expect("a recorded metadata");
-        Envelope {
-            position: Position(10 + revision),
-            stream: format!("lead-{lead}"),
-            revision,
-            data: Vec::new(),
-            body: Body::Lead {
-                lead_id: lead,
-                event,
-                meta: leadflow_codec::EventMetadata {
-                    subject: None,
-                    command_id: uuid::Uuid::from_u128(command),
-                    command: None,
-                    ..meta
-                },
-            },
+        let mut env = lead_event(lead, 10 + revision, revision, event);
+        if let Body::Lead { meta, .. } = &mut env.body {
+            meta.command_id = uuid::Uuid::from_u128(command);
+            meta.command = None;
         }
+        env
     }
 
     /// A batch applied again after it committed (the runner did not see its checkpoint
