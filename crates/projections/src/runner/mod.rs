@@ -170,6 +170,7 @@ pub(crate) fn start_slot(
         skips: skips.clone(),
         stopped_at: None,
         run_to: None,
+        purge_owed: false,
         rebuilding,
         projection,
         conn,

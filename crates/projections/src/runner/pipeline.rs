@@ -64,6 +64,8 @@ pub(crate) struct Worker {
     pub(crate) stopped_at: Option<StoppedAt>,
     /// Where to hold once reached (an operator's `RunTo`): nothing past it is applied.
     pub(crate) run_to: Option<Position>,
+    /// An erasure's WAL purge failed after its batch committed: tried again after the next.
+    pub(crate) purge_owed: bool,
 }
 
 /// Publishes a generation's applied position as its model's public checkpoint while that
@@ -1234,11 +1236,26 @@ impl Worker {
         let committing = Instant::now();
         spent.applying += committing - started;
         tx.commit()?;
-        if envelopes.iter().any(erases) {
-            super::sqlite::purge_wal(&self.conn, self.projection.name())?;
+        // Committed: nothing from here may fail the batch, which would be applied again (a
+        // registration counted twice). A purge that fails is owed, and tried after the next.
+        let erased = envelopes.iter().any(erases);
+        if erased {
             self.checkpoint
                 .erased
                 .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        if self.purge_owed || erased {
+            match super::sqlite::purge_wal(&self.conn, self.projection.name()) {
+                Ok(()) => self.purge_owed = false,
+                Err(e) => {
+                    self.purge_owed = true;
+                    tracing::warn!(
+                        projection = self.projection.name(),
+                        error = %e,
+                        "an erasure's WAL could not be purged; tried again after the next batch"
+                    );
+                }
+            }
         }
         spent.committing += committing.elapsed();
         Ok(())
