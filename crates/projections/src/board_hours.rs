@@ -333,19 +333,25 @@ pub fn path_of(conn: &Connection, lead: Uuid) -> rusqlite::Result<LeadPath> {
                 decode_rows(r, 10)?,
             ))
         })?;
-    let assignments = conn
-        .prepare_cached(&format!(
-            "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE lead = ?1 ORDER BY revision"
-        ))?
-        .query_map([key], |r| AssignmentRow::read(r, 0))?
-        .collect::<rusqlite::Result<_>>()?;
     Ok(LeadPath {
         lead,
         cohort,
         moves,
-        assignments,
+        assignments: assignments_of(conn, lead)?,
         budgets,
     })
+}
+
+/// Who was responsible for `lead` from when, as stored, in revision order.
+pub(crate) fn assignments_of(
+    conn: &Connection,
+    lead: Uuid,
+) -> rusqlite::Result<Vec<AssignmentRow>> {
+    conn.prepare_cached(&format!(
+        "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE lead = ?1 ORDER BY revision"
+    ))?
+    .query_map([lead.as_bytes().as_slice()], |r| AssignmentRow::read(r, 0))?
+    .collect()
 }
 
 /// The kanban header of `funnel` as it stood at business time `as_of` (µs), in `scope` (its

@@ -423,12 +423,7 @@ impl Leads {
         let Some(Some(l)) = self.rows.get(&lead) else {
             return Err(rusqlite::Error::QueryReturnedNoRows);
         };
-        let mut assignments: Vec<AssignmentRow> = tx
-            .prepare_cached(&format!(
-                "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE lead = ?1 ORDER BY revision"
-            ))?
-            .query_map([lead.as_bytes().as_slice()], |r| AssignmentRow::read(r, 0))?
-            .collect::<rusqlite::Result<_>>()?;
+        let mut assignments = crate::board_hours::assignments_of(tx, lead)?;
         assignments.extend(
             self.assignments
                 .iter()
