@@ -3,11 +3,11 @@
 //!
 //! A full-text index is the costliest part of a rebuild's end: tokenizing every lead's text
 //! into trigrams took a fifth of a 1 M-lead rebuild, on one core, after every other model had
-//! finished. Here the rebuild hands each saved lead's text to a builder thread. Once the
-//! rebuild has caught up, the builder indexes them into a private in-memory database with the
-//! model's own table definition and settings while the model builds its other indexes, and
-//! the model copies the finished index's tables into its file in the same transaction that
-//! ends the rebuild: pages copied, not text tokenized again.
+//! finished. Here the rebuild hands each saved lead's text to a builder thread, which indexes
+//! it as it comes into a private in-memory database with the model's own table definition
+//! and settings. Once the rebuild has caught up, the model copies the finished index's tables
+//! into its file in the same transaction that ends the rebuild: pages copied, not text
+//! tokenized again.
 //!
 //! The copy is used only when the builder saw every lead of the model (a rebuild resumed
 //! after a restart did not): otherwise the model builds the index from its cards as before.
@@ -39,8 +39,8 @@ const SHADOWS: [&str; 4] = ["data", "idx", "content", "docsize"];
 static BUILDS: AtomicU64 = AtomicU64::new(0);
 
 /// Texts beyond which the builder gives up and the model builds the index from its cards at
-/// its end: a build holds about half a kilobyte per lead in memory (the texts, then the
-/// index), 0.5 GB at 1 M leads.
+/// its end: a build holds about a third of a kilobyte per lead in memory (the index, and the
+/// texts of leads saved again), 0.35 GB at 1 M leads.
 const MOST_TEXTS: usize = 2_000_000;
 
 /// A search index being built beside a rebuild.
@@ -201,8 +201,18 @@ impl Drop for SearchBuild {
     }
 }
 
-/// The builder: once the sender is dropped, indexes the last text sent for each lead, in one
-/// transaction.
+/// The builder: indexes each text as it comes, in one transaction that commits once the
+/// sender is dropped.
+///
+/// Texts come in the order the model saves its leads, so a lead's first text comes with a
+/// row id above every one before it, and is appended to the index (FTS5 keeps appending to
+/// its in-memory hash while row ids rise; a lower one makes it write the hash out as a
+/// segment first). A text for a lead already indexed (saved again with a new title or
+/// contact) waits, the last one per lead, and replaces the indexed one at the end.
+///
+/// Indexing as the texts come, not once the rebuild has caught up, takes the work off the
+/// rebuild's end: there the model builds its other indexes on every core, and used to wait
+/// for this one on top.
 fn build(
     uri: String,
     number: u64,
@@ -230,44 +240,49 @@ fn build(
     // has it: the copy leaves the model's own.
     set.execute(params!["hashsize", 67_108_864])?;
     drop(set);
-    // Nothing is indexed until every text is in: while the model is being rebuilt its thread
-    // has the cores' work to share with the other models, and the index is built while the
-    // model builds its own indexes at its end, on the core that leaves free. A lead saved
-    // again keeps its last text (the sort keeps the order texts came in among equal ids).
-    let mut all: Vec<(i64, String)> = Vec::new();
-    for batch in texts {
+    let mut documents = 0i64;
+    let mut last = i64::MIN;
+    let mut again: std::collections::BTreeMap<i64, String> = Default::default();
+    conn.execute_batch("BEGIN")?;
+    let (started_end, cpu_before_end) = {
+        let mut insert =
+            conn.prepare(&format!("INSERT INTO {TABLE}(rowid, text) VALUES (?1, ?2)"))?;
+        for batch in texts {
+            if given_up.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            for (rowid, text) in batch {
+                if rowid > last {
+                    insert.execute(params![rowid, text])?;
+                    (last, documents) = (rowid, documents + 1);
+                } else {
+                    again.insert(rowid, text);
+                }
+            }
+        }
         if given_up.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        all.extend(batch);
-    }
-    if given_up.load(Ordering::Relaxed) {
-        return Ok(None);
-    }
-    let started = std::time::Instant::now();
-    all.sort_by_key(|(rowid, _)| *rowid);
-    let mut documents = 0i64;
-    conn.execute_batch("BEGIN")?;
-    {
-        let mut insert =
-            conn.prepare(&format!("INSERT INTO {TABLE}(rowid, text) VALUES (?1, ?2)"))?;
-        for (i, (rowid, text)) in all.iter().enumerate() {
-            if i % 4096 == 0 && given_up.load(Ordering::Relaxed) {
-                return Ok(None);
-            }
-            if all.get(i + 1).is_some_and(|(next, _)| next == rowid) {
-                continue;
+        let (started_end, cpu_before_end) = (std::time::Instant::now(), own_cpu_ms());
+        // In rising row ids, each lead's old text deleted right before its new one goes in:
+        // FTS5 writes its hash out once, at the first, not at every one.
+        let mut delete = conn.prepare(&format!("DELETE FROM {TABLE} WHERE rowid = ?1"))?;
+        for (rowid, text) in &again {
+            if delete.execute([rowid])? == 0 {
+                documents += 1;
             }
             insert.execute(params![rowid, text])?;
-            documents += 1;
         }
-    }
+        (started_end, cpu_before_end)
+    };
     conn.execute_batch("COMMIT")?;
     // Its CPU, for the rebuild's accounts: the thread ends before anyone else could read it.
     tracing::info!(
         documents,
-        built_ms = started.elapsed().as_millis() as u64,
+        saved_again = again.len(),
+        end_ms = started_end.elapsed().as_millis() as u64,
         cpu_ms = own_cpu_ms(),
+        end_cpu_ms = own_cpu_ms().saturating_sub(cpu_before_end),
         "search index built beside the rebuild"
     );
     Ok(Some(Built {
@@ -379,6 +394,37 @@ mod tests {
         intact(&conn);
         assert_eq!(matches(&conn, "Petrov"), vec![4]);
         assert_eq!(matches(&conn, "dacha"), vec![1]);
+    }
+
+    #[test]
+    fn leads_saved_again_out_of_order_keep_their_last_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("leads.db");
+        let mut conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MODEL).unwrap();
+        let tx = conn.transaction().unwrap();
+        let mut build = SearchBuild::start(&tx).unwrap();
+        // Given three leads, then the first and third saved again, the first twice
+        build.send(vec![
+            (1, "Windows".to_owned()),
+            (2, "Roof".to_owned()),
+            (3, "Garage".to_owned()),
+        ]);
+        build.send(vec![(3, "Garden shed".to_owned()), (1, "Doors".to_owned())]);
+        build.send(vec![(1, "Balcony".to_owned())]);
+        // When it is copied in
+        assert!(build.copy_into(&tx, 3).unwrap());
+        tx.commit().unwrap();
+        drop(conn);
+        let conn = Connection::open(&path).unwrap();
+        // Then each lead is found by its last text only
+        intact(&conn);
+        assert_eq!(matches(&conn, "Balcony"), vec![1]);
+        assert!(matches(&conn, "Windows").is_empty());
+        assert!(matches(&conn, "Doors").is_empty());
+        assert_eq!(matches(&conn, "Roof"), vec![2]);
+        assert_eq!(matches(&conn, "shed"), vec![3]);
+        assert!(matches(&conn, "Garage").is_empty());
     }
 
     #[test]

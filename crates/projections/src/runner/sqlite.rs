@@ -21,18 +21,30 @@ pub(crate) const REBUILD_MMAP: u64 = 1 << 40;
 /// mode a commit waits until no read transaction is open; the API's reads are short.
 pub(crate) const REBUILD_BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The writer's page cache: 128 MiB.
+macro_rules! writer_cache {
+    () => {
+        "PRAGMA cache_size=-131072;"
+    };
+}
+pub(crate) const WRITER_CACHE: &str = writer_cache!();
+
+/// The writer's settings. Read models are rebuildable from the log and their checkpoint
+/// commits with their rows, so NORMAL (durable across a process kill, not an OS crash) is
+/// enough. `secure_delete`: what an erasure replaces (issue 20) is overwritten in the file,
+/// not left in a free page or a free slot. Temporary storage in memory, so that no sort of
+/// personal values spills into a file outside the data directory.
+pub(crate) const WRITER_SETTINGS: &str = concat!(
+    "PRAGMA synchronous=NORMAL; PRAGMA secure_delete=ON; PRAGMA temp_store=MEMORY; PRAGMA threads=2;",
+    writer_cache!()
+);
+
 pub(crate) fn open_writer(path: &Path) -> Result<Connection, ProjectionError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     // A rebuild killed midway left the file on a rollback journal; opening rolls it back.
     wal(&conn, path)?;
-    // Read models are rebuildable from the log and their checkpoint commits with their rows,
-    // so NORMAL (durable across a process kill, not an OS crash) is enough.
-    // `secure_delete`: what an erasure replaces (issue 20) is overwritten in the file, not
-    // left in a free page or a free slot.
-    conn.execute_batch(
-        "PRAGMA synchronous=NORMAL; PRAGMA secure_delete=ON; PRAGMA cache_size=-131072; PRAGMA temp_store=MEMORY; PRAGMA threads=2;",
-    )?;
+    conn.execute_batch(WRITER_SETTINGS)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     Ok(conn)
 }

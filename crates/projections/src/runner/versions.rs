@@ -84,6 +84,13 @@ pub(crate) fn prepare(
     Ok((Position::START, true))
 }
 
+/// Worker threads SQLite may sort an index build on (`PRAGMA threads`).
+const SORT_THREADS: u32 = 4;
+
+/// The size of each sorted run of an index build, in KiB (`PRAGMA cache_size` sets it): small
+/// runs are sorted on the worker threads while this one reads on, then merged.
+const SORT_RUN_KIB: u32 = 2_048;
+
 /// Ends a rebuild: the deferred indexes, whatever the projection builds in bulk, and the
 /// normal state, in one transaction.
 pub(crate) fn finish_rebuild(
@@ -132,6 +139,15 @@ fn build_deferred(
     p: &mut dyn Projection,
     started: std::time::Instant,
 ) -> Result<Option<(std::time::Duration, std::time::Duration)>, ProjectionError> {
+    // The index builds sort on SQLite's worker threads, which it only uses with temporary
+    // files and sort runs smaller than the whole index: with temporary storage in memory and
+    // a cache as large as the writer's, each index is one run sorted on this thread alone.
+    // Measured at 1 M leads: 13 s for the nine indexes, 7 s this way. The keys are ids,
+    // stages, times and amounts (and blind-index digests), never personal values. The
+    // connection is opened anew once this ends, with its usual settings.
+    conn.execute_batch(&format!(
+        "PRAGMA temp_store=FILE; PRAGMA threads={SORT_THREADS}; PRAGMA cache_size=-{SORT_RUN_KIB};"
+    ))?;
     let tx = conn.transaction()?;
     let deferred: Option<String> = tx.query_row(
         "SELECT deferred FROM projection_state WHERE name = ?1",
@@ -144,6 +160,9 @@ fn build_deferred(
     if !sql.is_empty() {
         tx.execute_batch(&sql)?;
     }
+    // The bulk work that follows (a search index copied in, counters) writes through the
+    // writer's usual cache.
+    tx.execute_batch(super::sqlite::WRITER_CACHE)?;
     let indexed = started.elapsed();
     p.finish_rebuild(&tx)?;
     // Statistics for the query planner: without them SQLite may count a manager's leads by
@@ -167,11 +186,12 @@ fn build_deferred(
     Ok(Some((indexed, built)))
 }
 
-/// Replaces the writer's connection with a new one to the same file (none for a database in
-/// memory, which would be lost).
+/// Replaces the writer's connection with a new one to the same file, with the writer's usual
+/// settings. A database in memory would be lost: its connection only gets the settings back.
 fn reopen(conn: &mut Connection) -> Result<(), ProjectionError> {
-    if let Some(path) = conn.path().filter(|p| !p.is_empty()).map(PathBuf::from) {
-        *conn = super::sqlite::open_writer(&path)?;
+    match conn.path().filter(|p| !p.is_empty()).map(PathBuf::from) {
+        Some(path) => *conn = super::sqlite::open_writer(&path)?,
+        None => conn.execute_batch(super::sqlite::WRITER_SETTINGS)?,
     }
     Ok(())
 }
