@@ -1,5 +1,5 @@
-//! The `leads` read model: per lead, the card (the domain's state as JSON, folded with the
-//! domain's own `evolve`, so the card can never disagree with the aggregate), the registry
+//! The `leads` read model: per lead, the card (the domain's state in postcard, folded with
+//! the domain's own `evolve`, so the card can never disagree with the aggregate), the registry
 //! row with every filterable column, and the kanban counters per funnel column, all written
 //! in the batch's transaction so counts and cards never drift apart.
 
@@ -74,11 +74,11 @@ impl Projection for LeadsProjection {
     }
 
     fn version(&self) -> u32 {
-        11
+        12
     }
 
     fn schema(&self) -> &'static str {
-        include_str!("../../../projections/leads.v11.sql")
+        include_str!("../../../projections/leads.v12.sql")
     }
 
     fn set_rebuilding(&mut self, rebuilding: bool) {
@@ -152,21 +152,12 @@ fn search_from_cards(tx: &Transaction<'_>) -> Result<(), ProjectionError> {
     let mut rows = cards.query([])?;
     while let Some(row) = rows.next()? {
         let rowid: i64 = row.get(0)?;
-        // Only the searched fields: the rest of the card is skipped, not built.
-        let json = row.get_ref(1)?.as_bytes().map_err(rusqlite::Error::from)?;
-        let card: SearchedCard =
-            serde_json::from_slice(json).map_err(|e| ProjectionError::Apply {
-                position: leadflow_store::Position::START,
-                reason: format!("stored card does not decode: {e}"),
-            })?;
-        let d = &card.details;
-        let text = search_text_of(
-            &d.title,
-            d.contact_name.as_deref(),
-            d.phones.iter().map(String::as_str),
-            d.emails.iter().map(String::as_str),
-        );
-        insert.execute(params![rowid, text])?;
+        let card = row.get_ref(1)?.as_bytes().map_err(rusqlite::Error::from)?;
+        let lead = decode_card(card).map_err(|e| ProjectionError::Apply {
+            position: leadflow_store::Position::START,
+            reason: format!("stored card of row {rowid} does not decode: {e}"),
+        })?;
+        insert.execute(params![rowid, search_text(&lead)])?;
     }
     tx.execute_batch("INSERT INTO lead_search(lead_search, rank) VALUES ('hashsize', 1048576)")?;
     Ok(())
@@ -496,7 +487,7 @@ fn erase(
 }
 
 fn load(tx: &Transaction<'_>, id: LeadId) -> Result<Touched, ProjectionError> {
-    let row: Option<(String, i64, i64, i64, i64)> = tx
+    let row: Option<(Vec<u8>, i64, i64, i64, i64)> = tx
         .prepare_cached(
             "SELECT c.state, l.created_at, l.updated_at, l.last_position, l.row_id FROM leads l
              JOIN lead_cards c ON c.row_id = l.row_id WHERE l.lead_id = ?1",
@@ -507,8 +498,8 @@ fn load(tx: &Transaction<'_>, id: LeadId) -> Result<Touched, ProjectionError> {
         .optional()?;
     match row {
         None => Ok(fresh()),
-        Some((json, created_at, updated_at, position, rowid)) => {
-            let lead: Lead = serde_json::from_str(&json).map_err(|e| ProjectionError::Apply {
+        Some((card, created_at, updated_at, position, rowid)) => {
+            let lead = decode_card(&card).map_err(|e| ProjectionError::Apply {
                 position: leadflow_store::Position::START,
                 reason: format!("stored card of lead {id} does not decode: {e}"),
             })?;
@@ -620,9 +611,9 @@ fn save(
             ],
             |r| r.get(0),
         )?;
-    let json = serde_json::to_string(lead).expect("a lead always serializes");
+    let card = postcard::to_stdvec(lead).expect("a lead always serializes");
     tx.prepare_cached("INSERT OR REPLACE INTO lead_cards(row_id, state) VALUES (?1, ?2)")?
-        .execute(params![rowid, json])?;
+        .execute(params![rowid, card])?;
     for subject in &t.subjects {
         tx.prepare_cached("INSERT OR IGNORE INTO lead_subjects(subject, row_id) VALUES (?1, ?2)")?
             .execute(params![subject.as_bytes().as_slice(), rowid])?;
@@ -646,38 +637,14 @@ fn save(
 /// What the table's text filter searches: title, contact name, phones and e-mails.
 fn search_text(lead: &Lead) -> String {
     let d = &lead.details;
-    search_text_of(
-        d.title.as_str(),
-        d.contact_name.as_ref().map(|n| n.as_str()),
-        d.phones.iter().map(|p| p.as_str()),
-        d.emails.iter().map(|e| e.as_str()),
-    )
-}
-
-fn search_text_of<'a>(
-    title: &'a str,
-    contact_name: Option<&'a str>,
-    phones: impl Iterator<Item = &'a str>,
-    emails: impl Iterator<Item = &'a str>,
-) -> String {
-    let mut parts = vec![title];
-    parts.extend(contact_name);
-    parts.extend(phones);
-    parts.extend(emails);
+    let mut parts = vec![d.title.as_str()];
+    parts.extend(d.contact_name.as_ref().map(|n| n.as_str()));
+    parts.extend(d.phones.iter().map(|p| p.as_str()));
+    parts.extend(d.emails.iter().map(|e| e.as_str()));
     parts.join(" \u{1f} ")
 }
 
-/// The searched fields of a stored card (the JSON of [`Lead`]), read without building the rest.
-#[derive(serde::Deserialize)]
-struct SearchedCard {
-    details: SearchedDetails,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SearchedDetails {
-    title: String,
-    contact_name: Option<String>,
-    phones: Vec<String>,
-    emails: Vec<String>,
+/// A stored card: the domain's [`Lead`], postcard-encoded (see `projections/leads.v12.sql`).
+pub(crate) fn decode_card(card: &[u8]) -> Result<Lead, postcard::Error> {
+    postcard::from_bytes(card)
 }

@@ -273,8 +273,8 @@ mod tests {
         let models: [(Box<dyn Projection>, u32, &str); 3] = [
             (
                 Box::new(super::leads::LeadsProjection::default()),
-                11,
-                "0f8781dec97417e80555f8b36169e90fafc74ef64f11c8279443c7f41ddbe1e8",
+                12,
+                "64445e720a864a5a394e12eca02a8a08d4f576e4f0a8a10e69d2f419fc2b2e22",
             ),
             (
                 Box::new(super::history::HistoryProjection::new()),

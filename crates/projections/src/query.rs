@@ -809,19 +809,19 @@ fn budget_count(conn: &Connection, f: &LeadFilter) -> rusqlite::Result<Option<i6
 
 /// The lead card: the folded state and its registry times (registration, last change).
 pub fn card(conn: &Connection, id: LeadId) -> rusqlite::Result<Option<(Lead, i64, i64)>> {
-    let row: Option<(String, i64, i64)> = conn
+    let row: Option<(Vec<u8>, i64, i64)> = conn
         .prepare_cached(
             "SELECT c.state, l.created_at, l.updated_at FROM leads l JOIN lead_cards c ON c.row_id = l.row_id WHERE l.lead_id = ?1",
         )?
         .query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    row.map(|(json, created, updated)| {
-        serde_json::from_str(&json)
+    row.map(|(card, created, updated)| {
+        crate::leads::decode_card(&card)
             .map(|lead| (lead, created, updated))
             .map_err(|e| {
                 rusqlite::Error::FromSqlConversionFailure(
                     0,
-                    rusqlite::types::Type::Text,
+                    rusqlite::types::Type::Blob,
                     Box::new(e),
                 )
             })

@@ -30,7 +30,7 @@ use leadflow_store_embedded::EmbeddedStore;
 const WAIT: Duration = Duration::from_secs(20);
 
 /// The leads model, with its database capped at its current size while `full` is set (every
-/// new page then fails with SQLITE_FULL, as on a full disk), and a unique-key violation on the
+/// new page then fails with SQLITE_FULL, as on a full disk, and each batch needs new pages), and a unique-key violation on the
 /// events of `violate`'s stream.
 struct Leads {
     inner: LeadsProjection,
@@ -73,6 +73,12 @@ impl Projection for Leads {
         if self.full.load(Ordering::SeqCst) {
             let pages: i64 = tx.query_row("PRAGMA page_count", [], |r| r.get(0))?;
             tx.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+            // A batch small enough for the free room of the file's pages would still fit:
+            // a megabyte first, which cannot (rolled back with the batch).
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS filler(b BLOB);
+                 INSERT INTO filler VALUES (zeroblob(1048576));",
+            )?;
         } else {
             tx.query_row("PRAGMA max_page_count = 4294967294", [], |_| Ok(()))?;
         }
