@@ -54,6 +54,11 @@ impl LeadsProjection {
 struct Touched {
     before: Option<Lead>,
     after: Option<Lead>,
+    /// Its registry row's id, when the model holds it already.
+    rowid: Option<i64>,
+    /// The historical columns of `after`, once an event of the batch computed them: the next
+    /// event's "before".
+    was: Option<Was>,
     created_at: i64,
     updated_at: i64,
     position: u64,
@@ -236,13 +241,14 @@ impl LeadsProjection {
                     ),
                 });
             }
-            let before = t.after.as_ref().map(Was::of);
+            let before = t.was.take().or_else(|| t.after.as_ref().map(Was::of));
             t.after = evolve(t.after.take(), event);
             let at = micros(meta.occurred_at);
             if let Some(lead) = &t.after {
                 let after = Was::of(lead);
                 let changed = Changed::by(env, before.as_ref(), &after);
                 spans::record(&mut t.spans, at, changed, &after);
+                t.was = Some(after);
             }
             // Unsealed events (written without keys) are about the lead's own subject.
             let subject = meta
@@ -437,6 +443,8 @@ fn fresh() -> Touched {
     Touched {
         before: None,
         after: None,
+        rowid: None,
+        was: None,
         created_at: 0,
         updated_at: 0,
         position: 0,
@@ -482,6 +490,7 @@ fn erase(
             }
         };
         t.after = t.after.take().map(|lead| lead.without_personal_data());
+        t.was = None;
     }
     Ok(())
 }
@@ -507,6 +516,8 @@ fn load(tx: &Transaction<'_>, id: LeadId) -> Result<Touched, ProjectionError> {
             Ok(Touched {
                 before: Some(lead.clone()),
                 after: Some(lead),
+                rowid: Some(rowid),
+                was: None,
                 created_at,
                 updated_at,
                 position: position as u64,
@@ -569,51 +580,70 @@ fn save(
     rebuilt_search: Option<&mut Vec<(i64, String)>>,
 ) -> Result<i64, ProjectionError> {
     let d = &lead.details;
-    let rowid: i64 = tx
-        .prepare_cached(
-            "INSERT INTO leads(lead_id, funnel, stage, maturity, title, budget_minor, responsible, created_by,
-                 source, channel, region, quality, advertising, contact_name, phone, email, account_name,
-                 disqualification_reason, created_at, updated_at, last_position)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
-             ON CONFLICT(lead_id) DO UPDATE SET funnel = excluded.funnel, stage = excluded.stage,
-                 maturity = excluded.maturity, title = excluded.title, budget_minor = excluded.budget_minor,
-                 responsible = excluded.responsible, created_by = excluded.created_by, source = excluded.source,
-                 channel = excluded.channel, region = excluded.region, quality = excluded.quality,
-                 advertising = excluded.advertising, contact_name = excluded.contact_name, phone = excluded.phone,
-                 email = excluded.email, account_name = excluded.account_name,
-                 disqualification_reason = excluded.disqualification_reason, created_at = excluded.created_at,
-                 updated_at = excluded.updated_at, last_position = excluded.last_position
-             RETURNING row_id",
-        )?
-        .query_row(
-            params![
-                id.to_string(),
-                lead.funnel.as_str(),
-                lead.stage.to_string(),
-                lead.maturity.to_string(),
-                d.title.as_str(),
-                d.budget.as_ref().map_or(-1, |m| m.minor()),
-                lead.responsible.map(|u| u.to_string()).unwrap_or_default(),
-                lead.created_by.to_string(),
-                d.source.as_ref().map_or("", |s| s.as_str()),
-                d.channel.as_ref().map_or("", |c| c.as_str()),
-                d.region.as_ref().map_or("", |r| r.as_str()),
-                format!("{:?}", d.quality),
-                d.advertising,
-                d.contact_name.as_ref().map_or("", |n| n.as_str()),
-                d.phones.first().map_or("", |p| p.as_str()),
-                d.emails.first().map_or("", |e| e.as_str()),
-                d.account_name.as_ref().map_or("", |n| n.as_str()),
-                lead.disqualification.as_ref().map_or("", |q| q.reason.as_str()),
-                t.created_at,
-                t.updated_at,
-                t.position as i64,
-            ],
-            |r| r.get(0),
-        )?;
+    let (stage, maturity) = (lead.stage.to_string(), lead.maturity.to_string());
+    let responsible = lead.responsible.map(|u| u.to_string()).unwrap_or_default();
+    let (created_by, quality) = (lead.created_by.to_string(), format!("{:?}", d.quality));
+    let columns = params![
+        lead.funnel.as_str(),
+        stage,
+        maturity,
+        d.title.as_str(),
+        d.budget.as_ref().map_or(-1, |m| m.minor()),
+        responsible,
+        created_by,
+        d.source.as_ref().map_or("", |s| s.as_str()),
+        d.channel.as_ref().map_or("", |c| c.as_str()),
+        d.region.as_ref().map_or("", |r| r.as_str()),
+        quality,
+        d.advertising,
+        d.contact_name.as_ref().map_or("", |n| n.as_str()),
+        d.phones.first().map_or("", |p| p.as_str()),
+        d.emails.first().map_or("", |e| e.as_str()),
+        d.account_name.as_ref().map_or("", |n| n.as_str()),
+        lead.disqualification
+            .as_ref()
+            .map_or("", |q| q.reason.as_str()),
+        t.created_at,
+        t.updated_at,
+        t.position as i64,
+    ];
     let card = postcard::to_stdvec(lead).expect("a lead always serializes");
-    tx.prepare_cached("INSERT OR REPLACE INTO lead_cards(row_id, state) VALUES (?1, ?2)")?
-        .execute(params![rowid, card])?;
+    // A lead stored before is updated in place through the row id its load found; a lead
+    // the batch registered is appended (its registration starts its stream, so the model
+    // cannot hold it yet).
+    let rowid = match t.rowid {
+        Some(rowid) => {
+            let id: &dyn rusqlite::ToSql = &rowid;
+            tx.prepare_cached(
+                "UPDATE leads SET funnel = ?2, stage = ?3, maturity = ?4, title = ?5, budget_minor = ?6,
+                     responsible = ?7, created_by = ?8, source = ?9, channel = ?10, region = ?11,
+                     quality = ?12, advertising = ?13, contact_name = ?14, phone = ?15, email = ?16,
+                     account_name = ?17, disqualification_reason = ?18, created_at = ?19,
+                     updated_at = ?20, last_position = ?21
+                 WHERE row_id = ?1",
+            )?
+            .execute(&*[&[id], columns].concat())?;
+            tx.prepare_cached("UPDATE lead_cards SET state = ?2 WHERE row_id = ?1")?
+                .execute(params![rowid, card])?;
+            rowid
+        }
+        None => {
+            let lead_id = id.to_string();
+            let id: &dyn rusqlite::ToSql = &lead_id;
+            tx.prepare_cached(
+                "INSERT INTO leads(lead_id, funnel, stage, maturity, title, budget_minor, responsible,
+                     created_by, source, channel, region, quality, advertising, contact_name, phone,
+                     email, account_name, disqualification_reason, created_at, updated_at, last_position)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                     ?18, ?19, ?20, ?21)",
+            )?
+            .execute(&*[&[id], columns].concat())?;
+            let rowid = tx.last_insert_rowid();
+            tx.prepare_cached("INSERT INTO lead_cards(row_id, state) VALUES (?1, ?2)")?
+                .execute(params![rowid, card])?;
+            rowid
+        }
+    };
     for subject in &t.subjects {
         tx.prepare_cached("INSERT OR IGNORE INTO lead_subjects(subject, row_id) VALUES (?1, ?2)")?
             .execute(params![subject.as_bytes().as_slice(), rowid])?;

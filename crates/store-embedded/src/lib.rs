@@ -323,12 +323,14 @@ fn lock_file(path: &Path) -> Result<File, String> {
 const EVENT_COLUMNS: &str = "s.name, e.revision, e.position, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at, e.is_binary";
 
 fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordedEvent> {
-    let id: Vec<u8> = r.get(3)?;
+    // Read in place: a catch-up reads millions of rows, and a copy of each id was one more
+    // allocation per event.
+    let id = r.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
     Ok(RecordedEvent {
         stream: r.get(0)?,
         revision: r.get::<_, i64>(1)? as u64,
         position: Position(r.get::<_, i64>(2)? as u64),
-        id: Uuid::from_slice(&id).map_err(|e| {
+        id: Uuid::from_slice(id).map_err(|e| {
             rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Blob, Box::new(e))
         })?,
         event_type: r.get(4)?,
