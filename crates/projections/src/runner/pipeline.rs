@@ -860,7 +860,20 @@ impl Worker {
             let fed = match rx.recv_timeout(CONTROL_POLL) {
                 Ok(fed) => fed,
                 Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return Drained::Stopped,
+                Err(RecvTimeoutError::Disconnected) if *self.shutdown.borrow() => {
+                    return Drained::Stopped
+                }
+                // The feeder ended under a model that was not told to stop: it must not stop
+                // following the log without a word. It backs off and reads again from its
+                // checkpoint on a feeder of its own, the status saying why.
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Drained::Transient(ProjectionError::Store(
+                        leadflow_store::StoreError::Unavailable(format!(
+                            "the log's reader for read model {} stopped; reading again from its checkpoint",
+                            self.projection.name()
+                        )),
+                    ))
+                }
             };
             spent.waiting += waited.elapsed();
             let working = Instant::now();
