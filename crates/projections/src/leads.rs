@@ -13,7 +13,7 @@ use leadflow_domain::{evolve, Lead, LeadId, Stage, SubjectEvent, SubjectId};
 
 use leadflow_codec::seal::{matching, BlindIndex};
 
-use crate::query::budget_bucket;
+use crate::query::{budget_bucket, decode_card};
 use crate::search::SearchBuild;
 use crate::spans::{self, Changed, Span, Was};
 use crate::{micros, Body, Envelope, Projection, ProjectionError};
@@ -672,9 +672,4 @@ fn search_text(lead: &Lead) -> String {
     parts.extend(d.phones.iter().map(|p| p.as_str()));
     parts.extend(d.emails.iter().map(|e| e.as_str()));
     parts.join(" \u{1f} ")
-}
-
-/// A stored card: the domain's [`Lead`], postcard-encoded (see `projections/leads.v12.sql`).
-pub(crate) fn decode_card(card: &[u8]) -> Result<Lead, postcard::Error> {
-    postcard::from_bytes(card)
 }

@@ -807,6 +807,11 @@ fn budget_count(conn: &Connection, f: &LeadFilter) -> rusqlite::Result<Option<i6
     Ok(Some(inner + edge_count))
 }
 
+/// A stored card: the domain's [`Lead`], postcard-encoded (see `projections/leads.v12.sql`).
+pub(crate) fn decode_card(card: &[u8]) -> Result<Lead, postcard::Error> {
+    postcard::from_bytes(card)
+}
+
 /// The lead card: the folded state and its registry times (registration, last change).
 pub fn card(conn: &Connection, id: LeadId) -> rusqlite::Result<Option<(Lead, i64, i64)>> {
     let row: Option<(Vec<u8>, i64, i64)> = conn
@@ -816,7 +821,7 @@ pub fn card(conn: &Connection, id: LeadId) -> rusqlite::Result<Option<(Lead, i64
         .query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     row.map(|(card, created, updated)| {
-        crate::leads::decode_card(&card)
+        decode_card(&card)
             .map(|lead| (lead, created, updated))
             .map_err(|e| {
                 rusqlite::Error::FromSqlConversionFailure(

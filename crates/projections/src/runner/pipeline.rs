@@ -1375,6 +1375,79 @@ mod tests {
         }
     }
 
+    /// A worker on a feeder that ended: stopped when told to stop, otherwise a transient
+    /// failure (it backs off and reads again), never a silent stop.
+    #[test]
+    fn a_feeder_that_ends_unasked_is_a_transient_failure_not_a_stop() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn EventStore> = Arc::new(
+            leadflow_store_embedded::EmbeddedStore::open(dir.path().join("events.db")).unwrap(),
+        );
+        let worker = |stop: bool| {
+            let (_, orders) = std::sync::mpsc::channel();
+            let (public, _) = watch::channel(Position::START);
+            let (_, shutdown) = watch::channel(stop);
+            let projection: Box<dyn Projection> =
+                Box::new(crate::history::HistoryProjection::new());
+            Worker {
+                rebuilding: false,
+                status: Arc::new(Mutex::new(ProjectionStatus {
+                    name: projection.name(),
+                    version: projection.version(),
+                    generation: 0,
+                    checkpoint: Position::START,
+                    head: Position::START,
+                    state: ProjectionState::Live,
+                    events_per_sec: 0.0,
+                    error: None,
+                    attempts: 0,
+                    next_attempt: None,
+                    rebuilding: false,
+                    stopped_at: None,
+                    rebuild: None,
+                    refused: None,
+                })),
+                projection,
+                conn: Connection::open_in_memory().unwrap(),
+                store: store.clone(),
+                keys: None,
+                runtime: runtime.handle().clone(),
+                checkpoint: Publisher {
+                    public: Arc::new(public),
+                    serving: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+                    erased: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+                },
+                shutdown,
+                threads: Arc::new(Mutex::new(Vec::new())),
+                control: orders,
+                skips: BTreeSet::new(),
+                stopped_at: None,
+                run_to: None,
+                purge_owed: false,
+            }
+        };
+        let ended = || {
+            let (_, fed) = std::sync::mpsc::sync_channel::<Fed>(1);
+            fed
+        };
+        let (mut position, mut attempts) = (Position::START, 0);
+
+        let drained = worker(false).drain(&mut position, &ended(), &mut attempts, false);
+        match drained {
+            Drained::Transient(e) => {
+                assert!(e.is_transient());
+                assert!(e.to_string().contains("stopped"), "{e}");
+            }
+            _ => panic!("a feeder that ended unasked must be retried"),
+        }
+        let drained = worker(true).drain(&mut position, &ended(), &mut attempts, false);
+        assert!(
+            matches!(drained, Drained::Stopped),
+            "told to stop, it stops"
+        );
+    }
+
     #[test]
     fn projections_near_one_checkpoint_share_a_feeder_and_one_far_behind_gets_its_own() {
         let at = |p: &u64| Position(*p);
