@@ -261,9 +261,19 @@ pub(crate) async fn watch_build(shared: Arc<Shared>, running: Arc<Running>, veri
                 }
             }
         }
-        if let Err(e) = switch(&shared, &running).await {
-            tracing::error!(projection = running.name, error = %e, "the switch failed; the live model stays");
-            *running.refused.lock().expect("refused lock") = Some(e.to_string());
+        match switch(&shared, &running).await {
+            Ok(()) => {}
+            // Shut down halfway: what the manifest says serves at the next start (the new
+            // generation once it was written, else the live one, the build resuming).
+            Err(e) if *shared.shutdown.borrow() => {
+                tracing::info!(projection = running.name, error = %e, "the switch was cut short by the shutdown");
+            }
+            Err(e) => {
+                // Before the swap the live generation goes on; after it (its resume refused)
+                // the new one serves: the status says which.
+                tracing::error!(projection = running.name, error = %e, "the switch failed");
+                *running.refused.lock().expect("refused lock") = Some(e.to_string());
+            }
         }
         return;
     }

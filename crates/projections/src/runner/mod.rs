@@ -594,13 +594,15 @@ impl ReadSide {
 
     /// Stops every projection after its current batch and waits for the threads.
     pub fn shutdown(&self) {
-        let _ = self.shared.shutdown.send(true);
+        // The workers first: a worker whose feeder ends before it is told to stop takes that
+        // for a failure of the log's reader, and backs off to read again.
         for h in &self.handles {
             let _ = h.live.read().expect("live lock").retire.send(true);
             if let Some(b) = h.building.lock().expect("building lock").as_ref() {
                 let _ = b.retire.send(true);
             }
         }
+        let _ = self.shared.shutdown.send(true);
         // A worker may start a feeder until it sees the signal: join until none is left.
         loop {
             let threads = std::mem::take(&mut *self.shared.threads.lock().expect("threads lock"));

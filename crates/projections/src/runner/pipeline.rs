@@ -618,7 +618,14 @@ impl Worker {
                 }
             };
             match drained {
-                Drained::Stopped => break,
+                Drained::Stopped => {
+                    tracing::debug!(
+                        projection = self.projection.name(),
+                        generation = self.status.lock().expect("status lock").generation,
+                        "worker ends: stopped while draining"
+                    );
+                    break;
+                }
                 Drained::Refeed => {}
                 Drained::Failed if *self.shutdown.borrow() => return,
                 Drained::Paused if *self.shutdown.borrow() => break,
@@ -635,6 +642,7 @@ impl Worker {
                         Waiting::Paused
                     };
                     if !self.await_operator(waiting, &mut position) {
+                        tracing::debug!(projection = self.projection.name(), generation = self.status.lock().expect("status lock").generation, "worker ends: shut down or its control gone while waiting for an operator");
                         return;
                     }
                     attempts = 0;
@@ -1124,12 +1132,24 @@ impl Worker {
     fn await_operator(&mut self, waiting: Waiting, position: &mut Position) -> bool {
         loop {
             if *self.shutdown.borrow() {
+                tracing::debug!(
+                    projection = self.projection.name(),
+                    generation = self.status.lock().expect("status lock").generation,
+                    "told to stop while waiting for an operator"
+                );
                 return false;
             }
             let Request { control, reply } = match self.control.recv_timeout(CONTROL_POLL) {
                 Ok(request) => request,
                 Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return false,
+                Err(RecvTimeoutError::Disconnected) => {
+                    tracing::debug!(
+                        projection = self.projection.name(),
+                        generation = self.status.lock().expect("status lock").generation,
+                        "no one can instruct it any more"
+                    );
+                    return false;
+                }
             };
             let answer = self.obey(waiting, control, position);
             let go_on = matches!(answer, Ok((true, _)));
