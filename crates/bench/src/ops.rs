@@ -237,11 +237,13 @@ async fn measure(
         }
         let done = match &until {
             Until::Elapsed(d) => started.elapsed() >= *d,
-            Until::Switched(generations) => reads
-                .status()
-                .await
-                .iter()
-                .all(|s| generations.get(s.name) == Some(&s.generation) && s.rebuild.is_none()),
+            // Switched, and following the log again: a switch shows the new generation while
+            // it is still held, before its worker is resumed.
+            Until::Switched(generations) => reads.status().await.iter().all(|s| {
+                generations.get(s.name) == Some(&s.generation)
+                    && s.rebuild.is_none()
+                    && s.state != ProjectionState::Paused
+            }),
         };
         if done {
             break;
