@@ -337,6 +337,21 @@ mod tests {
             .expect("the copied index is intact");
     }
 
+    /// `build` copied into the model at `path` (of `leads` leads) and committed; the model
+    /// opened again, as the runner does after a copy.
+    fn copied_in(
+        mut conn: Connection,
+        path: &std::path::Path,
+        build: SearchBuild,
+        leads: i64,
+    ) -> Connection {
+        let tx = conn.transaction().unwrap();
+        assert!(build.copy_into(&tx, leads).unwrap());
+        tx.commit().unwrap();
+        drop(conn);
+        Connection::open(path).unwrap()
+    }
+
     #[test]
     fn a_built_index_copied_in_answers_and_takes_live_writes() {
         let dir = tempfile::tempdir().unwrap();
@@ -360,11 +375,7 @@ mod tests {
         ]);
 
         // When it is copied into the model
-        let tx = conn.transaction().unwrap();
-        assert!(build.copy_into(&tx, 3).unwrap());
-        tx.commit().unwrap();
-        drop(conn);
-        let conn = Connection::open(&path).unwrap();
+        let conn = copied_in(conn, &path, build, 3);
 
         // Then it answers as if built in place, lead 2 by its last text only
         intact(&conn);
@@ -412,11 +423,9 @@ mod tests {
         ]);
         build.send(vec![(3, "Garden shed".to_owned()), (1, "Doors".to_owned())]);
         build.send(vec![(1, "Balcony".to_owned())]);
-        // When it is copied in
-        assert!(build.copy_into(&tx, 3).unwrap());
         tx.commit().unwrap();
-        drop(conn);
-        let conn = Connection::open(&path).unwrap();
+        // When it is copied in
+        let conn = copied_in(conn, &path, build, 3);
         // Then each lead is found by its last text only
         intact(&conn);
         assert_eq!(matches(&conn, "Balcony"), vec![1]);
