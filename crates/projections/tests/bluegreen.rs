@@ -2,7 +2,8 @@
 //! stream of commands and queries (no query fails, none sees a half-built model, the switch
 //! happens once, the new model equals one built from scratch at the same position, for every
 //! model), `verify` catching a planted difference, and `rollback` restoring the previous
-//! generation.
+//! generation; a server stopped at any moment of a rebuild, the middle of a switch included,
+//! serving what its manifest names when started again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use leadflow_domain::{Actor, Catalog, LeadCommand, LeadId, Role, UserId};
 use leadflow_engine::{CommandMeta, Engine, EngineConfig, FixedClock, SequentialIds};
 use leadflow_projections::runner::generations::{live_path, path_of, Manifest};
 use leadflow_projections::runner::RebuildError;
-use leadflow_projections::{all_projections, ReadSide, LEADS};
+use leadflow_projections::{all_projections, ProjectionState, ReadSide, LEADS};
 use leadflow_store::{EventStore, Position};
 use leadflow_store_embedded::EmbeddedStore;
 
@@ -293,4 +294,150 @@ async fn verify_refuses_a_planted_difference_and_rollback_restores_the_previous_
     reads.wait_for(latest, WAIT).await.unwrap();
     reads.shutdown();
     equals_a_fresh_build(&w, &dir).await;
+}
+
+/// Each life of the server on its own runtime, dropped at the end as a process's death drops
+/// its tasks: a switch cut short never finishes behind the next start's back.
+fn life() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The model files in `dir`, by name and generation.
+fn generation_files(dir: &std::path::Path) -> Vec<(String, u32)> {
+    let mut files: Vec<(String, u32)> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            let stem = name.strip_suffix(".db")?;
+            Some(match stem.split_once(".g") {
+                Some((model, g)) => (model.to_owned(), g.parse().ok()?),
+                None => (stem.to_owned(), 0),
+            })
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The generations the manifest of `dir` names, as [`generation_files`] lists files.
+fn named_generations(dir: &std::path::Path) -> Vec<(String, u32)> {
+    let manifest = Manifest::load(dir).unwrap();
+    let mut named: Vec<(String, u32)> = MODELS
+        .iter()
+        .flat_map(|m| {
+            let g = manifest.get(m);
+            [Some(g.live), g.building, g.previous]
+                .into_iter()
+                .flatten()
+                .map(|n| ((*m).to_owned(), n))
+        })
+        .collect();
+    named.sort();
+    named
+}
+
+#[test]
+fn a_server_stopped_at_any_moment_of_a_rebuild_serves_what_its_manifest_names_when_started_again() {
+    let first = life();
+    let w = first.block_on(async { world() });
+    let dir = w.dir.path().join("read");
+    first.block_on(async {
+        let reads = ReadSide::start(&dir, w.store.clone(), all_projections()).unwrap();
+        let mut last = Position::START;
+        for n in 1..=300 {
+            last = register(&w.engine, n).await;
+        }
+        reads.wait_for(last, WAIT).await.unwrap();
+        reads.shutdown();
+    });
+    first.shutdown_timeout(WAIT);
+
+    // Where each life is stopped: as the rebuild starts, at the first sight of a switch (the
+    // new generation serving, its manifest possibly not yet written, its worker possibly not
+    // yet resumed), or some way into the build.
+    let (mut mid_switch, mut before_manifest) = (0, 0);
+    for round in 0..12u32 {
+        let rt = life();
+        let before = Manifest::load(&dir).unwrap();
+        rt.block_on(async {
+            let reads = ReadSide::start(&dir, w.store.clone(), all_projections()).unwrap();
+            for s in reads.status().await {
+                assert_eq!(
+                    s.generation,
+                    before.get(s.name).live,
+                    "round {round}: {} does not serve what its manifest names",
+                    s.name
+                );
+            }
+            // The log moves on in every life.
+            register(&w.engine, 1000 + u128::from(round)).await;
+            match reads.rebuild(&[], false).await {
+                Ok(()) | Err(RebuildError::UnderWay(_)) => {}
+                Err(e) => panic!("round {round}: {e}"),
+            }
+            match round % 3 {
+                0 => {}
+                1 => {
+                    let deadline = Instant::now() + WAIT;
+                    'watch: loop {
+                        for s in reads.status().await {
+                            if s.generation != before.get(s.name).live {
+                                let written = Manifest::load(&dir).unwrap().get(s.name).live;
+                                if written != s.generation {
+                                    before_manifest += 1;
+                                }
+                                if written != s.generation || s.state == ProjectionState::Paused {
+                                    mid_switch += 1;
+                                }
+                                break 'watch;
+                            }
+                        }
+                        assert!(Instant::now() < deadline, "round {round}: no switch");
+                        tokio::task::yield_now().await;
+                    }
+                }
+                _ => tokio::time::sleep(Duration::from_millis(u64::from(round) * 5)).await,
+            }
+            reads.shutdown();
+        });
+        rt.shutdown_timeout(WAIT);
+    }
+    eprintln!(
+        "stopped in the middle of a switch in {mid_switch} of 4 lives, \
+         {before_manifest} of them before its manifest was written"
+    );
+    // Polling catches the switch mid-way (its manifest is written and flushed to disk, then its
+    // worker resumed) in every life on the development machine; at least once is required.
+    assert!(mid_switch > 0, "never stopped in the middle of a switch");
+
+    // The last life: what the manifest names serves, every build under way switches in, and
+    // each model then equals one built from scratch; no file is left that the manifest does
+    // not name.
+    let last = life();
+    let before = Manifest::load(&dir).unwrap();
+    last.block_on(async {
+        let reads = ReadSide::start(&dir, w.store.clone(), all_projections()).unwrap();
+        for s in reads.status().await {
+            assert_eq!(s.generation, before.get(s.name).live, "{}", s.name);
+        }
+        until(&reads, "switched", |s| s.rebuild.is_none()).await;
+        let head = w.store.head().await.unwrap();
+        reads.wait_for(head, WAIT).await.unwrap();
+        let deadline = Instant::now() + WAIT;
+        while generation_files(&dir) != named_generations(&dir) {
+            assert!(
+                Instant::now() < deadline,
+                "files {:?}, named {:?}",
+                generation_files(&dir),
+                named_generations(&dir)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        reads.shutdown();
+        equals_a_fresh_build(&w, &dir).await;
+    });
 }
