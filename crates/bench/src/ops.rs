@@ -33,6 +33,8 @@ const IDLE: Duration = Duration::from_secs(16);
 /// What one phase measured.
 struct Phase {
     queries: Vec<Duration>,
+    /// Each query's parts: (waiting for a blocking thread, in SQLite, waiting to be resumed).
+    parts: Vec<[Duration; 3]>,
     commands: u64,
     elapsed: Duration,
 }
@@ -117,6 +119,9 @@ pub async fn rebuild_under_load(root: &Path, leads: u64) -> anyhow::Result<Vec<F
         idle.commands,
         idle.elapsed.as_secs_f64()
     );
+    for (name, phase) in [("idle", &idle), ("during the rebuild", &during)] {
+        eprintln!("  the slowest 1 % of queries {name}: {}", tail_parts(phase));
+    }
     let (mut idle_q, mut during_q) = (idle.queries.clone(), during.queries.clone());
     let idle_p99 = micros(percentile(&mut idle_q, 0.99));
     let during_p99 = micros(percentile(&mut during_q, 0.99));
@@ -193,7 +198,7 @@ async fn measure(
     let reader = {
         let (reads, stop) = (reads.clone(), stop.clone());
         tokio::spawn(async move {
-            let mut samples = Vec::new();
+            let (mut samples, mut parts) = (Vec::new(), Vec::new());
             let funnel = FunnelId::parse("default")?;
             let filter = LeadFilter {
                 funnel: Some("default".to_owned()),
@@ -202,19 +207,27 @@ async fn measure(
             while !stop.load(Ordering::SeqCst) {
                 let (funnel, filter) = (funnel.clone(), filter.clone());
                 let started = Instant::now();
-                reads
+                let (from, to) = reads
                     .read(LEADS, move |c| {
-                        query::board(c, &Catalog::default_catalog(), &funnel, false, None)
+                        let from = Instant::now();
+                        query::board(c, &Catalog::default_catalog(), &funnel, false, None)?;
+                        Ok((from, Instant::now()))
                     })
                     .await?;
                 samples.push(started.elapsed());
+                parts.push([from - started, to - from, to.elapsed()]);
                 let started = Instant::now();
-                reads
-                    .read(LEADS, move |c| query::leads_page(c, &filter, &[], 50, None))
+                let (from, to) = reads
+                    .read(LEADS, move |c| {
+                        let from = Instant::now();
+                        query::leads_page(c, &filter, &[], 50, None)?;
+                        Ok((from, Instant::now()))
+                    })
                     .await?;
                 samples.push(started.elapsed());
+                parts.push([from - started, to - from, to.elapsed()]);
             }
-            Ok::<_, anyhow::Error>(samples)
+            Ok::<_, anyhow::Error>((samples, parts))
         })
     };
     let started = Instant::now();
@@ -259,12 +272,28 @@ async fn measure(
     for w in writers {
         w.await??;
     }
-    let queries = reader.await??;
+    let (queries, parts) = reader.await??;
     Ok(Phase {
         queries,
+        parts,
         commands: commands.load(Ordering::SeqCst),
         elapsed,
     })
+}
+
+/// Where the slowest 1 % of a phase's queries spent their time, on average.
+fn tail_parts(phase: &Phase) -> String {
+    let mut parts = phase.parts.clone();
+    parts.sort_by_key(|p| std::cmp::Reverse(p[0] + p[1] + p[2]));
+    let tail = &parts[..parts.len().div_ceil(100)];
+    let mean = |i: usize| micros(tail.iter().map(|p| p[i]).sum::<Duration>()) / tail.len() as f64;
+    format!(
+        "{} queries, mean {:.0} µs waiting for a thread, {:.0} µs in SQLite, {:.0} µs waiting to be resumed",
+        tail.len(),
+        mean(0),
+        mean(1),
+        mean(2)
+    )
 }
 
 fn micros(d: Duration) -> f64 {

@@ -228,6 +228,7 @@ fn build(
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
+    crate::runner::sqlite::paced(&conn);
     conn.execute_batch(&create)?;
     let mut set = conn.prepare(&format!(
         "INSERT INTO {TABLE}({TABLE}, rank) VALUES (?1, ?2)"

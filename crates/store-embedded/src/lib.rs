@@ -365,7 +365,8 @@ fn read_all_sync(
         limit(max)
     ))?;
     let rows = stmt.query_map(params![after.0 as i64], row_to_event)?;
-    rows.collect()
+    // A rebuild's reads give the CPU up at short intervals (see `pace`).
+    rows.inspect(|_| leadflow_store::pace::tick()).collect()
 }
 
 #[async_trait]

@@ -20,6 +20,7 @@ use futures::stream::BoxStream;
 use uuid::Uuid;
 
 pub mod contract;
+pub mod pace;
 
 /// A stream's name (`lead-<uuid>`): 1-200 bytes, no control characters, and not starting with
 /// `$`, which EventStoreDB reserves for system streams.

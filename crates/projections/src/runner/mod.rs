@@ -23,7 +23,7 @@ mod bluegreen;
 pub mod control;
 pub mod generations;
 mod pipeline;
-mod sqlite;
+pub(crate) mod sqlite;
 pub use sqlite::open_read_only;
 pub mod status;
 mod versions;

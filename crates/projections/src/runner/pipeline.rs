@@ -196,8 +196,9 @@ pub(crate) fn in_the_background() {
         let thread = Some(rustix::thread::gettid());
         let now = rustix::process::getpriority_process(thread).unwrap_or(BUILD_NICE);
         if now < BUILD_NICE {
-            if let Err(e) = rustix::process::setpriority_process(thread, BUILD_NICE) {
-                tracing::debug!(error = %e, "a rebuild's thread keeps its priority");
+            match rustix::process::setpriority_process(thread, BUILD_NICE) {
+                Ok(()) => leadflow_store::pace::in_the_background(),
+                Err(e) => tracing::debug!(error = %e, "a rebuild's thread keeps its priority"),
             }
         }
     }
@@ -540,6 +541,7 @@ fn decode_one(
     keys: Option<&Keyring>,
     event: RecordedEvent,
 ) -> Result<Opened, leadflow_codec::DecodeError> {
+    leadflow_store::pace::tick();
     match keys {
         Some(keys) => leadflow_codec::decode_with_keys(event, keys),
         None => leadflow_codec::decode_with_keys(event, &NoKeys),

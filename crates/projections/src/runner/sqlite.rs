@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use leadflow_store::pace;
 use rusqlite::Connection;
 
 use crate::ProjectionError;
@@ -46,7 +47,23 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, ProjectionError> {
     wal(&conn, path)?;
     conn.execute_batch(WRITER_SETTINGS)?;
     conn.busy_timeout(Duration::from_secs(5))?;
+    paced(&conn);
     Ok(conn)
+}
+
+/// SQLite virtual machine instructions between two of a connection's [`pace::tick`]s.
+const PACE_OPS: i32 = 256;
+
+/// Statements on `conn` give the CPU up at short intervals when they run in the background
+/// (a rebuild beside the live model, its index builds included): see [`pace`].
+pub(crate) fn paced(conn: &Connection) {
+    conn.progress_handler(
+        PACE_OPS,
+        Some(|| {
+            pace::tick();
+            false
+        }),
+    );
 }
 
 /// While rebuilding from zero, a rollback journal instead of the WAL. A rebuild mostly adds
