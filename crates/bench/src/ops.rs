@@ -35,6 +35,8 @@ struct Phase {
     queries: Vec<Duration>,
     /// Each query's parts: (waiting for a blocking thread, in SQLite, waiting to be resumed).
     parts: Vec<[Duration; 3]>,
+    /// When each query started, from the phase's start.
+    at: Vec<Duration>,
     commands: u64,
     elapsed: Duration,
 }
@@ -125,6 +127,10 @@ pub async fn rebuild_under_load(root: &Path, leads: u64) -> anyhow::Result<Vec<F
     let (mut idle_q, mut during_q) = (idle.queries.clone(), during.queries.clone());
     let idle_p99 = micros(percentile(&mut idle_q, 0.99));
     let during_p99 = micros(percentile(&mut during_q, 0.99));
+    eprintln!(
+        "  queries over twice the idle p99, per tenth of the rebuild: {}",
+        slow_per_tenth(&during, Duration::from_secs_f64(2.0 * idle_p99 / 1e6))
+    );
     Ok(vec![
         Figure {
             name: "query_p99_during_rebuild",
@@ -198,7 +204,8 @@ async fn measure(
     let reader = {
         let (reads, stop) = (reads.clone(), stop.clone());
         tokio::spawn(async move {
-            let (mut samples, mut parts) = (Vec::new(), Vec::new());
+            let (mut samples, mut parts, mut at) = (Vec::new(), Vec::new(), Vec::new());
+            let phase = Instant::now();
             let funnel = FunnelId::parse("default")?;
             let filter = LeadFilter {
                 funnel: Some("default".to_owned()),
@@ -216,6 +223,7 @@ async fn measure(
                     .await?;
                 samples.push(started.elapsed());
                 parts.push([from - started, to - from, to.elapsed()]);
+                at.push(started - phase);
                 let started = Instant::now();
                 let (from, to) = reads
                     .read(LEADS, move |c| {
@@ -226,8 +234,9 @@ async fn measure(
                     .await?;
                 samples.push(started.elapsed());
                 parts.push([from - started, to - from, to.elapsed()]);
+                at.push(started - phase);
             }
-            Ok::<_, anyhow::Error>((samples, parts))
+            Ok::<_, anyhow::Error>((samples, parts, at))
         })
     };
     let started = Instant::now();
@@ -272,10 +281,11 @@ async fn measure(
     for w in writers {
         w.await??;
     }
-    let (queries, parts) = reader.await??;
+    let (queries, parts, at) = reader.await??;
     Ok(Phase {
         queries,
         parts,
+        at,
         commands: commands.load(Ordering::SeqCst),
         elapsed,
     })
@@ -294,6 +304,24 @@ fn tail_parts(phase: &Phase) -> String {
         mean(1),
         mean(2)
     )
+}
+
+/// How many of a phase's queries took longer than `over`, in each tenth of its time.
+fn slow_per_tenth(phase: &Phase, over: Duration) -> String {
+    let end = phase
+        .at
+        .last()
+        .copied()
+        .unwrap_or_default()
+        .max(Duration::from_millis(1));
+    let mut tenths = [0u32; 10];
+    for (q, at) in phase.queries.iter().zip(&phase.at) {
+        if *q > over {
+            let i = (at.as_secs_f64() / end.as_secs_f64() * 10.0) as usize;
+            tenths[i.min(9)] += 1;
+        }
+    }
+    format!("{tenths:?} of {}", phase.queries.len())
 }
 
 fn micros(d: Duration) -> f64 {

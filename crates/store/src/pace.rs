@@ -40,7 +40,8 @@ thread_local! {
 /// thread in the background, offers the CPU once [`SLICE`] has passed since it last did.
 #[inline]
 pub fn tick() {
-    PACE.with(|pace| {
+    // `try_with`: a statement run while the thread's locals are torn down just does not yield.
+    let _ = PACE.try_with(|pace| {
         let mut p = pace.get();
         let background = match p.background {
             Some(b) => b,
@@ -70,7 +71,7 @@ pub fn tick() {
 
 /// Marks the calling thread as in the background (it has just lowered its priority).
 pub fn in_the_background() {
-    PACE.with(|pace| {
+    let _ = PACE.try_with(|pace| {
         let mut p = pace.get();
         p.background = Some(true);
         pace.set(p);
