@@ -10,8 +10,11 @@
 //! intervals hands its CPU to such a waiting thread within [`SLICE`]; with nobody waiting,
 //! the yield returns at once.
 //!
-//! A thread is in the background when its nice value is above zero (threads a background
-//! thread starts inherit it), read once per thread.
+//! A thread is in the background when its nice value is above the process's main thread's
+//! (threads a background thread starts inherit it), read once per thread. Not every part of
+//! a rebuild can call it: SQLite's sort worker threads (index builds) and single long steps
+//! (the merge of a sort, the flush of the search index's hash) run at the lower priority
+//! without pacing.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -78,11 +81,15 @@ pub fn in_the_background() {
     });
 }
 
-/// Whether the calling thread runs at a lowered priority.
+/// Whether the calling thread runs at a lower priority than the process's main thread (a
+/// server started with `nice` paces none of its threads for that).
 fn lowered() -> bool {
     #[cfg(target_os = "linux")]
     {
-        rustix::process::getpriority_process(Some(rustix::thread::gettid())).is_ok_and(|n| n > 0)
+        use rustix::process::{getpid, getpriority_process};
+        static PROCESS: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+        let process = *PROCESS.get_or_init(|| getpriority_process(Some(getpid())).unwrap_or(0));
+        getpriority_process(Some(rustix::thread::gettid())).is_ok_and(|n| n > process)
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -121,13 +128,17 @@ mod tests {
     }
 
     /// A rebuild's thread lowers its own priority; the threads it starts (decoding, reading
-    /// the log, SQLite's) inherit it and know it from their nice value.
+    /// the log, building the search index) inherit it and know it from their nice value.
     #[cfg(target_os = "linux")]
     #[test]
     fn a_thread_started_by_a_lowered_one_is_in_the_background() {
         std::thread::spawn(|| {
             let me = Some(rustix::thread::gettid());
-            rustix::process::setpriority_process(me, 5).unwrap();
+            let now = rustix::process::getpriority_process(me).unwrap();
+            if now >= 19 {
+                return; // already as low as it goes: nothing to lower it below
+            }
+            rustix::process::setpriority_process(me, (now + 5).min(19)).unwrap();
             std::thread::spawn(|| {
                 tick();
                 assert_eq!(background(), Some(true));

@@ -489,7 +489,25 @@ impl Feeder {
         let mut attempts = 0u32;
         loop {
             let loaded = match &self.keys {
-                Some(keys) => self.runtime.block_on(keys.load_many(subjects, required)),
+                // On a runtime's thread, not this one: the store reads on its blocking pool,
+                // and a pool thread started from a feeder in the background would inherit
+                // its lower priority, then serve the API's queries at it for as long as it
+                // lives.
+                Some(keys) => {
+                    let (keys, subjects) = (keys.clone(), subjects.to_vec());
+                    self.runtime
+                        .block_on(
+                            self.runtime
+                                .spawn(async move { keys.load_many(&subjects, required).await }),
+                        )
+                        .unwrap_or_else(|e| {
+                            Err(leadflow_keyring::KeyError::Store(
+                                leadflow_store::StoreError::Unavailable(format!(
+                                    "the read of the keys stopped: {e}"
+                                )),
+                            ))
+                        })
+                }
                 None => Err(leadflow_keyring::KeyError::NoMasterKey),
             };
             match loaded {
