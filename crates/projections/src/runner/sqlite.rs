@@ -55,7 +55,8 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, ProjectionError> {
 const PACE_OPS: i32 = 256;
 
 /// Statements on `conn` give the CPU up at short intervals when they run in the background
-/// (a rebuild beside the live model, its index builds included): see [`pace`].
+/// (a rebuild beside the live model; an index build's statement too, though not SQLite's sort
+/// threads under it): see [`pace`].
 pub(crate) fn paced(conn: &Connection) {
     conn.progress_handler(
         PACE_OPS,
