@@ -340,6 +340,20 @@ fn named_generations(dir: &std::path::Path) -> Vec<(String, u32)> {
     named
 }
 
+/// Each model serves the generation `manifest` names live, or the one it names being built (a
+/// build resumed at the start may have switched in already since).
+async fn serves_what_is_named(reads: &ReadSide, manifest: &Manifest, life: &str) {
+    for s in reads.status().await {
+        let named = manifest.get(s.name);
+        assert!(
+            s.generation == named.live || Some(s.generation) == named.building,
+            "{life}: {} serves generation {}, its manifest names {named:?}",
+            s.name,
+            s.generation
+        );
+    }
+}
+
 #[test]
 fn a_server_stopped_at_any_moment_of_a_rebuild_serves_what_its_manifest_names_when_started_again() {
     let first = life();
@@ -365,16 +379,7 @@ fn a_server_stopped_at_any_moment_of_a_rebuild_serves_what_its_manifest_names_wh
         let before = Manifest::load(&dir).unwrap();
         rt.block_on(async {
             let reads = ReadSide::start(&dir, w.store.clone(), all_projections()).unwrap();
-            // A build resumed at the start may have switched in already since.
-            for s in reads.status().await {
-                let named = before.get(s.name);
-                assert!(
-                    s.generation == named.live || Some(s.generation) == named.building,
-                    "round {round}: {} serves generation {}, its manifest names {named:?}",
-                    s.name,
-                    s.generation
-                );
-            }
+            serves_what_is_named(&reads, &before, &format!("round {round}")).await;
             // The log moves on in every life.
             register(&w.engine, 1000 + u128::from(round)).await;
             match reads.rebuild(&[], false).await {
@@ -424,15 +429,7 @@ fn a_server_stopped_at_any_moment_of_a_rebuild_serves_what_its_manifest_names_wh
     let before = Manifest::load(&dir).unwrap();
     last.block_on(async {
         let reads = ReadSide::start(&dir, w.store.clone(), all_projections()).unwrap();
-        for s in reads.status().await {
-            let named = before.get(s.name);
-            assert!(
-                s.generation == named.live || Some(s.generation) == named.building,
-                "{} serves generation {}, its manifest names {named:?}",
-                s.name,
-                s.generation
-            );
-        }
+        serves_what_is_named(&reads, &before, "the last life").await;
         until(&reads, "switched", |s| s.rebuild.is_none()).await;
         let head = w.store.head().await.unwrap();
         reads.wait_for(head, WAIT).await.unwrap();
