@@ -202,7 +202,8 @@ impl LeadsProjection {
         // written once.
         // foldhash (seeded per process, as SipHash is, and several times faster): looked up
         // for every event of a catching-up batch.
-        let mut touched: foldhash::HashMap<LeadId, Touched> = Default::default();
+        // Boxed: a lead's state is large, and the map moves its values as it grows.
+        let mut touched: foldhash::HashMap<LeadId, Box<Touched>> = Default::default();
         let mut order = Vec::new();
         for env in events {
             if let Body::Subject {
@@ -228,7 +229,7 @@ impl LeadsProjection {
                 } else {
                     load(tx, *lead_id)?
                 };
-                touched.insert(*lead_id, known);
+                touched.insert(*lead_id, Box::new(known));
                 order.push(*lead_id);
             }
             let t = touched.get_mut(lead_id).expect("inserted above");
@@ -300,7 +301,7 @@ impl LeadsProjection {
         }
         let mut buckets: Vec<_> = buckets.into_iter().filter(|(_, d)| *d != 0).collect();
         buckets.sort_by(|((f1, s1, c1, b1), _), ((f2, s2, c2, b2), _)| {
-            (f1, s1, b1, c1.to_string()).cmp(&(f2, s2, b2, c2.to_string()))
+            (f1, s1, b1, c1.as_str()).cmp(&(f2, s2, b2, c2.as_str()))
         });
         let mut count = tx.prepare_cached(
             "INSERT INTO budget_counts(funnel, scope, stage, bucket, leads) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -312,7 +313,7 @@ impl LeadsProjection {
             "DELETE FROM budget_counts WHERE funnel = ?1 AND scope = ?2 AND bucket = ?3 AND stage = ?4 AND leads = 0",
         )?;
         for ((funnel, scope, stage, bucket), leads) in buckets {
-            let stage = stage.to_string();
+            let stage = stage.as_str();
             count.execute(params![funnel, scope, stage, bucket, leads])?;
             if leads < 0 {
                 emptied.execute(params![funnel, scope, bucket, stage])?;
@@ -320,7 +321,7 @@ impl LeadsProjection {
         }
         let mut board: Vec<_> = board.into_iter().filter(|(_, d)| *d != (0, 0)).collect();
         board.sort_by(|((f1, s1, c1), _), ((f2, s2, c2), _)| {
-            (f1, s1, c1.to_string()).cmp(&(f2, s2, c2.to_string()))
+            (f1, s1, c1.as_str()).cmp(&(f2, s2, c2.as_str()))
         });
         let mut upsert = tx.prepare_cached(
             "INSERT INTO board(funnel, scope, stage, leads, budget_minor) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -332,7 +333,7 @@ impl LeadsProjection {
             "DELETE FROM board WHERE funnel = ?1 AND scope = ?2 AND stage = ?3 AND leads = 0",
         )?;
         for ((funnel, scope, stage), (leads, budget)) in board {
-            let stage = stage.to_string();
+            let stage = stage.as_str();
             upsert.execute(params![funnel, scope, stage, leads, budget])?;
             if leads < 0 {
                 emptied.execute(params![funnel, scope, stage])?;
@@ -460,7 +461,7 @@ fn fresh() -> Touched {
 fn erase(
     tx: &Transaction<'_>,
     subject: SubjectId,
-    touched: &mut foldhash::HashMap<LeadId, Touched>,
+    touched: &mut foldhash::HashMap<LeadId, Box<Touched>>,
     order: &mut Vec<LeadId>,
 ) -> Result<(), ProjectionError> {
     let subject = subject.as_uuid();
@@ -486,7 +487,7 @@ fn erase(
             std::collections::hash_map::Entry::Occupied(t) => t.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
                 order.push(id);
-                v.insert(load(tx, id)?)
+                v.insert(Box::new(load(tx, id)?))
             }
         };
         t.after = t.after.take().map(|lead| lead.without_personal_data());
@@ -580,9 +581,9 @@ fn save(
     rebuilt_search: Option<&mut Vec<(i64, String)>>,
 ) -> Result<i64, ProjectionError> {
     let d = &lead.details;
-    let (stage, maturity) = (lead.stage.to_string(), lead.maturity.to_string());
+    let (stage, maturity) = (lead.stage.as_str(), lead.maturity.as_str());
     let responsible = lead.responsible.map(|u| u.to_string()).unwrap_or_default();
-    let (created_by, quality) = (lead.created_by.to_string(), format!("{:?}", d.quality));
+    let (created_by, quality) = (lead.created_by.to_string(), d.quality.as_str());
     let columns = params![
         lead.funnel.as_str(),
         stage,

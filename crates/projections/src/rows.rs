@@ -3,7 +3,7 @@
 //! The projection stores them, and the audit's from-log path keeps them in memory, so both read
 //! the same rows. Nothing here is personal.
 
-use compact_str::{CompactString, ToCompactString};
+use compact_str::CompactString;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -94,8 +94,10 @@ impl Reach {
                 }
             }
         }
-        self.stage = m.to.to_string();
-        self.reason = m.reason.to_string();
+        self.stage.clear();
+        self.stage.push_str(&m.to);
+        self.reason.clear();
+        self.reason.push_str(&m.reason);
         self
     }
 }
@@ -327,14 +329,14 @@ pub fn row_of(env: &Envelope) -> Option<(Uuid, Row)> {
                     channel: d.channel.as_ref().map_or("", |c| c.as_str()).into(),
                     created_by: r.created_by.as_uuid(),
                     responsible: r.responsible.map(|u| u.as_uuid()),
-                    quality: compact_str::format_compact!("{:?}", d.quality),
+                    quality: CompactString::const_new(d.quality.as_str()),
                     advertising: d.advertising,
                     registered_at: at,
                     position,
                 },
                 entered: moved(
                     CompactString::default(),
-                    r.stage.to_compact_string(),
+                    CompactString::const_new(r.stage.as_str()),
                     "registered",
                     false,
                 ),
@@ -344,8 +346,8 @@ pub fn row_of(env: &Envelope) -> Option<(Uuid, Row)> {
         }
         LeadEvent::LeadDisqualified(d) => Row::Reason(d.reason.as_str().into()),
         LeadEvent::LeadStageChanged(c) => Row::Moved(moved(
-            c.from.to_compact_string(),
-            c.to.to_compact_string(),
+            CompactString::const_new(c.from.as_str()),
+            CompactString::const_new(c.to.as_str()),
             via_name(&c.via),
             is_jump(c.from, c.to, &c.via),
         )),

@@ -9,9 +9,9 @@
 
 use rusqlite::{params, Transaction};
 
-use leadflow_domain::details::DetailChange;
+use leadflow_domain::details::{DetailChange, Quality};
 use leadflow_domain::events::LeadEvent;
-use leadflow_domain::Lead;
+use leadflow_domain::{Lead, Maturity, Stage, UserId};
 
 use crate::rows::{row_of, Row};
 use crate::Envelope;
@@ -19,32 +19,32 @@ use crate::Envelope;
 /// A span still holding ends here.
 pub const OPEN: i64 = i64::MAX;
 
-/// The historical columns of a lead, as the registry shows them.
+/// The historical columns of a lead, as the registry shows them. Typed, so that taking them
+/// after every event of a catch-up neither formats nor allocates; the table holds their names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Was {
-    pub stage: String,
+    pub stage: Stage,
     /// '' unless disqualified.
     pub reason: String,
-    /// '' for none.
-    pub responsible: String,
+    pub responsible: Option<UserId>,
     /// -1 for none.
     pub budget_minor: i64,
-    pub maturity: String,
-    pub quality: String,
+    pub maturity: Maturity,
+    pub quality: Quality,
 }
 
 impl Was {
     pub fn of(lead: &Lead) -> Self {
         Self {
-            stage: lead.stage.to_string(),
+            stage: lead.stage,
             reason: lead
                 .disqualification
                 .as_ref()
                 .map_or(String::new(), |q| q.reason.as_str().to_owned()),
-            responsible: lead.responsible.map(|u| u.to_string()).unwrap_or_default(),
+            responsible: lead.responsible,
             budget_minor: lead.details.budget.as_ref().map_or(-1, |m| m.minor()),
-            maturity: lead.maturity.to_string(),
-            quality: format!("{:?}", lead.details.quality),
+            maturity: lead.maturity,
+            quality: lead.details.quality,
         }
     }
 
@@ -60,20 +60,20 @@ impl Was {
     /// Takes `other`'s values in the columns of `changed`.
     fn take(&mut self, changed: Changed, other: &Was) {
         if changed.stage {
-            self.stage.clone_from(&other.stage);
+            self.stage = other.stage;
             self.reason.clone_from(&other.reason);
         }
         if changed.responsible {
-            self.responsible.clone_from(&other.responsible);
+            self.responsible = other.responsible;
         }
         if changed.budget {
             self.budget_minor = other.budget_minor;
         }
         if changed.maturity {
-            self.maturity.clone_from(&other.maturity);
+            self.maturity = other.maturity;
         }
         if changed.quality {
-            self.quality.clone_from(&other.quality);
+            self.quality = other.quality;
         }
     }
 }
@@ -212,16 +212,36 @@ pub fn load(tx: &Transaction<'_>, rowid: i64) -> rusqlite::Result<Vec<Span>> {
             from: r.get(0)?,
             to: r.get(1)?,
             was: Was {
-                stage: r.get(2)?,
+                stage: named(r, 2, Stage::parse)?,
                 reason: r.get(3)?,
-                responsible: r.get(4)?,
+                responsible: named(r, 4, |id| match id {
+                    "" => Some(None),
+                    id => UserId::parse(id).ok().map(Some),
+                })?,
                 budget_minor: r.get(5)?,
-                maturity: r.get(6)?,
-                quality: r.get(7)?,
+                maturity: named(r, 6, Maturity::parse)?,
+                quality: named(r, 7, Quality::parse)?,
             },
         })
     })?
     .collect()
+}
+
+/// Column `i` of `row` read with `parse`: a value the model did not write is an error, never
+/// a guess.
+fn named<T>(
+    row: &rusqlite::Row<'_>,
+    i: usize,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let text = row.get_ref(i)?.as_str()?;
+    parse(text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("{text:?} is not a value this model writes").into(),
+        )
+    })
 }
 
 /// Stores `now`, the lead's spans, where `stored` were: what is the same at the start is
@@ -253,11 +273,11 @@ pub fn save(
             s.from,
             s.to,
             funnel,
-            w.stage,
-            w.maturity,
-            w.responsible,
+            w.stage.as_str(),
+            w.maturity.as_str(),
+            w.responsible.map(|u| u.to_string()).unwrap_or_default(),
             w.budget_minor,
-            w.quality,
+            w.quality.as_str(),
             w.reason
         ])?;
     }
@@ -268,14 +288,21 @@ pub fn save(
 mod tests {
     use super::*;
 
-    fn was(stage: &str, responsible: &str, budget: i64) -> Was {
+    const Q: Stage = Stage::Qualification;
+    const D: Stage = Stage::Distribution;
+
+    fn user(login: &str) -> Option<UserId> {
+        (!login.is_empty()).then(|| UserId::named(login))
+    }
+
+    fn was(stage: Stage, responsible: &str, budget: i64) -> Was {
         Was {
-            stage: stage.into(),
+            stage,
             reason: String::new(),
-            responsible: responsible.into(),
+            responsible: user(responsible),
             budget_minor: budget,
-            maturity: "Unknown".into(),
-            quality: "Unknown".into(),
+            maturity: Maturity::Unknown,
+            quality: Quality::Unsorted,
         }
     }
 
@@ -294,17 +321,10 @@ mod tests {
         quality: false,
     };
 
-    fn held(spans: &[Span]) -> Vec<(i64, i64, &str, &str)> {
+    fn held(spans: &[Span]) -> Vec<(i64, i64, Stage, Option<UserId>)> {
         spans
             .iter()
-            .map(|s| {
-                (
-                    s.from,
-                    s.to,
-                    s.was.stage.as_str(),
-                    s.was.responsible.as_str(),
-                )
-            })
+            .map(|s| (s.from, s.to, s.was.stage, s.was.responsible))
             .collect()
     }
 
@@ -314,54 +334,50 @@ mod tests {
         type Row = (
             &'static str,
             Vec<(i64, Changed, Was)>,
-            Vec<(i64, i64, &'static str, &'static str)>,
+            Vec<(i64, i64, Stage, &'static str)>,
         );
         let rows: Vec<Row> = vec![
             (
                 "events in time order close the last span and open one",
                 vec![
-                    (10, Changed::ALL, was("Q", "", -1)),
-                    (20, STAGE, was("D", "", -1)),
-                    (30, RESPONSIBLE, was("D", "ivan", -1)),
+                    (10, Changed::ALL, was(Q, "", -1)),
+                    (20, STAGE, was(D, "", -1)),
+                    (30, RESPONSIBLE, was(D, "ivan", -1)),
                 ],
-                vec![
-                    (10, 20, "Q", ""),
-                    (20, 30, "D", ""),
-                    (30, OPEN, "D", "ivan"),
-                ],
+                vec![(10, 20, Q, ""), (20, 30, D, ""), (30, OPEN, D, "ivan")],
             ),
             (
                 "an event that sets what holds already adds no span",
                 vec![
-                    (10, Changed::ALL, was("Q", "ivan", -1)),
-                    (20, RESPONSIBLE, was("Q", "ivan", -1)),
+                    (10, Changed::ALL, was(Q, "ivan", -1)),
+                    (20, RESPONSIBLE, was(Q, "ivan", -1)),
                 ],
-                vec![(10, OPEN, "Q", "ivan")],
+                vec![(10, OPEN, Q, "ivan")],
             ),
             (
                 // Recorded last, at 20: the last event in log order at or before any time
                 // from 20 on.
                 "an import of the past sets its column from its time on and leaves the others",
                 vec![
-                    (10, Changed::ALL, was("Q", "", -1)),
-                    (30, STAGE, was("D", "", -1)),
-                    (40, RESPONSIBLE, was("D", "ivan", -1)),
-                    (20, RESPONSIBLE, was("D", "maria", -1)),
+                    (10, Changed::ALL, was(Q, "", -1)),
+                    (30, STAGE, was(D, "", -1)),
+                    (40, RESPONSIBLE, was(D, "ivan", -1)),
+                    (20, RESPONSIBLE, was(D, "maria", -1)),
                 ],
                 vec![
-                    (10, 20, "Q", ""),
-                    (20, 30, "Q", "maria"),
-                    (30, OPEN, "D", "maria"),
+                    (10, 20, Q, ""),
+                    (20, 30, Q, "maria"),
+                    (30, OPEN, D, "maria"),
                 ],
             ),
             (
                 "spans left equal merge",
                 vec![
-                    (10, Changed::ALL, was("Q", "", -1)),
-                    (20, STAGE, was("D", "", -1)),
-                    (5, STAGE, was("Q", "", -1)),
+                    (10, Changed::ALL, was(Q, "", -1)),
+                    (20, STAGE, was(D, "", -1)),
+                    (5, STAGE, was(Q, "", -1)),
                 ],
-                vec![(10, OPEN, "Q", "")],
+                vec![(10, OPEN, Q, "")],
             ),
         ];
         for (name, events, then) in rows {
@@ -369,6 +385,10 @@ mod tests {
             for (at, changed, after) in &events {
                 record(&mut spans, *at, *changed, after);
             }
+            let then: Vec<_> = then
+                .into_iter()
+                .map(|(from, to, stage, responsible)| (from, to, stage, user(responsible)))
+                .collect();
             assert_eq!(held(&spans), then, "{name}");
         }
     }

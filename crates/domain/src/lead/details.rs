@@ -2,6 +2,8 @@
 //! A change is one variant per field, so an update event lists exactly what changed and a
 //! projection can apply it without knowing the rest of the card.
 
+use std::fmt;
+
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -53,6 +55,14 @@ pub enum Quality {
     #[default]
     Unsorted,
 }
+
+crate::stage::names!(Quality {
+    Target,
+    NonTarget,
+    Repeat,
+    Unverified,
+    Unsorted,
+});
 
 /// Everything a lead says about the inquiry and the customer; the process fields (stage,
 /// maturity, responsible, links) live on [`crate::Lead`].

@@ -57,11 +57,44 @@ impl Stage {
     }
 }
 
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
+/// The variants' names: how read models store them and reports show them.
+macro_rules! names {
+    ($name:ident { $($variant:ident),* $(,)? }) => {
+        impl $name {
+            /// The variant's name, without formatting or allocating.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => stringify!($variant),)*
+                }
+            }
+
+            /// The variant named `name` ([`Self::as_str`]'s inverse); `None` for any other text.
+            pub fn parse(name: &str) -> Option<Self> {
+                match name {
+                    $(stringify!($variant) => Some(Self::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
 }
+pub(crate) use names;
+
+names!(Stage {
+    Qualification,
+    Distribution,
+    Handoff,
+    AwaitingSale,
+    Disqualified,
+    NeedAbsent,
+    NeedSatisfied,
+});
 
 /// Need maturity (seed 002 names the middle three).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
@@ -74,8 +107,58 @@ pub enum Maturity {
     Satisfied,
 }
 
-impl fmt::Display for Maturity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
+names!(Maturity {
+    Unknown,
+    InterestShown,
+    ReadyForSale,
+    NoInterest,
+    Satisfied,
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::details::Quality;
+
+    /// A name is what the derived `Debug` prints (what read models stored before names
+    /// existed), and parses back to its variant; other text parses to nothing.
+    #[test]
+    fn every_variant_is_named_as_debug_prints_it_and_parses_back() {
+        fn check<T: Copy + fmt::Debug + fmt::Display + PartialEq>(
+            all: &[T],
+            name: fn(T) -> &'static str,
+            parse: fn(&str) -> Option<T>,
+        ) {
+            for &v in all {
+                assert_eq!(name(v), format!("{v:?}"));
+                assert_eq!(v.to_string(), format!("{v:?}"));
+                assert_eq!(parse(name(v)), Some(v));
+                assert_eq!(parse(&name(v).to_lowercase()), None);
+            }
+            assert_eq!(parse(""), None);
+        }
+        check(&Stage::ALL, Stage::as_str, Stage::parse);
+        check(
+            &[
+                Maturity::Unknown,
+                Maturity::InterestShown,
+                Maturity::ReadyForSale,
+                Maturity::NoInterest,
+                Maturity::Satisfied,
+            ],
+            Maturity::as_str,
+            Maturity::parse,
+        );
+        check(
+            &[
+                Quality::Target,
+                Quality::NonTarget,
+                Quality::Repeat,
+                Quality::Unverified,
+                Quality::Unsorted,
+            ],
+            Quality::as_str,
+            Quality::parse,
+        );
     }
 }

@@ -21,6 +21,7 @@
 
 mod bluegreen;
 pub mod control;
+mod decoders;
 pub mod generations;
 mod pipeline;
 pub(crate) mod sqlite;
@@ -233,6 +234,7 @@ impl Shared {
             stop: None,
             members,
             background,
+            decoders: Default::default(),
         };
         let thread = spawn(format!("feed-{}", names.join("+")), from, move || {
             feeder.run(from)
