@@ -265,11 +265,12 @@ impl LeadsProjection {
         // The board's counters move once per column, scope and batch, not once per lead.
         let mut board: HashMap<(&str, String, Stage), (i64, i64)> = HashMap::new();
         let mut buckets: HashMap<(&str, String, Stage, i64), i64> = HashMap::new();
+        let mut writes = Writes::prepare(tx)?;
         for id in order {
             let t = &touched[&id];
             let Some(lead) = &t.after else { continue };
             let rebuilt_search = self.rebuilding.then_some(&mut *texts);
-            let rowid = save(tx, id, lead, t, rebuilt_search)?;
+            let rowid = save(tx, &mut writes, id, lead, t, rebuilt_search)?;
             spans::save(tx, rowid, lead.funnel.as_str(), &t.stored_spans, &t.spans)?;
             if let Some(blind) = &self.blind {
                 tokens(tx, blind, rowid, lead, t.before.as_ref())?;
@@ -573,8 +574,49 @@ fn tokens(
     Ok(())
 }
 
+/// The statements that store a lead, prepared once a batch rather than looked up in the
+/// connection's cache for every lead (hashing their text each time), and the buffer its card
+/// is encoded into.
+struct Writes<'t> {
+    update_lead: rusqlite::CachedStatement<'t>,
+    update_card: rusqlite::CachedStatement<'t>,
+    insert_lead: rusqlite::CachedStatement<'t>,
+    insert_card: rusqlite::CachedStatement<'t>,
+    subject: rusqlite::CachedStatement<'t>,
+    card: Vec<u8>,
+}
+
+impl<'t> Writes<'t> {
+    fn prepare(tx: &'t Transaction<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            update_lead: tx.prepare_cached(
+                "UPDATE leads SET funnel = ?2, stage = ?3, maturity = ?4, title = ?5, budget_minor = ?6,
+                     responsible = ?7, created_by = ?8, source = ?9, channel = ?10, region = ?11,
+                     quality = ?12, advertising = ?13, contact_name = ?14, phone = ?15, email = ?16,
+                     account_name = ?17, disqualification_reason = ?18, created_at = ?19,
+                     updated_at = ?20, last_position = ?21
+                 WHERE row_id = ?1",
+            )?,
+            update_card: tx.prepare_cached("UPDATE lead_cards SET state = ?2 WHERE row_id = ?1")?,
+            insert_lead: tx.prepare_cached(
+                "INSERT INTO leads(lead_id, funnel, stage, maturity, title, budget_minor, responsible,
+                     created_by, source, channel, region, quality, advertising, contact_name, phone,
+                     email, account_name, disqualification_reason, created_at, updated_at, last_position)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                     ?18, ?19, ?20, ?21)",
+            )?,
+            insert_card: tx.prepare_cached("INSERT INTO lead_cards(row_id, state) VALUES (?1, ?2)")?,
+            subject: tx.prepare_cached(
+                "INSERT OR IGNORE INTO lead_subjects(subject, row_id) VALUES (?1, ?2)",
+            )?,
+            card: Vec::with_capacity(1024),
+        })
+    }
+}
+
 fn save(
     tx: &Transaction<'_>,
+    w: &mut Writes<'_>,
     id: LeadId,
     lead: &Lead,
     t: &Touched,
@@ -608,45 +650,32 @@ fn save(
         t.updated_at,
         t.position as i64,
     ];
-    let card = postcard::to_stdvec(lead).expect("a lead always serializes");
+    // Into the batch's buffer: SQLite copies what it binds.
+    let mut card = std::mem::take(&mut w.card);
+    card.clear();
+    let card = postcard::to_extend(lead, card).expect("a lead always serializes");
     // A lead stored before is updated in place through the row id its load found; a lead
     // the batch registered is appended (its registration starts its stream, so the model
     // cannot hold it yet).
     let rowid = match t.rowid {
         Some(rowid) => {
             let id: &dyn rusqlite::ToSql = &rowid;
-            tx.prepare_cached(
-                "UPDATE leads SET funnel = ?2, stage = ?3, maturity = ?4, title = ?5, budget_minor = ?6,
-                     responsible = ?7, created_by = ?8, source = ?9, channel = ?10, region = ?11,
-                     quality = ?12, advertising = ?13, contact_name = ?14, phone = ?15, email = ?16,
-                     account_name = ?17, disqualification_reason = ?18, created_at = ?19,
-                     updated_at = ?20, last_position = ?21
-                 WHERE row_id = ?1",
-            )?
-            .execute(&*[&[id], columns].concat())?;
-            tx.prepare_cached("UPDATE lead_cards SET state = ?2 WHERE row_id = ?1")?
-                .execute(params![rowid, card])?;
+            w.update_lead.execute(&*[&[id], columns].concat())?;
+            w.update_card.execute(params![rowid, card])?;
             rowid
         }
         None => {
             let lead_id = id.to_string();
             let id: &dyn rusqlite::ToSql = &lead_id;
-            tx.prepare_cached(
-                "INSERT INTO leads(lead_id, funnel, stage, maturity, title, budget_minor, responsible,
-                     created_by, source, channel, region, quality, advertising, contact_name, phone,
-                     email, account_name, disqualification_reason, created_at, updated_at, last_position)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                     ?18, ?19, ?20, ?21)",
-            )?
-            .execute(&*[&[id], columns].concat())?;
+            w.insert_lead.execute(&*[&[id], columns].concat())?;
             let rowid = tx.last_insert_rowid();
-            tx.prepare_cached("INSERT INTO lead_cards(row_id, state) VALUES (?1, ?2)")?
-                .execute(params![rowid, card])?;
+            w.insert_card.execute(params![rowid, card])?;
             rowid
         }
     };
+    w.card = card;
     for subject in &t.subjects {
-        tx.prepare_cached("INSERT OR IGNORE INTO lead_subjects(subject, row_id) VALUES (?1, ?2)")?
+        w.subject
             .execute(params![subject.as_bytes().as_slice(), rowid])?;
     }
     let text = search_text(lead);
