@@ -155,26 +155,32 @@ pub fn all_projections_with(
     ]
 }
 
+/// `items` cut into `n` shares of about the same size, in order: the first, and the others.
+/// A catching-up batch is megabytes of events: the later shares are split off its end (each
+/// moved once), and the first stays where it is.
+pub(crate) fn shares<T>(items: Vec<T>, n: usize) -> (Vec<T>, Vec<Vec<T>>) {
+    let per_share = items.len().div_ceil(n.max(1)).max(1);
+    let mut first = items;
+    let mut later: Vec<Vec<T>> = Vec::with_capacity(n.saturating_sub(1));
+    while first.len() > per_share {
+        let at = (first.len() - 1) / per_share * per_share;
+        later.push(first.split_off(at));
+    }
+    later.reverse();
+    (first, later)
+}
+
 /// `f` of each of `items`, in order, in one chunk per core (at most four), the first on this
-/// thread: decoding a large batch of events, which one core does not keep up with. Fewer than
-/// 1,024 items are not worth the threads.
-///
-/// A catching-up batch is megabytes of events: the later chunks are split off its end (each
-/// moved once), the first stays where it is, and its results go straight into a vector with
-/// room for every result.
+/// thread (the audit's decoding of a large batch of events, which one core does not keep up
+/// with); the results go straight into a vector with room for every result. Fewer than 1,024
+/// items are not worth the threads.
 pub(crate) fn in_chunks<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     if threads == 1 || items.len() < 1024 {
         return items.into_iter().map(f).collect();
     }
-    let (total, per_chunk) = (items.len(), items.len().div_ceil(threads));
-    let mut first = items;
-    let mut later: Vec<Vec<T>> = Vec::with_capacity(threads - 1);
-    while first.len() > per_chunk {
-        let at = (first.len() - 1) / per_chunk * per_chunk;
-        later.push(first.split_off(at));
-    }
-    later.reverse();
+    let total = items.len();
+    let (first, later) = shares(items, threads);
     let f = &f;
     std::thread::scope(|scope| {
         let others: Vec<_> = later

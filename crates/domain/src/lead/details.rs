@@ -46,6 +46,7 @@ pub struct CallInfo {
     pub recording: Option<Short>,
 }
 
+crate::stage::named! {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 pub enum Quality {
     Target,
@@ -55,14 +56,7 @@ pub enum Quality {
     #[default]
     Unsorted,
 }
-
-crate::stage::names!(Quality {
-    Target,
-    NonTarget,
-    Repeat,
-    Unverified,
-    Unsorted,
-});
+}
 
 /// Everything a lead says about the inquiry and the customer; the process fields (stage,
 /// maturity, responsible, links) live on [`crate::Lead`].

@@ -5,6 +5,43 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// An enum whose variants have names: how read models store them and reports show them.
+macro_rules! named {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident {
+        $($(#[$vmeta:meta])* $variant:ident),* $(,)?
+    }) => {
+        $(#[$meta])*
+        $vis enum $name {
+            $($(#[$vmeta])* $variant,)*
+        }
+
+        impl $name {
+            /// The variant's name, without formatting or allocating.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => stringify!($variant),)*
+                }
+            }
+
+            /// The variant named `name` ([`Self::as_str`]'s inverse); `None` for any other text.
+            pub fn parse(name: &str) -> Option<Self> {
+                match name {
+                    $(stringify!($variant) => Some(Self::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use named;
+
+named! {
 /// Where a lead is in the Creatio lead process.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
@@ -18,6 +55,7 @@ pub enum Stage {
     Disqualified,
     NeedAbsent,
     NeedSatisfied,
+}
 }
 
 impl Stage {
@@ -57,45 +95,7 @@ impl Stage {
     }
 }
 
-/// The variants' names: how read models store them and reports show them.
-macro_rules! names {
-    ($name:ident { $($variant:ident),* $(,)? }) => {
-        impl $name {
-            /// The variant's name, without formatting or allocating.
-            pub const fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => stringify!($variant),)*
-                }
-            }
-
-            /// The variant named `name` ([`Self::as_str`]'s inverse); `None` for any other text.
-            pub fn parse(name: &str) -> Option<Self> {
-                match name {
-                    $(stringify!($variant) => Some(Self::$variant),)*
-                    _ => None,
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-pub(crate) use names;
-
-names!(Stage {
-    Qualification,
-    Distribution,
-    Handoff,
-    AwaitingSale,
-    Disqualified,
-    NeedAbsent,
-    NeedSatisfied,
-});
-
+named! {
 /// Need maturity (seed 002 names the middle three).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 pub enum Maturity {
@@ -106,14 +106,7 @@ pub enum Maturity {
     NoInterest,
     Satisfied,
 }
-
-names!(Maturity {
-    Unknown,
-    InterestShown,
-    ReadyForSale,
-    NoInterest,
-    Satisfied,
-});
+}
 
 #[cfg(test)]
 mod tests {

@@ -56,15 +56,8 @@ impl Decoders {
                 .map(|e| decode(keys.map(|k| &**k), e))
                 .collect();
         }
-        let shares = self.helpers.len() + 1;
-        let (total, per_share) = (batch.len(), batch.len().div_ceil(shares));
-        let mut mine = batch;
-        let mut theirs: Vec<Vec<RecordedEvent>> = Vec::with_capacity(shares - 1);
-        while mine.len() > per_share {
-            let at = (mine.len() - 1) / per_share * per_share;
-            theirs.push(mine.split_off(at));
-        }
-        theirs.reverse();
+        let total = batch.len();
+        let (mine, theirs) = crate::shares(batch, self.helpers.len() + 1);
         let busy = theirs.len();
         for (helper, chunk) in self.helpers.iter().zip(theirs) {
             helper
