@@ -34,15 +34,6 @@ pub async fn catch_up(root: &Path, leads: u64) -> anyhow::Result<Vec<Figure>> {
     let scan =
         |path: std::path::PathBuf| tokio::task::spawn_blocking(move || scan_and_decode(&path));
     let raw = scan(events_path.clone()).await??;
-    if let Ok(skip) = std::env::var("CU_EXPERIMENT") {
-        let skip: Vec<&str> = skip.split(',').collect();
-        eprintln!("limit {:.1} s", 9031738.0 / raw);
-        for _ in 0..2 {
-            let (h, secs) = rebuild_of(&data, false, &skip).await?;
-            eprintln!("  experiment without {skip:?}: {secs:.1} s ({h})");
-        }
-        anyhow::bail!("experiment done");
-    }
     // Every model but `transitions` (issue 11: it may slow the catch-up by 15 % at most), then
     // every model, twice each, alternating: each side's fastest counts, as a neighbour on a
     // shared machine only ever adds time. The last rebuild, of every model, stays for the
