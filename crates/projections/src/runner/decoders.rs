@@ -1,11 +1,14 @@
 //! The threads a feeder decodes its large batches on beside its own: started once, from the
 //! feeder's thread, and kept while it runs.
 //!
-//! One set of threads per batch (as [`crate::in_chunks`] does) cost a catch-up more than its
-//! thread starts: each new thread allocates the envelopes it decodes on fresh memory pages, which
-//! the kernel zeroes on first touch (a tenth of the feeder's CPU at 1 M leads). Threads that
-//! live on reuse the pages the models freed. Started from the feeder's thread, they run at its
-//! priority: a feeder in the background decodes in the background.
+//! The feeder used to start a set of threads for every batch ([`crate::in_chunks`], which the
+//! audit still uses). Kept threads were expected to spare the kernel's zeroing of fresh memory
+//! pages (a tenth of the feeder's CPU in a profile at 1 M leads); measured, a feeder-only
+//! catch-up of 1 M leads took the same CPU either way (29.6-30.6 s before, 30.1-30.8 s
+//! after). They are kept for what else they give: no thread started per batch, and the
+//! decoding shows under its own name (`decode-<models>`) in `top` and in the bench's breakdown of a
+//! rebuild's CPU. Started from the feeder's thread, they run at its priority: a feeder in the
+//! background decodes in the background.
 
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
@@ -90,9 +93,12 @@ impl Decoders {
             let (chunks, inbox) = sync_channel::<Vec<RecordedEvent>>(1);
             let (outbox, decoded): (Sender<Decoded>, _) = channel();
             let keys = keys.clone();
+            // `feed-leads+history` decodes on `decode-leads+history`: the system shows a
+            // thread's first 15 bytes, which then tell the two apart.
             let name = std::thread::current()
                 .name()
-                .map_or_else(|| "decode".to_owned(), |n| format!("{n}-d"));
+                .and_then(|n| n.strip_prefix("feed-"))
+                .map_or_else(|| "decode".to_owned(), |n| format!("decode-{n}"));
             let started = std::thread::Builder::new().name(name).spawn(move || {
                 // Ends when the feeder drops its end.
                 for chunk in inbox {
@@ -170,12 +176,14 @@ mod tests {
             .expect("a thread")
             .join()
             .expect("no panic");
-        // The feeder's own thread and one per other core, named after it: no thread more
-        // however many batches came.
+        // The feeder's own thread and one per other core, named after its models: no thread
+        // more however many batches came.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
         assert_eq!(threads.len(), cores, "{threads:?}");
         assert!(
-            threads.iter().all(|t| t.starts_with("feed-test")),
+            threads
+                .iter()
+                .all(|t| t.starts_with("feed-test ") || t.starts_with("decode-test ")),
             "{threads:?}"
         );
     }
