@@ -931,7 +931,7 @@ async fn read_into(
             },
             async {
                 // Each chunk maps its events to rows too: only the small rows come back.
-                crate::in_chunks(std::mem::take(&mut batch), |e| {
+                crate::in_chunks("decode-audit", std::mem::take(&mut batch), |e| {
                     let position = e.position.0;
                     if !ROW_EVENT_TYPES.contains(&e.event_type.as_str()) {
                         // It adds no row, whatever it holds: left undecoded.

@@ -155,37 +155,41 @@ pub fn all_projections_with(
     ]
 }
 
-/// `items` cut into `n` shares of about the same size, in order: the first, and the others.
-/// A catching-up batch is megabytes of events: the later shares are split off its end (each
-/// moved once), and the first stays where it is.
-pub(crate) fn shares<T>(items: Vec<T>, n: usize) -> (Vec<T>, Vec<Vec<T>>) {
-    let per_share = items.len().div_ceil(n.max(1)).max(1);
-    let mut first = items;
-    let mut later: Vec<Vec<T>> = Vec::with_capacity(n.saturating_sub(1));
-    while first.len() > per_share {
-        let at = (first.len() - 1) / per_share * per_share;
-        later.push(first.split_off(at));
-    }
-    later.reverse();
-    (first, later)
-}
-
 /// `f` of each of `items`, in order, in one chunk per core (at most four), the first on this
-/// thread (the audit's decoding of a large batch of events, which one core does not keep up
-/// with); the results go straight into a vector with room for every result. Fewer than 1,024
-/// items are not worth the threads.
-pub(crate) fn in_chunks<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+/// thread and the others on threads called `name` (so that `top` and a profile tell the work
+/// apart from the caller's): decoding a large batch of events, which one core does not keep up
+/// with. Fewer than 1,024 items are not worth the threads.
+///
+/// A catching-up batch is megabytes of events: the later chunks are split off its end (each
+/// moved once), the first stays where it is, and its results go straight into a vector with
+/// room for every result.
+pub(crate) fn in_chunks<T: Send, R: Send>(
+    name: &str,
+    items: Vec<T>,
+    f: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     if threads == 1 || items.len() < 1024 {
         return items.into_iter().map(f).collect();
     }
-    let total = items.len();
-    let (first, later) = shares(items, threads);
+    let (total, per_chunk) = (items.len(), items.len().div_ceil(threads));
+    let mut first = items;
+    let mut later: Vec<Vec<T>> = Vec::with_capacity(threads - 1);
+    while first.len() > per_chunk {
+        let at = (first.len() - 1) / per_chunk * per_chunk;
+        later.push(first.split_off(at));
+    }
+    later.reverse();
     let f = &f;
     std::thread::scope(|scope| {
         let others: Vec<_> = later
             .into_iter()
-            .map(|chunk| scope.spawn(move || chunk.into_iter().map(f).collect::<Vec<R>>()))
+            .map(|chunk| {
+                std::thread::Builder::new()
+                    .name(name.to_owned())
+                    .spawn_scoped(scope, move || chunk.into_iter().map(f).collect::<Vec<R>>())
+                    .expect("a decoding thread starts")
+            })
             .collect();
         let mut done: Vec<R> = Vec::with_capacity(total);
         done.extend(first.into_iter().map(f));
@@ -313,15 +317,28 @@ mod tests {
 
     /// Every item mapped once, in order, however the batch splits into chunks.
     #[test]
-    fn in_chunks_maps_every_item_in_order() {
+    fn in_chunks_maps_every_item_in_order_on_threads_of_the_given_name() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
         for n in [0, 1, 1023, 1024, 1025, 4095, 4096, 4097, 16_001] {
             let items: Vec<u64> = (0..n).collect();
-            let mapped = super::in_chunks(items, |i| i * 2);
+            let mapped = super::in_chunks("chunk-test", items, |i| {
+                (i * 2, std::thread::current().name() == Some("chunk-test"))
+            });
             assert_eq!(
-                mapped,
+                mapped.iter().map(|m| m.0).collect::<Vec<_>>(),
                 (0..n).map(|i| i * 2).collect::<Vec<_>>(),
                 "{n} items"
             );
+            // The first chunk on the caller's thread, the others (if any) on named threads.
+            let named = mapped.iter().filter(|m| m.1).count() as u64;
+            if cores == 1 || n < 1024 {
+                assert_eq!(named, 0, "{n} items");
+            } else {
+                assert!(
+                    named > 0 && named < n,
+                    "{n} items: {named} on named threads"
+                );
+            }
         }
     }
 }

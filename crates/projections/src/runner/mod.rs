@@ -21,7 +21,6 @@
 
 mod bluegreen;
 pub mod control;
-mod decoders;
 pub mod generations;
 mod pipeline;
 pub(crate) mod sqlite;
@@ -234,7 +233,6 @@ impl Shared {
             stop: None,
             members,
             background,
-            decoders: Default::default(),
         };
         let thread = spawn(format!("feed-{}", names.join("+")), from, move || {
             feeder.run(from)

@@ -18,7 +18,6 @@ use leadflow_keyring::Keyring;
 use leadflow_store::{EventStore, Position, RecordedEvent};
 
 use super::control::{self, Control, ControlError, Request, StoppedAt};
-use super::decoders::Decoders;
 use super::status::{retry_delay, ProjectionState, ProjectionStatus};
 use super::versions::finish_rebuild;
 use crate::{Envelope, Projection, ProjectionError};
@@ -182,8 +181,6 @@ pub(crate) struct Feeder {
     /// Feeding only generations being built beside live ones: it runs at the lower priority
     /// of [`in_the_background`].
     pub(crate) background: bool,
-    /// The threads it decodes large batches on beside its own.
-    pub(crate) decoders: Decoders,
 }
 
 /// The nice value of the threads building a generation beside the live one.
@@ -428,7 +425,7 @@ impl Feeder {
                 self.fetch_keys(&wanted, false)?;
             }
         }
-        // A large batch (catching up) decodes on every core (`Decoders`): decoding and
+        // A large batch (catching up) decodes on every core (`in_chunks`): decoding and
         // opening sealed fields is more than one core keeps up with. A batch that erases
         // someone decodes in order, so what follows the erasure reads erased.
         let parallel = !batch
@@ -436,8 +433,7 @@ impl Feeder {
             .any(|e| e.event_type == leadflow_domain::subject::ERASED_EVENT);
         let mut envelopes = Vec::with_capacity(batch.len());
         let settled = if parallel {
-            self.decoders
-                .decode(self.keys.as_ref(), batch, decode_one)
+            decode_in_parallel(self.keys.as_deref(), batch)
                 .into_iter()
                 .try_for_each(|decoded| self.settle(decoded, &mut envelopes))
         } else {
@@ -568,6 +564,20 @@ fn decode_one(
         Some(keys) => leadflow_codec::decode_with_keys(event, keys),
         None => leadflow_codec::decode_with_keys(event, &NoKeys),
     }
+}
+
+/// `batch` decoded in order, in one chunk per core (at most four). The feeder `feed-<models>`
+/// decodes on threads called `decode-<models>`: the system shows a thread's first 15 bytes,
+/// which then tell the two apart.
+fn decode_in_parallel(
+    keys: Option<&Keyring>,
+    batch: Vec<RecordedEvent>,
+) -> Vec<Result<Opened, leadflow_codec::DecodeError>> {
+    let name = std::thread::current()
+        .name()
+        .and_then(|n| n.strip_prefix("feed-"))
+        .map_or_else(|| "decode".to_owned(), |n| format!("decode-{n}"));
+    crate::in_chunks(&name, batch, |e| decode_one(keys, e))
 }
 
 /// How a worker's draining ended.
@@ -758,7 +768,6 @@ impl Worker {
                 .checkpoint
                 .serving
                 .load(std::sync::atomic::Ordering::SeqCst),
-            decoders: Decoders::default(),
         };
         let thread = spawn(format!("feed-{name}"), position, move || {
             feeder.run(position)
